@@ -1,0 +1,14 @@
+//! One module per subcommand; each returns the process exit code.
+pub mod model;
+pub mod transcribe;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Transcribe(args) => transcribe::run(&args),
+        Command::Model(cmd) => model::run(cmd),
+    }
+}

@@ -1,0 +1,10 @@
+//! hotfolderd: turns arriving audio files into transcripts, datasets and model updates.
+//! See ARCHITECTURE.md for the flow and the invariants.
+
+pub mod cli;
+pub mod commands;
+pub mod hash;
+pub mod model;
+pub mod pipeline;
+pub mod sinks;
+pub mod telemetry;

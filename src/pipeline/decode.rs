@@ -1,0 +1,301 @@
+//! Streaming audio decode: any container/codec symphonia knows plus Opus (libopus) →
+//! downmix → 16 kHz mono f32, pulled in bounded pieces. Nothing here holds a whole file.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
+use symphonia::core::codecs::registry::CodecRegistry;
+use symphonia::core::errors::Error as SymError;
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
+use symphonia::core::io::{MediaSource, MediaSourceStream};
+use symphonia::core::meta::MetadataOptions;
+
+use super::resample::MonoResampler;
+
+/// Why an input cannot be decoded. Each says what is wrong in words a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("cannot open: {0}")]
+    Open(std::io::Error),
+    #[error("not a recognised audio file ({0}); supported: wav, flac, mp3, ogg (vorbis/opus), m4a/mp4 (aac/alac), mkv/webm, caf")]
+    UnknownFormat(String),
+    #[error("looks like a text file, not audio")]
+    Text,
+    #[error("contains no audio track")]
+    NoAudioTrack,
+    #[error("audio codec {0} is not supported")]
+    UnsupportedCodec(String),
+    #[error("contains no audio samples{0}")]
+    NoSamples(String),
+    #[error("truncated: the header promises {expected:.1} s of audio but the file ends after {got:.1} s (incomplete upload or copy?)")]
+    Truncated { expected: f64, got: f64 },
+    #[error("corrupt audio data after {at:.1} s: {detail}")]
+    Corrupt { at: f64, detail: String },
+    #[error("{0}")]
+    Resample(String),
+}
+
+/// What the container says about the audio, before decoding.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AudioInfo {
+    pub container: String,
+    pub codec: String,
+    pub sample_rate: u32,
+    pub channels: usize,
+    /// Duration declared by the container, when it declares one.
+    pub declared_seconds: Option<f64>,
+}
+
+fn codecs() -> &'static CodecRegistry {
+    static REGISTRY: OnceLock<CodecRegistry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut registry = CodecRegistry::new();
+        symphonia::default::register_enabled_codecs(&mut registry);
+        registry.register_audio_decoder::<symphonia_adapter_libopus::OpusDecoder>();
+        registry
+    })
+}
+
+pub struct AudioDecoder16k {
+    format: Box<dyn FormatReader>,
+    decoder: Box<dyn AudioDecoder>,
+    track_id: u32,
+    info: AudioInfo,
+    resampler: MonoResampler,
+    interleaved: Vec<f32>,
+    mono: Vec<f32>,
+    /// 16 kHz samples produced but not yet handed out.
+    ready: Vec<f32>,
+    source_frames: u64,
+    finished: bool,
+}
+
+impl AudioDecoder16k {
+    pub fn open_path(path: &Path) -> Result<Self, DecodeError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = File::open(path).map_err(DecodeError::Open)?;
+        let mut head = Vec::with_capacity(512);
+        (&mut file)
+            .take(512)
+            .read_to_end(&mut head)
+            .and_then(|_| file.seek(SeekFrom::Start(0)))
+            .map_err(DecodeError::Open)?;
+        if looks_like_text(&head) {
+            return Err(DecodeError::Text);
+        }
+        let ext = path.extension().and_then(|e| e.to_str());
+        Self::open(Box::new(file), ext)
+    }
+
+    pub fn open(
+        source: Box<dyn MediaSource>,
+        extension: Option<&str>,
+    ) -> Result<Self, DecodeError> {
+        let mss = MediaSourceStream::new(source, Default::default());
+        let mut hint = Hint::new();
+        if let Some(ext) = extension {
+            hint.with_extension(ext);
+        }
+        let format = symphonia::default::get_probe()
+            .probe(
+                &hint,
+                mss,
+                FormatOptions::default(),
+                MetadataOptions::default(),
+            )
+            .map_err(|e| DecodeError::UnknownFormat(e.to_string()))?;
+        let container = format.format_info().short_name.to_string();
+        let track = format
+            .default_track(TrackType::Audio)
+            .ok_or(DecodeError::NoAudioTrack)?;
+        let params = track
+            .codec_params
+            .as_ref()
+            .and_then(|p| p.audio())
+            .ok_or(DecodeError::NoAudioTrack)?
+            .clone();
+        let codec_name = codecs()
+            .get_audio_decoder(params.codec)
+            .map(|c| c.codec.info.short_name.to_string())
+            .unwrap_or_else(|| format!("id {}", params.codec));
+        let decoder = codecs()
+            .make_audio_decoder(&params, &AudioDecoderOptions::default())
+            .map_err(|_| DecodeError::UnsupportedCodec(format!("{codec_name} in {container}")))?;
+        let sample_rate = params.sample_rate.unwrap_or(0);
+        let declared_seconds = match (track.num_frames, track.time_base) {
+            (Some(n), Some(tb)) => {
+                Some(n as f64 * f64::from(tb.numer.get()) / f64::from(tb.denom.get()))
+            }
+            (Some(n), None) if sample_rate > 0 => Some(n as f64 / f64::from(sample_rate)),
+            _ => None,
+        };
+        let info = AudioInfo {
+            container,
+            codec: codec_name,
+            sample_rate,
+            channels: params.channels.as_ref().map_or(0, |c| c.count()),
+            declared_seconds,
+        };
+        let track_id = track.id;
+        // The real rate is known for sure only from the first decoded buffer; start with the
+        // declared one and rebuild if they differ.
+        let resampler = MonoResampler::new(sample_rate.max(1)).map_err(DecodeError::Resample)?;
+        Ok(AudioDecoder16k {
+            format,
+            decoder,
+            track_id,
+            info,
+            resampler,
+            interleaved: Vec::new(),
+            mono: Vec::new(),
+            ready: Vec::new(),
+            source_frames: 0,
+            finished: false,
+        })
+    }
+
+    pub fn info(&self) -> &AudioInfo {
+        &self.info
+    }
+
+    /// Seconds of source audio decoded so far.
+    pub fn decoded_seconds(&self) -> f64 {
+        if self.info.sample_rate == 0 {
+            0.0
+        } else {
+            self.source_frames as f64 / f64::from(self.info.sample_rate)
+        }
+    }
+
+    /// Appends up to `max` 16 kHz mono samples to `out`; returns how many (0 = end of audio).
+    pub fn read(&mut self, out: &mut Vec<f32>, max: usize) -> Result<usize, DecodeError> {
+        while self.ready.len() < max && !self.finished {
+            self.decode_next()?;
+        }
+        let n = self.ready.len().min(max);
+        out.extend(self.ready.drain(..n));
+        Ok(n)
+    }
+
+    fn decode_next(&mut self) -> Result<(), DecodeError> {
+        let packet = match self.format.next_packet() {
+            Ok(Some(p)) => p,
+            Ok(None) => return self.finish(),
+            Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return self.finish()
+            }
+            Err(SymError::ResetRequired) => return self.finish(),
+            Err(e) => {
+                return Err(DecodeError::Corrupt {
+                    at: self.decoded_seconds(),
+                    detail: e.to_string(),
+                })
+            }
+        };
+        if packet.track_id != self.track_id {
+            return Ok(());
+        }
+        let buf = match self.decoder.decode(&packet) {
+            Ok(buf) => buf,
+            // A damaged packet is skipped, as every player does; the rest still decodes.
+            Err(SymError::DecodeError(_)) | Err(SymError::IoError(_)) => return Ok(()),
+            Err(e) => {
+                return Err(DecodeError::Corrupt {
+                    at: self.decoded_seconds(),
+                    detail: e.to_string(),
+                })
+            }
+        };
+        let rate = buf.spec().rate();
+        let channels = buf.spec().channels().count().max(1);
+        if rate != self.info.sample_rate && rate > 0 {
+            if self.source_frames > 0 {
+                return Err(DecodeError::Corrupt {
+                    at: self.decoded_seconds(),
+                    detail: format!("sample rate changed mid-stream to {rate} Hz"),
+                });
+            }
+            self.info.sample_rate = rate;
+            self.resampler = MonoResampler::new(rate).map_err(DecodeError::Resample)?;
+        }
+        self.interleaved.resize(buf.samples_interleaved(), 0.0);
+        buf.copy_to_slice_interleaved(&mut self.interleaved);
+        self.mono.clear();
+        self.mono.extend(
+            self.interleaved
+                .chunks_exact(channels)
+                .map(|frame| frame.iter().sum::<f32>() / channels as f32),
+        );
+        self.source_frames += self.mono.len() as u64;
+        self.resampler
+            .push(&self.mono, &mut self.ready)
+            .map_err(DecodeError::Resample)
+    }
+
+    fn finish(&mut self) -> Result<(), DecodeError> {
+        self.finished = true;
+        self.resampler
+            .finish(&mut self.ready)
+            .map_err(DecodeError::Resample)?;
+        let got = self.decoded_seconds();
+        if self.source_frames == 0 {
+            let claim = self
+                .info
+                .declared_seconds
+                .filter(|s| *s > 0.0)
+                .map(|s| format!(" (the header claims {s:.1} s)"))
+                .unwrap_or_default();
+            return Err(DecodeError::NoSamples(claim));
+        }
+        if let Some(expected) = self.info.declared_seconds {
+            // Encoder padding and priming make small differences normal.
+            if got + 0.5 < expected * 0.98 {
+                return Err(DecodeError::Truncated { expected, got });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Audio headers are binary; a text file's first bytes are printable UTF-8.
+fn looks_like_text(head: &[u8]) -> bool {
+    if head.len() < 16 {
+        return false;
+    }
+    // ID3-tagged MP3 starts with printable "ID3"; other containers have binary magics.
+    if head.starts_with(b"ID3") {
+        return false;
+    }
+    let text = match std::str::from_utf8(head) {
+        Ok(s) => s,
+        // A multi-byte character cut at the end of the sniffed bytes is still text.
+        Err(e) if e.error_len().is_none() => {
+            std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or("")
+        }
+        Err(_) => return false,
+    };
+    !text.is_empty() && text.chars().all(|c| !c.is_control() || c.is_whitespace())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_text;
+
+    #[test]
+    fn sniffs_text_but_not_audio_headers() {
+        assert!(looks_like_text(b"hello, this is a plain text file\n"));
+        assert!(looks_like_text(
+            "caf\u{e9} au lait, tr\u{e8}s bien merci\n".as_bytes()
+        ));
+        assert!(!looks_like_text(
+            b"RIFF\x24\x08\x00\x00WAVEfmt \x10\x00\x00\x00"
+        ));
+        assert!(!looks_like_text(
+            b"ID3\x04\x00\x00\x00\x00\x00\x00 some tag text"
+        ));
+        assert!(!looks_like_text(b"short"));
+    }
+}

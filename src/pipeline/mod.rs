@@ -1,0 +1,6 @@
+//! Pipeline stages over one input: decode → transcribe → render.
+pub mod decode;
+pub mod render;
+pub mod resample;
+pub mod transcribe;
+pub mod transcript;

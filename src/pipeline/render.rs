@@ -1,0 +1,189 @@
+//! Output formats: json (everything), srt, vtt, txt.
+
+use serde::Serialize;
+
+use super::decode::AudioInfo;
+use super::transcribe::DecodeOptions;
+use super::transcript::{Segment, Transcript};
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    clap::ValueEnum,
+    Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Json,
+    Srt,
+    Vtt,
+    Txt,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [Format::Json, Format::Srt, Format::Vtt, Format::Txt];
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Srt => "srt",
+            Format::Vtt => "vtt",
+            Format::Txt => "txt",
+        }
+    }
+}
+
+/// Everything the json output records about one input.
+#[derive(Debug, Serialize)]
+pub struct Document<'a> {
+    pub source: String,
+    pub sha256: String,
+    pub duration: f64,
+    pub language: &'a str,
+    pub model: String,
+    pub audio: &'a AudioInfo,
+    pub text: String,
+    pub segments: &'a [Segment],
+    pub dropped_non_speech: usize,
+    pub timings: Timings,
+    pub options: &'a DecodeOptions,
+    pub version: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Timings {
+    pub decode_seconds: f64,
+    pub asr_seconds: f64,
+    pub total_seconds: f64,
+    /// Processing time divided by audio duration (below 1 is faster than real time).
+    pub realtime_factor: f64,
+}
+
+pub fn render(format: Format, doc: &Document) -> Result<Vec<u8>, serde_json::Error> {
+    Ok(match format {
+        Format::Json => {
+            let mut v = serde_json::to_vec_pretty(doc)?;
+            v.push(b'\n');
+            v
+        }
+        Format::Srt => srt(doc.segments).into_bytes(),
+        Format::Vtt => vtt(doc.segments).into_bytes(),
+        Format::Txt => txt(doc.segments).into_bytes(),
+    })
+}
+
+pub fn document<'a>(
+    source: String,
+    sha256: String,
+    model: String,
+    audio: &'a AudioInfo,
+    t: &'a Transcript,
+    options: &'a DecodeOptions,
+    total_seconds: f64,
+) -> Document<'a> {
+    Document {
+        source,
+        sha256,
+        duration: t.duration,
+        language: &t.language,
+        model,
+        audio,
+        text: t.text(),
+        segments: &t.segments,
+        dropped_non_speech: t.dropped_non_speech,
+        timings: Timings {
+            decode_seconds: t.decode_seconds,
+            asr_seconds: t.asr_seconds,
+            total_seconds,
+            realtime_factor: if t.duration > 0.0 {
+                total_seconds / t.duration
+            } else {
+                0.0
+            },
+        },
+        options,
+        version: env!("CARGO_PKG_VERSION"),
+    }
+}
+
+fn timestamp(seconds: f64, sep: char) -> String {
+    let ms = (seconds.max(0.0) * 1000.0).round() as u64;
+    let (h, m, s, ms) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+    format!("{h:02}:{m:02}:{s:02}{sep}{ms:03}")
+}
+
+fn srt(segments: &[Segment]) -> String {
+    let mut out = String::new();
+    for (i, s) in segments.iter().enumerate() {
+        out.push_str(&format!(
+            "{}\n{} --> {}\n{}\n\n",
+            i + 1,
+            timestamp(s.start, ','),
+            timestamp(s.end, ','),
+            s.text.trim()
+        ));
+    }
+    out
+}
+
+fn vtt(segments: &[Segment]) -> String {
+    let mut out = String::from("WEBVTT\n\n");
+    for s in segments {
+        out.push_str(&format!(
+            "{} --> {}\n{}\n\n",
+            timestamp(s.start, '.'),
+            timestamp(s.end, '.'),
+            // "-->" would end the cue timing line early in some players.
+            s.text.trim().replace("-->", "->")
+        ));
+    }
+    out
+}
+
+fn txt(segments: &[Segment]) -> String {
+    segments
+        .iter()
+        .map(|s| format!("{}\n", s.text.trim()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(start: f64, end: f64, text: &str) -> Segment {
+        Segment {
+            start,
+            end,
+            text: text.into(),
+            no_speech_prob: 0.0,
+            avg_logprob: 0.0,
+            tokens: vec![],
+            words: vec![],
+        }
+    }
+
+    #[test]
+    fn subtitles_follow_their_specs() {
+        let s = [
+            seg(0.0, 1.5, " Hello there."),
+            seg(3661.001, 3662.25, " A --> B"),
+        ];
+        assert_eq!(
+            srt(&s),
+            "1\n00:00:00,000 --> 00:00:01,500\nHello there.\n\n2\n01:01:01,001 --> 01:01:02,250\nA --> B\n\n"
+        );
+        assert_eq!(
+            vtt(&s),
+            "WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello there.\n\n01:01:01.001 --> 01:01:02.250\nA -> B\n\n"
+        );
+        assert_eq!(txt(&s), "Hello there.\nA --> B\n");
+    }
+}

@@ -1,0 +1,469 @@
+//! Speech recognition with whisper.cpp (whisper-rs). The model is loaded once and shared;
+//! each transcription has its own state. Audio is pulled window by window (never the whole
+//! file), with the text of each window given as context to the next and timestamps shifted
+//! by the window's position, so long inputs use bounded memory and keep correct times.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
+
+use super::decode::DecodeError;
+use super::resample::TARGET_RATE;
+use super::transcript::{is_non_speech_annotation, words_from_tokens, Segment, Token, Transcript};
+
+/// Audio in 16 kHz mono f32, pulled in pieces.
+pub trait AudioSource {
+    /// Appends up to `max` samples to `out`; returns how many (0 = end).
+    fn read(&mut self, out: &mut Vec<f32>, max: usize) -> Result<usize, DecodeError>;
+}
+
+impl AudioSource for super::decode::AudioDecoder16k {
+    fn read(&mut self, out: &mut Vec<f32>, max: usize) -> Result<usize, DecodeError> {
+        super::decode::AudioDecoder16k::read(self, out, max)
+    }
+}
+
+/// Decoding options, named and defaulted as whisper.cpp's `whisper-cli` names them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DecodeOptions {
+    pub threads: i32,
+    /// `"auto"` detects the language once, from the start of the input.
+    pub language: String,
+    pub translate: bool,
+    pub beam_size: i32,
+    pub best_of: i32,
+    pub temperature: f32,
+    pub temperature_inc: f32,
+    pub entropy_thold: f32,
+    pub logprob_thold: f32,
+    pub no_speech_thold: f32,
+    pub no_timestamps: bool,
+    pub max_context: i32,
+    pub prompt: Option<String>,
+    pub suppress_nst: bool,
+    /// Keep segments that are only annotations like `[BLANK_AUDIO]` (dropped by default).
+    pub keep_annotations: bool,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+        DecodeOptions {
+            threads: cores.min(4) as i32,
+            language: "en".into(),
+            translate: false,
+            beam_size: 5,
+            best_of: 5,
+            temperature: 0.0,
+            temperature_inc: 0.2,
+            entropy_thold: 2.4,
+            logprob_thold: -1.0,
+            no_speech_thold: 0.6,
+            no_timestamps: false,
+            max_context: -1,
+            prompt: None,
+            suppress_nst: false,
+            keep_annotations: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TranscribeError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("model {path}: {reason}")]
+    Model { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Options(String),
+    #[error("speech recognition failed: {0}")]
+    Asr(String),
+}
+
+/// Turns audio into a transcript. The real one is [`WhisperTranscriber`]; tests of the code
+/// around it may use a stub.
+pub trait Transcriber: Send + Sync {
+    fn transcribe(
+        &self,
+        audio: &mut dyn AudioSource,
+        opts: &DecodeOptions,
+    ) -> Result<Transcript, TranscribeError>;
+    fn model_name(&self) -> String;
+}
+
+/// Seconds of audio given to whisper.cpp per call. whisper.cpp computes a mel spectrogram
+/// for the whole buffer it is given, so this bounds memory independently of input length.
+pub const WINDOW_SECONDS: usize = 120;
+/// A segment ending closer than this to a window's end may have been cut; it is redone.
+const GUARD_SAMPLES: usize = TARGET_RATE as usize;
+/// whisper.cpp refuses input shorter than one second.
+const MIN_SAMPLES: usize = TARGET_RATE as usize + TARGET_RATE as usize / 10;
+
+pub struct WhisperTranscriber {
+    ctx: Arc<WhisperContext>,
+    path: PathBuf,
+}
+
+impl WhisperTranscriber {
+    pub fn load(path: &Path) -> Result<Self, TranscribeError> {
+        let model_err = |reason: String| TranscribeError::Model {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if !path.is_file() {
+            return Err(model_err(
+                "no such model file; run scripts/setup.sh, or import one with \
+                 `hotfolderd model import-ct2 DIR --out FILE`"
+                    .into(),
+            ));
+        }
+        whisper_rs::install_logging_hooks();
+        let ctx = WhisperContext::new_with_params(path, WhisperContextParameters::default())
+            .map_err(|e| {
+                model_err(format!(
+                    "whisper.cpp could not load it ({e}); is it a ggml Whisper model?"
+                ))
+            })?;
+        Ok(WhisperTranscriber {
+            ctx: Arc::new(ctx),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn is_multilingual(&self) -> bool {
+        self.ctx.is_multilingual()
+    }
+
+    fn params<'a>(
+        &self,
+        opts: &'a DecodeOptions,
+        language: &'a str,
+        prompt: &'a [i32],
+    ) -> FullParams<'a, 'a> {
+        let strategy = if opts.beam_size > 1 {
+            SamplingStrategy::BeamSearch {
+                beam_size: opts.beam_size,
+                patience: -1.0,
+            }
+        } else {
+            SamplingStrategy::Greedy {
+                best_of: opts.best_of,
+            }
+        };
+        let mut p = FullParams::new(strategy);
+        p.set_n_threads(opts.threads.max(1));
+        p.set_language(Some(language));
+        p.set_translate(opts.translate);
+        p.set_temperature(opts.temperature);
+        p.set_temperature_inc(opts.temperature_inc);
+        p.set_entropy_thold(opts.entropy_thold);
+        p.set_logprob_thold(opts.logprob_thold);
+        p.set_no_speech_thold(opts.no_speech_thold);
+        p.set_no_timestamps(opts.no_timestamps);
+        p.set_n_max_text_ctx(if opts.max_context >= 0 {
+            opts.max_context
+        } else {
+            16384
+        });
+        p.set_suppress_nst(opts.suppress_nst);
+        p.set_token_timestamps(!opts.no_timestamps);
+        p.set_print_special(false);
+        p.set_print_progress(false);
+        p.set_print_realtime(false);
+        p.set_print_timestamps(false);
+        if !prompt.is_empty() {
+            p.set_tokens(prompt);
+        }
+        p
+    }
+
+    /// Checks the language option against the model and resolves `auto` on `first`.
+    fn resolve_language(
+        &self,
+        state: &mut WhisperState,
+        opts: &DecodeOptions,
+        first: &[f32],
+    ) -> Result<String, TranscribeError> {
+        let requested = opts.language.trim().to_lowercase();
+        if !self.is_multilingual() {
+            if requested != "en" && requested != "auto" {
+                return Err(TranscribeError::Options(format!(
+                    "language {requested:?} needs a multilingual model; {} is English-only \
+                     (use --language en, or setup's `base` model)",
+                    self.path.display()
+                )));
+            }
+            return Ok("en".into());
+        }
+        if requested != "auto" {
+            if whisper_rs::get_lang_id(&requested).is_none() {
+                return Err(TranscribeError::Options(format!(
+                    "unknown language {requested:?}: use a Whisper language code such as en, de, fr, or auto"
+                )));
+            }
+            return Ok(requested);
+        }
+        state
+            .pcm_to_mel(first, opts.threads.max(1) as usize)
+            .map_err(|e| TranscribeError::Asr(format!("language detection: {e}")))?;
+        let (id, _probs) = state
+            .lang_detect(0, opts.threads.max(1) as usize)
+            .map_err(|e| TranscribeError::Asr(format!("language detection: {e}")))?;
+        Ok(whisper_rs::get_lang_str(id).unwrap_or("en").to_string())
+    }
+
+    fn segments(&self, state: &WhisperState, offset: f64) -> Vec<(Segment, Vec<i32>)> {
+        let eot = self.ctx.token_eot();
+        let mut out = Vec::new();
+        for seg in state.as_iter() {
+            let mut tokens = Vec::new();
+            let mut ids = Vec::new();
+            let mut logprob_sum = 0f32;
+            for i in 0..seg.n_tokens() {
+                let Some(tok) = seg.get_token(i) else {
+                    continue;
+                };
+                let data = tok.token_data();
+                if data.id >= eot {
+                    continue;
+                }
+                let text = tok
+                    .to_str_lossy()
+                    .map(|c| c.into_owned())
+                    .unwrap_or_default();
+                ids.push(data.id);
+                logprob_sum += data.plog;
+                tokens.push(Token {
+                    text,
+                    start: offset + data.t0 as f64 / 100.0,
+                    end: offset + data.t1 as f64 / 100.0,
+                    p: data.p,
+                });
+            }
+            let text = seg
+                .to_str_lossy()
+                .map(|c| c.into_owned())
+                .unwrap_or_default();
+            let words = words_from_tokens(&tokens);
+            let avg_logprob = if tokens.is_empty() {
+                0.0
+            } else {
+                logprob_sum / tokens.len() as f32
+            };
+            out.push((
+                Segment {
+                    start: offset + seg.start_timestamp() as f64 / 100.0,
+                    end: offset + seg.end_timestamp() as f64 / 100.0,
+                    text,
+                    no_speech_prob: seg.no_speech_probability(),
+                    avg_logprob,
+                    tokens,
+                    words,
+                },
+                ids,
+            ));
+        }
+        out
+    }
+}
+
+impl Transcriber for WhisperTranscriber {
+    fn model_name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    fn transcribe(
+        &self,
+        audio: &mut dyn AudioSource,
+        opts: &DecodeOptions,
+    ) -> Result<Transcript, TranscribeError> {
+        let window = WINDOW_SECONDS * TARGET_RATE as usize;
+        let mut state = self
+            .ctx
+            .create_state()
+            .map_err(|e| TranscribeError::Asr(format!("cannot create a whisper state: {e}")))?;
+        let mut buf: Vec<f32> = Vec::with_capacity(window);
+        let mut buf_start: u64 = 0;
+        let mut eof = false;
+        let mut language: Option<String> = None;
+        let mut context: Vec<i32> = match &opts.prompt {
+            Some(p) if !p.is_empty() => self.ctx.tokenize(p, 224).map_err(|e| {
+                TranscribeError::Options(format!("cannot tokenize the prompt: {e}"))
+            })?,
+            _ => Vec::new(),
+        };
+        let mut segments = Vec::new();
+        let mut dropped = 0usize;
+        let (mut decode_s, mut asr_s) = (0f64, 0f64);
+
+        loop {
+            let t = Instant::now();
+            while buf.len() < window && !eof {
+                let want = window - buf.len();
+                if audio.read(&mut buf, want)? == 0 {
+                    eof = true;
+                }
+            }
+            decode_s += t.elapsed().as_secs_f64();
+            if buf.is_empty() {
+                break;
+            }
+            let t = Instant::now();
+            let real_len = buf.len();
+            if buf.len() < MIN_SAMPLES {
+                buf.resize(MIN_SAMPLES, 0.0);
+            }
+            let lang = match &language {
+                Some(l) => l.clone(),
+                None => {
+                    let l = self.resolve_language(&mut state, opts, &buf)?;
+                    language = Some(l.clone());
+                    l
+                }
+            };
+            let params = self.params(opts, &lang, &context);
+            state
+                .full(params, &buf)
+                .map_err(|e| TranscribeError::Asr(e.to_string()))?;
+            asr_s += t.elapsed().as_secs_f64();
+            let offset = buf_start as f64 / f64::from(TARGET_RATE);
+            let found = self.segments(&state, offset);
+            let (keep, cut) = split_window(&found, offset, real_len, eof);
+            for (seg, ids) in found.into_iter().take(keep) {
+                let clipped = clip(
+                    seg,
+                    (buf_start + real_len as u64) as f64 / f64::from(TARGET_RATE),
+                );
+                if !opts.keep_annotations && is_non_speech_annotation(&clipped.text) {
+                    dropped += 1;
+                    continue;
+                }
+                context.extend(ids);
+                segments.push(clipped);
+            }
+            let max_ctx = if opts.max_context >= 0 {
+                opts.max_context as usize
+            } else {
+                224
+            };
+            if context.len() > max_ctx {
+                context.drain(..context.len() - max_ctx);
+            }
+            if eof {
+                buf_start += real_len as u64;
+                break;
+            }
+            buf.truncate(real_len);
+            buf.drain(..cut);
+            buf_start += cut as u64;
+        }
+        Ok(Transcript {
+            language: language.unwrap_or_else(|| "en".into()),
+            duration: buf_start as f64 / f64::from(TARGET_RATE),
+            segments,
+            dropped_non_speech: dropped,
+            decode_seconds: decode_s,
+            asr_seconds: asr_s,
+        })
+    }
+}
+
+/// Keeps timestamps inside the audio (whisper may round the last one past the end).
+fn clip(mut seg: Segment, end_of_audio: f64) -> Segment {
+    seg.end = seg.end.min(end_of_audio);
+    seg.start = seg.start.min(seg.end);
+    for t in &mut seg.tokens {
+        t.end = t.end.min(end_of_audio);
+        t.start = t.start.min(t.end);
+    }
+    for w in &mut seg.words {
+        w.end = w.end.min(end_of_audio);
+        w.start = w.start.min(w.end);
+    }
+    seg
+}
+
+/// Decides how many segments of a window to keep and where the next window starts (in
+/// samples from this window's start). On the last window everything is kept. Otherwise a
+/// segment that ends near the window's end may be cut mid-word, so it is dropped and its
+/// audio is decoded again at the start of the next window.
+fn split_window<T>(found: &[(Segment, T)], offset: f64, len: usize, eof: bool) -> (usize, usize) {
+    if eof {
+        return (found.len(), len);
+    }
+    let rate = f64::from(TARGET_RATE);
+    let to_sample = |t: f64| (((t - offset) * rate).round().max(0.0) as usize).min(len);
+    let limit = len.saturating_sub(GUARD_SAMPLES);
+    let keep = found
+        .iter()
+        .take_while(|(s, _)| to_sample(s.end) <= limit)
+        .count();
+    let (keep, cut) = match (keep, found.get(keep)) {
+        (0, None) => (0, limit),
+        (0, Some((next, _))) if to_sample(next.start) > 0 => (0, to_sample(next.start)),
+        // A segment filling the window from its very start: keep it rather than lose it.
+        (0, Some((next, _))) => (1, to_sample(next.end)),
+        (k, _) => (k, to_sample(found[k - 1].0.end)),
+    };
+    // Always make progress.
+    (keep, cut.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(start: f64, end: f64) -> (Segment, ()) {
+        (
+            Segment {
+                start,
+                end,
+                text: "x".into(),
+                no_speech_prob: 0.0,
+                avg_logprob: 0.0,
+                tokens: vec![],
+                words: vec![],
+            },
+            (),
+        )
+    }
+
+    const R: usize = TARGET_RATE as usize;
+
+    #[test]
+    fn last_window_keeps_everything() {
+        let f = [seg(0.0, 5.0), seg(5.0, 10.0)];
+        assert_eq!(split_window(&f, 0.0, 10 * R, true), (2, 10 * R));
+    }
+
+    #[test]
+    fn a_segment_at_the_window_edge_is_redone() {
+        // Window starts at 100 s and holds 20 s; the guard is the last second.
+        let f = [seg(100.0, 105.0), seg(105.0, 118.5), seg(118.5, 120.0)];
+        assert_eq!(split_window(&f, 100.0, 20 * R, false), (2, 18 * R + R / 2));
+        let f = [seg(100.0, 105.0), seg(105.0, 119.5)];
+        assert_eq!(split_window(&f, 100.0, 20 * R, false), (1, 5 * R));
+    }
+
+    #[test]
+    fn silence_advances_but_keeps_the_guard() {
+        let f: [(Segment, ()); 0] = [];
+        assert_eq!(split_window(&f, 0.0, 120 * R, false), (0, 119 * R));
+    }
+
+    #[test]
+    fn speech_starting_late_is_redone_from_its_start() {
+        let f = [seg(110.0, 120.0)];
+        assert_eq!(split_window(&f, 0.0, 120 * R, false), (0, 110 * R));
+        // A single segment covering the window is kept, and the next window starts after it.
+        let f = [seg(0.0, 120.0)];
+        assert_eq!(split_window(&f, 0.0, 120 * R, false), (1, 120 * R));
+    }
+}

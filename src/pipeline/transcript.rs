@@ -1,0 +1,161 @@
+//! The result of transcribing one input: plain data shared by the ASR stage and renderers.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Token {
+    pub text: String,
+    /// Seconds from the start of the input.
+    pub start: f64,
+    pub end: f64,
+    /// Probability the model gave this token.
+    pub p: f32,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Word {
+    pub word: String,
+    pub start: f64,
+    pub end: f64,
+    pub p: f32,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Segment {
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+    pub no_speech_prob: f32,
+    pub avg_logprob: f32,
+    pub tokens: Vec<Token>,
+    pub words: Vec<Word>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Transcript {
+    pub language: String,
+    /// Seconds of audio in the input.
+    pub duration: f64,
+    pub segments: Vec<Segment>,
+    /// Segments dropped as non-speech (`[BLANK_AUDIO]`, `(wind howling)`, …).
+    pub dropped_non_speech: usize,
+    /// Seconds spent decoding audio and running the model.
+    pub decode_seconds: f64,
+    pub asr_seconds: f64,
+}
+
+impl Transcript {
+    pub fn text(&self) -> String {
+        let parts: Vec<&str> = self.segments.iter().map(|s| s.text.trim()).collect();
+        parts.join(" ")
+    }
+}
+
+/// Groups tokens into words: a token that starts with a space starts a new word.
+pub fn words_from_tokens(tokens: &[Token]) -> Vec<Word> {
+    let mut words: Vec<Word> = Vec::new();
+    let mut p_sum = 0f32;
+    let mut n = 0u32;
+    for t in tokens {
+        let starts_word = t.text.starts_with(' ') || words.is_empty();
+        if starts_word {
+            if let (Some(last), true) = (words.last_mut(), n > 0) {
+                last.p = p_sum / n as f32;
+            }
+            words.push(Word {
+                word: t.text.trim_start().to_string(),
+                start: t.start,
+                end: t.end,
+                p: t.p,
+            });
+            p_sum = t.p;
+            n = 1;
+        } else if let Some(last) = words.last_mut() {
+            last.word.push_str(&t.text);
+            last.end = t.end;
+            p_sum += t.p;
+            n += 1;
+        }
+    }
+    if let (Some(last), true) = (words.last_mut(), n > 0) {
+        last.p = p_sum / n as f32;
+    }
+    words.retain(|w| !w.word.is_empty());
+    words
+}
+
+/// Whisper's well-known output on non-speech: a whole segment that is only an annotation
+/// such as `[BLANK_AUDIO]`, `(wind howling)`, `[Music]` or `♪`.
+pub fn is_non_speech_annotation(text: &str) -> bool {
+    let t = text.trim();
+    if t.is_empty() {
+        return true;
+    }
+    let only_music = t
+        .chars()
+        .all(|c| matches!(c, '♪' | '♫' | '♬' | ' ' | '.' | '-'));
+    if only_music {
+        return true;
+    }
+    let mut rest = t;
+    // Possibly several annotations in a row: "[MUSIC] (applause)".
+    while !rest.is_empty() {
+        let close = match rest.chars().next() {
+            Some('[') => ']',
+            Some('(') => ')',
+            Some('*') => '*',
+            _ => return false,
+        };
+        match rest[1..].find(close) {
+            Some(i) => rest = rest[i + 2..].trim_start_matches([' ', '.', ',']),
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tok(text: &str, start: f64, end: f64, p: f32) -> Token {
+        Token {
+            text: text.into(),
+            start,
+            end,
+            p,
+        }
+    }
+
+    #[test]
+    fn tokens_group_into_words() {
+        let w = words_from_tokens(&[
+            tok(" Hel", 0.0, 0.2, 0.8),
+            tok("lo", 0.2, 0.4, 0.6),
+            tok(" world", 0.5, 0.9, 0.9),
+            tok(".", 0.9, 1.0, 0.5),
+        ]);
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[0].word, "Hello");
+        assert_eq!((w[0].start, w[0].end), (0.0, 0.4));
+        assert!((w[0].p - 0.7).abs() < 1e-6);
+        assert_eq!(w[1].word, "world.");
+    }
+
+    #[test]
+    fn annotations_are_non_speech_and_words_are_not() {
+        for t in [
+            "[BLANK_AUDIO]",
+            " (wind howling)",
+            "[MUSIC] (applause)",
+            "♪ ♪",
+            "*sighs*",
+            "",
+        ] {
+            assert!(is_non_speech_annotation(t), "{t:?}");
+        }
+        for t in ["Hello (world)", "[Name] said hi", "okay", "(laughs) yes"] {
+            assert!(!is_non_speech_annotation(t), "{t:?}");
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! Where outputs go. Sinks know nothing of where an input came from.
+pub mod local;
