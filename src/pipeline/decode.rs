@@ -26,7 +26,7 @@ pub enum DecodeError {
     Text,
     #[error("contains no audio track")]
     NoAudioTrack,
-    #[error("audio codec {0} is not supported")]
+    #[error("audio codec {0} is not supported; convert it first, e.g. `ffmpeg -i IN -c:a flac OUT.flac`")]
     UnsupportedCodec(String),
     #[error("contains no audio samples{0}")]
     NoSamples(String),
@@ -120,7 +120,7 @@ impl AudioDecoder16k {
         let codec_name = codecs()
             .get_audio_decoder(params.codec)
             .map(|c| c.codec.info.short_name.to_string())
-            .unwrap_or_else(|| format!("id {}", params.codec));
+            .unwrap_or_else(|| unsupported_codec_name(params.codec));
         let decoder = codecs()
             .make_audio_decoder(&params, &AudioDecoderOptions::default())
             .map_err(|_| DecodeError::UnsupportedCodec(format!("{codec_name} in {container}")))?;
@@ -258,6 +258,32 @@ impl AudioDecoder16k {
         }
         Ok(())
     }
+}
+
+/// Names for codecs that containers can carry but no registered decoder handles.
+fn unsupported_codec_name(id: symphonia::core::codecs::audio::AudioCodecId) -> String {
+    use symphonia::core::codecs::audio::well_known::*;
+    let known = [
+        (CODEC_ID_AC3, "AC-3 (Dolby Digital)"),
+        (CODEC_ID_EAC3, "E-AC-3 (Dolby Digital Plus)"),
+        (CODEC_ID_AC4, "AC-4"),
+        (CODEC_ID_TRUEHD, "Dolby TrueHD"),
+        (CODEC_ID_DCA, "DTS"),
+        (CODEC_ID_WMA, "WMA"),
+        (CODEC_ID_SPEEX, "Speex"),
+        (CODEC_ID_WAVPACK, "WavPack"),
+        (CODEC_ID_MONKEYS_AUDIO, "Monkey's Audio"),
+        (CODEC_ID_TTA, "TTA"),
+        (CODEC_ID_COOK, "RealAudio Cook"),
+        (CODEC_ID_ATRAC3, "ATRAC3"),
+        (CODEC_ID_ATRAC3PLUS, "ATRAC3plus"),
+        (CODEC_ID_ADPCM_G726, "G.726"),
+    ];
+    known
+        .iter()
+        .find(|(k, _)| *k == id)
+        .map(|(_, name)| name.to_string())
+        .unwrap_or_else(|| format!("with id {id}"))
 }
 
 /// Audio headers are binary; a text file's first bytes are printable UTF-8.

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the system packages hotfolderd needs to build, run and test, when missing.
+# Debian 12; needs root (or sudo). Safe to re-run: does nothing when all are present.
+set -euo pipefail
+
+# cmake + C/C++ toolchain: whisper.cpp.  clang/libclang-dev (14 on Debian 12): bindgen
+# (libclang1-14 alone is not enough: it silently falls back).  libopus-dev + pkg-config: Opus.
+# ffmpeg, espeak-ng, sox: test audio and the bundled sample.
+PACKAGES=(cmake build-essential pkg-config clang libclang-dev libopus-dev ffmpeg espeak-ng sox)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+echo "setup: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "setup: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+    SUDO=sudo
+fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

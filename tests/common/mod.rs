@@ -1,0 +1,134 @@
+//! Shared helpers for the integration tests: real models, real audio made with espeak-ng,
+//! ffmpeg and sox, and word error rate.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use hotfolderd::pipeline::decode::AudioDecoder16k;
+use hotfolderd::pipeline::transcribe::{DecodeOptions, Transcriber, WhisperTranscriber};
+use hotfolderd::pipeline::transcript::Transcript;
+
+/// Where scripts/test.sh put the imported models.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("HOTFOLDERD_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("var/models"))
+}
+
+pub fn model(name: &str) -> PathBuf {
+    let path = models_dir().join(format!("ggml-{name}.bin"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/test.sh (it fetches and imports the test models)",
+        path.display()
+    );
+    path
+}
+
+pub fn tiny() -> &'static WhisperTranscriber {
+    static T: OnceLock<WhisperTranscriber> = OnceLock::new();
+    T.get_or_init(|| WhisperTranscriber::load(&model("tiny.en")).unwrap())
+}
+
+/// whisper-cli defaults, on one thread (tests run two at a time on two cores).
+pub fn options() -> DecodeOptions {
+    DecodeOptions {
+        threads: 1,
+        ..DecodeOptions::default()
+    }
+}
+
+pub fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Speech from espeak-ng, resampled by ffmpeg to 16 kHz mono wav.
+pub fn speak(dir: &Path, name: &str, text: &str, voice: &str) -> PathBuf {
+    let raw = dir.join(format!("{name}.raw.wav"));
+    let out = dir.join(format!("{name}.wav"));
+    run(Command::new("espeak-ng")
+        .args(["-v", voice, "-s", "150", "-w"])
+        .arg(&raw)
+        .arg(text));
+    ffmpeg(&raw, &out, &["-ar", "16000", "-ac", "1"]);
+    out
+}
+
+pub fn ffmpeg(input: &Path, output: &Path, args: &[&str]) {
+    run(Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-i"])
+        .arg(input)
+        .args(args)
+        .arg(output));
+}
+
+pub fn sox(args: &[&str]) {
+    run(Command::new("sox").args(args));
+}
+
+pub fn transcribe_file(t: &dyn Transcriber, path: &Path, opts: &DecodeOptions) -> Transcript {
+    let mut d = AudioDecoder16k::open_path(path).unwrap();
+    t.transcribe(&mut d, opts).unwrap()
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Word error rate: word-level edit distance over the reference length.
+pub fn wer(reference: &str, hypothesis: &str) -> f64 {
+    let (r, h) = (words(reference), words(hypothesis));
+    let mut prev: Vec<usize> = (0..=h.len()).collect();
+    for (i, rw) in r.iter().enumerate() {
+        let mut cur = vec![i + 1; h.len() + 1];
+        for (j, hw) in h.iter().enumerate() {
+            let sub = prev[j] + usize::from(rw != hw);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[h.len()] as f64 / r.len().max(1) as f64
+}
+
+/// Timestamps are ordered and inside the audio.
+pub fn assert_sane_timestamps(t: &Transcript) {
+    let mut last_start = 0.0;
+    for s in &t.segments {
+        assert!(
+            s.start >= last_start - 1e-6,
+            "segments out of order: {:?}",
+            t.segments
+        );
+        assert!(s.start <= s.end, "segment ends before it starts: {s:?}");
+        assert!(
+            s.end <= t.duration + 1e-6,
+            "segment past the end ({}): {s:?}",
+            t.duration
+        );
+        for w in &s.words {
+            assert!(
+                w.start >= s.start - 0.05 && w.end <= s.end + 0.05,
+                "word outside its segment: {w:?} in {s:?}"
+            );
+        }
+        last_start = s.start;
+    }
+}
+
+#[test]
+fn wer_counts_edits() {
+    assert_eq!(wer("the cat sat", "the cat sat"), 0.0);
+    assert!((wer("the cat sat", "the bat sat down") - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(wer("a b", ""), 1.0);
+}
