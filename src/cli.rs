@@ -7,9 +7,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::model::WeightType;
 use crate::pipeline::render::Format;
-use crate::pipeline::transcribe::DecodeOptions;
+use crate::pipeline::transcribe::{DecodeOptions, VadOptions};
 
 pub const DEFAULT_MODEL: &str = "var/models/ggml-tiny.en.bin";
+pub const DEFAULT_VAD_MODEL: &str = "var/models/ggml-silero-vad.bin";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,6 +48,16 @@ pub enum ModelCommand {
         /// Storage of the weight matrices: f16 as converted, or quantized (smaller, faster).
         #[arg(long, value_enum, default_value = "f16")]
         quantize: WeightType,
+    },
+    /// Convert Silero VAD weights (silero_vad_16k.safetensors from PyPI's silero-vad) to the
+    /// ggml VAD model whisper.cpp uses to skip non-speech.
+    #[command(name = "import-silero")]
+    ImportSilero {
+        /// The .safetensors file.
+        file: PathBuf,
+        /// ggml VAD model file to write.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -128,12 +139,56 @@ pub struct DecodeArgs {
     /// Keep segments that are only annotations like [BLANK_AUDIO] (dropped by default).
     #[arg(long = "keep-annotations")]
     pub keep_annotations: bool,
+    /// Skip non-speech with Silero VAD before decoding [default: on when the VAD model exists].
+    #[arg(long, conflicts_with = "no_vad")]
+    pub vad: bool,
+    /// Decode all audio, speech or not.
+    #[arg(long = "no-vad")]
+    pub no_vad: bool,
+    /// Silero VAD model in ggml form (see `hotfolderd model import-silero`).
+    #[arg(long = "vad-model", env = "HOTFOLDERD_VAD_MODEL", default_value = DEFAULT_VAD_MODEL)]
+    pub vad_model: PathBuf,
+    /// Speech probability threshold.
+    #[arg(long = "vad-threshold", default_value_t = 0.5)]
+    pub vad_threshold: f32,
+    /// Shortest speech kept, in milliseconds.
+    #[arg(long = "vad-min-speech-duration-ms", default_value_t = 250)]
+    pub vad_min_speech_duration_ms: i32,
+    /// Shortest silence that splits speech, in milliseconds.
+    #[arg(long = "vad-min-silence-duration-ms", default_value_t = 100)]
+    pub vad_min_silence_duration_ms: i32,
+    /// Longest speech segment before a forced split, in seconds.
+    #[arg(long = "vad-max-speech-duration-s", default_value_t = f32::MAX)]
+    pub vad_max_speech_duration_s: f32,
+    /// Padding around detected speech, in milliseconds.
+    #[arg(long = "vad-speech-pad-ms", default_value_t = 30)]
+    pub vad_speech_pad_ms: i32,
+    /// Overlap between speech segments, in seconds.
+    #[arg(long = "vad-samples-overlap", default_value_t = 0.1)]
+    pub vad_samples_overlap: f32,
 }
 
 impl DecodeArgs {
-    pub fn to_options(&self) -> DecodeOptions {
+    /// The VAD model to use: on by default when its file exists; `--vad` insists on it.
+    fn vad_model(&self) -> Result<Option<PathBuf>, String> {
+        if self.no_vad {
+            return Ok(None);
+        }
+        if self.vad_model.is_file() {
+            return Ok(Some(self.vad_model.clone()));
+        }
+        if self.vad {
+            return Err(format!(
+                "--vad: VAD model {} not found; run scripts/setup.sh or `hotfolderd model import-silero`",
+                self.vad_model.display()
+            ));
+        }
+        Ok(None)
+    }
+
+    pub fn to_options(&self) -> Result<DecodeOptions, String> {
         let defaults = DecodeOptions::default();
-        DecodeOptions {
+        Ok(DecodeOptions {
             threads: self.threads.unwrap_or(defaults.threads),
             language: self.language.clone(),
             translate: self.translate,
@@ -153,6 +208,15 @@ impl DecodeArgs {
             prompt: self.prompt.clone(),
             suppress_nst: self.suppress_nst,
             keep_annotations: self.keep_annotations,
-        }
+            vad_model: self.vad_model()?,
+            vad: VadOptions {
+                threshold: self.vad_threshold,
+                min_speech_duration_ms: self.vad_min_speech_duration_ms,
+                min_silence_duration_ms: self.vad_min_silence_duration_ms,
+                max_speech_duration_s: self.vad_max_speech_duration_s,
+                speech_pad_ms: self.vad_speech_pad_ms,
+                samples_overlap: self.vad_samples_overlap,
+            },
+        })
     }
 }

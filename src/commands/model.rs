@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use crate::cli::ModelCommand;
 use crate::model::import_ct2;
+use crate::model::silero::import_silero;
 
 pub fn run(cmd: ModelCommand) -> ExitCode {
     match cmd {
@@ -24,6 +25,20 @@ pub fn run(cmd: ModelCommand) -> ExitCode {
             }
             Err(e) => {
                 eprintln!("hotfolderd: model import failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        ModelCommand::ImportSilero { file, out } => match import_silero(&file, &out) {
+            Ok(n) => {
+                println!(
+                    "imported {} → {} ({n} tensors)",
+                    file.display(),
+                    out.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hotfolderd: VAD model import failed: {e}");
                 ExitCode::FAILURE
             }
         },

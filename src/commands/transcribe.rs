@@ -14,7 +14,13 @@ use crate::pipeline::transcribe::{DecodeOptions, Transcriber, WhisperTranscriber
 use crate::sinks::local::write_atomic;
 
 pub fn run(args: &TranscribeArgs) -> ExitCode {
-    let opts = args.decode.to_options();
+    let opts = match args.decode.to_options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("hotfolderd: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let transcriber = match WhisperTranscriber::load(&args.model) {
         Ok(t) => t,
         Err(e) => {

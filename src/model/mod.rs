@@ -7,6 +7,7 @@ pub mod import;
 mod mel;
 mod multipart;
 mod quantize;
+pub mod silero;
 mod vocab;
 
 use std::path::PathBuf;

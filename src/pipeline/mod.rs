@@ -4,3 +4,4 @@ pub mod render;
 pub mod resample;
 pub mod transcribe;
 pub mod transcript;
+pub mod vad;

@@ -3,6 +3,7 @@
 //! file), with the text of each window given as context to the next and timestamps shifted
 //! by the window's position, so long inputs use bounded memory and keep correct times.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,6 +15,7 @@ use whisper_rs::{
 use super::decode::DecodeError;
 use super::resample::TARGET_RATE;
 use super::transcript::{is_non_speech_annotation, words_from_tokens, Segment, Token, Transcript};
+use super::vad::{Joined, Vad};
 
 /// Audio in 16 kHz mono f32, pulled in pieces.
 pub trait AudioSource {
@@ -47,6 +49,33 @@ pub struct DecodeOptions {
     pub suppress_nst: bool,
     /// Keep segments that are only annotations like `[BLANK_AUDIO]` (dropped by default).
     pub keep_annotations: bool,
+    /// Silero VAD model: when set, non-speech is skipped before decoding.
+    pub vad_model: Option<PathBuf>,
+    pub vad: VadOptions,
+}
+
+/// whisper.cpp's VAD settings, with whisper-cli's defaults.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VadOptions {
+    pub threshold: f32,
+    pub min_speech_duration_ms: i32,
+    pub min_silence_duration_ms: i32,
+    pub max_speech_duration_s: f32,
+    pub speech_pad_ms: i32,
+    pub samples_overlap: f32,
+}
+
+impl Default for VadOptions {
+    fn default() -> Self {
+        VadOptions {
+            threshold: 0.5,
+            min_speech_duration_ms: 250,
+            min_silence_duration_ms: 100,
+            max_speech_duration_s: f32::MAX,
+            speech_pad_ms: 30,
+            samples_overlap: 0.1,
+        }
+    }
 }
 
 impl Default for DecodeOptions {
@@ -68,6 +97,8 @@ impl Default for DecodeOptions {
             prompt: None,
             suppress_nst: false,
             keep_annotations: false,
+            vad_model: None,
+            vad: VadOptions::default(),
         }
     }
 }
@@ -143,7 +174,7 @@ impl WhisperTranscriber {
         opts: &'a DecodeOptions,
         language: &'a str,
         prompt: &'a [i32],
-    ) -> FullParams<'a, 'a> {
+    ) -> Result<FullParams<'a, 'a>, TranscribeError> {
         let strategy = if opts.beam_size > 1 {
             SamplingStrategy::BeamSearch {
                 beam_size: opts.beam_size,
@@ -178,7 +209,7 @@ impl WhisperTranscriber {
         if !prompt.is_empty() {
             p.set_tokens(prompt);
         }
-        p
+        Ok(p)
     }
 
     /// Checks the language option against the model and resolves `auto` on `first`.
@@ -216,13 +247,17 @@ impl WhisperTranscriber {
         Ok(whisper_rs::get_lang_str(id).unwrap_or("en").to_string())
     }
 
-    fn segments(&self, state: &WhisperState, offset: f64) -> Vec<(Segment, Vec<i32>)> {
+    /// Reads the segments whisper found; `to_time` maps its seconds to seconds in the input.
+    fn segments(
+        &self,
+        state: &WhisperState,
+        to_time: &dyn Fn(f64) -> f64,
+    ) -> Vec<(Segment, Vec<i32>)> {
         let eot = self.ctx.token_eot();
         let mut out = Vec::new();
         for seg in state.as_iter() {
             let mut tokens = Vec::new();
-            let mut ids = Vec::new();
-            let mut logprob_sum = 0f32;
+            let mut last_token_t0 = None;
             for i in 0..seg.n_tokens() {
                 let Some(tok) = seg.get_token(i) else {
                     continue;
@@ -235,37 +270,31 @@ impl WhisperTranscriber {
                     .to_str_lossy()
                     .map(|c| c.into_owned())
                     .unwrap_or_default();
-                ids.push(data.id);
-                logprob_sum += data.plog;
-                tokens.push(Token {
+                last_token_t0 = Some(data.t0 as f64 / 100.0);
+                let token = Token {
                     text,
-                    start: offset + data.t0 as f64 / 100.0,
-                    end: offset + data.t1 as f64 / 100.0,
+                    start: to_time(data.t0 as f64 / 100.0),
+                    end: map_end(to_time, data.t0 as f64 / 100.0, data.t1 as f64 / 100.0),
                     p: data.p,
-                });
+                };
+                tokens.push((token, data.id, data.plog));
             }
-            let text = seg
-                .to_str_lossy()
-                .map(|c| c.into_owned())
-                .unwrap_or_default();
-            let words = words_from_tokens(&tokens);
-            let avg_logprob = if tokens.is_empty() {
-                0.0
-            } else {
-                logprob_sum / tokens.len() as f32
-            };
-            out.push((
-                Segment {
-                    start: offset + seg.start_timestamp() as f64 / 100.0,
-                    end: offset + seg.end_timestamp() as f64 / 100.0,
-                    text,
-                    no_speech_prob: seg.no_speech_probability(),
-                    avg_logprob,
-                    tokens,
-                    words,
-                },
-                ids,
-            ));
+            let seg_t0 = seg.start_timestamp() as f64 / 100.0;
+            let seg_t1 = seg.end_timestamp() as f64 / 100.0;
+            let last_t0 = last_token_t0.unwrap_or(seg_t0).max(seg_t0);
+            let span = (to_time(seg_t0), map_end(to_time, last_t0, seg_t1));
+            if tokens.is_empty() {
+                let text = seg
+                    .to_str_lossy()
+                    .map(|c| c.into_owned())
+                    .unwrap_or_default();
+                out.push((
+                    segment(span, text, seg.no_speech_probability(), Vec::new()),
+                    Vec::new(),
+                ));
+                continue;
+            }
+            out.extend(split_at_gaps(span, tokens, seg.no_speech_probability()));
         }
         out
     }
@@ -299,6 +328,12 @@ impl Transcriber for WhisperTranscriber {
             })?,
             _ => Vec::new(),
         };
+        let mut vad = match &opts.vad_model {
+            Some(path) => {
+                Some(Vad::load(path, &opts.vad, opts.threads).map_err(TranscribeError::Options)?)
+            }
+            None => None,
+        };
         let mut segments = Vec::new();
         let mut dropped = 0usize;
         let (mut decode_s, mut asr_s) = (0f64, 0f64);
@@ -317,24 +352,39 @@ impl Transcriber for WhisperTranscriber {
             }
             let t = Instant::now();
             let real_len = buf.len();
-            if buf.len() < MIN_SAMPLES {
-                buf.resize(MIN_SAMPLES, 0.0);
-            }
-            let lang = match &language {
-                Some(l) => l.clone(),
-                None => {
-                    let l = self.resolve_language(&mut state, opts, &buf)?;
-                    language = Some(l.clone());
-                    l
-                }
-            };
-            let params = self.params(opts, &lang, &context);
-            state
-                .full(params, &buf)
-                .map_err(|e| TranscribeError::Asr(e.to_string()))?;
-            asr_s += t.elapsed().as_secs_f64();
             let offset = buf_start as f64 / f64::from(TARGET_RATE);
-            let found = self.segments(&state, offset);
+            let joined = match vad.as_mut() {
+                Some(v) => {
+                    let spans = v.speech(&buf).map_err(TranscribeError::Asr)?;
+                    Some(Joined::new(&buf, &spans))
+                }
+                None => None,
+            };
+            let mut input: Cow<[f32]> = match &joined {
+                Some(j) => Cow::Borrowed(&j.samples),
+                None => Cow::Borrowed(&buf),
+            };
+            let mut found = Vec::new();
+            if !input.is_empty() {
+                if input.len() < MIN_SAMPLES {
+                    input.to_mut().resize(MIN_SAMPLES, 0.0);
+                }
+                let lang = match &language {
+                    Some(l) => l.clone(),
+                    None => {
+                        let l = self.resolve_language(&mut state, opts, &input)?;
+                        language = Some(l.clone());
+                        l
+                    }
+                };
+                let params = self.params(opts, &lang, &context)?;
+                state
+                    .full(params, &input)
+                    .map_err(|e| TranscribeError::Asr(e.to_string()))?;
+                let to_time = |t: f64| offset + joined.as_ref().map_or(t, |j| j.to_original(t));
+                found = self.segments(&state, &to_time);
+            }
+            asr_s += t.elapsed().as_secs_f64();
             let (keep, cut) = split_window(&found, offset, real_len, eof);
             for (seg, ids) in found.into_iter().take(keep) {
                 let clipped = clip(
@@ -360,7 +410,6 @@ impl Transcriber for WhisperTranscriber {
                 buf_start += real_len as u64;
                 break;
             }
-            buf.truncate(real_len);
             buf.drain(..cut);
             buf_start += cut as u64;
         }
@@ -373,6 +422,76 @@ impl Transcriber for WhisperTranscriber {
             asr_seconds: asr_s,
         })
     }
+}
+
+/// A pause longer than this between two tokens of one segment splits it: after VAD joins
+/// speech across a long silence, whisper may return one segment spanning both sides.
+const SPLIT_GAP_SECONDS: f64 = 1.0;
+
+fn segment(
+    span: (f64, f64),
+    text: String,
+    no_speech_prob: f32,
+    tokens: Vec<(Token, i32, f32)>,
+) -> Segment {
+    let avg_logprob = if tokens.is_empty() {
+        0.0
+    } else {
+        tokens.iter().map(|t| t.2).sum::<f32>() / tokens.len() as f32
+    };
+    let tokens: Vec<Token> = tokens.into_iter().map(|t| t.0).collect();
+    Segment {
+        start: span.0,
+        end: span.1,
+        text,
+        no_speech_prob,
+        avg_logprob,
+        words: words_from_tokens(&tokens),
+        tokens,
+    }
+}
+
+/// Splits one whisper segment's (token, id, logprob) list wherever the audio between two
+/// tokens is longer than [`SPLIT_GAP_SECONDS`]; returns segments with their token ids.
+fn split_at_gaps(
+    span: (f64, f64),
+    tokens: Vec<(Token, i32, f32)>,
+    no_speech: f32,
+) -> Vec<(Segment, Vec<i32>)> {
+    let mut groups: Vec<Vec<(Token, i32, f32)>> = vec![Vec::new()];
+    let mut prev_end: Option<f64> = None;
+    for t in tokens {
+        if let (Some(end), Some(last)) = (prev_end, groups.last()) {
+            if t.0.start - end > SPLIT_GAP_SECONDS && !last.is_empty() {
+                groups.push(Vec::new());
+            }
+        }
+        prev_end = Some(t.0.end.max(prev_end.unwrap_or(f64::MIN)));
+        if let Some(g) = groups.last_mut() {
+            g.push(t);
+        }
+    }
+    let n = groups.len();
+    groups
+        .into_iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let first = g.first().map_or(span.0, |t| t.0.start);
+            let last = g.last().map_or(span.1, |t| t.0.end);
+            let start = if i == 0 { span.0.min(first) } else { first };
+            let end = if i + 1 == n { span.1.max(last) } else { last };
+            let text: String = g.iter().map(|t| t.0.text.as_str()).collect();
+            let ids = g.iter().map(|t| t.1).collect();
+            (segment((start, end), text, no_speech, g), ids)
+        })
+        .collect()
+}
+
+/// Maps an end time. Whisper's end times run late; where skipped non-speech was cut out, a
+/// late end would land in the next stretch of speech, so an end is at most its own start's
+/// mapping plus the duration whisper gave.
+fn map_end(to_time: &dyn Fn(f64) -> f64, start: f64, end: f64) -> f64 {
+    to_time(end).min(to_time(start) + (end - start).max(0.0))
 }
 
 /// Keeps timestamps inside the audio (whisper may round the last one past the end).
@@ -436,6 +555,36 @@ mod tests {
     }
 
     const R: usize = TARGET_RATE as usize;
+
+    fn tok(text: &str, start: f64, end: f64) -> (Token, i32, f32) {
+        let t = Token {
+            text: text.into(),
+            start,
+            end,
+            p: 0.9,
+        };
+        (t, 1, -0.1)
+    }
+
+    #[test]
+    fn a_segment_spanning_a_long_pause_is_split() {
+        let toks = vec![
+            tok(" Good", 0.0, 0.3),
+            tok(" morning.", 0.3, 0.9),
+            tok(" Second", 72.0, 72.5),
+            tok(" part.", 72.5, 73.0),
+        ];
+        let out = split_at_gaps((0.0, 73.2), toks, 0.01);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].0.text, " Good morning.");
+        assert_eq!((out[0].0.start, out[0].0.end), (0.0, 0.9));
+        assert_eq!(out[1].0.text, " Second part.");
+        assert_eq!((out[1].0.start, out[1].0.end), (72.0, 73.2));
+        assert_eq!(out[1].1.len(), 2);
+        // Short pauses do not split.
+        let toks = vec![tok(" a", 0.0, 0.2), tok(" b", 0.9, 1.0)];
+        assert_eq!(split_at_gaps((0.0, 1.0), toks, 0.0).len(), 1);
+    }
 
     #[test]
     fn last_window_keeps_everything() {

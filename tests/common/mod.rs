@@ -32,6 +32,14 @@ pub fn tiny() -> &'static WhisperTranscriber {
     T.get_or_init(|| WhisperTranscriber::load(&model("tiny.en")).unwrap())
 }
 
+/// whisper-cli defaults with Silero VAD (what `transcribe` does when setup imported it).
+pub fn options_vad() -> DecodeOptions {
+    DecodeOptions {
+        vad_model: Some(model("silero-vad")),
+        ..options()
+    }
+}
+
 /// whisper-cli defaults, on one thread (tests run two at a time on two cores).
 pub fn options() -> DecodeOptions {
     DecodeOptions {
