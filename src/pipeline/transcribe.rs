@@ -126,6 +126,18 @@ pub trait Transcriber: Send + Sync {
     fn model_name(&self) -> String;
 }
 
+/// Runs a transcription on tokio's blocking pool, so async code (sources, HTTP, heartbeats)
+/// keeps running while whisper.cpp computes.
+pub async fn transcribe_blocking(
+    transcriber: Arc<dyn Transcriber>,
+    mut audio: Box<dyn AudioSource + Send>,
+    opts: DecodeOptions,
+) -> Result<Transcript, TranscribeError> {
+    tokio::task::spawn_blocking(move || transcriber.transcribe(audio.as_mut(), &opts))
+        .await
+        .map_err(|e| TranscribeError::Asr(format!("transcription task ended abnormally: {e}")))?
+}
+
 /// Seconds of audio given to whisper.cpp per call. whisper.cpp computes a mel spectrogram
 /// for the whole buffer it is given, so this bounds memory independently of input length.
 pub const WINDOW_SECONDS: usize = 120;
