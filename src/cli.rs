@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::model::WeightType;
 use crate::pipeline::render::Format;
-use crate::pipeline::transcribe::{DecodeOptions, VadOptions};
+use crate::pipeline::transcribe::{DecodeOptions, ModelOptions, VadOptions};
 
 pub const DEFAULT_MODEL: &str = "var/models/ggml-tiny.en.bin";
 pub const DEFAULT_VAD_MODEL: &str = "var/models/ggml-silero-vad.bin";
@@ -84,6 +84,18 @@ pub struct TranscribeArgs {
     /// Print nothing to stdout (outputs are still written).
     #[arg(short, long)]
     pub quiet: bool,
+    /// Flash attention (whisper-cli's default).
+    #[arg(short = 'F', long = "flash-attn", overrides_with = "no_flash_attn")]
+    pub flash_attn: bool,
+    /// Disable flash attention.
+    #[arg(long = "no-flash-attn", overrides_with = "flash_attn")]
+    pub no_flash_attn: bool,
+    /// Do not use the GPU (only matters in builds with the cuda or vulkan feature).
+    #[arg(long = "no-gpu")]
+    pub no_gpu: bool,
+    /// GPU device number.
+    #[arg(long = "device", default_value_t = 0)]
+    pub device: i32,
     #[command(flatten)]
     pub decode: DecodeArgs,
 }
@@ -166,6 +178,16 @@ pub struct DecodeArgs {
     /// Overlap between speech segments, in seconds.
     #[arg(long = "vad-samples-overlap", default_value_t = 0.1)]
     pub vad_samples_overlap: f32,
+}
+
+impl TranscribeArgs {
+    pub fn model_options(&self) -> ModelOptions {
+        ModelOptions {
+            flash_attn: !self.no_flash_attn,
+            use_gpu: !self.no_gpu,
+            gpu_device: self.device,
+        }
+    }
 }
 
 impl DecodeArgs {

@@ -21,7 +21,7 @@ pub fn run(args: &TranscribeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let transcriber = match WhisperTranscriber::load(&args.model) {
+    let transcriber = match WhisperTranscriber::load_with(&args.model, &args.model_options()) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("hotfolderd: {e}");

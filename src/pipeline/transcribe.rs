@@ -146,6 +146,25 @@ const GUARD_SAMPLES: usize = TARGET_RATE as usize;
 /// whisper.cpp refuses input shorter than one second.
 const MIN_SAMPLES: usize = TARGET_RATE as usize + TARGET_RATE as usize / 10;
 
+/// How the model is loaded; defaults as whisper-cli's.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelOptions {
+    pub flash_attn: bool,
+    /// Use the GPU when the binary was built with a GPU back-end (`cuda`, `vulkan`).
+    pub use_gpu: bool,
+    pub gpu_device: i32,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions {
+            flash_attn: true,
+            use_gpu: true,
+            gpu_device: 0,
+        }
+    }
+}
+
 pub struct WhisperTranscriber {
     ctx: Arc<WhisperContext>,
     path: PathBuf,
@@ -153,6 +172,10 @@ pub struct WhisperTranscriber {
 
 impl WhisperTranscriber {
     pub fn load(path: &Path) -> Result<Self, TranscribeError> {
+        Self::load_with(path, &ModelOptions::default())
+    }
+
+    pub fn load_with(path: &Path, opts: &ModelOptions) -> Result<Self, TranscribeError> {
         let model_err = |reason: String| TranscribeError::Model {
             path: path.to_path_buf(),
             reason,
@@ -165,12 +188,15 @@ impl WhisperTranscriber {
             ));
         }
         whisper_rs::install_logging_hooks();
-        let ctx = WhisperContext::new_with_params(path, WhisperContextParameters::default())
-            .map_err(|e| {
-                model_err(format!(
-                    "whisper.cpp could not load it ({e}); is it a ggml Whisper model?"
-                ))
-            })?;
+        let mut params = WhisperContextParameters::default();
+        params.flash_attn(opts.flash_attn);
+        params.use_gpu(opts.use_gpu && cfg!(any(feature = "cuda", feature = "vulkan")));
+        params.gpu_device(opts.gpu_device);
+        let ctx = WhisperContext::new_with_params(path, params).map_err(|e| {
+            model_err(format!(
+                "whisper.cpp could not load it ({e}); is it a ggml Whisper model?"
+            ))
+        })?;
         Ok(WhisperTranscriber {
             ctx: Arc::new(ctx),
             path: path.to_path_buf(),
