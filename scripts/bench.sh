@@ -109,7 +109,8 @@ import sys
 from faster_whisper import WhisperModel
 model_dir, audio, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 m = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=threads)
-segments, info = m.transcribe(audio, beam_size=5, best_of=5, temperature=0.0, language="en", vad_filter=False)
+# Default temperature schedule (0.0, 0.2, … 1.0): the same fallback whisper-cli uses.
+segments, info = m.transcribe(audio, beam_size=5, best_of=5, language="en", vad_filter=False)
 for s in segments:
     print(s.text.strip())
 PY

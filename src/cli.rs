@@ -145,6 +145,11 @@ pub struct DecodeArgs {
     /// Initial prompt (vocabulary, spelling, style hints).
     #[arg(long)]
     pub prompt: Option<String>,
+    /// Seconds of audio per recognition window: memory grows with it, and each window
+    /// boundary re-decodes one segment.
+    #[arg(long = "window-seconds", default_value_t = crate::pipeline::transcribe::WINDOW_SECONDS as u64,
+          value_parser = clap::value_parser!(u64).range(30..))]
+    pub window_seconds: u64,
     /// Suppress non-speech tokens during decoding.
     #[arg(long = "suppress-nst")]
     pub suppress_nst: bool,
@@ -231,6 +236,7 @@ impl DecodeArgs {
             suppress_nst: self.suppress_nst,
             keep_annotations: self.keep_annotations,
             vad_model: self.vad_model()?,
+            window_seconds: self.window_seconds as usize,
             vad: VadOptions {
                 threshold: self.vad_threshold,
                 min_speech_duration_ms: self.vad_min_speech_duration_ms,

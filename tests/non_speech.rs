@@ -1,5 +1,5 @@
 //! Silence and noise produce no invented text; speech separated by long pauses keeps its
-//! true timestamps, including across the 120 s windows the transcriber works in. (Without
+//! true timestamps, including across the windows the transcriber works in. (Without
 //! VAD, whisper starts a segment that follows a long silence at the 30 s chunk boundary
 //! before it, a well-known Whisper limitation; with VAD, the default, times are true.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]

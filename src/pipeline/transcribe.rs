@@ -52,6 +52,8 @@ pub struct DecodeOptions {
     /// Silero VAD model: when set, non-speech is skipped before decoding.
     pub vad_model: Option<PathBuf>,
     pub vad: VadOptions,
+    /// Seconds of audio given to whisper.cpp per call (memory grows with it).
+    pub window_seconds: usize,
 }
 
 /// whisper.cpp's VAD settings, with whisper-cli's defaults.
@@ -99,6 +101,7 @@ impl Default for DecodeOptions {
             keep_annotations: false,
             vad_model: None,
             vad: VadOptions::default(),
+            window_seconds: WINDOW_SECONDS,
         }
     }
 }
@@ -140,7 +143,13 @@ pub async fn transcribe_blocking(
 
 /// Seconds of audio given to whisper.cpp per call. whisper.cpp computes a mel spectrogram
 /// for the whole buffer it is given, so this bounds memory independently of input length.
-pub const WINDOW_SECONDS: usize = 120;
+/// 30 s is whisper's own chunk: one encoder pass per call, as whisper-cli does internally.
+/// Measured on 10 min of speech (tiny.en, beam 5, 2 threads): 30 s windows 40.4 s and 281 MB
+/// peak; 60 s 62.9 s (each window ends in a short chunk that still costs a full encoder pass);
+/// 120 s 48.8 s and 305 MB; one 600 s window 38.1 s and 365 MB.
+pub const WINDOW_SECONDS: usize = 30;
+/// Whisper decodes 30 s at a time; shorter windows would waste most of each encoder pass.
+pub const MIN_WINDOW_SECONDS: usize = 30;
 /// A segment ending closer than this to a window's end may have been cut; it is redone.
 const GUARD_SAMPLES: usize = TARGET_RATE as usize;
 /// whisper.cpp refuses input shorter than one second.
@@ -351,7 +360,7 @@ impl Transcriber for WhisperTranscriber {
         audio: &mut dyn AudioSource,
         opts: &DecodeOptions,
     ) -> Result<Transcript, TranscribeError> {
-        let window = WINDOW_SECONDS * TARGET_RATE as usize;
+        let window = opts.window_seconds.max(MIN_WINDOW_SECONDS) * TARGET_RATE as usize;
         let mut state = self
             .ctx
             .create_state()
@@ -379,7 +388,8 @@ impl Transcriber for WhisperTranscriber {
         loop {
             let t = Instant::now();
             while buf.len() < window && !eof {
-                let want = window - buf.len();
+                // Small pulls keep the decoder's own buffer small.
+                let want = (window - buf.len()).min(TARGET_RATE as usize);
                 if audio.read(&mut buf, want)? == 0 {
                     eof = true;
                 }
