@@ -157,7 +157,7 @@ fn long_pauses_keep_true_timestamps_across_windows() {
             .unwrap_or_else(|| panic!("{text:?} not found in {:#?}", t.segments));
         assert!(
             (seg.start - start).abs() <= 1.0,
-            "{text:?} at {} s, spoken at {start} s",
+            "{text:?} at {} s, spoken at {start} s: {seg:#?}",
             seg.start
         );
     }

@@ -312,14 +312,19 @@ impl Reader<'_> {
             return Err(self.bad("file ends in the middle of the header".into()));
         }
         let mut buf = [0u8; N];
+        self.fill(&mut buf)?;
+        Ok(buf)
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), ModelError> {
         self.inner
-            .read_exact(&mut buf)
+            .read_exact(buf)
             .map_err(|source| ModelError::Io {
                 path: self.path.to_path_buf(),
                 source,
             })?;
-        self.pos += N as u64;
-        Ok(buf)
+        self.pos += buf.len() as u64;
+        Ok(())
     }
 
     fn u8(&mut self) -> Result<u8, ModelError> {
@@ -336,13 +341,7 @@ impl Reader<'_> {
             return Err(self.bad("file ends in the middle of a name".into()));
         }
         let mut buf = vec![0u8; len as usize];
-        self.inner
-            .read_exact(&mut buf)
-            .map_err(|source| ModelError::Io {
-                path: self.path.to_path_buf(),
-                source,
-            })?;
-        self.pos += len;
+        self.fill(&mut buf)?;
         if buf.last() == Some(&0) {
             buf.pop();
         }

@@ -270,26 +270,13 @@ fn plan(n: usize, audio_layers: usize, text_layers: usize) -> Vec<Plan> {
     // Encoder stem. Conv biases are stored as [n, 1] (ggml [1, n]) as whisper.cpp declares them.
     whisper_stem(&mut add, n);
     for i in 0..audio_layers {
-        let (dst, src) = (format!("encoder.blocks.{i}"), format!("encoder/layer_{i}"));
-        layer_norm(
+        block(
             &mut add,
-            &format!("{dst}.attn_ln"),
-            &format!("{src}/self_attention/layer_norm"),
+            &format!("encoder.blocks.{i}"),
+            &format!("encoder/layer_{i}"),
             n,
+            false,
         );
-        fused_qkv(
-            &mut add,
-            &format!("{dst}.attn"),
-            &format!("{src}/self_attention"),
-            n,
-        );
-        layer_norm(
-            &mut add,
-            &format!("{dst}.mlp_ln"),
-            &format!("{src}/ffn/layer_norm"),
-            n,
-        );
-        ffn(&mut add, &dst, &format!("{src}/ffn"));
     }
     layer_norm(&mut add, "encoder.ln_post", "encoder/layer_norm", n);
 
@@ -303,65 +290,13 @@ fn plan(n: usize, audio_layers: usize, text_layers: usize) -> Vec<Plan> {
         Kind::Matrix,
     );
     for i in 0..text_layers {
-        let (dst, src) = (format!("decoder.blocks.{i}"), format!("decoder/layer_{i}"));
-        layer_norm(
+        block(
             &mut add,
-            &format!("{dst}.attn_ln"),
-            &format!("{src}/self_attention/layer_norm"),
-            n,
-        );
-        fused_qkv(
-            &mut add,
-            &format!("{dst}.attn"),
-            &format!("{src}/self_attention"),
-            n,
-        );
-        let (cdst, csrc) = (format!("{dst}.cross_attn"), format!("{src}/attention"));
-        layer_norm(
-            &mut add,
-            &format!("{dst}.cross_attn_ln"),
-            &format!("{csrc}/layer_norm"),
-            n,
-        );
-        linear(
-            &mut add,
-            &format!("{cdst}.query"),
-            &format!("{csrc}/linear_0"),
-            0,
+            &format!("decoder.blocks.{i}"),
+            &format!("decoder/layer_{i}"),
             n,
             true,
         );
-        linear(
-            &mut add,
-            &format!("{cdst}.key"),
-            &format!("{csrc}/linear_1"),
-            0,
-            n,
-            false,
-        );
-        linear(
-            &mut add,
-            &format!("{cdst}.value"),
-            &format!("{csrc}/linear_1"),
-            n,
-            n,
-            true,
-        );
-        linear(
-            &mut add,
-            &format!("{cdst}.out"),
-            &format!("{csrc}/linear_2"),
-            0,
-            n,
-            true,
-        );
-        layer_norm(
-            &mut add,
-            &format!("{dst}.mlp_ln"),
-            &format!("{src}/ffn/layer_norm"),
-            n,
-        );
-        ffn(&mut add, &dst, &format!("{src}/ffn"));
     }
     layer_norm(&mut add, "decoder.ln", "decoder/layer_norm", n);
     add(
@@ -404,6 +339,70 @@ fn whisper_stem(add: &mut Add, n: usize) {
             Kind::Float,
         );
     }
+}
+
+/// One transformer block: self-attention, cross-attention (decoder only), MLP.
+fn block(add: &mut Add, dst: &str, src: &str, n: usize, cross: bool) {
+    layer_norm(
+        add,
+        &format!("{dst}.attn_ln"),
+        &format!("{src}/self_attention/layer_norm"),
+        n,
+    );
+    fused_qkv(
+        add,
+        &format!("{dst}.attn"),
+        &format!("{src}/self_attention"),
+        n,
+    );
+    if cross {
+        let (cdst, csrc) = (format!("{dst}.cross_attn"), format!("{src}/attention"));
+        layer_norm(
+            add,
+            &format!("{dst}.cross_attn_ln"),
+            &format!("{csrc}/layer_norm"),
+            n,
+        );
+        linear(
+            add,
+            &format!("{cdst}.query"),
+            &format!("{csrc}/linear_0"),
+            0,
+            n,
+            true,
+        );
+        linear(
+            add,
+            &format!("{cdst}.key"),
+            &format!("{csrc}/linear_1"),
+            0,
+            n,
+            false,
+        );
+        linear(
+            add,
+            &format!("{cdst}.value"),
+            &format!("{csrc}/linear_1"),
+            n,
+            n,
+            true,
+        );
+        linear(
+            add,
+            &format!("{cdst}.out"),
+            &format!("{csrc}/linear_2"),
+            0,
+            n,
+            true,
+        );
+    }
+    layer_norm(
+        add,
+        &format!("{dst}.mlp_ln"),
+        &format!("{src}/ffn/layer_norm"),
+        n,
+    );
+    ffn(add, dst, &format!("{src}/ffn"));
 }
 
 fn layer_norm(add: &mut Add, dst: &str, src: &str, n: usize) {

@@ -15,7 +15,7 @@ use whisper_rs::{
 use super::decode::DecodeError;
 use super::resample::TARGET_RATE;
 use super::transcript::{is_non_speech_annotation, words_from_tokens, Segment, Token, Transcript};
-use super::vad::{Joined, Vad};
+use super::vad::{Joined, SpeechMap, Vad, LOOKAHEAD};
 
 /// Audio in 16 kHz mono f32, pulled in pieces.
 pub trait AudioSource {
@@ -294,12 +294,9 @@ impl WhisperTranscriber {
         Ok(whisper_rs::get_lang_str(id).unwrap_or("en").to_string())
     }
 
-    /// Reads the segments whisper found; `to_time` maps its seconds to seconds in the input.
-    fn segments(
-        &self,
-        state: &WhisperState,
-        to_time: &dyn Fn(f64) -> f64,
-    ) -> Vec<(Segment, Vec<i32>)> {
+    /// Reads the segments whisper found; `map` turns its seconds into seconds in the input.
+    fn segments(&self, state: &WhisperState, map: &TimeMap) -> Vec<(Segment, Vec<i32>)> {
+        let to_start = &|t: f64| map.start(t);
         let eot = self.ctx.token_eot();
         let mut out = Vec::new();
         for seg in state.as_iter() {
@@ -320,8 +317,8 @@ impl WhisperTranscriber {
                 last_token_t0 = Some(data.t0 as f64 / 100.0);
                 let token = Token {
                     text,
-                    start: to_time(data.t0 as f64 / 100.0),
-                    end: map_end(to_time, data.t0 as f64 / 100.0, data.t1 as f64 / 100.0),
+                    start: to_start(data.t0 as f64 / 100.0),
+                    end: map.bounded_end(data.t0 as f64 / 100.0, data.t1 as f64 / 100.0),
                     p: data.p,
                 };
                 tokens.push((token, data.id, data.plog));
@@ -329,7 +326,7 @@ impl WhisperTranscriber {
             let seg_t0 = seg.start_timestamp() as f64 / 100.0;
             let seg_t1 = seg.end_timestamp() as f64 / 100.0;
             let last_t0 = last_token_t0.unwrap_or(seg_t0).max(seg_t0);
-            let span = (to_time(seg_t0), map_end(to_time, last_t0, seg_t1));
+            let span = (to_start(seg_t0), map.bounded_end(last_t0, seg_t1));
             if tokens.is_empty() {
                 let text = seg
                     .to_str_lossy()
@@ -381,15 +378,22 @@ impl Transcriber for WhisperTranscriber {
             }
             None => None,
         };
+        // With VAD, look further ahead so each window can be filled with speech.
+        let raw_window = if vad.is_some() {
+            window * LOOKAHEAD
+        } else {
+            window
+        };
+        let mut speech = SpeechMap::default();
         let mut segments = Vec::new();
         let mut dropped = 0usize;
         let (mut decode_s, mut asr_s) = (0f64, 0f64);
 
         loop {
             let t = Instant::now();
-            while buf.len() < window && !eof {
+            while buf.len() < raw_window && !eof {
                 // Small pulls keep the decoder's own buffer small.
-                let want = (window - buf.len()).min(TARGET_RATE as usize);
+                let want = (raw_window - buf.len()).min(TARGET_RATE as usize);
                 if audio.read(&mut buf, want)? == 0 {
                     eof = true;
                 }
@@ -401,13 +405,20 @@ impl Transcriber for WhisperTranscriber {
             let t = Instant::now();
             let real_len = buf.len();
             let offset = buf_start as f64 / f64::from(TARGET_RATE);
-            let joined = match vad.as_mut() {
+            // A window that ends at a pause has no cut segment to guard against.
+            let (joined, covered, guard) = match vad.as_mut() {
                 Some(v) => {
-                    let spans = v.speech(&buf).map_err(TranscribeError::Asr)?;
-                    Some(Joined::new(&buf, &spans))
+                    speech
+                        .update(v, &buf, buf_start)
+                        .map_err(TranscribeError::Asr)?;
+                    let spans = speech.spans_in(buf_start, real_len);
+                    let (j, covered, at_pause) = Joined::limited(&buf, &spans, window);
+                    (Some(j), covered, if at_pause { 0 } else { GUARD_SAMPLES })
                 }
-                None => None,
+                None => (None, real_len, GUARD_SAMPLES),
             };
+            // The last window is the one that reaches the end of the input.
+            let last = eof && covered == real_len;
             let mut input: Cow<[f32]> = match &joined {
                 Some(j) => Cow::Borrowed(&j.samples),
                 None => Cow::Borrowed(&buf),
@@ -429,11 +440,14 @@ impl Transcriber for WhisperTranscriber {
                 state
                     .full(params, &input)
                     .map_err(|e| TranscribeError::Asr(e.to_string()))?;
-                let to_time = |t: f64| offset + joined.as_ref().map_or(t, |j| j.to_original(t));
-                found = self.segments(&state, &to_time);
+                let map = TimeMap {
+                    offset,
+                    joined: joined.as_ref(),
+                };
+                found = self.segments(&state, &map);
             }
             asr_s += t.elapsed().as_secs_f64();
-            let (keep, cut) = split_window(&found, offset, real_len, eof);
+            let (keep, cut) = split_window(&found, offset, covered, last, guard);
             for (seg, ids) in found.into_iter().take(keep) {
                 let clipped = clip(
                     seg,
@@ -454,7 +468,7 @@ impl Transcriber for WhisperTranscriber {
             if context.len() > max_ctx {
                 context.drain(..context.len() - max_ctx);
             }
-            if eof {
+            if last {
                 buf_start += real_len as u64;
                 break;
             }
@@ -469,6 +483,30 @@ impl Transcriber for WhisperTranscriber {
             decode_seconds: decode_s,
             asr_seconds: asr_s,
         })
+    }
+}
+
+/// Seconds in whisper's input → seconds in the original audio.
+struct TimeMap<'a> {
+    offset: f64,
+    joined: Option<&'a Joined>,
+}
+
+impl TimeMap<'_> {
+    fn start(&self, t: f64) -> f64 {
+        self.offset + self.joined.map_or(t, |j| j.to_original_start(t))
+    }
+
+    fn end(&self, t: f64) -> f64 {
+        self.offset + self.joined.map_or(t, |j| j.to_original(t))
+    }
+
+    /// Whisper's end times run late; where skipped non-speech was cut out, a late end would
+    /// land in the next stretch of speech, so an end is at most its start's mapping plus the
+    /// duration whisper gave.
+    fn bounded_end(&self, start: f64, end: f64) -> f64 {
+        self.end(end)
+            .min(self.start(start) + (end - start).max(0.0))
     }
 }
 
@@ -526,20 +564,19 @@ fn split_at_gaps(
         .map(|(i, g)| {
             let first = g.first().map_or(span.0, |t| t.0.start);
             let last = g.last().map_or(span.1, |t| t.0.end);
-            let start = if i == 0 { span.0.min(first) } else { first };
+            // Whisper's segment start can lie in the speech before a skipped pause; the first
+            // token's time is then the better one.
+            let start = if i == 0 && first - span.0 <= SPLIT_GAP_SECONDS {
+                span.0.min(first)
+            } else {
+                first
+            };
             let end = if i + 1 == n { span.1.max(last) } else { last };
             let text: String = g.iter().map(|t| t.0.text.as_str()).collect();
             let ids = g.iter().map(|t| t.1).collect();
             (segment((start, end), text, no_speech, g), ids)
         })
         .collect()
-}
-
-/// Maps an end time. Whisper's end times run late; where skipped non-speech was cut out, a
-/// late end would land in the next stretch of speech, so an end is at most its own start's
-/// mapping plus the duration whisper gave.
-fn map_end(to_time: &dyn Fn(f64) -> f64, start: f64, end: f64) -> f64 {
-    to_time(end).min(to_time(start) + (end - start).max(0.0))
 }
 
 /// Keeps timestamps inside the audio (whisper may round the last one past the end).
@@ -559,15 +596,21 @@ fn clip(mut seg: Segment, end_of_audio: f64) -> Segment {
 
 /// Decides how many segments of a window to keep and where the next window starts (in
 /// samples from this window's start). On the last window everything is kept. Otherwise a
-/// segment that ends near the window's end may be cut mid-word, so it is dropped and its
-/// audio is decoded again at the start of the next window.
-fn split_window<T>(found: &[(Segment, T)], offset: f64, len: usize, eof: bool) -> (usize, usize) {
+/// segment that ends within `guard` of the window's end may be cut mid-word, so it is dropped
+/// and its audio is decoded again at the start of the next window.
+fn split_window<T>(
+    found: &[(Segment, T)],
+    offset: f64,
+    len: usize,
+    eof: bool,
+    guard: usize,
+) -> (usize, usize) {
     if eof {
         return (found.len(), len);
     }
     let rate = f64::from(TARGET_RATE);
     let to_sample = |t: f64| (((t - offset) * rate).round().max(0.0) as usize).min(len);
-    let limit = len.saturating_sub(GUARD_SAMPLES);
+    let limit = len.saturating_sub(guard);
     let keep = found
         .iter()
         .take_while(|(s, _)| to_sample(s.end) <= limit)
@@ -629,6 +672,9 @@ mod tests {
         assert_eq!(out[1].0.text, " Second part.");
         assert_eq!((out[1].0.start, out[1].0.end), (72.0, 73.2));
         assert_eq!(out[1].1.len(), 2);
+        // A segment start far before its first token is moved to that token.
+        let out = split_at_gaps((76.0, 124.2), vec![tok(" Finally", 121.5, 122.0)], 0.0);
+        assert_eq!((out[0].0.start, out[0].0.end), (121.5, 124.2));
         // Short pauses do not split.
         let toks = vec![tok(" a", 0.0, 0.2), tok(" b", 0.9, 1.0)];
         assert_eq!(split_at_gaps((0.0, 1.0), toks, 0.0).len(), 1);
@@ -637,30 +683,57 @@ mod tests {
     #[test]
     fn last_window_keeps_everything() {
         let f = [seg(0.0, 5.0), seg(5.0, 10.0)];
-        assert_eq!(split_window(&f, 0.0, 10 * R, true), (2, 10 * R));
+        assert_eq!(
+            split_window(&f, 0.0, 10 * R, true, GUARD_SAMPLES),
+            (2, 10 * R)
+        );
     }
 
     #[test]
     fn a_segment_at_the_window_edge_is_redone() {
         // Window starts at 100 s and holds 20 s; the guard is the last second.
         let f = [seg(100.0, 105.0), seg(105.0, 118.5), seg(118.5, 120.0)];
-        assert_eq!(split_window(&f, 100.0, 20 * R, false), (2, 18 * R + R / 2));
+        assert_eq!(
+            split_window(&f, 100.0, 20 * R, false, GUARD_SAMPLES),
+            (2, 18 * R + R / 2)
+        );
         let f = [seg(100.0, 105.0), seg(105.0, 119.5)];
-        assert_eq!(split_window(&f, 100.0, 20 * R, false), (1, 5 * R));
+        assert_eq!(
+            split_window(&f, 100.0, 20 * R, false, GUARD_SAMPLES),
+            (1, 5 * R)
+        );
+    }
+
+    #[test]
+    fn a_window_ending_at_a_pause_keeps_its_last_segment() {
+        let f = [seg(0.0, 12.0), seg(12.0, 29.8)];
+        assert_eq!(
+            split_window(&f, 0.0, 30 * R, false, 0),
+            (2, 29 * R + 4 * R / 5)
+        );
     }
 
     #[test]
     fn silence_advances_but_keeps_the_guard() {
         let f: [(Segment, ()); 0] = [];
-        assert_eq!(split_window(&f, 0.0, 120 * R, false), (0, 119 * R));
+        assert_eq!(
+            split_window(&f, 0.0, 120 * R, false, GUARD_SAMPLES),
+            (0, 119 * R)
+        );
     }
 
     #[test]
     fn speech_starting_late_is_redone_from_its_start() {
         let f = [seg(110.0, 120.0)];
-        assert_eq!(split_window(&f, 0.0, 120 * R, false), (0, 110 * R));
+        assert_eq!(
+            split_window(&f, 0.0, 120 * R, false, GUARD_SAMPLES),
+            (0, 110 * R)
+        );
         // A single segment covering the window is kept, and the next window starts after it.
         let f = [seg(0.0, 120.0)];
-        assert_eq!(split_window(&f, 0.0, 120 * R, false), (1, 120 * R));
+        assert_eq!(
+            split_window(&f, 0.0, 120 * R, false, GUARD_SAMPLES),
+            (1, 120 * R)
+        );
     }
 }

@@ -74,6 +74,59 @@ impl Vad {
     }
 }
 
+/// Raw audio examined per window when VAD is on, as a multiple of the window: enough that a
+/// window can be filled with speech even from audio that is mostly pauses.
+pub const LOOKAHEAD: usize = 4;
+/// Audio analysed again at the seam between two VAD runs, so a span crossing it is whole.
+const OVERLAP: u64 = TARGET_RATE as u64;
+
+/// Speech spans over the whole input, in absolute samples, found incrementally: each sample
+/// goes through VAD once (plus a short overlap at each seam), however windows are cut.
+#[derive(Default)]
+pub struct SpeechMap {
+    spans: Vec<(u64, u64)>,
+    done: u64,
+}
+
+impl SpeechMap {
+    /// Analyses whatever part of `buf` (starting at absolute sample `start`) is new.
+    pub fn update(&mut self, vad: &mut Vad, buf: &[f32], start: u64) -> Result<(), String> {
+        let end = start + buf.len() as u64;
+        if end <= self.done {
+            return Ok(());
+        }
+        let from = self.done.saturating_sub(OVERLAP).max(start);
+        let found = vad.speech(&buf[(from - start) as usize..])?;
+        self.spans.retain(|s| s.0 < from);
+        for (a, b) in found {
+            let (a, b) = (a as u64 + from, b as u64 + from);
+            match self.spans.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => self.spans.push((a, b)),
+            }
+        }
+        self.done = end;
+        Ok(())
+    }
+
+    /// Spans inside `[start, start + len)`, relative to `start`; forgets earlier ones.
+    pub fn spans_in(&mut self, start: u64, len: usize) -> Vec<(usize, usize)> {
+        self.spans.retain(|s| s.1 > start);
+        let end = start + len as u64;
+        self.spans
+            .iter()
+            .filter(|s| s.0 < end)
+            .map(|&(a, b)| {
+                (
+                    (a.max(start) - start) as usize,
+                    (b.min(end) - start) as usize,
+                )
+            })
+            .filter(|(a, b)| b > a)
+            .collect()
+    }
+}
+
 /// Joined speech and how its times map back to the window it came from.
 pub struct Joined {
     pub samples: Vec<f32>,
@@ -82,31 +135,58 @@ pub struct Joined {
 }
 
 impl Joined {
-    pub fn new(window: &[f32], spans: &[(usize, usize)]) -> Self {
+    /// Joins whole speech spans while they fit in `max` samples, so the window ends in a
+    /// pause rather than mid-word. Returns the joined audio, how far into `raw` it reaches (the
+    /// start of the first span left out, or all of `raw`), and whether it ends at a span
+    /// boundary. Only a single span longer than `max` is cut.
+    pub fn limited(raw: &[f32], spans: &[(usize, usize)], max: usize) -> (Self, usize, bool) {
         let mut samples = Vec::new();
         let mut pieces = Vec::with_capacity(spans.len());
         for (i, &(a, b)) in spans.iter().enumerate() {
-            if i > 0 {
-                samples.resize(samples.len() + GAP, 0.0);
+            let gap = if i > 0 { GAP } else { 0 };
+            if samples.len() + gap + (b - a) > max {
+                if pieces.is_empty() {
+                    pieces.push((0, a, max));
+                    samples.extend_from_slice(&raw[a..a + max]);
+                    return (Joined { samples, pieces }, a + max, false);
+                }
+                return (Joined { samples, pieces }, a, true);
             }
+            samples.resize(samples.len() + gap, 0.0);
             pieces.push((samples.len(), a, b - a));
-            samples.extend_from_slice(&window[a..b]);
+            samples.extend_from_slice(&raw[a..b]);
         }
-        Joined { samples, pieces }
+        (Joined { samples, pieces }, raw.len(), true)
     }
 
-    /// Maps seconds in the joined audio to seconds in the original window. A time in an
-    /// inserted gap maps to the end of the speech before it.
+    /// Maps an end time in the joined audio to the original window: a time in an inserted
+    /// gap belongs to the speech before it.
     pub fn to_original(&self, t: f64) -> f64 {
+        self.map(t, false)
+    }
+
+    /// Maps a start time: a time in an inserted gap belongs to the speech after it.
+    pub fn to_original_start(&self, t: f64) -> f64 {
+        self.map(t, true)
+    }
+
+    fn map(&self, t: f64, forward: bool) -> f64 {
         let rate = f64::from(TARGET_RATE);
         let s = (t * rate).max(0.0);
         let mut result = self.pieces.first().map_or(t, |p| p.1 as f64 / rate);
         for &(joined, orig, len) in &self.pieces {
             let (joined, orig, len) = (joined as f64, orig as f64, len as f64);
             if s < joined {
+                if forward {
+                    // In the gap before this piece (or before the first one).
+                    result = orig / rate;
+                }
                 break;
             }
             result = (orig + (s - joined).min(len)) / rate;
+            if s <= joined + len {
+                break;
+            }
         }
         result
     }
@@ -119,17 +199,51 @@ mod tests {
     const R: usize = TARGET_RATE as usize;
 
     #[test]
+    fn limited_joins_stop_at_the_window_and_say_where() {
+        let raw = vec![0.5f32; 100 * R];
+        let spans = [(R, 21 * R), (40 * R, 60 * R), (80 * R, 90 * R)];
+        // The second span does not fit whole: stop before it, at a pause.
+        let (j, covered, whole) = Joined::limited(&raw, &spans, 30 * R);
+        assert_eq!((j.samples.len(), covered, whole), (20 * R, 40 * R, true));
+        // Everything fits: the whole raw buffer is covered.
+        let (j, covered, whole) = Joined::limited(&raw, &spans, 1000 * R);
+        assert_eq!(
+            (j.samples.len(), covered, whole),
+            (50 * R + 2 * GAP, 100 * R, true)
+        );
+        // A single span longer than the window is cut.
+        let (j, covered, whole) = Joined::limited(&raw, &[(5 * R, 95 * R)], 30 * R);
+        assert_eq!((j.samples.len(), covered, whole), (30 * R, 35 * R, false));
+    }
+
+    #[test]
+    fn the_speech_map_forgets_what_was_consumed() {
+        let mut m = SpeechMap {
+            spans: vec![(R as u64, 3 * R as u64), (10 * R as u64, 12 * R as u64)],
+            done: 20 * R as u64,
+        };
+        assert_eq!(
+            m.spans_in(2 * R as u64, 9 * R),
+            vec![(0, R), (8 * R, 9 * R)]
+        );
+        assert_eq!(m.spans_in(5 * R as u64, 15 * R), vec![(5 * R, 7 * R)]);
+        assert_eq!(m.spans.len(), 1);
+    }
+
+    #[test]
     fn joined_times_map_back_to_the_original() {
         let window: Vec<f32> = (0..30 * R).map(|i| i as f32).collect();
         // Speech at 2–4 s and 20–25 s.
-        let j = Joined::new(&window, &[(2 * R, 4 * R), (20 * R, 25 * R)]);
+        let (j, _, _) = Joined::limited(&window, &[(2 * R, 4 * R), (20 * R, 25 * R)], usize::MAX);
         assert_eq!(j.samples.len(), 2 * R + GAP + 5 * R);
         assert_eq!(j.samples[0], (2 * R) as f32);
         assert_eq!(j.samples[2 * R + GAP], (20 * R) as f32);
         assert!((j.to_original(0.0) - 2.0).abs() < 1e-9);
         assert!((j.to_original(1.5) - 3.5).abs() < 1e-9);
-        // Inside the inserted gap: end of the first span.
+        // Inside the inserted gap: an end belongs before it, a start after it.
         assert!((j.to_original(2.05) - 4.0).abs() < 1e-9);
+        assert!((j.to_original_start(2.05) - 20.0).abs() < 1e-9);
+        assert!((j.to_original_start(1.5) - 3.5).abs() < 1e-9);
         assert!((j.to_original(2.1 + 1.0) - 21.0).abs() < 1e-9);
         // Past the end: clamps to the end of the last span.
         assert!((j.to_original(100.0) - 25.0).abs() < 1e-9);
