@@ -33,6 +33,12 @@ pub enum Command {
     /// Manage Whisper models.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Check a configuration file: prints each problem with file:line:column, exits non-zero.
+    #[command(name = "check-config")]
+    CheckConfig {
+        #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

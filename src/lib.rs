@@ -3,8 +3,10 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod hash;
 pub mod model;
 pub mod pipeline;
 pub mod sinks;
+pub mod sources;
 pub mod telemetry;

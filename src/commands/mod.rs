@@ -1,4 +1,5 @@
 //! One module per subcommand; each returns the process exit code.
+pub mod check_config;
 pub mod model;
 pub mod transcribe;
 
@@ -10,5 +11,6 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Transcribe(args) => transcribe::run(&args),
         Command::Model(cmd) => model::run(cmd),
+        Command::CheckConfig { config } => check_config::run(&config),
     }
 }

@@ -1,0 +1,360 @@
+//! Daemon configuration: TOML, unknown keys rejected, durations like "2s", common keys
+//! overridable from the environment. `config/hotfolderd.toml` is the documented example.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+use crate::pipeline::render::Format;
+
+pub const DEFAULT_PATH: &str = "config/hotfolderd.toml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub journal: JournalConfig,
+    pub asr: AsrConfig,
+    #[serde(default)]
+    pub watch: Vec<WatchConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AsrConfig {
+    pub model: PathBuf,
+    #[serde(default = "default_threads")]
+    pub threads: Spanned<i32>,
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// Transcriptions at once (one GPU: 1).
+    #[serde(default = "default_workers")]
+    pub workers: Spanned<usize>,
+    /// Silero VAD model; non-speech is skipped when set.
+    #[serde(default)]
+    pub vad_model: Option<PathBuf>,
+}
+
+/// What happens to an input once its outputs are durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum After {
+    /// Move it to `done/` under the watched folder.
+    Move,
+    Keep,
+    Delete,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchConfig {
+    pub path: Spanned<PathBuf>,
+    pub output: Spanned<PathBuf>,
+    #[serde(default = "default_stable_for", deserialize_with = "duration")]
+    pub stable_for: Spanned<Duration>,
+    #[serde(default = "default_after")]
+    pub after: After,
+    #[serde(default = "default_formats")]
+    pub formats: Spanned<Vec<Format>>,
+    /// Full scan of the folder besides events (catches overflows, NFS, FUSE).
+    #[serde(default = "default_rescan_every", deserialize_with = "duration")]
+    pub rescan_every: Spanned<Duration>,
+    /// Process `x.wav` only once `x.wav<marker>` exists (e.g. ".done").
+    #[serde(default)]
+    pub marker: Option<String>,
+}
+
+fn default_threads() -> Spanned<i32> {
+    Spanned::new(0..0, 2)
+}
+fn default_language() -> String {
+    "en".into()
+}
+fn default_workers() -> Spanned<usize> {
+    Spanned::new(0..0, 1)
+}
+fn default_stable_for() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(2))
+}
+fn default_after() -> After {
+    After::Move
+}
+fn default_formats() -> Spanned<Vec<Format>> {
+    Spanned::new(0..0, Format::ALL.to_vec())
+}
+fn default_rescan_every() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(60))
+}
+
+/// Durations as humans write them: "2s", "500ms", "1h 30m".
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Spanned<Duration>, D::Error> {
+    let s = Spanned::<String>::deserialize(d)?;
+    let span = s.span();
+    humantime::parse_duration(s.get_ref())
+        .map(|v| Spanned::new(span, v))
+        .map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{:?} is not a duration like \"2s\" or \"500ms\": {e}",
+                s.get_ref()
+            ))
+        })
+}
+
+/// A configuration problem, located in the file where possible.
+#[derive(Debug, thiserror::Error)]
+#[error("{location}: {message}")]
+pub struct ConfigError {
+    pub location: String,
+    pub message: String,
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError {
+                location: path.display().to_string(),
+                message: format!("cannot read: {e}"),
+            }]
+        })?;
+        Self::parse(&text, &path.display().to_string(), |k| {
+            std::env::var(k).ok()
+        })
+    }
+
+    /// Parses, applies environment overrides (`env`), and validates; every problem found is
+    /// returned, each with `file:line:column` where it has a place in the file.
+    pub fn parse(
+        text: &str,
+        name: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, Vec<ConfigError>> {
+        let at = |span: std::ops::Range<usize>| {
+            if span.is_empty() && span.start == 0 {
+                name.to_string()
+            } else {
+                let (l, c) = line_col(text, span.start);
+                format!("{name}:{l}:{c}")
+            }
+        };
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            vec![ConfigError {
+                location: e.span().map_or(name.to_string(), &at),
+                message: e.message().trim().to_string(),
+            }]
+        })?;
+        let mut errors = Vec::new();
+        config.apply_env(&env, &mut errors);
+        config.validate(&at, &mut errors);
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>, errors: &mut Vec<ConfigError>) {
+        let mut bad = |var: &str, value: &str, what: &str| {
+            errors.push(ConfigError {
+                location: format!("environment {var}"),
+                message: format!("{value:?} is not {what}"),
+            })
+        };
+        if let Some(v) = env("HOTFOLDERD_JOURNAL_PATH") {
+            self.journal.path = v.into();
+        }
+        if let Some(v) = env("HOTFOLDERD_ASR_MODEL") {
+            self.asr.model = v.into();
+        }
+        if let Some(v) = env("HOTFOLDERD_ASR_LANGUAGE") {
+            self.asr.language = v;
+        }
+        if let Some(v) = env("HOTFOLDERD_ASR_THREADS") {
+            match v.parse() {
+                Ok(n) => self.asr.threads = Spanned::new(0..0, n),
+                Err(_) => bad("HOTFOLDERD_ASR_THREADS", &v, "a number of threads"),
+            }
+        }
+        if let Some(v) = env("HOTFOLDERD_ASR_WORKERS") {
+            match v.parse() {
+                Ok(n) => self.asr.workers = Spanned::new(0..0, n),
+                Err(_) => bad("HOTFOLDERD_ASR_WORKERS", &v, "a number of workers"),
+            }
+        }
+    }
+
+    fn validate(
+        &self,
+        at: &dyn Fn(std::ops::Range<usize>) -> String,
+        errors: &mut Vec<ConfigError>,
+    ) {
+        let mut err = |span: std::ops::Range<usize>, message: String| {
+            errors.push(ConfigError {
+                location: at(span),
+                message,
+            })
+        };
+        if *self.asr.threads.get_ref() < 1 {
+            err(
+                self.asr.threads.span(),
+                "asr.threads must be at least 1".into(),
+            );
+        }
+        if *self.asr.workers.get_ref() < 1 {
+            err(
+                self.asr.workers.span(),
+                "asr.workers must be at least 1".into(),
+            );
+        }
+        for (i, w) in self.watch.iter().enumerate() {
+            let (input, output) = (w.path.get_ref(), w.output.get_ref());
+            if input.as_os_str().is_empty() {
+                err(w.path.span(), format!("watch[{i}].path is empty"));
+            }
+            if output.starts_with(input) {
+                err(
+                    w.output.span(),
+                    format!(
+                        "watch[{i}].output {} is inside the watched folder {}: outputs would be picked up as inputs",
+                        output.display(),
+                        input.display()
+                    ),
+                );
+            }
+            if w.stable_for.get_ref().is_zero() {
+                err(
+                    w.stable_for.span(),
+                    format!("watch[{i}].stable_for must be more than 0"),
+                );
+            }
+            if w.formats.get_ref().is_empty() {
+                err(
+                    w.formats.span(),
+                    format!("watch[{i}].formats is empty: no outputs would be written"),
+                );
+            }
+            for (j, other) in self.watch.iter().enumerate().skip(i + 1) {
+                if other.path.get_ref() == input {
+                    err(
+                        other.path.span(),
+                        format!(
+                            "watch[{j}].path repeats watch[{i}].path {}",
+                            input.display()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[journal]
+path = "var/state/journal.sqlite"
+[asr]
+model = "var/models/ggml-tiny.en.bin"
+threads = 2
+language = "en"
+[[watch]]
+path = "var/inbox"
+output = "var/out"
+stable_for = "2s"
+after = "move"
+formats = ["json", "srt", "vtt", "txt"]
+[[watch]]
+path = "var/inbox-calls"
+output = "var/out-calls"
+stable_for = "500ms"
+after = "keep"
+marker = ".done"
+"#;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn the_documented_shape_parses_with_defaults() {
+        let c = Config::parse(GOOD, "t.toml", no_env).unwrap();
+        assert_eq!(c.watch.len(), 2);
+        assert_eq!(*c.watch[0].stable_for.get_ref(), Duration::from_secs(2));
+        assert_eq!(*c.watch[1].stable_for.get_ref(), Duration::from_millis(500));
+        assert_eq!(c.watch[1].after, After::Keep);
+        assert_eq!(c.watch[1].formats.get_ref().len(), 4);
+        assert_eq!(*c.watch[1].rescan_every.get_ref(), Duration::from_secs(60));
+        assert_eq!(*c.asr.workers.get_ref(), 1);
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_PATH))
+                .unwrap();
+        Config::parse(&text, DEFAULT_PATH, no_env).unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_point_at_line_and_column() {
+        let text = GOOD.replace("stable_for = \"2s\"", "stabel_for = \"2s\"");
+        let e = Config::parse(&text, "t.toml", no_env).unwrap_err();
+        assert_eq!(e[0].location, "t.toml:11:1", "{e:?}");
+        assert!(e[0].message.contains("stabel_for"), "{e:?}");
+        let text = GOOD.replace("\"500ms\"", "\"soon\"");
+        let e = Config::parse(&text, "t.toml", no_env).unwrap_err();
+        assert!(e[0].location.starts_with("t.toml:17:"), "{e:?}");
+        assert!(e[0].message.contains("not a duration"), "{e:?}");
+    }
+
+    #[test]
+    fn semantic_errors_are_all_reported_with_their_place() {
+        let text = GOOD
+            .replace("output = \"var/out\"", "output = \"var/inbox/out\"")
+            .replace("threads = 2", "threads = 0");
+        let e = Config::parse(&text, "t.toml", no_env).unwrap_err();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].location == "t.toml:6:11" && e[0].message.contains("threads"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].location.starts_with("t.toml:10:")
+                && e[1].message.contains("inside the watched folder"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn environment_overrides_common_keys() {
+        let env = |k: &str| match k {
+            "HOTFOLDERD_ASR_THREADS" => Some("4".to_string()),
+            "HOTFOLDERD_JOURNAL_PATH" => Some("/var/lib/hotfolderd/j.sqlite".to_string()),
+            _ => None,
+        };
+        let c = Config::parse(GOOD, "t.toml", env).unwrap();
+        assert_eq!(*c.asr.threads.get_ref(), 4);
+        assert_eq!(
+            c.journal.path,
+            PathBuf::from("/var/lib/hotfolderd/j.sqlite")
+        );
+        let bad = |k: &str| (k == "HOTFOLDERD_ASR_WORKERS").then(|| "many".to_string());
+        let e = Config::parse(GOOD, "t.toml", bad).unwrap_err();
+        assert_eq!(e[0].location, "environment HOTFOLDERD_ASR_WORKERS");
+    }
+}

@@ -1,0 +1,2 @@
+//! Sources discover inputs and hand over candidates; they never transcribe.
+pub mod stability;
