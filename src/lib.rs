@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod hash;
+pub mod journal;
 pub mod model;
 pub mod pipeline;
 pub mod sinks;

@@ -1,0 +1,497 @@
+//! The journal: one SQLite file (WAL) that is the source of truth for every input ever seen.
+//! Each input version has a row and a state; every state change is also appended to an
+//! event table, the audit trail. Transitions are checked against the current state inside
+//! the same statement, so a stale worker cannot move a row it no longer owns.
+//!
+//! ```text
+//! seen → stable → queued → running → done
+//!   │       │        │        ├──→ failed ──→ queued (retry)
+//!   └───────┴────────┴────────┴──→ quarantined ──→ queued (retry)
+//! running → queued (transient failure, or recovered after a crash)
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Seen,
+    Stable,
+    Queued,
+    Running,
+    Done,
+    Failed,
+    Quarantined,
+}
+
+impl State {
+    pub const ALL: [State; 7] = [
+        State::Seen,
+        State::Stable,
+        State::Queued,
+        State::Running,
+        State::Done,
+        State::Failed,
+        State::Quarantined,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Seen => "seen",
+            State::Stable => "stable",
+            State::Queued => "queued",
+            State::Running => "running",
+            State::Done => "done",
+            State::Failed => "failed",
+            State::Quarantined => "quarantined",
+        }
+    }
+
+    fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Done | State::Failed | State::Quarantined)
+    }
+
+    /// The states a row may move to from this one.
+    pub fn next(self) -> &'static [State] {
+        use State::*;
+        match self {
+            Seen => &[Stable, Failed, Quarantined],
+            Stable => &[Queued, Failed, Quarantined],
+            Queued => &[Running, Failed, Quarantined],
+            Running => &[Done, Failed, Quarantined, Queued],
+            Done => &[],
+            Failed | Quarantined => &[Queued],
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path}: {source}")]
+    Db {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("journal {path}: cannot create its directory: {source}")]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("input {id}: cannot go from {from} to {to}")]
+    Transition {
+        id: i64,
+        from: String,
+        to: &'static str,
+    },
+    #[error("input {0} is not in the journal")]
+    Missing(i64),
+}
+
+/// One input as the journal knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Input {
+    pub id: i64,
+    pub source: String,
+    pub key: String,
+    pub version: String,
+    pub state: State,
+    pub attempts: i64,
+    pub sha256: Option<String>,
+    pub last_error: Option<String>,
+    pub outputs: Vec<String>,
+}
+
+pub struct Journal {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS inputs (
+    id          INTEGER PRIMARY KEY,
+    source      TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    size        INTEGER,
+    state       TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    sha256      TEXT,
+    last_error  TEXT,
+    error_stage TEXT,
+    outputs     TEXT NOT NULL DEFAULT '[]',
+    seen_at     INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    UNIQUE (source, key, version)
+);
+CREATE INDEX IF NOT EXISTS inputs_state ON inputs (state);
+CREATE INDEX IF NOT EXISTS inputs_sha256 ON inputs (sha256);
+CREATE TABLE IF NOT EXISTS events (
+    id       INTEGER PRIMARY KEY,
+    input_id INTEGER NOT NULL REFERENCES inputs (id),
+    at       INTEGER NOT NULL,
+    state    TEXT NOT NULL,
+    detail   TEXT
+);
+CREATE INDEX IF NOT EXISTS events_input ON events (input_id);
+PRAGMA user_version = 1;
+";
+
+fn db_error(path: &Path) -> impl Fn(rusqlite::Error) -> JournalError {
+    let path = path.to_path_buf();
+    move |source| JournalError::Db {
+        path: path.clone(),
+        source,
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal at `path`, in WAL mode with synchronous=FULL:
+    /// a committed transition survives a crash or power cut.
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| JournalError::Dir {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        let db = |source| JournalError::Db {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        Ok(Journal {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn db(&self) -> impl Fn(rusqlite::Error) -> JournalError {
+        db_error(&self.path)
+    }
+
+    /// Records an input version (idempotent): returns its id and whether it is new.
+    pub fn record_seen(
+        &mut self,
+        source: &str,
+        key: &str,
+        version: &str,
+        size: u64,
+    ) -> Result<(i64, bool), JournalError> {
+        let db = db_error(&self.path);
+        let now = now_ms();
+        let tx = self.conn.transaction().map_err(&db)?;
+        let inserted = tx
+            .execute(
+                "INSERT OR IGNORE INTO inputs (source, key, version, size, state, seen_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 'seen', ?5, ?5)",
+                params![source, key, version, size as i64, now],
+            )
+            .map_err(&db)?;
+        let id: i64 = tx
+            .query_row(
+                "SELECT id FROM inputs WHERE source = ?1 AND key = ?2 AND version = ?3",
+                params![source, key, version],
+                |r| r.get(0),
+            )
+            .map_err(&db)?;
+        if inserted == 1 {
+            tx.execute(
+                "INSERT INTO events (input_id, at, state, detail) VALUES (?1, ?2, 'seen', NULL)",
+                params![id, now],
+            )
+            .map_err(&db)?;
+        }
+        tx.commit().map_err(&db)?;
+        Ok((id, inserted == 1))
+    }
+
+    /// Moves input `id` to `to` if that is allowed from its current state, recording `detail`
+    /// (a reason, for failures) in the row and the audit trail, atomically.
+    pub fn transition(
+        &mut self,
+        id: i64,
+        to: State,
+        detail: Option<&str>,
+    ) -> Result<(), JournalError> {
+        let current = self.get(id)?.ok_or(JournalError::Missing(id))?.state;
+        if !current.next().contains(&to) {
+            return Err(JournalError::Transition {
+                id,
+                from: current.as_str().to_string(),
+                to: to.as_str(),
+            });
+        }
+        let db = db_error(&self.path);
+        let now = now_ms();
+        let tx = self.conn.transaction().map_err(&db)?;
+        let attempts_inc = i64::from(to == State::Running);
+        let error = matches!(to, State::Failed | State::Quarantined | State::Queued)
+            .then_some(detail)
+            .flatten();
+        let changed = tx
+            .execute(
+                "UPDATE inputs SET state = ?1, attempts = attempts + ?2, updated_at = ?3,
+                        last_error = COALESCE(?4, last_error)
+                 WHERE id = ?5 AND state = ?6",
+                params![to.as_str(), attempts_inc, now, error, id, current.as_str()],
+            )
+            .map_err(&db)?;
+        if changed != 1 {
+            return Err(JournalError::Transition {
+                id,
+                from: format!("{} (changed concurrently)", current.as_str()),
+                to: to.as_str(),
+            });
+        }
+        tx.execute(
+            "INSERT INTO events (input_id, at, state, detail) VALUES (?1, ?2, ?3, ?4)",
+            params![id, now, to.as_str(), detail],
+        )
+        .map_err(&db)?;
+        tx.commit().map_err(&db)
+    }
+
+    pub fn set_sha256(&mut self, id: i64, sha256: &str) -> Result<(), JournalError> {
+        self.conn
+            .execute(
+                "UPDATE inputs SET sha256 = ?1 WHERE id = ?2",
+                params![sha256, id],
+            )
+            .map_err(self.db())?;
+        Ok(())
+    }
+
+    /// Marks a running input done with the outputs it produced.
+    pub fn finish(&mut self, id: i64, outputs: &[String]) -> Result<(), JournalError> {
+        let json = serde_json::to_string(outputs).unwrap_or_else(|_| "[]".into());
+        self.conn
+            .execute(
+                "UPDATE inputs SET outputs = ?1 WHERE id = ?2",
+                params![json, id],
+            )
+            .map_err(self.db())?;
+        self.transition(id, State::Done, None)
+    }
+
+    /// A finished input with this content, whose outputs can be reused.
+    pub fn done_with_sha256(&self, sha256: &str) -> Result<Option<Input>, JournalError> {
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM inputs WHERE sha256 = ?1 AND state = 'done' ORDER BY id LIMIT 1",
+                params![sha256],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.db())?;
+        match id {
+            Some(id) => self.get(id),
+            None => Ok(None),
+        }
+    }
+
+    pub fn get(&self, id: i64) -> Result<Option<Input>, JournalError> {
+        self.conn
+            .query_row(
+                "SELECT id, source, key, version, state, attempts, sha256, last_error, outputs
+                 FROM inputs WHERE id = ?1",
+                params![id],
+                |r| {
+                    let state: String = r.get(4)?;
+                    let outputs: String = r.get(8)?;
+                    Ok(Input {
+                        id: r.get(0)?,
+                        source: r.get(1)?,
+                        key: r.get(2)?,
+                        version: r.get(3)?,
+                        state: State::parse(&state).unwrap_or(State::Failed),
+                        attempts: r.get(5)?,
+                        sha256: r.get(6)?,
+                        last_error: r.get(7)?,
+                        outputs: serde_json::from_str(&outputs).unwrap_or_default(),
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.db())
+    }
+
+    /// After a crash: inputs left `running` go back to `queued` (their outputs were never
+    /// recorded, so they are redone; sinks overwrite atomically). Returns how many.
+    pub fn recover(&mut self) -> Result<usize, JournalError> {
+        let ids: Vec<i64> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT id FROM inputs WHERE state = 'running'")
+                .map_err(self.db())?;
+            let rows = stmt.query_map([], |r| r.get(0)).map_err(self.db())?;
+            rows.collect::<Result<_, _>>().map_err(self.db())?
+        };
+        for id in &ids {
+            self.transition(
+                *id,
+                State::Queued,
+                Some("interrupted (daemon stopped or crashed); requeued"),
+            )?;
+        }
+        Ok(ids.len())
+    }
+
+    /// Ids of inputs in `state`, oldest first.
+    pub fn in_state(&self, state: State) -> Result<Vec<i64>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM inputs WHERE state = ?1 ORDER BY id")
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map(params![state.as_str()], |r| r.get(0))
+            .map_err(self.db())?;
+        rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+
+    /// How many inputs are in each state.
+    pub fn counts(&self) -> Result<Vec<(State, i64)>, JournalError> {
+        State::ALL
+            .iter()
+            .map(|s| {
+                self.conn
+                    .query_row(
+                        "SELECT COUNT(*) FROM inputs WHERE state = ?1",
+                        params![s.as_str()],
+                        |r| r.get(0),
+                    )
+                    .map(|n| (*s, n))
+                    .map_err(self.db())
+            })
+            .collect()
+    }
+
+    /// The audit trail of one input: (unix ms, state, detail).
+    pub fn history(&self, id: i64) -> Result<Vec<(i64, String, Option<String>)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT at, state, detail FROM events WHERE input_id = ?1 ORDER BY id")
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(self.db())?;
+        rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal() -> (tempfile::TempDir, Journal) {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("state/journal.sqlite")).unwrap();
+        (dir, j)
+    }
+
+    #[test]
+    fn an_input_walks_the_happy_path_and_leaves_a_trail() {
+        let (_dir, mut j) = journal();
+        let (id, new) = j.record_seen("watch:/in", "a.wav", "100:1:7", 100).unwrap();
+        assert!(new);
+        for s in [State::Stable, State::Queued, State::Running] {
+            j.transition(id, s, None).unwrap();
+        }
+        j.set_sha256(id, "abc").unwrap();
+        j.finish(id, &["/out/a.json".into()]).unwrap();
+        let input = j.get(id).unwrap().unwrap();
+        assert_eq!((input.state, input.attempts), (State::Done, 1));
+        assert_eq!(input.outputs, vec!["/out/a.json".to_string()]);
+        let states: Vec<String> = j.history(id).unwrap().into_iter().map(|e| e.1).collect();
+        assert_eq!(states, ["seen", "stable", "queued", "running", "done"]);
+        assert_eq!(j.done_with_sha256("abc").unwrap().map(|i| i.id), Some(id));
+    }
+
+    #[test]
+    fn seeing_the_same_version_again_is_idempotent_and_a_new_version_is_new() {
+        let (_dir, mut j) = journal();
+        let (a, new_a) = j.record_seen("watch:/in", "a.wav", "v1", 1).unwrap();
+        let (b, new_b) = j.record_seen("watch:/in", "a.wav", "v1", 1).unwrap();
+        let (c, new_c) = j.record_seen("watch:/in", "a.wav", "v2", 1).unwrap();
+        assert_eq!(
+            (a == b, new_a, new_b, new_c, a == c),
+            (true, true, false, true, false)
+        );
+    }
+
+    #[test]
+    fn illegal_transitions_are_refused_and_change_nothing() {
+        let (_dir, mut j) = journal();
+        let (id, _) = j.record_seen("s", "k", "v", 1).unwrap();
+        assert!(matches!(
+            j.transition(id, State::Done, None),
+            Err(JournalError::Transition { .. })
+        ));
+        assert!(matches!(
+            j.transition(99, State::Stable, None),
+            Err(JournalError::Missing(99))
+        ));
+        assert_eq!(j.get(id).unwrap().unwrap().state, State::Seen);
+        // A failure keeps its reason; retry re-queues it.
+        j.transition(id, State::Failed, Some("not audio: text file"))
+            .unwrap();
+        assert_eq!(
+            j.get(id).unwrap().unwrap().last_error.as_deref(),
+            Some("not audio: text file")
+        );
+        j.transition(id, State::Queued, Some("retry requested"))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_restart_finds_everything_and_requeues_interrupted_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        let id = {
+            let mut j = Journal::open(&path).unwrap();
+            let (id, _) = j.record_seen("s", "k", "v", 1).unwrap();
+            for s in [State::Stable, State::Queued, State::Running] {
+                j.transition(id, s, None).unwrap();
+            }
+            id
+            // Dropped mid-job, as a crash would leave it.
+        };
+        let mut j = Journal::open(&path).unwrap();
+        assert_eq!(j.recover().unwrap(), 1);
+        let input = j.get(id).unwrap().unwrap();
+        assert_eq!((input.state, input.attempts), (State::Queued, 1));
+        assert_eq!(j.in_state(State::Queued).unwrap(), vec![id]);
+        let counts = j.counts().unwrap();
+        assert!(counts.contains(&(State::Queued, 1)) && counts.contains(&(State::Done, 0)));
+    }
+
+    #[test]
+    fn every_state_has_a_way_forward_or_is_final() {
+        for s in State::ALL {
+            assert_eq!(s.next().is_empty(), s == State::Done, "{s:?}");
+            assert_eq!(State::parse(s.as_str()), Some(s));
+        }
+    }
+}
