@@ -1,2 +1,3 @@
 //! Sources discover inputs and hand over candidates; they never transcribe.
+pub mod names;
 pub mod stability;
