@@ -1,3 +1,4 @@
 //! Sources discover inputs and hand over candidates; they never transcribe.
+pub mod fs;
 pub mod names;
 pub mod stability;

@@ -81,6 +81,13 @@ impl StabilityGate {
         }
     }
 
+    /// After a full scan: forgets every file the scan did not find.
+    pub fn retain_only(&mut self, present: &[PathBuf]) {
+        let present: std::collections::HashSet<&Path> =
+            present.iter().map(PathBuf::as_path).collect();
+        self.files.retain(|p, _| present.contains(p.as_path()));
+    }
+
     /// The file is gone (deleted, or renamed away): it produces no job.
     pub fn removed(&mut self, path: &Path) {
         self.files.remove(path);

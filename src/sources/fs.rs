@@ -1,0 +1,257 @@
+//! The folder source: inotify events (through `notify`) plus reconcile scans feed the
+//! stability gate; files it hands on become candidates. A scan runs at start, every
+//! `rescan_every`, and whenever notify reports that events were lost, so nothing is missed on
+//! queue overflow or on file systems without events (NFS, some FUSE).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::{Event, EventKind, RecursiveMode, Watcher};
+use tokio::sync::{mpsc, watch};
+
+use super::names::{classify, Skip};
+use super::stability::{FileMeta, StabilityGate};
+
+/// One watched folder's settings.
+#[derive(Debug, Clone)]
+pub struct FolderSpec {
+    pub root: PathBuf,
+    pub stable_for: Duration,
+    pub rescan_every: Duration,
+}
+
+/// A complete file, ready to be journaled and processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub root: PathBuf,
+    /// Path relative to the root: outputs mirror it.
+    pub rel: PathBuf,
+    pub meta: FileMeta,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot watch {path}: {source}")]
+    Watch {
+        path: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+    #[error("cannot create watched folder {path}: {source}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn meta_of(m: &std::fs::Metadata) -> FileMeta {
+    FileMeta {
+        len: m.len(),
+        mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        inode: m.ino(),
+    }
+}
+
+/// Regular files only: a symlink could point outside the watched root.
+fn stat(path: &Path) -> Option<FileMeta> {
+    let m = std::fs::symlink_metadata(path).ok()?;
+    m.file_type().is_file().then(|| meta_of(&m))
+}
+
+struct Folder {
+    spec: FolderSpec,
+    gate: StabilityGate,
+    started: Instant,
+}
+
+impl Folder {
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The path relative to the root, if it is a candidate name.
+    fn relevant(&self, path: &Path) -> Option<PathBuf> {
+        let rel = path.strip_prefix(&self.spec.root).ok()?;
+        match classify(rel, None) {
+            Ok(()) => Some(rel.to_path_buf()),
+            Err(Skip::Hidden | Skip::Temporary | Skip::Marker | Skip::Internal) => None,
+        }
+    }
+
+    fn observe(&mut self, path: &Path) {
+        if self.relevant(path).is_none() {
+            return;
+        }
+        let now = self.now();
+        match stat(path) {
+            Some(meta) => self.gate.observe(path, meta, now),
+            None => self.gate.removed(path),
+        }
+    }
+
+    fn on_event(&mut self, event: Event) -> bool {
+        let now = self.now();
+        match event.kind {
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)) | EventKind::Remove(_) => {
+                for p in &event.paths {
+                    self.gate.removed(p);
+                }
+            }
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+                if let [from, to] = event.paths.as_slice() {
+                    self.gate.removed(from);
+                    self.observe(to);
+                }
+            }
+            EventKind::Modify(ModifyKind::Data(_)) => {
+                for p in &event.paths {
+                    self.observe(p);
+                    self.gate.written(p, now);
+                }
+            }
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                for p in &event.paths {
+                    self.observe(p);
+                    self.gate.closed(p);
+                }
+            }
+            EventKind::Create(_) | EventKind::Modify(_) => {
+                for p in &event.paths {
+                    if p.is_dir() {
+                        // A folder moved in whole brings files no event announced.
+                        return true;
+                    }
+                    self.observe(p);
+                }
+            }
+            _ => {}
+        }
+        event.need_rescan()
+    }
+
+    /// Walks the whole tree: observes every candidate file, forgets vanished ones.
+    fn scan(&mut self) {
+        let mut seen = Vec::new();
+        let mut stack = vec![self.spec.root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Some(_rel) = self.relevant(&path) else {
+                    continue;
+                };
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => stack.push(path),
+                    Ok(t) if t.is_file() => {
+                        self.observe(&path);
+                        seen.push(path);
+                    }
+                    Ok(t) if t.is_symlink() => {
+                        tracing::warn!(path = %path.display(), "skipping symlink in watched folder: it could point outside it");
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.gate.retain_only(&seen);
+    }
+
+    /// Hands on what is stable now.
+    async fn hand_on(&mut self, tx: &mpsc::Sender<Candidate>) -> bool {
+        let now = self.now();
+        for path in self.gate.due(now) {
+            if self.gate.confirm(&path, stat(&path), now) {
+                let (Some(rel), Some(meta)) = (self.relevant(&path), stat(&path)) else {
+                    continue;
+                };
+                let candidate = Candidate {
+                    root: self.spec.root.clone(),
+                    rel,
+                    meta,
+                };
+                if tx.send(candidate).await.is_err() {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Watches one folder until `shutdown` turns true (or the receiver is dropped).
+pub async fn watch_folder(
+    spec: FolderSpec,
+    tx: mpsc::Sender<Candidate>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), SourceError> {
+    std::fs::create_dir_all(&spec.root).map_err(|source| SourceError::Create {
+        path: spec.root.clone(),
+        source,
+    })?;
+    let (ev_tx, mut ev_rx) = mpsc::channel::<notify::Result<Event>>(4096);
+    let overflowed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = overflowed.clone();
+    let mut watcher = notify::recommended_watcher(move |res| {
+        // Never block inotify's thread: when the channel is full, remember to rescan.
+        if ev_tx.try_send(res).is_err() {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    })
+    .map_err(|source| SourceError::Watch {
+        path: spec.root.clone(),
+        source,
+    })?;
+    watcher
+        .watch(&spec.root, RecursiveMode::Recursive)
+        .map_err(|source| SourceError::Watch {
+            path: spec.root.clone(),
+            source,
+        })?;
+    let mut folder = Folder {
+        gate: StabilityGate::new(spec.stable_for),
+        spec,
+        started: Instant::now(),
+    };
+    folder.scan();
+    let mut rescan = tokio::time::interval(folder.spec.rescan_every);
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let wake = folder
+            .gate
+            .next_deadline()
+            .map(|d| d.saturating_sub(folder.now()))
+            .unwrap_or(Duration::from_secs(3600));
+        let mut need_scan = false;
+        tokio::select! {
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    return Ok(());
+                }
+            }
+            ev = ev_rx.recv() => match ev {
+                Some(Ok(event)) => need_scan = folder.on_event(event),
+                Some(Err(e)) => {
+                    tracing::warn!(root = %folder.spec.root.display(), error = %e, "watch error; rescanning");
+                    need_scan = true;
+                }
+                None => return Ok(()),
+            },
+            _ = rescan.tick() => need_scan = true,
+            _ = tokio::time::sleep(wake) => {}
+        }
+        if overflowed.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            need_scan = true;
+        }
+        if need_scan {
+            folder.scan();
+        }
+        if !folder.hand_on(&tx).await {
+            return Ok(());
+        }
+    }
+}
