@@ -33,6 +33,16 @@ pub enum Command {
     /// Manage Whisper models.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Run the daemon: watch the configured folders and transcribe every complete file.
+    Run {
+        #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Show how many inputs are in each state, and the latest failures with their reasons.
+    Status {
+        #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
     /// Check a configuration file: prints each problem with file:line:column, exits non-zero.
     #[command(name = "check-config")]
     CheckConfig {

@@ -388,6 +388,26 @@ impl Journal {
             .collect()
     }
 
+    /// The latest failed or quarantined inputs: (id, source, key, reason), newest first.
+    pub fn recent_failures(
+        &self,
+        n: usize,
+    ) -> Result<Vec<(i64, String, String, String)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, source, key, COALESCE(last_error, '') FROM inputs
+                 WHERE state IN ('failed', 'quarantined') ORDER BY updated_at DESC, id DESC LIMIT ?1",
+            )
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map(params![n as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .map_err(self.db())?;
+        rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+
     /// The audit trail of one input: (unix ms, state, detail).
     pub fn history(&self, id: i64) -> Result<Vec<(i64, String, Option<String>)>, JournalError> {
         let mut stmt = self

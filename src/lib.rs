@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod hash;
 pub mod journal;
 pub mod model;
@@ -11,3 +12,4 @@ pub mod pipeline;
 pub mod sinks;
 pub mod sources;
 pub mod telemetry;
+pub mod worker;

@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the process exit code.
 pub mod check_config;
 pub mod model;
+pub mod run;
 pub mod transcribe;
 
 use std::process::ExitCode;
@@ -12,5 +13,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Transcribe(args) => transcribe::run(&args),
         Command::Model(cmd) => model::run(cmd),
         Command::CheckConfig { config } => check_config::run(&config),
+        Command::Run { config } => run::run(&config),
+        Command::Status { config } => run::status(&config),
     }
 }

@@ -1,0 +1,173 @@
+//! Processing one journaled input from a watched folder: decode → transcribe → outputs
+//! (atomic) → journal → after-action. The input leaves its folder only after its outputs
+//! are durable and journaled. Permanent failures move it to `failed/` with
+//! `NAME.error.json` beside it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::After;
+use crate::hash::sha256_file;
+use crate::pipeline::decode::AudioDecoder16k;
+use crate::pipeline::render::{self, Format};
+use crate::pipeline::transcribe::{DecodeOptions, TranscribeError, Transcriber};
+use crate::sinks::local::write_atomic;
+use crate::sources::names::{DONE_DIR, FAILED_DIR};
+
+/// What the worker needs to know about the folder an input came from.
+#[derive(Debug, Clone)]
+pub struct FolderJob {
+    pub root: PathBuf,
+    pub rel: PathBuf,
+    pub output: PathBuf,
+    pub formats: Vec<Format>,
+    pub after: After,
+}
+
+/// How a job ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Done {
+        outputs: Vec<String>,
+    },
+    /// The input itself is bad: retrying will not help.
+    Permanent {
+        stage: &'static str,
+        reason: String,
+    },
+    /// Something around it failed (disk full, unwritable output): retry later.
+    Transient {
+        stage: &'static str,
+        reason: String,
+    },
+}
+
+impl FolderJob {
+    pub fn input(&self) -> PathBuf {
+        self.root.join(&self.rel)
+    }
+
+    /// `<output>/<rel parent>/<stem>.<format>`: outputs mirror the input's place.
+    fn output_path(&self, format: Format) -> PathBuf {
+        let mut p = self.output.join(&self.rel);
+        p.set_extension(format.extension());
+        p
+    }
+}
+
+/// Runs the job on the calling thread (call it from `spawn_blocking`).
+pub fn process(
+    job: &FolderJob,
+    transcriber: &Arc<dyn Transcriber>,
+    opts: &DecodeOptions,
+) -> Outcome {
+    let input = job.input();
+    let started = Instant::now();
+    let mut decoder = match AudioDecoder16k::open_path(&input) {
+        Ok(d) => d,
+        Err(e) => {
+            return Outcome::Permanent {
+                stage: "decode",
+                reason: e.to_string(),
+            }
+        }
+    };
+    let transcript = match transcriber.transcribe(&mut decoder, opts) {
+        Ok(t) => t,
+        Err(TranscribeError::Decode(e)) => {
+            return Outcome::Permanent {
+                stage: "decode",
+                reason: e.to_string(),
+            }
+        }
+        Err(e) => {
+            return Outcome::Transient {
+                stage: "transcribe",
+                reason: e.to_string(),
+            }
+        }
+    };
+    let sha = match sha256_file(&input) {
+        Ok(s) => s,
+        Err(e) => {
+            return Outcome::Transient {
+                stage: "hash",
+                reason: format!("cannot read {}: {e}", input.display()),
+            }
+        }
+    };
+    let info = decoder.info().clone();
+    let doc = render::document(
+        input.display().to_string(),
+        sha,
+        transcriber.model_name(),
+        &info,
+        &transcript,
+        opts,
+        started.elapsed().as_secs_f64(),
+    );
+    let mut outputs = Vec::new();
+    for format in &job.formats {
+        let path = job.output_path(*format);
+        let bytes = match render::render(*format, &doc) {
+            Ok(b) => b,
+            Err(e) => {
+                return Outcome::Transient {
+                    stage: "render",
+                    reason: e.to_string(),
+                }
+            }
+        };
+        if let Err(e) = write_atomic(&path, &bytes) {
+            return Outcome::Transient {
+                stage: "write",
+                reason: e.to_string(),
+            };
+        }
+        outputs.push(path.display().to_string());
+    }
+    Outcome::Done { outputs }
+}
+
+/// After the outputs are journaled: move the input to `done/`, keep it, or delete it.
+pub fn after_done(job: &FolderJob) -> std::io::Result<()> {
+    let input = job.input();
+    match job.after {
+        After::Keep => Ok(()),
+        After::Delete => std::fs::remove_file(&input),
+        After::Move => move_under(&job.root, DONE_DIR, &job.rel).map(|_| ()),
+    }
+}
+
+/// A permanent failure: the input goes to `failed/<rel>` with `<name>.error.json` beside it.
+pub fn quarantine(
+    job: &FolderJob,
+    stage: &str,
+    reason: &str,
+    attempts: i64,
+) -> std::io::Result<PathBuf> {
+    let moved = move_under(&job.root, FAILED_DIR, &job.rel)?;
+    let mut name = moved.file_name().unwrap_or_default().to_os_string();
+    name.push(".error.json");
+    let report = serde_json::json!({
+        "input": job.input().display().to_string(),
+        "stage": stage,
+        "reason": reason,
+        "attempts": attempts,
+        "time": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        "what_to_do": "fix or replace the file, then drop it into the watched folder again",
+    });
+    let text = serde_json::to_vec_pretty(&report).unwrap_or_default();
+    write_atomic(&moved.with_file_name(name), &text).map_err(|e| e.source)?;
+    Ok(moved)
+}
+
+fn move_under(root: &Path, dir: &str, rel: &Path) -> std::io::Result<PathBuf> {
+    let to = root.join(dir).join(rel);
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::rename(root.join(rel), &to)?;
+    Ok(to)
+}

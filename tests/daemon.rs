@@ -1,0 +1,144 @@
+//! `hotfolderd run` as users run it: the real binary, a real model, real files dropped into
+//! a folder, SIGTERM, and a restart that must not redo anything.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn start(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
+        .args(["run", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(mut child: Child) {
+    run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+    let status = child.wait().unwrap();
+    assert!(status.success(), "daemon exit after SIGTERM: {status:?}");
+}
+
+/// Waits (generously: CI machines are slow) until `done` holds, or fails with `what`.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn status(config: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
+        .args(["status", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn dropped_files_are_transcribed_once_and_bad_ones_fail_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let inbox = d.join("inbox");
+    let out = d.join("out");
+    let config = d.join("hotfolderd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[journal]\npath = {:?}\n[asr]\nmodel = {:?}\nthreads = 1\n[[watch]]\npath = {:?}\noutput = {:?}\nstable_for = \"500ms\"\nafter = \"move\"\n",
+            d.join("state/journal.sqlite"),
+            model("tiny.en"),
+            inbox,
+            out
+        ),
+    )
+    .unwrap();
+    let speech = speak(d, "hello", "Hello from the hot folder.", "en-us");
+    let daemon = start(&config);
+    std::fs::create_dir_all(inbox.join("team a")).unwrap();
+    // A browser-style download and a nested file with a space in its folder name.
+    std::fs::copy(&speech, inbox.join("talk.wav.part")).unwrap();
+    std::fs::rename(inbox.join("talk.wav.part"), inbox.join("talk.wav")).unwrap();
+    std::fs::copy(&speech, inbox.join("team a/memo.wav")).unwrap();
+    std::fs::write(
+        inbox.join("notes.wav"),
+        "Meeting notes, not audio.\n".repeat(10),
+    )
+    .unwrap();
+
+    wait_until("outputs and the failure report", || {
+        out.join("talk.txt").exists()
+            && out.join("team a/memo.json").exists()
+            && inbox.join("failed/notes.wav.error.json").exists()
+            && inbox.join("done/team a/memo.wav").exists()
+            && inbox.join("done/talk.wav").exists()
+    });
+    stop(daemon);
+
+    let text = std::fs::read_to_string(out.join("talk.txt")).unwrap();
+    assert!(wer("Hello from the hot folder.", &text) <= 0.34, "{text}");
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(inbox.join("failed/notes.wav.error.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["stage"], "decode");
+    assert!(
+        report["reason"].as_str().unwrap().contains("text file"),
+        "{report}"
+    );
+    let s = status(&config);
+    assert!(
+        s.contains("done         2") && s.contains("failed       1"),
+        "{s}"
+    );
+    assert!(
+        s.contains("notes.wav: decode: looks like a text file"),
+        "{s}"
+    );
+
+    // A restart finds nothing to do: finished work is never redone.
+    let before = std::fs::metadata(out.join("talk.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let daemon = start(&config);
+    std::thread::sleep(Duration::from_secs(3));
+    stop(daemon);
+    assert_eq!(
+        std::fs::metadata(out.join("talk.json"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        before
+    );
+    assert_eq!(status(&config), s);
+    // No temporary files were left next to the outputs.
+    let leftovers: Vec<_> = walk(&out)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
