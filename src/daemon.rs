@@ -89,6 +89,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             (source_id(&root), info)
         })
         .collect();
+    for f in folders.values() {
+        let n = crate::sinks::local::remove_stale_temps(&f.output);
+        if n > 0 {
+            tracing::info!(output = %f.output.display(), removed = n, "removed temporary files left by an interrupted write");
+        }
+    }
     let shared = Arc::new(Shared {
         journal: Mutex::new(journal),
         folders,
@@ -147,7 +153,10 @@ async fn wait_for_signal() {
     }
 }
 
-/// Records every complete file the sources hand over and queues new ones.
+/// Records every complete file the sources hand over and queues new ones. A version seen
+/// before is brought forward instead: a crash may have stopped it between intake steps
+/// (still `seen`/`stable`), or after its outputs were journaled but before the input was
+/// moved (`done`, yet still in the folder).
 async fn intake(shared: Arc<Shared>, mut rx: mpsc::Receiver<Candidate>) {
     while let Some(c) = rx.recv().await {
         let source = source_id(&c.root);
@@ -156,20 +165,51 @@ async fn intake(shared: Arc<Shared>, mut rx: mpsc::Receiver<Candidate>) {
         let result = {
             let mut j = shared.journal();
             j.record_seen(&source, &key, &version, c.meta.len)
-                .and_then(|(id, new)| {
-                    if new {
+                .and_then(|(id, _)| {
+                    let state = j.get(id)?.map(|i| i.state);
+                    if state == Some(State::Seen) {
                         j.transition(id, State::Stable, None)?;
-                        j.transition(id, State::Queued, None)?;
                     }
-                    Ok(new)
+                    if matches!(state, Some(State::Seen | State::Stable)) {
+                        j.transition(id, State::Queued, None)?;
+                        return Ok(None);
+                    }
+                    Ok(state)
                 })
         };
         match result {
-            Ok(true) => shared.wake.notify_one(),
-            Ok(false) => {}
+            Ok(None) => shared.wake.notify_one(),
+            Ok(Some(State::Done)) => finish_after(&shared, &source, &c.rel),
+            Ok(Some(_)) => {}
             Err(e) => {
                 tracing::error!(file = %c.root.join(&c.rel).display(), error = %e, "cannot journal input")
             }
+        }
+    }
+}
+
+/// Completes the after-action of an input whose outputs are already journaled.
+fn finish_after(shared: &Shared, source: &str, rel: &Path) {
+    let Some(folder) = shared
+        .folders
+        .get(source)
+        .filter(|f| f.after != crate::config::After::Keep)
+    else {
+        return;
+    };
+    let job = FolderJob {
+        root: folder.root.clone(),
+        rel: rel.to_path_buf(),
+        output: folder.output.clone(),
+        formats: folder.formats.clone(),
+        after: folder.after,
+    };
+    match after_done(&job) {
+        Ok(()) => {
+            tracing::info!(file = %job.input().display(), "finished the move interrupted by the last stop")
+        }
+        Err(e) => {
+            tracing::warn!(file = %job.input().display(), error = %e, "could not move/delete a finished input")
         }
     }
 }

@@ -43,6 +43,32 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
     Ok(())
 }
 
+/// Removes temporary files `write_atomic` left under `dir` when the process was killed
+/// mid-write (`.NAME.XXXXXX.tmp`). Call before writing starts; returns how many.
+pub fn remove_stale_temps(dir: &Path) -> usize {
+    let mut removed = 0;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => removed += remove_stale_temps(&path),
+            Ok(t)
+                if t.is_file()
+                    && name.starts_with('.')
+                    && name.ends_with(".tmp")
+                    && std::fs::remove_file(&path).is_ok() =>
+            {
+                removed += 1;
+            }
+            _ => {}
+        }
+    }
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +85,17 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("out.txt")]);
+    }
+
+    #[test]
+    fn stale_temporaries_are_removed_and_outputs_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a")).unwrap();
+        std::fs::write(dir.path().join("a/.x.json.Ab12Cd.tmp"), b"half").unwrap();
+        std::fs::write(dir.path().join("a/x.json"), b"{}").unwrap();
+        std::fs::write(dir.path().join("notes.tmp"), b"not ours").unwrap();
+        assert_eq!(remove_stale_temps(dir.path()), 1);
+        assert!(dir.path().join("a/x.json").exists() && dir.path().join("notes.tmp").exists());
     }
 
     #[test]
