@@ -109,6 +109,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             root: absolute(w.path.get_ref()),
             stable_for: *w.stable_for.get_ref(),
             rescan_every: *w.rescan_every.get_ref(),
+            marker: w.marker.clone().filter(|m| !m.is_empty()),
         };
         sources.push(tokio::spawn(watch_folder(
             spec,

@@ -32,6 +32,7 @@ async fn complete_files_come_out_once_and_temporary_ones_never() {
         root: root.clone(),
         stable_for: Duration::from_millis(300),
         rescan_every: Duration::from_secs(60),
+        marker: None,
     };
     let task = tokio::spawn(watch_folder(spec, tx, stop_rx));
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -84,4 +85,30 @@ async fn complete_files_come_out_once_and_temporary_ones_never() {
         12_000,
         "picked before the writer finished"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_marker_a_file_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("inbox");
+    std::fs::create_dir_all(&root).unwrap();
+    let (tx, mut rx) = mpsc::channel(64);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let spec = FolderSpec {
+        root: root.clone(),
+        stable_for: Duration::from_millis(200),
+        rescan_every: Duration::from_secs(60),
+        marker: Some(".done".into()),
+    };
+    let task = tokio::spawn(watch_folder(spec, tx, stop_rx));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    std::fs::write(root.join("x.wav"), b"complete long ago").unwrap();
+    // Stable, but unmarked: nothing comes out.
+    assert!(drain(&mut rx, Duration::from_secs(1)).await.is_empty());
+    std::fs::write(root.join("x.wav.done"), b"").unwrap();
+    let got = drain(&mut rx, Duration::from_secs(2)).await;
+    stop_tx.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    let names: Vec<PathBuf> = got.iter().map(|c| c.rel.clone()).collect();
+    assert_eq!(names, vec![PathBuf::from("x.wav")], "{got:#?}");
 }

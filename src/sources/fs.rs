@@ -11,7 +11,7 @@ use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
-use super::names::{classify, Skip};
+use super::names::{classify, marked_input, Skip};
 use super::stability::{FileMeta, StabilityGate};
 
 /// One watched folder's settings.
@@ -20,6 +20,8 @@ pub struct FolderSpec {
     pub root: PathBuf,
     pub stable_for: Duration,
     pub rescan_every: Duration,
+    /// Process `x.wav` only once `x.wav<marker>` exists.
+    pub marker: Option<String>,
 }
 
 /// A complete file, ready to be journaled and processed.
@@ -75,14 +77,39 @@ impl Folder {
     /// The path relative to the root, if it is a candidate name.
     fn relevant(&self, path: &Path) -> Option<PathBuf> {
         let rel = path.strip_prefix(&self.spec.root).ok()?;
-        match classify(rel, None) {
+        match classify(rel, self.spec.marker.as_deref()) {
             Ok(()) => Some(rel.to_path_buf()),
             Err(Skip::Hidden | Skip::Temporary | Skip::Marker | Skip::Internal) => None,
         }
     }
 
+    /// With a marker configured, a file is invisible to the gate until its marker exists.
+    fn marked(&self, path: &Path) -> bool {
+        match &self.spec.marker {
+            Some(m) => {
+                let mut with = path.as_os_str().to_owned();
+                with.push(m);
+                Path::new(&with).exists()
+            }
+            None => true,
+        }
+    }
+
     fn observe(&mut self, path: &Path) {
+        if let Some(input) = self
+            .spec
+            .marker
+            .as_deref()
+            .and_then(|m| marked_input(path, m))
+        {
+            // A marker arrived (or went): look at the input it completes.
+            return self.observe(&input);
+        }
         if self.relevant(path).is_none() {
+            return;
+        }
+        if !self.marked(path) {
+            self.gate.removed(path);
             return;
         }
         let now = self.now();
@@ -142,14 +169,16 @@ impl Folder {
             };
             for entry in entries.flatten() {
                 let path = entry.path();
-                let Some(_rel) = self.relevant(&path) else {
+                if self.relevant(&path).is_none() {
                     continue;
-                };
+                }
                 match entry.file_type() {
                     Ok(t) if t.is_dir() => stack.push(path),
                     Ok(t) if t.is_file() => {
                         self.observe(&path);
-                        seen.push(path);
+                        if self.marked(&path) {
+                            seen.push(path);
+                        }
                     }
                     Ok(t) if t.is_symlink() => {
                         tracing::warn!(path = %path.display(), "skipping symlink in watched folder: it could point outside it");
