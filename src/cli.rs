@@ -43,6 +43,17 @@ pub enum Command {
         #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
         config: PathBuf,
     },
+    /// Re-queue failed inputs: moves each back from failed/ into its folder for the daemon.
+    Retry {
+        #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// Input ids (as `status` shows them).
+        #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+        ids: Vec<i64>,
+        /// Every failed and quarantined input.
+        #[arg(long)]
+        failed: bool,
+    },
     /// Check a configuration file: prints each problem with file:line:column, exits non-zero.
     #[command(name = "check-config")]
     CheckConfig {

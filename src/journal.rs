@@ -388,6 +388,14 @@ impl Journal {
             .collect()
     }
 
+    /// Ids of every failed or quarantined input.
+    pub fn failed_ids(&self) -> Result<Vec<i64>, JournalError> {
+        let mut ids = self.in_state(State::Failed)?;
+        ids.extend(self.in_state(State::Quarantined)?);
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
     /// The latest failed or quarantined inputs: (id, source, key, reason), newest first.
     pub fn recent_failures(
         &self,

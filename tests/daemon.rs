@@ -106,6 +106,33 @@ fn dropped_files_are_transcribed_once_and_bad_ones_fail_with_a_reason() {
         "{s}"
     );
 
+    // `retry --failed` moves the bad file back and re-queues it; the daemon tries it again
+    // (and it fails again, for the same reason, with two attempts now).
+    let retry = Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
+        .args(["retry", "--failed", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        retry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retry.stderr)
+    );
+    assert!(
+        inbox.join("notes.wav").is_file() && !inbox.join("failed/notes.wav.error.json").exists()
+    );
+    let daemon = start(&config);
+    wait_until("the retried file to fail again", || {
+        inbox.join("failed/notes.wav.error.json").exists()
+    });
+    stop(daemon);
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(inbox.join("failed/notes.wav.error.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["attempts"], 2, "{report}");
+    let s = status(&config);
+
     // A restart finds nothing to do: finished work is never redone.
     let before = std::fs::metadata(out.join("talk.json"))
         .unwrap()

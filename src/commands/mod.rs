@@ -15,5 +15,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig { config } => check_config::run(&config),
         Command::Run { config } => run::run(&config),
         Command::Status { config } => run::status(&config),
+        Command::Retry {
+            config,
+            ids,
+            failed,
+        } => run::retry(&config, &ids, failed),
     }
 }

@@ -1,8 +1,11 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+
 use crate::config::Config;
-use crate::journal::Journal;
+use crate::journal::{Journal, State};
+use crate::sources::names::FAILED_DIR;
 
 fn load(path: &Path) -> Option<Config> {
     match Config::load(path) {
@@ -67,4 +70,85 @@ pub fn status(path: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Moves each failed input back from `failed/` and re-queues it; the running daemon (or the
+/// next start) processes it again.
+pub fn retry(path: &Path, ids: &[i64], all_failed: bool) -> ExitCode {
+    let Some(config) = load(path) else {
+        return ExitCode::from(2);
+    };
+    let mut journal = match Journal::open(&config.journal.path) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("hotfolderd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ids = if all_failed {
+        match journal.failed_ids() {
+            Ok(ids) => ids,
+            Err(e) => {
+                eprintln!("hotfolderd: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        ids.to_vec()
+    };
+    let mut failures = 0;
+    for id in ids {
+        match retry_one(&mut journal, id) {
+            Ok(msg) => println!("#{id}: {msg}"),
+            Err(msg) => {
+                failures += 1;
+                eprintln!("hotfolderd: #{id}: {msg}");
+            }
+        }
+    }
+    if failures > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn retry_one(journal: &mut Journal, id: i64) -> Result<String, String> {
+    let input = journal
+        .get(id)
+        .map_err(|e| e.to_string())?
+        .ok_or("no such input")?;
+    if !matches!(input.state, State::Failed | State::Quarantined) {
+        return Err(format!("is {}, not failed", input.state.as_str()));
+    }
+    let root = input
+        .source
+        .strip_prefix("watch:")
+        .map(PathBuf::from)
+        .ok_or_else(|| format!("source {} is not a watched folder", input.source))?;
+    let rel = PathBuf::from(&input.key);
+    let original = root.join(&rel);
+    let parked = root.join(FAILED_DIR).join(&rel);
+    if parked.is_file() {
+        if original.exists() {
+            return Err(format!(
+                "{} exists again; not overwriting it",
+                original.display()
+            ));
+        }
+        std::fs::rename(&parked, &original)
+            .map_err(|e| format!("cannot move {} back: {e}", parked.display()))?;
+        let mut report = parked.into_os_string();
+        report.push(".error.json");
+        let _ = std::fs::remove_file(PathBuf::from(report));
+    } else if !original.is_file() {
+        return Err(format!(
+            "the input is gone (neither {} nor its copy in {FAILED_DIR}/)",
+            original.display()
+        ));
+    }
+    journal
+        .transition(id, State::Queued, Some("retry requested"))
+        .map_err(|e| e.to_string())?;
+    Ok(format!("{} re-queued", original.display()))
 }
