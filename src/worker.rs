@@ -107,27 +107,15 @@ pub fn process(
         opts,
         started.elapsed().as_secs_f64(),
     );
-    let mut outputs = Vec::new();
-    for format in &job.formats {
-        let path = job.output_path(*format);
-        let bytes = match render::render(*format, &doc) {
-            Ok(b) => b,
-            Err(e) => {
-                return Outcome::Transient {
-                    stage: "render",
-                    reason: e.to_string(),
-                }
-            }
-        };
-        if let Err(e) = write_atomic(&path, &bytes) {
-            return Outcome::Transient {
-                stage: "write",
-                reason: e.to_string(),
-            };
-        }
-        outputs.push(path.display().to_string());
+    match render::write_all(&doc, &job.formats, |f| job.output_path(f)) {
+        Ok(paths) => Outcome::Done {
+            outputs: paths.iter().map(|p| p.display().to_string()).collect(),
+        },
+        Err(reason) => Outcome::Transient {
+            stage: "write",
+            reason,
+        },
     }
-    Outcome::Done { outputs }
 }
 
 /// After the outputs are journaled: move the input to `done/`, keep it, or delete it.

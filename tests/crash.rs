@@ -5,37 +5,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-fn start(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
-        .args(["run", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files_under(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 #[test]
 fn kill_9_ten_times_loses_nothing_and_duplicates_nothing() {
@@ -79,7 +53,7 @@ fn kill_9_ten_times_loses_nothing_and_duplicates_nothing() {
     };
     let mut dropped = 0;
     for round in 0..10 {
-        let mut daemon = start(&config);
+        let mut daemon = start_daemon(&config);
         // Files keep arriving across the rounds.
         if dropped < sources.len() && round % 2 == 0 {
             for _ in 0..2.min(sources.len() - dropped) {
@@ -96,13 +70,12 @@ fn kill_9_ten_times_loses_nothing_and_duplicates_nothing() {
         let wait = next(200, 2500);
         eprintln!("round {round}: kill -9 after {wait} ms");
         std::thread::sleep(Duration::from_millis(wait));
-        run(Command::new("kill").args(["-KILL", &daemon.id().to_string()]));
-        daemon.wait().unwrap();
+        signal_daemon(&mut daemon, "KILL");
     }
     assert_eq!(dropped, sources.len());
 
     // A last, undisturbed run finishes the work.
-    let mut daemon = start(&config);
+    let mut daemon = start_daemon(&config);
     let deadline = Instant::now() + Duration::from_secs(300);
     let finished = || (0..sources.len()).all(|i| inbox.join(format!("done/in{i}.wav")).exists());
     while !finished() {
@@ -113,8 +86,7 @@ fn kill_9_ten_times_loses_nothing_and_duplicates_nothing() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    run(Command::new("kill").args(["-TERM", &daemon.id().to_string()]));
-    assert!(daemon.wait().unwrap().success());
+    assert!(signal_daemon(&mut daemon, "TERM").success());
 
     // Exactly one complete set of outputs per input, and nothing else.
     let mut expected = Vec::new();

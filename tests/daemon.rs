@@ -5,24 +5,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 
-fn start(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
-        .args(["run", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
-
-fn stop(mut child: Child) {
-    run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
-    let status = child.wait().unwrap();
+fn stop(mut child: std::process::Child) {
+    let status = signal_daemon(&mut child, "TERM");
     assert!(status.success(), "daemon exit after SIGTERM: {status:?}");
 }
 
@@ -64,7 +53,7 @@ fn dropped_files_are_transcribed_once_and_bad_ones_fail_with_a_reason() {
     )
     .unwrap();
     let speech = speak(d, "hello", "Hello from the hot folder.", "en-us");
-    let daemon = start(&config);
+    let daemon = start_daemon(&config);
     std::fs::create_dir_all(inbox.join("team a")).unwrap();
     // A browser-style download and a nested file with a space in its folder name.
     std::fs::copy(&speech, inbox.join("talk.wav.part")).unwrap();
@@ -121,7 +110,7 @@ fn dropped_files_are_transcribed_once_and_bad_ones_fail_with_a_reason() {
     assert!(
         inbox.join("notes.wav").is_file() && !inbox.join("failed/notes.wav.error.json").exists()
     );
-    let daemon = start(&config);
+    let daemon = start_daemon(&config);
     wait_until("the retried file to fail again", || {
         inbox.join("failed/notes.wav.error.json").exists()
     });
@@ -138,7 +127,7 @@ fn dropped_files_are_transcribed_once_and_bad_ones_fail_with_a_reason() {
         .unwrap()
         .modified()
         .unwrap();
-    let daemon = start(&config);
+    let daemon = start_daemon(&config);
     std::thread::sleep(Duration::from_secs(3));
     stop(daemon);
     assert_eq!(
@@ -150,22 +139,9 @@ fn dropped_files_are_transcribed_once_and_bad_ones_fail_with_a_reason() {
     );
     assert_eq!(status(&config), s);
     // No temporary files were left next to the outputs.
-    let leftovers: Vec<_> = walk(&out)
+    let leftovers: Vec<_> = files_under(&out)
         .into_iter()
         .filter(|p| p.to_string_lossy().ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

@@ -11,7 +11,6 @@ use crate::hash::sha256_file;
 use crate::pipeline::decode::AudioDecoder16k;
 use crate::pipeline::render::{self, Format};
 use crate::pipeline::transcribe::{DecodeOptions, Transcriber, WhisperTranscriber};
-use crate::sinks::local::write_atomic;
 
 pub fn run(args: &TranscribeArgs) -> ExitCode {
     let opts = match args.decode.to_options() {
@@ -121,17 +120,15 @@ fn transcribe_one(
         opts,
         total,
     );
-    let mut written = Vec::new();
-    for format in formats {
-        let bytes =
-            render::render(*format, &doc).map_err(|e| format!("cannot render {format:?}: {e}"))?;
+    let written: Vec<String> = render::write_all(&doc, formats, |f| {
         let mut path = stem.as_os_str().to_owned();
         path.push(".");
-        path.push(format.extension());
-        let path = PathBuf::from(path);
-        write_atomic(&path, &bytes).map_err(|e| e.to_string())?;
-        written.push(path.display().to_string());
-    }
+        path.push(f.extension());
+        PathBuf::from(path)
+    })?
+    .iter()
+    .map(|p| p.display().to_string())
+    .collect();
     let mut summary = format!(
         "{}: {:.1} s of {} audio in {:.1} s (×{:.2} real time) → {}",
         file.display(),

@@ -3,7 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 use hotfolderd::pipeline::decode::AudioDecoder16k;
@@ -139,4 +139,38 @@ fn wer_counts_edits() {
     assert_eq!(wer("the cat sat", "the cat sat"), 0.0);
     assert!((wer("the cat sat", "the bat sat down") - 2.0 / 3.0).abs() < 1e-9);
     assert_eq!(wer("a b", ""), 1.0);
+}
+
+/// Starts `hotfolderd run --config CONFIG` (logs to the test's stderr).
+pub fn start_daemon(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
+        .args(["run", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+/// Sends `signal` (e.g. "TERM", "KILL") to the daemon and waits for it.
+pub fn signal_daemon(child: &mut Child, signal: &str) -> std::process::ExitStatus {
+    run(Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]));
+    child.wait().unwrap()
+}
+
+/// Every file under `dir`, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
 }
