@@ -14,7 +14,7 @@ use crate::config::{Config, WatchConfig};
 use crate::journal::{Journal, JournalError, State};
 use crate::pipeline::transcribe::{DecodeOptions, Transcriber, WhisperTranscriber};
 use crate::sources::fs::{watch_folder, Candidate, FolderSpec};
-use crate::worker::{after_done, process, quarantine, FolderJob, Outcome};
+use crate::worker::{after_done, outputs_from_twin, process, quarantine, FolderJob, Outcome};
 
 /// How long a running job may take to finish after SIGTERM before the daemon exits anyway
 /// (the job stays `running` in the journal and is redone on the next start).
@@ -280,6 +280,40 @@ async fn run_one(
             State::Failed,
             Some("input vanished before it was processed"),
         );
+    }
+    // The same content finished before (under any name): reuse its result.
+    let path = job.input();
+    let sha = tokio::task::spawn_blocking(move || crate::hash::sha256_file(&path))
+        .await
+        .ok()
+        .and_then(Result::ok);
+    if let Some(sha) = &sha {
+        let twin = {
+            let mut j = shared.journal();
+            j.set_sha256(id, sha)?;
+            j.done_with_sha256(sha)?
+        };
+        if let Some(twin) = twin.filter(|t| t.id != id) {
+            let (jb, outs) = (job.clone(), twin.outputs.clone());
+            let copied = tokio::task::spawn_blocking(move || outputs_from_twin(&jb, &outs))
+                .await
+                .ok()
+                .flatten();
+            match copied {
+                Some(Ok(outputs)) => {
+                    shared.journal().finish(id, &outputs)?;
+                    if let Err(e) = after_done(&job) {
+                        tracing::warn!(file = %job.input().display(), error = %e, "outputs are done, but the input could not be moved/deleted");
+                    }
+                    tracing::info!(file = %job.input().display(), twin = twin.id, "done (same content as an earlier input; outputs reused)");
+                    return Ok(());
+                }
+                Some(Err(reason)) => {
+                    tracing::warn!(file = %job.input().display(), %reason, "could not reuse outputs; transcribing")
+                }
+                None => {}
+            }
+        }
     }
     let (t, o, j) = (transcriber.clone(), opts.clone(), job.clone());
     let outcome = tokio::task::spawn_blocking(move || process(&j, &t, &o))

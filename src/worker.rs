@@ -118,6 +118,50 @@ pub fn process(
     }
 }
 
+/// Produces this job's outputs from an earlier input with the same content (sha256): each of
+/// the twin's output files is copied to this job's name, the json's `source` rewritten and
+/// `deduplicated_from` added. `None` when the twin's outputs are no longer all there (then
+/// the input is transcribed as usual).
+pub fn outputs_from_twin(
+    job: &FolderJob,
+    twin_outputs: &[String],
+) -> Option<Result<Vec<String>, String>> {
+    let mut planned = Vec::new();
+    for format in &job.formats {
+        let from = twin_outputs
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.extension().is_some_and(|e| e == format.extension()))?;
+        let bytes = std::fs::read(&from).ok()?;
+        planned.push((*format, from, bytes));
+    }
+    let mut written = Vec::new();
+    for (format, from, bytes) in planned {
+        let bytes = if format == Format::Json {
+            let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                return None;
+            };
+            doc["deduplicated_from"] = doc["source"].clone();
+            doc["source"] = serde_json::Value::String(job.input().display().to_string());
+            let mut v = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+            v.push(b'\n');
+            v
+        } else {
+            bytes
+        };
+        let to = job.output_path(format);
+        if let Err(e) = write_atomic(&to, &bytes) {
+            return Some(Err(format!(
+                "copying {} to {}: {e}",
+                from.display(),
+                to.display()
+            )));
+        }
+        written.push(to.display().to_string());
+    }
+    Some(Ok(written))
+}
+
 /// After the outputs are journaled: move the input to `done/`, keep it, or delete it.
 pub fn after_done(job: &FolderJob) -> std::io::Result<()> {
     let input = job.input();

@@ -145,3 +145,47 @@ fn dropped_files_are_transcribed_once_and_bad_ones_fail_with_a_reason() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn the_same_content_twice_is_transcribed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (inbox, out) = (d.join("inbox"), d.join("out"));
+    let config = d.join("hotfolderd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[journal]\npath = {:?}\n[asr]\nmodel = {:?}\nthreads = 1\n[[watch]]\npath = {:?}\noutput = {:?}\nstable_for = \"300ms\"\nafter = \"move\"\n",
+            d.join("state/journal.sqlite"),
+            model("tiny.en"),
+            inbox,
+            out
+        ),
+    )
+    .unwrap();
+    let speech = speak(d, "same", "The same recording, uploaded twice.", "en-us");
+    let mut daemon = start_daemon(&config);
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::copy(&speech, inbox.join("first.wav")).unwrap();
+    wait_until("the first copy", || inbox.join("done/first.wav").exists());
+    std::fs::copy(&speech, inbox.join("again.wav")).unwrap();
+    wait_until("the second copy", || inbox.join("done/again.wav").exists());
+    assert!(signal_daemon(&mut daemon, "TERM").success());
+
+    let first: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("first.json")).unwrap()).unwrap();
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("again.json")).unwrap()).unwrap();
+    // The second set was made from the first result, not by transcribing again.
+    assert_eq!(again["deduplicated_from"], first["source"]);
+    assert!(again["source"].as_str().unwrap().ends_with("again.wav"));
+    assert_eq!(again["segments"], first["segments"]);
+    assert_eq!(again["sha256"], first["sha256"]);
+    for ext in ["srt", "vtt", "txt"] {
+        assert_eq!(
+            std::fs::read(out.join(format!("again.{ext}"))).unwrap(),
+            std::fs::read(out.join(format!("first.{ext}"))).unwrap()
+        );
+    }
+    assert!(status(&config).contains("done         2"));
+}
