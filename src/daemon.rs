@@ -30,8 +30,16 @@ pub enum DaemonError {
     Setup(String),
 }
 
-fn source_id(root: &Path) -> String {
-    format!("watch:{}", root.display())
+const WATCH_PREFIX: &str = "watch:";
+
+/// The journal's `source` for a watched folder.
+pub fn source_id(root: &Path) -> String {
+    format!("{WATCH_PREFIX}{}", root.display())
+}
+
+/// The watched folder a journal `source` names, if it is one.
+pub fn source_root(source: &str) -> Option<PathBuf> {
+    source.strip_prefix(WATCH_PREFIX).map(PathBuf::from)
 }
 
 struct Shared {
@@ -46,6 +54,18 @@ struct FolderInfo {
     output: PathBuf,
     formats: Vec<crate::pipeline::render::Format>,
     after: crate::config::After,
+}
+
+impl FolderInfo {
+    fn job(&self, rel: PathBuf) -> FolderJob {
+        FolderJob {
+            root: self.root.clone(),
+            rel,
+            output: self.output.clone(),
+            formats: self.formats.clone(),
+            after: self.after,
+        }
+    }
 }
 
 impl Shared {
@@ -198,13 +218,7 @@ fn finish_after(shared: &Shared, source: &str, rel: &Path) {
     else {
         return;
     };
-    let job = FolderJob {
-        root: folder.root.clone(),
-        rel: rel.to_path_buf(),
-        output: folder.output.clone(),
-        formats: folder.formats.clone(),
-        after: folder.after,
-    };
+    let job = folder.job(rel.to_path_buf());
     match after_done(&job) {
         Ok(()) => {
             tracing::info!(file = %job.input().display(), "finished the move interrupted by the last stop")
@@ -259,19 +273,13 @@ async fn run_one(
     opts: &DecodeOptions,
 ) -> Result<(), JournalError> {
     let input = shared.journal().get(id)?.ok_or(JournalError::Missing(id))?;
-    let Some(folder) = shared.folders.get(&input.source).cloned() else {
+    let Some(folder) = shared.folders.get(&input.source) else {
         // A folder removed from the config: leave its inputs queued for when it returns.
         tracing::warn!(id, source = %input.source, "input from a folder no longer configured; skipped");
         tokio::time::sleep(Duration::from_secs(5)).await;
         return Ok(());
     };
-    let job = FolderJob {
-        root: folder.root,
-        rel: PathBuf::from(&input.key),
-        output: folder.output,
-        formats: folder.formats,
-        after: folder.after,
-    };
+    let job = folder.job(PathBuf::from(&input.key));
     shared.journal().transition(id, State::Running, None)?;
     let attempts = input.attempts + 1;
     if !job.input().is_file() {
@@ -316,7 +324,7 @@ async fn run_one(
         }
     }
     let (t, o, j) = (transcriber.clone(), opts.clone(), job.clone());
-    let outcome = tokio::task::spawn_blocking(move || process(&j, &t, &o))
+    let outcome = tokio::task::spawn_blocking(move || process(&j, &t, &o, sha))
         .await
         .unwrap_or_else(|e| Outcome::Transient {
             stage: "transcribe",

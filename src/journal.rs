@@ -235,7 +235,7 @@ impl Journal {
         to: State,
         detail: Option<&str>,
     ) -> Result<(), JournalError> {
-        let current = self.get(id)?.ok_or(JournalError::Missing(id))?.state;
+        let current = self.state(id)?.ok_or(JournalError::Missing(id))?;
         if !current.next().contains(&to) {
             return Err(JournalError::Transition {
                 id,
@@ -310,6 +310,18 @@ impl Journal {
             Some(id) => self.get(id),
             None => Ok(None),
         }
+    }
+
+    /// Just the state of input `id` (the transition check needs nothing else).
+    pub fn state(&self, id: i64) -> Result<Option<State>, JournalError> {
+        let state: Option<String> = self
+            .conn
+            .query_row("SELECT state FROM inputs WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(self.db())?;
+        Ok(state.map(|s| State::parse(&s).unwrap_or(State::Failed)))
     }
 
     pub fn get(&self, id: i64) -> Result<Option<Input>, JournalError> {

@@ -56,11 +56,13 @@ impl FolderJob {
     }
 }
 
-/// Runs the job on the calling thread (call it from `spawn_blocking`).
+/// Runs the job on the calling thread (call it from `spawn_blocking`). `sha256` is the
+/// input's hash when the caller already computed it (for dedup); otherwise it is computed here.
 pub fn process(
     job: &FolderJob,
     transcriber: &Arc<dyn Transcriber>,
     opts: &DecodeOptions,
+    sha256: Option<String>,
 ) -> Outcome {
     let input = job.input();
     let started = Instant::now();
@@ -88,7 +90,7 @@ pub fn process(
             }
         }
     };
-    let sha = match sha256_file(&input) {
+    let sha = match sha256.map_or_else(|| sha256_file(&input), Ok) {
         Ok(s) => s,
         Err(e) => {
             return Outcome::Transient {

@@ -16,18 +16,7 @@ fn kill_9_ten_times_loses_nothing_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (inbox, out) = (d.join("inbox"), d.join("out"));
-    let config = d.join("hotfolderd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[journal]\npath = {:?}\n[asr]\nmodel = {:?}\nthreads = 1\n[[watch]]\npath = {:?}\noutput = {:?}\nstable_for = \"300ms\"\nafter = \"move\"\n",
-            d.join("state/journal.sqlite"),
-            model("tiny.en"),
-            inbox,
-            out
-        ),
-    )
-    .unwrap();
+    let config = write_daemon_config(d, "300ms");
     let sentences = [
         "The first file arrives before anything else.",
         "Number two is short.",

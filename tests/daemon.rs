@@ -40,18 +40,7 @@ fn dropped_files_are_transcribed_once_and_bad_ones_fail_with_a_reason() {
     let d = dir.path();
     let inbox = d.join("inbox");
     let out = d.join("out");
-    let config = d.join("hotfolderd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[journal]\npath = {:?}\n[asr]\nmodel = {:?}\nthreads = 1\n[[watch]]\npath = {:?}\noutput = {:?}\nstable_for = \"500ms\"\nafter = \"move\"\n",
-            d.join("state/journal.sqlite"),
-            model("tiny.en"),
-            inbox,
-            out
-        ),
-    )
-    .unwrap();
+    let config = write_daemon_config(d, "500ms");
     let speech = speak(d, "hello", "Hello from the hot folder.", "en-us");
     let daemon = start_daemon(&config);
     std::fs::create_dir_all(inbox.join("team a")).unwrap();
@@ -151,18 +140,7 @@ fn the_same_content_twice_is_transcribed_once() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (inbox, out) = (d.join("inbox"), d.join("out"));
-    let config = d.join("hotfolderd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[journal]\npath = {:?}\n[asr]\nmodel = {:?}\nthreads = 1\n[[watch]]\npath = {:?}\noutput = {:?}\nstable_for = \"300ms\"\nafter = \"move\"\n",
-            d.join("state/journal.sqlite"),
-            model("tiny.en"),
-            inbox,
-            out
-        ),
-    )
-    .unwrap();
+    let config = write_daemon_config(d, "300ms");
     let speech = speak(d, "same", "The same recording, uploaded twice.", "en-us");
     let mut daemon = start_daemon(&config);
     std::fs::create_dir_all(&inbox).unwrap();

@@ -121,10 +121,7 @@ fn retry_one(journal: &mut Journal, id: i64) -> Result<String, String> {
     if !matches!(input.state, State::Failed | State::Quarantined) {
         return Err(format!("is {}, not failed", input.state.as_str()));
     }
-    let root = input
-        .source
-        .strip_prefix("watch:")
-        .map(PathBuf::from)
+    let root = crate::daemon::source_root(&input.source)
         .ok_or_else(|| format!("source {} is not a watched folder", input.source))?;
     let rel = PathBuf::from(&input.key);
     let original = root.join(&rel);

@@ -221,7 +221,7 @@ impl WhisperTranscriber {
         opts: &'a DecodeOptions,
         language: &'a str,
         prompt: &'a [i32],
-    ) -> Result<FullParams<'a, 'a>, TranscribeError> {
+    ) -> FullParams<'a, 'a> {
         let strategy = if opts.beam_size > 1 {
             SamplingStrategy::BeamSearch {
                 beam_size: opts.beam_size,
@@ -256,7 +256,7 @@ impl WhisperTranscriber {
         if !prompt.is_empty() {
             p.set_tokens(prompt);
         }
-        Ok(p)
+        p
     }
 
     /// Checks the language option against the model and resolves `auto` on `first`.
@@ -436,7 +436,7 @@ impl Transcriber for WhisperTranscriber {
                         l
                     }
                 };
-                let params = self.params(opts, &lang, &context)?;
+                let params = self.params(opts, &lang, &context);
                 state
                     .full(params, &input)
                     .map_err(|e| TranscribeError::Asr(e.to_string()))?;

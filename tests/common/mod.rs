@@ -141,6 +141,24 @@ fn wer_counts_edits() {
     assert_eq!(wer("a b", ""), 1.0);
 }
 
+/// Writes a daemon config under `dir` (journal in `state/`, one folder `inbox` → `out`,
+/// tiny.en on one thread, after = "move"); returns its path.
+pub fn write_daemon_config(dir: &Path, stable_for: &str) -> PathBuf {
+    let config = dir.join("hotfolderd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[journal]\npath = {:?}\n[asr]\nmodel = {:?}\nthreads = 1\n[[watch]]\npath = {:?}\noutput = {:?}\nstable_for = {stable_for:?}\nafter = \"move\"\n",
+            dir.join("state/journal.sqlite"),
+            model("tiny.en"),
+            dir.join("inbox"),
+            dir.join("out")
+        ),
+    )
+    .unwrap();
+    config
+}
+
 /// Starts `hotfolderd run --config CONFIG` (logs to the test's stderr).
 pub fn start_daemon(config: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
