@@ -13,6 +13,7 @@ use half::f16;
 use super::ct2::Ct2Model;
 use super::ggml::{self, Hparams, TensorType};
 use super::{mel, quantize, vocab, ModelError};
+use crate::sinks::local::AtomicFile;
 
 const GGML_QNT_VERSION: i32 = 2;
 
@@ -130,21 +131,12 @@ pub fn import_ct2(dir: &Path, out: &Path, wtype: WeightType) -> Result<ImportSum
     };
 
     let plans = plan(n_state, n_audio_layer, n_text_layer);
-    let dest_dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     let io_err = |source| ModelError::Io {
         path: out.to_path_buf(),
         source,
     };
-    std::fs::create_dir_all(dest_dir).map_err(io_err)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".import-")
-        .suffix(".tmp")
-        .tempfile_in(dest_dir)
-        .map_err(io_err)?;
-    let mut w = BufWriter::new(tmp.as_file());
+    let file = AtomicFile::create(out).map_err(|e| io_err(e.source))?;
+    let mut w = BufWriter::new(file.as_file());
     let filters = mel::filterbank(16_000, 400, n_mels);
     ggml::write_header(&mut w, &hparams, &filters, 201, &tokens).map_err(io_err)?;
     let mut bytes = Vec::new();
@@ -187,9 +179,8 @@ pub fn import_ct2(dir: &Path, out: &Path, wtype: WeightType) -> Result<ImportSum
     }
     w.flush().map_err(io_err)?;
     drop(w);
-    tmp.as_file().sync_all().map_err(io_err)?;
-    let size = tmp.as_file().metadata().map_err(io_err)?.len();
-    tmp.persist(out).map_err(|e| io_err(e.error))?;
+    let size = file.as_file().metadata().map_err(io_err)?.len();
+    file.commit().map_err(|e| io_err(e.source))?;
     Ok(ImportSummary {
         output: out.to_path_buf(),
         multilingual: n_vocab >= 51865,

@@ -13,6 +13,7 @@ use half::f16;
 
 use super::ggml::{write_tensor, TensorType, MAGIC};
 use super::ModelError;
+use crate::sinks::local::AtomicFile;
 
 const MAX_HEADER: u64 = 16 * 1024 * 1024;
 
@@ -132,17 +133,8 @@ pub fn import_silero(input: &Path, out: &Path) -> Result<usize, ModelError> {
         path: out.to_path_buf(),
         source,
     };
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".import-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(io)?;
-    let mut w = BufWriter::new(tmp.as_file());
+    let file = AtomicFile::create(out).map_err(|e| io(e.source))?;
+    let mut w = BufWriter::new(file.as_file());
     let model_type = b"silero-16k";
     let mut header: Vec<i32> = vec![model_type.len() as i32];
     let mut ints = vec![6, 2, 3, 512, 64, 4]; // version 6.2.3, n_window, n_context, layers
@@ -222,7 +214,6 @@ pub fn import_silero(input: &Path, out: &Path) -> Result<usize, ModelError> {
     }
     w.flush().map_err(io)?;
     drop(w);
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(out).map_err(|e| io(e.error))?;
+    file.commit().map_err(|e| io(e.source))?;
     Ok(plan.len())
 }

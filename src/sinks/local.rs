@@ -14,33 +14,73 @@ pub struct WriteError {
     pub source: std::io::Error,
 }
 
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
-    let err = |source| WriteError {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(err)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(err)?;
-    tmp.write_all(contents).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    // Best effort: not every file system lets a directory be opened for syncing.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
+/// A file being written under a temporary name beside its destination; [`commit`] makes it
+/// appear whole under its real name. Dropped without committing, it disappears.
+///
+/// [`commit`]: AtomicFile::commit
+pub struct AtomicFile {
+    tmp: tempfile::NamedTempFile,
+    path: PathBuf,
+    dir: PathBuf,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> Result<AtomicFile, WriteError> {
+        let err = |source| WriteError {
+            path: path.to_path_buf(),
+            source,
+        };
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(err)?;
+        Ok(AtomicFile {
+            tmp,
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+        })
     }
-    Ok(())
+
+    pub fn as_file(&self) -> &File {
+        self.tmp.as_file()
+    }
+
+    /// Syncs the data, renames it over the destination, and syncs the directory.
+    pub fn commit(self) -> Result<(), WriteError> {
+        let path = self.path;
+        let err = |source| WriteError {
+            path: path.clone(),
+            source,
+        };
+        self.tmp.as_file().sync_all().map_err(err)?;
+        self.tmp.persist(&path).map_err(|e| err(e.error))?;
+        // Best effort: not every file system lets a directory be opened for syncing.
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
+    let file = AtomicFile::create(path)?;
+    file.as_file()
+        .write_all(contents)
+        .map_err(|source| WriteError {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    file.commit()
 }
 
 /// Removes temporary files `write_atomic` left under `dir` when the process was killed
