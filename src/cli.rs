@@ -272,6 +272,7 @@ impl DecodeArgs {
                 speech_pad_ms: self.vad_speech_pad_ms,
                 samples_overlap: self.vad_samples_overlap,
             },
+            cancel: defaults.cancel,
         })
     }
 }

@@ -17,7 +17,26 @@ pub struct Config {
     pub journal: JournalConfig,
     pub asr: AsrConfig,
     #[serde(default)]
+    pub daemon: DaemonConfig,
+    #[serde(default)]
     pub watch: Vec<WatchConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// On SIGTERM/SIGINT, how long running jobs may take to finish before the daemon stops
+    /// them (they stay queued and are redone on the next start).
+    #[serde(default = "default_shutdown_grace", deserialize_with = "duration")]
+    pub shutdown_grace: Spanned<Duration>,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            shutdown_grace: default_shutdown_grace(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -40,6 +59,43 @@ pub struct AsrConfig {
     /// Silero VAD model; non-speech is skipped when set.
     #[serde(default)]
     pub vad_model: Option<PathBuf>,
+    /// Per-job time limit: `job_timeout_min` + audio duration × `job_timeout_factor`, at most
+    /// `job_timeout_max` (also the limit when the duration is unknown).
+    #[serde(default = "default_timeout_factor")]
+    pub job_timeout_factor: Spanned<f64>,
+    #[serde(default = "default_timeout_min", deserialize_with = "duration")]
+    pub job_timeout_min: Spanned<Duration>,
+    #[serde(default = "default_timeout_max", deserialize_with = "duration")]
+    pub job_timeout_max: Spanned<Duration>,
+}
+
+impl AsrConfig {
+    pub fn limits(&self) -> JobLimits {
+        JobLimits {
+            factor: *self.job_timeout_factor.get_ref(),
+            min: *self.job_timeout_min.get_ref(),
+            max: *self.job_timeout_max.get_ref(),
+        }
+    }
+}
+
+/// The per-job time limit rule (see [`AsrConfig::job_timeout_factor`]).
+#[derive(Debug, Clone, Copy)]
+pub struct JobLimits {
+    pub factor: f64,
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl JobLimits {
+    /// The time limit for a job on `audio_seconds` of audio (`None`: not known up front).
+    pub fn job_timeout(&self, audio_seconds: Option<f64>) -> Duration {
+        let Some(secs) = audio_seconds.filter(|s| s.is_finite() && *s >= 0.0) else {
+            return self.max;
+        };
+        let scaled = Duration::try_from_secs_f64(secs * self.factor).unwrap_or(self.max);
+        (self.min + scaled).min(self.max)
+    }
 }
 
 /// What happens to an input once its outputs are durable.
@@ -79,6 +135,18 @@ fn default_language() -> String {
 }
 fn default_workers() -> Spanned<usize> {
     Spanned::new(0..0, 1)
+}
+fn default_timeout_factor() -> Spanned<f64> {
+    Spanned::new(0..0, 3.0)
+}
+fn default_timeout_min() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(10 * 60))
+}
+fn default_timeout_max() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(12 * 3600))
+}
+fn default_shutdown_grace() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(30))
 }
 fn default_stable_for() -> Spanned<Duration> {
     Spanned::new(0..0, Duration::from_secs(2))
@@ -219,6 +287,19 @@ impl Config {
                 "asr.workers must be at least 1".into(),
             );
         }
+        let factor = *self.asr.job_timeout_factor.get_ref();
+        if !factor.is_finite() || factor < 0.0 {
+            err(
+                self.asr.job_timeout_factor.span(),
+                format!("asr.job_timeout_factor must be 0 or more, not {factor}"),
+            );
+        }
+        if self.asr.job_timeout_max.get_ref() < self.asr.job_timeout_min.get_ref() {
+            err(
+                self.asr.job_timeout_max.span(),
+                "asr.job_timeout_max is shorter than asr.job_timeout_min".into(),
+            );
+        }
         for (i, w) in self.watch.iter().enumerate() {
             let (input, output) = (w.path.get_ref(), w.output.get_ref());
             if input.as_os_str().is_empty() {
@@ -300,6 +381,24 @@ marker = ".done"
         assert_eq!(c.watch[1].formats.get_ref().len(), 4);
         assert_eq!(*c.watch[1].rescan_every.get_ref(), Duration::from_secs(60));
         assert_eq!(*c.asr.workers.get_ref(), 1);
+        assert_eq!(*c.daemon.shutdown_grace.get_ref(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_job_timeout_scales_with_the_audio_and_is_capped() {
+        let text = GOOD.replace(
+            "language = \"en\"",
+            "language = \"en\"\njob_timeout_factor = 2.0\njob_timeout_min = \"1m\"\njob_timeout_max = \"1h\"",
+        );
+        let asr = Config::parse(&text, "t.toml", no_env).unwrap().asr.limits();
+        let mins = |m: u64| Duration::from_secs(m * 60);
+        assert_eq!(asr.job_timeout(Some(0.0)), mins(1));
+        assert_eq!(asr.job_timeout(Some(600.0)), mins(21));
+        assert_eq!(asr.job_timeout(Some(7200.0)), mins(60));
+        assert_eq!(asr.job_timeout(None), mins(60));
+        let bad = text.replace("\"1h\"", "\"30s\"");
+        let e = Config::parse(&bad, "t.toml", no_env).unwrap_err();
+        assert!(e[0].message.contains("job_timeout_max"), "{e:?}");
     }
 
     #[test]

@@ -5,10 +5,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::After;
 use crate::hash::sha256_file;
+use crate::pipeline::cancel::Stopped;
 use crate::pipeline::decode::AudioDecoder16k;
 use crate::pipeline::render::{self, Format};
 use crate::pipeline::transcribe::{DecodeOptions, TranscribeError, Transcriber};
@@ -41,6 +42,8 @@ pub enum Outcome {
         stage: &'static str,
         reason: String,
     },
+    /// It ran past its time limit, or the daemon is shutting down.
+    Stopped(Stopped),
 }
 
 impl FolderJob {
@@ -57,12 +60,15 @@ impl FolderJob {
 }
 
 /// Runs the job on the calling thread (call it from `spawn_blocking`). `sha256` is the
-/// input's hash when the caller already computed it (for dedup); otherwise it is computed here.
+/// input's hash when the caller already computed it (for dedup); otherwise it is computed
+/// here. `time_limit` turns the audio's declared duration into the job's time limit, which
+/// joins `opts.cancel`.
 pub fn process(
     job: &FolderJob,
     transcriber: &Arc<dyn Transcriber>,
     opts: &DecodeOptions,
     sha256: Option<String>,
+    time_limit: &dyn Fn(Option<f64>) -> Duration,
 ) -> Outcome {
     let input = job.input();
     let started = Instant::now();
@@ -75,8 +81,14 @@ pub fn process(
             }
         }
     };
+    let limit = time_limit(decoder.info().declared_seconds);
+    let opts = &DecodeOptions {
+        cancel: opts.cancel.limited(limit),
+        ..opts.clone()
+    };
     let transcript = match transcriber.transcribe(&mut decoder, opts) {
         Ok(t) => t,
+        Err(TranscribeError::Stopped(why)) => return Outcome::Stopped(why),
         Err(TranscribeError::Decode(e)) => {
             return Outcome::Permanent {
                 stage: "decode",

@@ -1,4 +1,5 @@
 //! Pipeline stages over one input: decode → transcribe → render.
+pub mod cancel;
 pub mod decode;
 pub mod render;
 pub mod resample;

@@ -12,6 +12,7 @@ use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
+use super::cancel::{Cancel, Stopped};
 use super::decode::DecodeError;
 use super::resample::TARGET_RATE;
 use super::transcript::{is_non_speech_annotation, words_from_tokens, Segment, Token, Transcript};
@@ -54,6 +55,9 @@ pub struct DecodeOptions {
     pub vad: VadOptions,
     /// Seconds of audio given to whisper.cpp per call (memory grows with it).
     pub window_seconds: usize,
+    /// Deadline and stop flag for this run (not an option a user sets per file).
+    #[serde(skip)]
+    pub cancel: Cancel,
 }
 
 /// whisper.cpp's VAD settings, with whisper-cli's defaults.
@@ -102,6 +106,7 @@ impl Default for DecodeOptions {
             vad_model: None,
             vad: VadOptions::default(),
             window_seconds: WINDOW_SECONDS,
+            cancel: Cancel::default(),
         }
     }
 }
@@ -116,6 +121,8 @@ pub enum TranscribeError {
     Options(String),
     #[error("speech recognition failed: {0}")]
     Asr(String),
+    #[error("transcription {0}")]
+    Stopped(Stopped),
 }
 
 /// Turns audio into a transcript. The real one is [`WhisperTranscriber`]; tests of the code
@@ -256,6 +263,17 @@ impl WhisperTranscriber {
         if !prompt.is_empty() {
             p.set_tokens(prompt);
         }
+        // SAFETY: the callback only reads the `Cancel` behind the pointer, which lives in
+        // `opts` and so outlives the `FullParams<'a>` that carries it into `whisper_full`.
+        // (The crate's closure-based setter leaks a box per call; this does not.)
+        unsafe {
+            p.set_abort_callback(Some(abort_if_stopped));
+            p.set_abort_callback_user_data(
+                std::ptr::from_ref(&opts.cancel)
+                    .cast_mut()
+                    .cast::<std::ffi::c_void>(),
+            );
+        }
         p
     }
 
@@ -390,6 +408,9 @@ impl Transcriber for WhisperTranscriber {
         let (mut decode_s, mut asr_s) = (0f64, 0f64);
 
         loop {
+            if let Some(why) = opts.cancel.stopped() {
+                return Err(TranscribeError::Stopped(why));
+            }
             let t = Instant::now();
             while buf.len() < raw_window && !eof {
                 // Small pulls keep the decoder's own buffer small.
@@ -437,9 +458,13 @@ impl Transcriber for WhisperTranscriber {
                     }
                 };
                 let params = self.params(opts, &lang, &context);
-                state
-                    .full(params, &input)
-                    .map_err(|e| TranscribeError::Asr(e.to_string()))?;
+                state.full(params, &input).map_err(|e| {
+                    // An abort surfaces as a failed `whisper_full`: report why it was stopped.
+                    opts.cancel.stopped().map_or_else(
+                        || TranscribeError::Asr(e.to_string()),
+                        TranscribeError::Stopped,
+                    )
+                })?;
                 let map = TimeMap {
                     offset,
                     joined: joined.as_ref(),
@@ -484,6 +509,13 @@ impl Transcriber for WhisperTranscriber {
             asr_seconds: asr_s,
         })
     }
+}
+
+/// whisper.cpp's abort callback: `data` is the `&Cancel` set in `params`.
+unsafe extern "C" fn abort_if_stopped(data: *mut std::ffi::c_void) -> bool {
+    // SAFETY: see `params`; the pointer is valid for the whole `whisper_full` call.
+    let cancel = unsafe { &*(data.cast::<Cancel>()) };
+    cancel.stopped().is_some()
 }
 
 /// Seconds in whisper's input → seconds in the original audio.

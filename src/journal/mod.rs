@@ -13,63 +13,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum State {
-    Seen,
-    Stable,
-    Queued,
-    Running,
-    Done,
-    Failed,
-    Quarantined,
-}
+mod queue;
+mod state;
 
-impl State {
-    pub const ALL: [State; 7] = [
-        State::Seen,
-        State::Stable,
-        State::Queued,
-        State::Running,
-        State::Done,
-        State::Failed,
-        State::Quarantined,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Seen => "seen",
-            State::Stable => "stable",
-            State::Queued => "queued",
-            State::Running => "running",
-            State::Done => "done",
-            State::Failed => "failed",
-            State::Quarantined => "quarantined",
-        }
-    }
-
-    fn parse(s: &str) -> Option<State> {
-        State::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
-    pub fn is_final(self) -> bool {
-        matches!(self, State::Done | State::Failed | State::Quarantined)
-    }
-
-    /// The states a row may move to from this one.
-    pub fn next(self) -> &'static [State] {
-        use State::*;
-        match self {
-            Seen => &[Stable, Failed, Quarantined],
-            Stable => &[Queued, Failed, Quarantined],
-            Queued => &[Running, Failed, Quarantined],
-            Running => &[Done, Failed, Quarantined, Queued],
-            Done => &[],
-            Failed | Quarantined => &[Queued],
-        }
-    }
-}
+pub use queue::{Arrival, Arrived};
+pub use state::State;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -129,6 +79,7 @@ CREATE TABLE IF NOT EXISTS inputs (
     outputs     TEXT NOT NULL DEFAULT '[]',
     seen_at     INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL,
+    not_before  INTEGER NOT NULL DEFAULT 0,
     UNIQUE (source, key, version)
 );
 CREATE INDEX IF NOT EXISTS inputs_state ON inputs (state);
@@ -141,7 +92,6 @@ CREATE TABLE IF NOT EXISTS events (
     detail   TEXT
 );
 CREATE INDEX IF NOT EXISTS events_input ON events (input_id);
-PRAGMA user_version = 1;
 ";
 
 fn db_error(path: &Path) -> impl Fn(rusqlite::Error) -> JournalError {
@@ -156,6 +106,69 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The schema version this code writes. 1 → 2 added `not_before` (retry backoff).
+const SCHEMA_VERSION: i64 = 2;
+
+/// Brings a journal written by an older hotfolderd up to [`SCHEMA_VERSION`]. A fresh file
+/// (version 0) already has the current tables from [`SCHEMA`].
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version == 1 {
+        conn.execute_batch("ALTER TABLE inputs ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;")?;
+    }
+    if version < SCHEMA_VERSION {
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    Ok(())
+}
+
+/// Moves input `id` to `to` inside `tx`, if `to` is allowed from its current state: the row
+/// and an audit event change together. Entering `running` counts an attempt; a reason given
+/// for `failed`, `quarantined` or `queued` is kept as the row's last error.
+fn step(
+    tx: &Transaction<'_>,
+    path: &Path,
+    id: i64,
+    to: State,
+    detail: Option<&str>,
+    now: i64,
+) -> Result<(), JournalError> {
+    let db = db_error(path);
+    let current: Option<String> = tx
+        .query_row("SELECT state FROM inputs WHERE id = ?1", params![id], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(&db)?;
+    let current = current
+        .map(|s| State::parse(&s).unwrap_or(State::Failed))
+        .ok_or(JournalError::Missing(id))?;
+    if !current.next().contains(&to) {
+        return Err(JournalError::Transition {
+            id,
+            from: current.as_str().to_string(),
+            to: to.as_str(),
+        });
+    }
+    let attempts_inc = i64::from(to == State::Running);
+    let error = matches!(to, State::Failed | State::Quarantined | State::Queued)
+        .then_some(detail)
+        .flatten();
+    tx.execute(
+        "UPDATE inputs SET state = ?1, attempts = attempts + ?2, updated_at = ?3,
+                last_error = COALESCE(?4, last_error)
+         WHERE id = ?5",
+        params![to.as_str(), attempts_inc, now, error, id],
+    )
+    .map_err(&db)?;
+    tx.execute(
+        "INSERT INTO events (input_id, at, state, detail) VALUES (?1, ?2, ?3, ?4)",
+        params![id, now, to.as_str(), detail],
+    )
+    .map_err(&db)?;
+    Ok(())
 }
 
 impl Journal {
@@ -181,6 +194,7 @@ impl Journal {
             .map_err(db)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
+        migrate(&conn).map_err(db)?;
         Ok(Journal {
             conn,
             path: path.to_path_buf(),
@@ -201,7 +215,10 @@ impl Journal {
     ) -> Result<(i64, bool), JournalError> {
         let db = db_error(&self.path);
         let now = now_ms();
-        let tx = self.conn.transaction().map_err(&db)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&db)?;
         let inserted = tx
             .execute(
                 "INSERT OR IGNORE INTO inputs (source, key, version, size, state, seen_at, updated_at)
@@ -235,41 +252,12 @@ impl Journal {
         to: State,
         detail: Option<&str>,
     ) -> Result<(), JournalError> {
-        let current = self.state(id)?.ok_or(JournalError::Missing(id))?;
-        if !current.next().contains(&to) {
-            return Err(JournalError::Transition {
-                id,
-                from: current.as_str().to_string(),
-                to: to.as_str(),
-            });
-        }
         let db = db_error(&self.path);
-        let now = now_ms();
-        let tx = self.conn.transaction().map_err(&db)?;
-        let attempts_inc = i64::from(to == State::Running);
-        let error = matches!(to, State::Failed | State::Quarantined | State::Queued)
-            .then_some(detail)
-            .flatten();
-        let changed = tx
-            .execute(
-                "UPDATE inputs SET state = ?1, attempts = attempts + ?2, updated_at = ?3,
-                        last_error = COALESCE(?4, last_error)
-                 WHERE id = ?5 AND state = ?6",
-                params![to.as_str(), attempts_inc, now, error, id, current.as_str()],
-            )
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(&db)?;
-        if changed != 1 {
-            return Err(JournalError::Transition {
-                id,
-                from: format!("{} (changed concurrently)", current.as_str()),
-                to: to.as_str(),
-            });
-        }
-        tx.execute(
-            "INSERT INTO events (input_id, at, state, detail) VALUES (?1, ?2, ?3, ?4)",
-            params![id, now, to.as_str(), detail],
-        )
-        .map_err(&db)?;
+        step(&tx, &self.path, id, to, detail, now_ms())?;
         tx.commit().map_err(&db)
     }
 
@@ -283,16 +271,21 @@ impl Journal {
         Ok(())
     }
 
-    /// Marks a running input done with the outputs it produced.
+    /// Marks a running input done with the outputs it produced (one transaction).
     pub fn finish(&mut self, id: i64, outputs: &[String]) -> Result<(), JournalError> {
+        let db = db_error(&self.path);
         let json = serde_json::to_string(outputs).unwrap_or_else(|_| "[]".into());
-        self.conn
-            .execute(
-                "UPDATE inputs SET outputs = ?1 WHERE id = ?2",
-                params![json, id],
-            )
-            .map_err(self.db())?;
-        self.transition(id, State::Done, None)
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&db)?;
+        tx.execute(
+            "UPDATE inputs SET outputs = ?1 WHERE id = ?2",
+            params![json, id],
+        )
+        .map_err(&db)?;
+        step(&tx, &self.path, id, State::Done, None, now_ms())?;
+        tx.commit().map_err(&db)
     }
 
     /// A finished input with this content, whose outputs can be reused.
@@ -353,21 +346,24 @@ impl Journal {
     /// After a crash: inputs left `running` go back to `queued` (their outputs were never
     /// recorded, so they are redone; sinks overwrite atomically). Returns how many.
     pub fn recover(&mut self) -> Result<usize, JournalError> {
-        let ids: Vec<i64> = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT id FROM inputs WHERE state = 'running'")
-                .map_err(self.db())?;
-            let rows = stmt.query_map([], |r| r.get(0)).map_err(self.db())?;
-            rows.collect::<Result<_, _>>().map_err(self.db())?
-        };
+        let ids = self.in_state(State::Running)?;
+        let db = db_error(&self.path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&db)?;
+        let now = now_ms();
         for id in &ids {
-            self.transition(
+            step(
+                &tx,
+                &self.path,
                 *id,
                 State::Queued,
                 Some("interrupted (daemon stopped or crashed); requeued"),
+                now,
             )?;
         }
+        tx.commit().map_err(&db)?;
         Ok(ids.len())
     }
 
@@ -525,6 +521,31 @@ mod tests {
         assert_eq!(j.in_state(State::Queued).unwrap(), vec![id]);
         let counts = j.counts().unwrap();
         assert!(counts.contains(&(State::Queued, 1)) && counts.contains(&(State::Done, 0)));
+    }
+
+    #[test]
+    fn a_version_1_journal_is_migrated_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            let v1 = SCHEMA.replace("    not_before  INTEGER NOT NULL DEFAULT 0,\n", "");
+            conn.execute_batch(&v1).unwrap();
+            conn.execute_batch("PRAGMA user_version = 1;").unwrap();
+            conn.execute(
+                "INSERT INTO inputs (source, key, version, state, seen_at, updated_at)
+                 VALUES ('s', 'k', 'v', 'queued', 0, 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let mut j = Journal::open(&path).unwrap();
+        let version: i64 = j
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(j.claim_next().unwrap().map(|i| i.key), Some("k".into()));
     }
 
     #[test]

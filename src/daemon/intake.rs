@@ -1,0 +1,85 @@
+//! Intake: records every complete file the sources hand over and queues new ones, in
+//! batches (one journal transaction, one fsync, for as many files as have arrived), so a
+//! burst of thousands of files is journaled at disk speed rather than one fsync each.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::{source_id, Shared};
+use crate::journal::{Arrival, Arrived, State};
+use crate::sources::fs::Candidate;
+use crate::worker::after_done;
+
+/// Most arrivals journaled in one transaction.
+const BATCH: usize = 1024;
+
+pub(super) async fn intake(shared: Arc<Shared>, mut rx: mpsc::Receiver<Candidate>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let candidates = std::mem::take(&mut batch);
+        let shared = shared.clone();
+        let done = tokio::task::spawn_blocking(move || record(&shared, &candidates)).await;
+        if let Err(e) = done {
+            tracing::error!(error = %e, "intake batch ended abnormally");
+        }
+    }
+}
+
+/// Journals one batch; wakes workers for what was queued. A version seen before is left
+/// alone, except a `done` one still in its folder: a crash came between journaling its
+/// outputs and moving it, so the move is finished now.
+fn record(shared: &Shared, candidates: &[Candidate]) {
+    let arrivals: Vec<Arrival> = candidates
+        .iter()
+        .map(|c| Arrival {
+            source: source_id(&c.root),
+            key: c.rel.to_string_lossy().into_owned(),
+            version: format!("{}:{}:{}", c.meta.len, c.meta.mtime_ns, c.meta.inode),
+            size: c.meta.len,
+        })
+        .collect();
+    let result = shared.journal().arrive(&arrivals);
+    let arrived = match result {
+        Ok(a) => a,
+        Err(e) => {
+            for c in candidates {
+                tracing::error!(file = %c.root.join(&c.rel).display(), error = %e, "cannot journal input; it will be seen again on the next scan");
+            }
+            return;
+        }
+    };
+    let mut queued = 0;
+    for (c, a) in candidates.iter().zip(arrived) {
+        match a {
+            Arrived::Queued(id) => {
+                queued += 1;
+                tracing::debug!(id, file = %c.root.join(&c.rel).display(), "queued");
+            }
+            Arrived::Known(_, State::Done) => finish_after(shared, &source_id(&c.root), &c.rel),
+            Arrived::Known(..) => {}
+        }
+    }
+    shared.wake_workers(queued);
+}
+
+/// Completes the after-action of an input whose outputs are already journaled.
+fn finish_after(shared: &Shared, source: &str, rel: &Path) {
+    let Some(folder) = shared
+        .folders
+        .get(source)
+        .filter(|f| f.after != crate::config::After::Keep)
+    else {
+        return;
+    };
+    let job = folder.job(rel.to_path_buf());
+    match after_done(&job) {
+        Ok(()) => {
+            tracing::info!(file = %job.input().display(), "finished the move interrupted by the last stop")
+        }
+        Err(e) => {
+            tracing::warn!(file = %job.input().display(), error = %e, "could not move/delete a finished input")
+        }
+    }
+}

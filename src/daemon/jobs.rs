@@ -1,0 +1,256 @@
+//! Workers: each takes the oldest due input from the journal (claimed atomically, so
+//! `[asr] workers` of them never share one), runs it under its time limit, and records how
+//! it ended. Transient failures go back to the queue with a backoff instead of holding a
+//! worker asleep.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::Shared;
+use crate::journal::{Input, JournalError, State};
+use crate::pipeline::cancel::{Cancel, Stopped};
+use crate::pipeline::transcribe::{DecodeOptions, Transcriber};
+use crate::worker::{after_done, outputs_from_twin, process, quarantine, FolderJob, Outcome};
+
+/// Transient failures are retried this many times before the input is marked failed.
+const MAX_ATTEMPTS: i64 = 5;
+/// A job that ran past its time limit is tried this many times in all.
+const MAX_TIMEOUT_ATTEMPTS: i64 = 2;
+/// How often an idle worker looks at the journal even without a wake-up.
+const IDLE_POLL: Duration = Duration::from_secs(5);
+
+/// Takes queued inputs until told to stop.
+pub(super) async fn work(
+    shared: Arc<Shared>,
+    transcriber: Arc<dyn Transcriber>,
+    opts: DecodeOptions,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let claimed = shared.journal().claim_next();
+        match claimed {
+            Ok(Some(input)) => {
+                let id = input.id;
+                if let Err(e) = run_one(&shared, input, &transcriber, &opts).await {
+                    tracing::error!(id, error = %e, "journal update failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            Ok(None) => {
+                let due = shared.journal().next_due_in_ms().ok().flatten();
+                let nap = due.map_or(IDLE_POLL, |ms| {
+                    Duration::from_millis(ms.max(10) as u64).min(IDLE_POLL)
+                });
+                tokio::select! {
+                    _ = shared.wake.notified() => {}
+                    _ = stop.changed() => {}
+                    _ = tokio::time::sleep(nap) => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "journal unreadable; retrying");
+                tokio::time::sleep(IDLE_POLL).await;
+            }
+        }
+    }
+}
+
+/// Removes the job's stop token from the shared table however the job ends.
+struct Running<'a> {
+    shared: &'a Shared,
+    id: i64,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.shared.running().remove(&self.id);
+    }
+}
+
+async fn run_one(
+    shared: &Arc<Shared>,
+    input: Input,
+    transcriber: &Arc<dyn Transcriber>,
+    opts: &DecodeOptions,
+) -> Result<(), JournalError> {
+    let id = input.id;
+    let Some(folder) = shared.folders.get(&input.source) else {
+        // A folder removed from the config: its inputs wait for it to come back.
+        tracing::warn!(id, source = %input.source, "input from a folder no longer configured; left queued");
+        return shared.journal().retry_later(
+            id,
+            "its watched folder is not in the configuration",
+            60_000,
+        );
+    };
+    let job = folder.job(PathBuf::from(&input.key));
+    if !job.input().is_file() {
+        return shared.journal().transition(
+            id,
+            State::Failed,
+            Some("input vanished before it was processed"),
+        );
+    }
+    let cancel = Cancel::default();
+    shared.running().insert(id, cancel.clone());
+    let _running = Running { shared, id };
+    if *shared.stopping.borrow() {
+        // Claimed just as the shutdown began: leave it for the next start.
+        return shared.journal().retry_later(id, "daemon stopping", 0);
+    }
+
+    let path = job.input();
+    let sha = tokio::task::spawn_blocking(move || crate::hash::sha256_file(&path))
+        .await
+        .ok()
+        .and_then(Result::ok);
+    if let Some(sha) = &sha {
+        if reuse_twin(shared, id, &job, sha).await? {
+            return Ok(());
+        }
+    }
+    let mut job_opts = opts.clone();
+    job_opts.cancel = cancel;
+    let limits = shared.asr_limits;
+    let (t, j) = (transcriber.clone(), job.clone());
+    let outcome = tokio::task::spawn_blocking(move || {
+        process(&j, &t, &job_opts, sha, &|secs| limits.job_timeout(secs))
+    })
+    .await
+    .unwrap_or_else(|e| Outcome::Transient {
+        stage: "transcribe",
+        reason: format!("worker ended abnormally: {e}"),
+    });
+    record_outcome(shared, &input, &job, outcome)
+}
+
+/// The same content finished before (under any name): its outputs are copied for this input.
+/// `Ok(true)` when that finished the job.
+async fn reuse_twin(
+    shared: &Shared,
+    id: i64,
+    job: &FolderJob,
+    sha: &str,
+) -> Result<bool, JournalError> {
+    let twin = {
+        let mut j = shared.journal();
+        j.set_sha256(id, sha)?;
+        j.done_with_sha256(sha)?
+    };
+    let Some(twin) = twin.filter(|t| t.id != id) else {
+        return Ok(false);
+    };
+    let (jb, outs) = (job.clone(), twin.outputs.clone());
+    let copied = tokio::task::spawn_blocking(move || outputs_from_twin(&jb, &outs))
+        .await
+        .ok()
+        .flatten();
+    match copied {
+        Some(Ok(outputs)) => {
+            shared.journal().finish(id, &outputs)?;
+            move_finished(job);
+            tracing::info!(file = %job.input().display(), twin = twin.id, "done (same content as an earlier input; outputs reused)");
+            Ok(true)
+        }
+        Some(Err(reason)) => {
+            tracing::warn!(file = %job.input().display(), %reason, "could not reuse outputs; transcribing");
+            Ok(false)
+        }
+        None => Ok(false),
+    }
+}
+
+fn move_finished(job: &FolderJob) {
+    if let Err(e) = after_done(job) {
+        tracing::warn!(file = %job.input().display(), error = %e, "outputs are done, but the input could not be moved/deleted");
+    }
+}
+
+fn record_outcome(
+    shared: &Shared,
+    input: &Input,
+    job: &FolderJob,
+    outcome: Outcome,
+) -> Result<(), JournalError> {
+    let (id, attempts) = (input.id, input.attempts);
+    match outcome {
+        Outcome::Done { outputs } => {
+            shared.journal().finish(id, &outputs)?;
+            move_finished(job);
+            tracing::info!(file = %job.input().display(), "done");
+            Ok(())
+        }
+        Outcome::Permanent { stage, reason } => fail(shared, id, job, stage, &reason, attempts),
+        Outcome::Stopped(Stopped::Cancelled) => {
+            tracing::info!(file = %job.input().display(), "stopped by the shutdown; requeued for the next start");
+            shared
+                .journal()
+                .retry_later(id, "interrupted by shutdown; requeued", 0)
+        }
+        Outcome::Stopped(why @ Stopped::TimedOut(_)) => {
+            if attempts >= MAX_TIMEOUT_ATTEMPTS {
+                let reason = format!(
+                    "{why} on each of {attempts} attempts; raise [asr] job_timeout_factor/job_timeout_max if the hardware is slow"
+                );
+                fail(shared, id, job, "timeout", &reason, attempts)
+            } else {
+                retry(shared, id, job, &format!("timeout: {why}"), attempts)
+            }
+        }
+        Outcome::Transient { stage, reason } => {
+            if attempts >= MAX_ATTEMPTS {
+                let detail = format!("{stage}: {reason} (gave up after {attempts} attempts)");
+                shared
+                    .journal()
+                    .transition(id, State::Failed, Some(&detail))
+            } else {
+                retry(shared, id, job, &format!("{stage}: {reason}"), attempts)
+            }
+        }
+    }
+}
+
+/// Back to the queue after 2^attempts seconds (at most about a minute).
+fn retry(
+    shared: &Shared,
+    id: i64,
+    job: &FolderJob,
+    why: &str,
+    attempts: i64,
+) -> Result<(), JournalError> {
+    let backoff = Duration::from_secs(1 << attempts.clamp(0, 6));
+    let detail = format!("{why} (attempt {attempts} of {MAX_ATTEMPTS})");
+    tracing::warn!(file = %job.input().display(), reason = %detail, ?backoff, "will retry");
+    shared
+        .journal()
+        .retry_later(id, &detail, backoff.as_millis() as i64)
+}
+
+/// A permanent failure: the input goes to `failed/` with its report, the journal says why.
+fn fail(
+    shared: &Shared,
+    id: i64,
+    job: &FolderJob,
+    stage: &str,
+    reason: &str,
+    attempts: i64,
+) -> Result<(), JournalError> {
+    let detail = format!("{stage}: {reason}");
+    match quarantine(job, stage, reason, attempts) {
+        Ok(to) => {
+            tracing::warn!(file = %job.input().display(), moved_to = %to.display(), reason = %detail, "failed")
+        }
+        Err(e) => {
+            tracing::error!(file = %job.input().display(), error = %e, reason = %detail, "failed, and could not be moved to failed/")
+        }
+    }
+    shared
+        .journal()
+        .transition(id, State::Failed, Some(&detail))
+}
