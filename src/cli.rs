@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::model::WeightType;
 use crate::pipeline::render::Format;
-use crate::pipeline::transcribe::{DecodeOptions, ModelOptions, VadOptions};
+use crate::pipeline::transcribe::{AudioCtx, DecodeOptions, ModelOptions, VadOptions};
 
 pub const DEFAULT_MODEL: &str = "var/models/ggml-tiny.en.bin";
 pub const DEFAULT_VAD_MODEL: &str = "var/models/ggml-silero-vad.bin";
@@ -177,6 +177,11 @@ pub struct DecodeArgs {
     #[arg(long = "window-seconds", default_value_t = crate::pipeline::transcribe::WINDOW_SECONDS as u64,
           value_parser = clap::value_parser!(u64).range(30..))]
     pub window_seconds: u64,
+    /// Encoder context for inputs shorter than one window: `full` (whisper's 30 s, the most
+    /// accurate) or `fit` (trimmed to the audio: several times faster on short clips, a little
+    /// less accurate).
+    #[arg(long = "audio-ctx", value_enum, default_value_t = AudioCtx::Full)]
+    pub audio_ctx: AudioCtx,
     /// Suppress non-speech tokens during decoding.
     #[arg(long = "suppress-nst")]
     pub suppress_nst: bool,
@@ -272,6 +277,7 @@ impl DecodeArgs {
                 speech_pad_ms: self.vad_speech_pad_ms,
                 samples_overlap: self.vad_samples_overlap,
             },
+            audio_ctx: self.audio_ctx,
             cancel: defaults.cancel,
         })
     }

@@ -59,6 +59,10 @@ pub struct AsrConfig {
     /// Silero VAD model; non-speech is skipped when set.
     #[serde(default)]
     pub vad_model: Option<PathBuf>,
+    /// Encoder context for inputs shorter than one window: "full" or "fit" (faster on short
+    /// clips, a little less accurate; see `hotfolderd transcribe --help`).
+    #[serde(default)]
+    pub audio_ctx: crate::pipeline::transcribe::AudioCtx,
     /// Per-job time limit: `job_timeout_min` + audio duration × `job_timeout_factor`, at most
     /// `job_timeout_max` (also the limit when the duration is unknown).
     #[serde(default = "default_timeout_factor")]

@@ -4,35 +4,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-
-fn stop(mut child: std::process::Child) {
-    let status = signal_daemon(&mut child, "TERM");
-    assert!(status.success(), "daemon exit after SIGTERM: {status:?}");
-}
-
-/// Waits (generously: CI machines are slow) until `done` holds, or fails with `what`.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn status(config: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
-        .args(["status", "--config"])
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 fn dropped_files_are_transcribed_once_and_bad_ones_fail_with_a_reason() {

@@ -76,25 +76,6 @@ fn output_stem(file: &Path, out: Option<&Path>) -> Result<PathBuf, String> {
     Ok(dir.join(stem))
 }
 
-/// Checks that the path is something we can read as audio at all.
-pub fn validate_path(file: &Path) -> Result<u64, String> {
-    let meta = std::fs::metadata(file).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        _ => format!("cannot read: {e}"),
-    })?;
-    if meta.is_dir() {
-        return Err("is a directory, not an audio file".into());
-    }
-    if !meta.is_file() {
-        return Err("is not a regular file".into());
-    }
-    if meta.len() == 0 {
-        return Err("is empty (0 bytes); nothing to transcribe".into());
-    }
-    Ok(meta.len())
-}
-
 fn transcribe_one(
     transcriber: &dyn Transcriber,
     file: &Path,
@@ -103,7 +84,6 @@ fn transcribe_one(
     opts: &DecodeOptions,
 ) -> Result<String, String> {
     let started = Instant::now();
-    validate_path(file)?;
     let mut decoder = AudioDecoder16k::open_path(file).map_err(|e| e.to_string())?;
     let transcript = transcriber
         .transcribe(&mut decoder, opts)

@@ -36,7 +36,7 @@ fn record(shared: &Shared, candidates: &[Candidate]) {
         .map(|c| Arrival {
             source: source_id(&c.root),
             key: c.rel.to_string_lossy().into_owned(),
-            version: format!("{}:{}:{}", c.meta.len, c.meta.mtime_ns, c.meta.inode),
+            version: c.meta.version(),
             size: c.meta.len,
         })
         .collect();

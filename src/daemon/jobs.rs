@@ -200,7 +200,14 @@ fn record_outcome(
                 );
                 fail(shared, id, job, "timeout", &reason, attempts)
             } else {
-                retry(shared, id, job, &format!("timeout: {why}"), attempts)
+                retry(
+                    shared,
+                    id,
+                    job,
+                    &format!("timeout: {why}"),
+                    attempts,
+                    MAX_TIMEOUT_ATTEMPTS,
+                )
             }
         }
         Outcome::Transient { stage, reason } => {
@@ -210,7 +217,14 @@ fn record_outcome(
                     .journal()
                     .transition(id, State::Failed, Some(&detail))
             } else {
-                retry(shared, id, job, &format!("{stage}: {reason}"), attempts)
+                retry(
+                    shared,
+                    id,
+                    job,
+                    &format!("{stage}: {reason}"),
+                    attempts,
+                    MAX_ATTEMPTS,
+                )
             }
         }
     }
@@ -223,9 +237,10 @@ fn retry(
     job: &FolderJob,
     why: &str,
     attempts: i64,
+    max_attempts: i64,
 ) -> Result<(), JournalError> {
     let backoff = Duration::from_secs(1 << attempts.clamp(0, 6));
-    let detail = format!("{why} (attempt {attempts} of {MAX_ATTEMPTS})");
+    let detail = format!("{why} (attempt {attempts} of {max_attempts})");
     tracing::warn!(file = %job.input().display(), reason = %detail, ?backoff, "will retry");
     shared
         .journal()

@@ -103,13 +103,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         WhisperTranscriber::load(&config.asr.model)
             .map_err(|e| DaemonError::Setup(e.to_string()))?,
     );
-    run_with(config, transcriber).await
+    run_with(config, transcriber, wait_for_signal()).await
 }
 
-/// Runs the daemon with the given transcriber (benchmarks of intake use a stub).
+/// Runs the daemon with the given transcriber until `shutdown` completes (benchmarks of
+/// intake use a stub transcriber and their own stop).
 pub async fn run_with(
     config: Config,
     transcriber: Arc<dyn Transcriber>,
+    shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let mut journal = Journal::open(&config.journal.path)?;
     let recovered = journal.recover()?;
@@ -120,6 +122,7 @@ pub async fn run_with(
         threads: *config.asr.threads.get_ref(),
         language: config.asr.language.clone(),
         vad_model: config.asr.vad_model.clone().filter(|p| p.is_file()),
+        audio_ctx: config.asr.audio_ctx,
         ..DecodeOptions::default()
     };
     let folders: HashMap<String, FolderInfo> = config
@@ -182,7 +185,7 @@ pub async fn run_with(
     }
     tracing::info!(folders = config.watch.len(), workers, "hotfolderd running");
 
-    wait_for_signal().await;
+    shutdown.await;
     let grace = *config.daemon.shutdown_grace.get_ref();
     tracing::info!(
         ?grace,

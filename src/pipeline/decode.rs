@@ -18,8 +18,12 @@ use super::resample::MonoResampler;
 /// Why an input cannot be decoded. Each says what is wrong in words a user can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    #[error("cannot open: {0}")]
+    #[error("{}", open_error(.0))]
     Open(std::io::Error),
+    #[error("is empty (0 bytes); nothing to transcribe")]
+    Empty,
+    #[error("{0}")]
+    NotAFile(&'static str),
     #[error("not a recognised audio file ({0}); supported: wav, flac, mp3, ogg (vorbis/opus), m4a/mp4 (aac/alac), mkv/webm, caf")]
     UnknownFormat(String),
     #[error("looks like a text file, not audio")]
@@ -36,6 +40,16 @@ pub enum DecodeError {
     Corrupt { at: f64, detail: String },
     #[error("{0}")]
     Resample(String),
+}
+
+fn open_error(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => {
+            format!("cannot open: {e} (make it readable by the user hotfolderd runs as)")
+        }
+        _ => format!("cannot open: {e}"),
+    }
 }
 
 /// What the container says about the audio, before decoding.
@@ -76,6 +90,18 @@ pub struct AudioDecoder16k {
 impl AudioDecoder16k {
     pub fn open_path(path: &Path) -> Result<Self, DecodeError> {
         use std::io::{Read, Seek, SeekFrom};
+        let meta = std::fs::metadata(path).map_err(DecodeError::Open)?;
+        if meta.is_dir() {
+            return Err(DecodeError::NotAFile("is a directory, not an audio file"));
+        }
+        if !meta.is_file() {
+            return Err(DecodeError::NotAFile(
+                "is not a regular file (a pipe, socket or device)",
+            ));
+        }
+        if meta.len() == 0 {
+            return Err(DecodeError::Empty);
+        }
         let mut file = File::open(path).map_err(DecodeError::Open)?;
         let mut head = Vec::with_capacity(512);
         (&mut file)

@@ -3,6 +3,7 @@
 //! `rescan_every`, and whenever notify reports that events were lost, so nothing is missed on
 //! queue overflow or on file systems without events (NFS, some FUSE).
 
+use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,6 +14,9 @@ use tokio::sync::{mpsc, watch};
 
 use super::names::{classify, marked_input, Skip};
 use super::stability::{FileMeta, StabilityGate};
+
+/// Most events handled before the gate's timer is looked at again.
+const EVENT_BURST: usize = 4096;
 
 /// One watched folder's settings.
 #[derive(Debug, Clone)]
@@ -58,15 +62,29 @@ fn meta_of(m: &std::fs::Metadata) -> FileMeta {
 }
 
 /// Regular files only: a symlink could point outside the watched root.
-fn stat(path: &Path) -> Option<FileMeta> {
+pub fn stat(path: &Path) -> Option<FileMeta> {
     let m = std::fs::symlink_metadata(path).ok()?;
     m.file_type().is_file().then(|| meta_of(&m))
+}
+
+/// Why a path with an input's name is not taken (`None`: a regular file, a folder, or gone).
+fn not_a_file(path: &Path) -> Option<&'static str> {
+    let t = std::fs::symlink_metadata(path).ok()?.file_type();
+    if t.is_symlink() {
+        Some("it is a symbolic link, which could point outside the watched folder; copy or move the file itself in")
+    } else if t.is_file() || t.is_dir() {
+        None
+    } else {
+        Some("it is not a regular file (a pipe, socket or device)")
+    }
 }
 
 struct Folder {
     spec: FolderSpec,
     gate: StabilityGate,
     started: Instant,
+    /// Paths already reported as skipped, so each is logged once, not at every scan.
+    reported: HashSet<PathBuf>,
 }
 
 impl Folder {
@@ -115,7 +133,14 @@ impl Folder {
         let now = self.now();
         match stat(path) {
             Some(meta) => self.gate.observe(path, meta, now),
-            None => self.gate.removed(path),
+            None => {
+                self.gate.removed(path);
+                if let Some(why) = not_a_file(path) {
+                    if self.reported.insert(path.to_path_buf()) {
+                        tracing::warn!(path = %path.display(), "skipped: {why}");
+                    }
+                }
+            }
         }
     }
 
@@ -180,10 +205,7 @@ impl Folder {
                             seen.push(path);
                         }
                     }
-                    Ok(t) if t.is_symlink() => {
-                        tracing::warn!(path = %path.display(), "skipping symlink in watched folder: it could point outside it");
-                    }
-                    _ => {}
+                    _ => self.observe(&path),
                 }
             }
         }
@@ -245,6 +267,7 @@ pub async fn watch_folder(
         gate: StabilityGate::new(spec.stable_for),
         spec,
         started: Instant::now(),
+        reported: HashSet::new(),
     };
     folder.scan();
     let mut rescan = tokio::time::interval(folder.spec.rescan_every);
@@ -262,14 +285,23 @@ pub async fn watch_folder(
                     return Ok(());
                 }
             }
-            ev = ev_rx.recv() => match ev {
-                Some(Ok(event)) => need_scan = folder.on_event(event),
-                Some(Err(e)) => {
-                    tracing::warn!(root = %folder.spec.root.display(), error = %e, "watch error; rescanning");
-                    need_scan = true;
+            ev = ev_rx.recv() => {
+                let Some(first) = ev else { return Ok(()) };
+                // Take the whole burst before looking at the timer and the gate again.
+                let mut next = Some(first);
+                let mut taken = 0;
+                while let Some(ev) = next {
+                    match ev {
+                        Ok(event) => need_scan |= folder.on_event(event),
+                        Err(e) => {
+                            tracing::warn!(root = %folder.spec.root.display(), error = %e, "watch error; rescanning");
+                            need_scan = true;
+                        }
+                    }
+                    taken += 1;
+                    next = if taken < EVENT_BURST { ev_rx.try_recv().ok() } else { None };
                 }
-                None => return Ok(()),
-            },
+            }
             _ = rescan.tick() => need_scan = true,
             _ = tokio::time::sleep(wake) => {}
         }

@@ -7,7 +7,7 @@
 //! the last one. Each version of a file (a replacement under the same name has a new inode or
 //! mtime) is handed on once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,6 +17,13 @@ pub struct FileMeta {
     pub len: u64,
     pub mtime_ns: i128,
     pub inode: u64,
+}
+
+impl FileMeta {
+    /// How the journal tells one version of a file from the next under the same name.
+    pub fn version(&self) -> String {
+        format!("{}:{}:{}", self.len, self.mtime_ns, self.inode)
+    }
 }
 
 #[derive(Debug)]
@@ -33,6 +40,9 @@ struct Entry {
 pub struct StabilityGate {
     stable_for: Duration,
     files: HashMap<PathBuf, Entry>,
+    /// Files whose current version has not been handed on: the only ones the timer looks
+    /// at, so thousands of finished files kept for recognition cost nothing per event.
+    waiting: HashSet<PathBuf>,
 }
 
 impl StabilityGate {
@@ -40,6 +50,21 @@ impl StabilityGate {
         StabilityGate {
             stable_for,
             files: HashMap::new(),
+            waiting: HashSet::new(),
+        }
+    }
+
+    /// Keeps `waiting` in step with the entry at `path` after a change.
+    fn track(&mut self, path: &Path) {
+        match self.files.get(path) {
+            Some(e) if e.handed_on != Some(e.meta) => {
+                if !self.waiting.contains(path) {
+                    self.waiting.insert(path.to_path_buf());
+                }
+            }
+            _ => {
+                self.waiting.remove(path);
+            }
         }
     }
 
@@ -63,6 +88,7 @@ impl StabilityGate {
                 );
             }
         }
+        self.track(path);
     }
 
     /// inotify reported a write (`IN_MODIFY`): the writer is active.
@@ -83,14 +109,16 @@ impl StabilityGate {
 
     /// After a full scan: forgets every file the scan did not find.
     pub fn retain_only(&mut self, present: &[PathBuf]) {
-        let present: std::collections::HashSet<&Path> =
-            present.iter().map(PathBuf::as_path).collect();
+        let present: HashSet<&Path> = present.iter().map(PathBuf::as_path).collect();
         self.files.retain(|p, _| present.contains(p.as_path()));
+        let files = &self.files;
+        self.waiting.retain(|p| files.contains_key(p));
     }
 
     /// The file is gone (deleted, or renamed away): it produces no job.
     pub fn removed(&mut self, path: &Path) {
         self.files.remove(path);
+        self.waiting.remove(path);
     }
 
     fn pending(e: &Entry) -> bool {
@@ -102,10 +130,14 @@ impl StabilityGate {
     /// [`confirm`]: StabilityGate::confirm
     pub fn due(&self, now: Duration) -> Vec<PathBuf> {
         let mut due: Vec<PathBuf> = self
-            .files
+            .waiting
             .iter()
-            .filter(|(_, e)| Self::pending(e) && now >= e.since + self.stable_for)
-            .map(|(p, _)| p.clone())
+            .filter(|p| {
+                self.files
+                    .get(p.as_path())
+                    .is_some_and(|e| Self::pending(e) && now >= e.since + self.stable_for)
+            })
+            .cloned()
             .collect();
         due.sort();
         due
@@ -125,19 +157,22 @@ impl StabilityGate {
         if e.meta != meta {
             e.meta = meta;
             e.since = now;
+            self.track(path);
             return false;
         }
         if !Self::pending(e) || now < e.since + stable_for {
             return false;
         }
         e.handed_on = Some(meta);
+        self.waiting.remove(path);
         true
     }
 
     /// When the next file may become due (for the driver's timer).
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.files
-            .values()
+        self.waiting
+            .iter()
+            .filter_map(|p| self.files.get(p))
             .filter(|e| Self::pending(e))
             .map(|e| e.since + self.stable_for)
             .min()

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use hotfolderd::pipeline::decode::AudioDecoder16k;
 use hotfolderd::pipeline::transcribe::{DecodeOptions, Transcriber, WhisperTranscriber};
@@ -159,21 +160,101 @@ pub fn write_daemon_config(dir: &Path, stable_for: &str) -> PathBuf {
     config
 }
 
+/// A running `hotfolderd run`. Dropped (the test ended or panicked) without being stopped,
+/// it is killed, so no daemon outlives its test.
+pub struct Daemon {
+    pub child: Child,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How to start the daemon.
+#[derive(Default)]
+pub struct Start<'a> {
+    /// Send its logs here instead of the test's stderr.
+    pub log: Option<&'a Path>,
+    /// When the tests run as root: run it as `nobody` (after giving `nobody` the test's
+    /// folder), so file permissions apply to it as they do to a service account.
+    pub unprivileged_in: Option<&'a Path>,
+}
+
 /// Starts `hotfolderd run --config CONFIG` (logs to the test's stderr).
-pub fn start_daemon(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
-        .args(["run", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
+pub fn start_daemon(config: &Path) -> Daemon {
+    start_daemon_with(config, Start::default())
+}
+
+pub fn is_root() -> bool {
+    let out = Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+pub fn start_daemon_with(config: &Path, how: Start<'_>) -> Daemon {
+    let bin = env!("CARGO_BIN_EXE_hotfolderd");
+    let mut cmd = match how.unprivileged_in {
+        Some(dir) if is_root() => {
+            run(Command::new("chown").args(["-R", "65534:65534"]).arg(dir));
+            let mut c = Command::new("setpriv");
+            c.args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--reset-env",
+                bin,
+            ]);
+            c
+        }
+        _ => Command::new(bin),
+    };
+    cmd.args(["run", "--config"]).arg(config);
+    cmd.stdout(Stdio::null());
+    match how.log {
+        Some(log) => cmd.stderr(std::fs::File::create(log).unwrap()),
+        None => cmd.stderr(Stdio::inherit()),
+    };
+    Daemon {
+        child: cmd.spawn().unwrap(),
+    }
 }
 
 /// Sends `signal` (e.g. "TERM", "KILL") to the daemon and waits for it.
-pub fn signal_daemon(child: &mut Child, signal: &str) -> std::process::ExitStatus {
-    run(Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]));
-    child.wait().unwrap()
+pub fn signal_daemon(daemon: &mut Daemon, signal: &str) -> std::process::ExitStatus {
+    run(Command::new("kill").args([&format!("-{signal}"), &daemon.child.id().to_string()]));
+    daemon.child.wait().unwrap()
+}
+
+/// SIGTERM, and the daemon must exit 0.
+pub fn stop(mut daemon: Daemon) {
+    let status = signal_daemon(&mut daemon, "TERM");
+    assert!(status.success(), "daemon exit after SIGTERM: {status:?}");
+}
+
+/// Waits (generously: CI machines are slow) until `done` holds, or fails with `what`.
+pub fn wait_until(what: &str, done: impl FnMut() -> bool) {
+    wait_up_to(Duration::from_secs(300), what, done)
+}
+
+pub fn wait_up_to(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `hotfolderd status --config CONFIG`'s output.
+pub fn status(config: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
+        .args(["status", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Every file under `dir`, sorted.
