@@ -1,4 +1,5 @@
 //! Sources discover inputs and hand over candidates; they never transcribe.
 pub mod fs;
 pub mod names;
+pub mod s3_event;
 pub mod stability;
