@@ -13,5 +13,8 @@ scripts/fetch-model.sh silero-vad target/debug/hotfolderd
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 export HOTFOLDERD_MODELS="$PWD/var/models"
+# The S3/SQS tests start this emulator themselves, each on its own free port.
+HOTFOLDERD_MOTO_SERVER="$(scripts/moto.sh)"
+export HOTFOLDERD_MOTO_SERVER
 # Two test threads on two cores; each speech test runs whisper on one thread.
 cargo test --locked -- --test-threads=2

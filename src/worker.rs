@@ -71,16 +71,48 @@ pub fn process(
     time_limit: &dyn Fn(Option<f64>) -> Duration,
 ) -> Outcome {
     let input = job.input();
-    let started = Instant::now();
-    let mut decoder = match AudioDecoder16k::open_path(&input) {
-        Ok(d) => d,
-        Err(e) => {
-            return Outcome::Permanent {
-                stage: "decode",
-                reason: e.to_string(),
-            }
-        }
+    let rendered = match transcribe_to_outputs(
+        &input,
+        input.display().to_string(),
+        &job.formats,
+        transcriber,
+        opts,
+        sha256,
+        time_limit,
+    ) {
+        Ok(r) => r,
+        Err(outcome) => return outcome,
     };
+    let mut outputs = Vec::with_capacity(rendered.len());
+    for (format, bytes) in rendered {
+        let path = job.output_path(format);
+        if let Err(e) = write_atomic(&path, &bytes) {
+            return Outcome::Transient {
+                stage: "write",
+                reason: e.to_string(),
+            };
+        }
+        outputs.push(path.display().to_string());
+    }
+    Outcome::Done { outputs }
+}
+
+/// The bytes of each requested output format for the audio file at `input` (a local file
+/// or a downloaded object); `source` names it in the json. The error is how the job ends.
+pub fn transcribe_to_outputs(
+    input: &Path,
+    source: String,
+    formats: &[Format],
+    transcriber: &Arc<dyn Transcriber>,
+    opts: &DecodeOptions,
+    sha256: Option<String>,
+    time_limit: &dyn Fn(Option<f64>) -> Duration,
+) -> Result<Vec<(Format, Vec<u8>)>, Outcome> {
+    let started = Instant::now();
+    let mut decoder = AudioDecoder16k::open_path(input).map_err(|e| Outcome::Permanent {
+        stage: "decode",
+        reason: e.to_string(),
+    })?;
     let limit = time_limit(decoder.info().declared_seconds);
     let opts = &DecodeOptions {
         cancel: opts.cancel.limited(limit),
@@ -88,32 +120,32 @@ pub fn process(
     };
     let transcript = match transcriber.transcribe(&mut decoder, opts) {
         Ok(t) => t,
-        Err(TranscribeError::Stopped(why)) => return Outcome::Stopped(why),
+        Err(TranscribeError::Stopped(why)) => return Err(Outcome::Stopped(why)),
         Err(TranscribeError::Decode(e)) => {
-            return Outcome::Permanent {
+            return Err(Outcome::Permanent {
                 stage: "decode",
                 reason: e.to_string(),
-            }
+            })
         }
         Err(e) => {
-            return Outcome::Transient {
+            return Err(Outcome::Transient {
                 stage: "transcribe",
                 reason: e.to_string(),
-            }
+            })
         }
     };
-    let sha = match sha256.map_or_else(|| sha256_file(&input), Ok) {
+    let sha = match sha256.map_or_else(|| sha256_file(input), Ok) {
         Ok(s) => s,
         Err(e) => {
-            return Outcome::Transient {
+            return Err(Outcome::Transient {
                 stage: "hash",
                 reason: format!("cannot read {}: {e}", input.display()),
-            }
+            })
         }
     };
     let info = decoder.info().clone();
     let doc = render::document(
-        input.display().to_string(),
+        source,
         sha,
         transcriber.model_name(),
         &info,
@@ -121,15 +153,17 @@ pub fn process(
         opts,
         started.elapsed().as_secs_f64(),
     );
-    match render::write_all(&doc, &job.formats, |f| job.output_path(f)) {
-        Ok(paths) => Outcome::Done {
-            outputs: paths.iter().map(|p| p.display().to_string()).collect(),
-        },
-        Err(reason) => Outcome::Transient {
-            stage: "write",
-            reason,
-        },
-    }
+    formats
+        .iter()
+        .map(|f| {
+            render::render(*f, &doc)
+                .map(|bytes| (*f, bytes))
+                .map_err(|e| Outcome::Transient {
+                    stage: "render",
+                    reason: format!("cannot render {f:?}: {e}"),
+                })
+        })
+        .collect()
 }
 
 /// Produces this job's outputs from an earlier input with the same content (sha256): each of

@@ -221,6 +221,7 @@ fn bad_and_odd_inputs_end_with_a_reason_and_good_files_still_get_done() {
         Start {
             log: Some(&log),
             unprivileged_in: Some(d),
+            ..Start::default()
         },
     );
     std::thread::sleep(Duration::from_millis(500));

@@ -80,23 +80,6 @@ async fn run_one(
     opts: &DecodeOptions,
 ) -> Result<(), JournalError> {
     let id = input.id;
-    let Some(folder) = shared.folders.get(&input.source) else {
-        // A folder removed from the config: its inputs wait for it to come back.
-        tracing::warn!(id, source = %input.source, "input from a folder no longer configured; left queued");
-        return shared.journal().retry_later(
-            id,
-            "its watched folder is not in the configuration",
-            60_000,
-        );
-    };
-    let job = folder.job(PathBuf::from(&input.key));
-    if !job.input().is_file() {
-        return shared.journal().transition(
-            id,
-            State::Failed,
-            Some("input vanished before it was processed"),
-        );
-    }
     let cancel = Cancel::default();
     shared.running().insert(id, cancel.clone());
     let _running = Running { shared, id };
@@ -104,7 +87,39 @@ async fn run_one(
         // Claimed just as the shutdown began: leave it for the next start.
         return shared.journal().retry_later(id, "daemon stopping", 0);
     }
+    let opts = DecodeOptions {
+        cancel,
+        ..opts.clone()
+    };
+    if let Some(folder) = shared.folders.get(&input.source) {
+        let job = folder.job(PathBuf::from(&input.key));
+        return run_folder_job(shared, &input, job, transcriber, opts).await;
+    }
+    if let Some(q) = shared.queues.get(&input.source) {
+        return super::s3_job::run(shared, &input, q, transcriber, opts).await;
+    }
+    // A source removed from the config: its inputs wait for it to come back.
+    tracing::warn!(id, source = %input.source, "input from a source no longer configured; left queued");
+    shared
+        .journal()
+        .retry_later(id, "its source is not in the configuration", 60_000)
+}
 
+async fn run_folder_job(
+    shared: &Arc<Shared>,
+    input: &Input,
+    job: FolderJob,
+    transcriber: &Arc<dyn Transcriber>,
+    opts: DecodeOptions,
+) -> Result<(), JournalError> {
+    let id = input.id;
+    if !job.input().is_file() {
+        return shared.journal().transition(
+            id,
+            State::Failed,
+            Some("input vanished before it was processed"),
+        );
+    }
     let path = job.input();
     let sha = tokio::task::spawn_blocking(move || crate::hash::sha256_file(&path))
         .await
@@ -115,19 +130,17 @@ async fn run_one(
             return Ok(());
         }
     }
-    let mut job_opts = opts.clone();
-    job_opts.cancel = cancel;
     let limits = shared.asr_limits;
     let (t, j) = (transcriber.clone(), job.clone());
     let outcome = tokio::task::spawn_blocking(move || {
-        process(&j, &t, &job_opts, sha, &|secs| limits.job_timeout(secs))
+        process(&j, &t, &opts, sha, &|secs| limits.job_timeout(secs))
     })
     .await
     .unwrap_or_else(|e| Outcome::Transient {
         stage: "transcribe",
         reason: format!("worker ended abnormally: {e}"),
     });
-    record_outcome(shared, &input, &job, outcome)
+    record_outcome(shared, input, &job, outcome)
 }
 
 /// The same content finished before (under any name): its outputs are copied for this input.
@@ -172,79 +185,98 @@ fn move_finished(job: &FolderJob) {
     }
 }
 
+/// What the journal should do with a job that ended with an [`Outcome`].
+pub(super) enum Decision {
+    Done(Vec<String>),
+    /// The input is bad: fail it (quarantine where the source has a place for that).
+    Fail {
+        stage: String,
+        reason: String,
+    },
+    /// Transient failures exhausted: fail it, but the input itself may be fine.
+    GiveUp(String),
+    /// Back to the queue, not before `delay`.
+    Retry {
+        why: String,
+        delay: Duration,
+    },
+}
+
+pub(super) fn decide(input: &Input, outcome: Outcome) -> Decision {
+    let attempts = input.attempts;
+    match outcome {
+        Outcome::Done { outputs } => Decision::Done(outputs),
+        Outcome::Permanent { stage, reason } => Decision::Fail {
+            stage: stage.into(),
+            reason,
+        },
+        Outcome::Stopped(Stopped::Cancelled) => Decision::Retry {
+            why: "interrupted by shutdown; requeued".into(),
+            delay: Duration::ZERO,
+        },
+        Outcome::Stopped(why @ Stopped::TimedOut(_)) => {
+            if attempts >= MAX_TIMEOUT_ATTEMPTS {
+                Decision::Fail {
+                    stage: "timeout".into(),
+                    reason: format!(
+                        "{why} on each of {attempts} attempts; raise [asr] job_timeout_factor/job_timeout_max if the hardware is slow"
+                    ),
+                }
+            } else {
+                Decision::Retry {
+                    why: format!("timeout: {why} (attempt {attempts} of {MAX_TIMEOUT_ATTEMPTS})"),
+                    delay: backoff(attempts),
+                }
+            }
+        }
+        Outcome::Transient { stage, reason } => {
+            if attempts >= MAX_ATTEMPTS {
+                Decision::GiveUp(format!(
+                    "{stage}: {reason} (gave up after {attempts} attempts)"
+                ))
+            } else {
+                Decision::Retry {
+                    why: format!("{stage}: {reason} (attempt {attempts} of {MAX_ATTEMPTS})"),
+                    delay: backoff(attempts),
+                }
+            }
+        }
+    }
+}
+
+/// 2^attempts seconds, at most about a minute.
+fn backoff(attempts: i64) -> Duration {
+    Duration::from_secs(1 << attempts.clamp(0, 6))
+}
+
 fn record_outcome(
     shared: &Shared,
     input: &Input,
     job: &FolderJob,
     outcome: Outcome,
 ) -> Result<(), JournalError> {
-    let (id, attempts) = (input.id, input.attempts);
-    match outcome {
-        Outcome::Done { outputs } => {
+    let id = input.id;
+    match decide(input, outcome) {
+        Decision::Done(outputs) => {
             shared.journal().finish(id, &outputs)?;
             move_finished(job);
             tracing::info!(file = %job.input().display(), "done");
             Ok(())
         }
-        Outcome::Permanent { stage, reason } => fail(shared, id, job, stage, &reason, attempts),
-        Outcome::Stopped(Stopped::Cancelled) => {
-            tracing::info!(file = %job.input().display(), "stopped by the shutdown; requeued for the next start");
+        Decision::Fail { stage, reason } => fail(shared, id, job, &stage, &reason, input.attempts),
+        Decision::GiveUp(detail) => {
+            tracing::warn!(file = %job.input().display(), reason = %detail, "failed; the file stays where it is");
             shared
                 .journal()
-                .retry_later(id, "interrupted by shutdown; requeued", 0)
+                .transition(id, State::Failed, Some(&detail))
         }
-        Outcome::Stopped(why @ Stopped::TimedOut(_)) => {
-            if attempts >= MAX_TIMEOUT_ATTEMPTS {
-                let reason = format!(
-                    "{why} on each of {attempts} attempts; raise [asr] job_timeout_factor/job_timeout_max if the hardware is slow"
-                );
-                fail(shared, id, job, "timeout", &reason, attempts)
-            } else {
-                retry(
-                    shared,
-                    id,
-                    job,
-                    &format!("timeout: {why}"),
-                    attempts,
-                    MAX_TIMEOUT_ATTEMPTS,
-                )
-            }
-        }
-        Outcome::Transient { stage, reason } => {
-            if attempts >= MAX_ATTEMPTS {
-                let detail = format!("{stage}: {reason} (gave up after {attempts} attempts)");
-                shared
-                    .journal()
-                    .transition(id, State::Failed, Some(&detail))
-            } else {
-                retry(
-                    shared,
-                    id,
-                    job,
-                    &format!("{stage}: {reason}"),
-                    attempts,
-                    MAX_ATTEMPTS,
-                )
-            }
+        Decision::Retry { why, delay } => {
+            tracing::warn!(file = %job.input().display(), reason = %why, ?delay, "will retry");
+            shared
+                .journal()
+                .retry_later(id, &why, delay.as_millis() as i64)
         }
     }
-}
-
-/// Back to the queue after 2^attempts seconds (at most about a minute).
-fn retry(
-    shared: &Shared,
-    id: i64,
-    job: &FolderJob,
-    why: &str,
-    attempts: i64,
-    max_attempts: i64,
-) -> Result<(), JournalError> {
-    let backoff = Duration::from_secs(1 << attempts.clamp(0, 6));
-    let detail = format!("{why} (attempt {attempts} of {max_attempts})");
-    tracing::warn!(file = %job.input().display(), reason = %detail, ?backoff, "will retry");
-    shared
-        .journal()
-        .retry_later(id, &detail, backoff.as_millis() as i64)
 }
 
 /// A permanent failure: the input goes to `failed/` with its report, the journal says why.

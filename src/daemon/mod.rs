@@ -1,10 +1,13 @@
-//! `hotfolderd run`: folder sources → intake (journal) → worker → outputs. The journal is the
-//! queue: intake records each complete file and marks it queued; the worker takes the oldest
-//! queued input. A restart requeues whatever was running, so nothing is lost and finished
+//! `hotfolderd run`: folder and SQS sources → intake (journal) → workers → outputs (local
+//! or S3). The journal is the queue: intake records each complete file or object event and
+//! marks it queued; workers take the oldest queued input. A restart requeues whatever was running, so nothing is lost and finished
 //! work is never redone.
 
 mod intake;
 mod jobs;
+mod receipts;
+mod s3_job;
+mod sqs_intake;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,11 +16,13 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::config::{Config, JobLimits, WatchConfig};
+use crate::config::{Config, JobLimits, Malformed, S3After, S3Config, WatchConfig};
 use crate::journal::{Journal, JournalError};
 use crate::pipeline::cancel::Cancel;
+use crate::pipeline::render::Format;
 use crate::pipeline::transcribe::{DecodeOptions, Transcriber, WhisperTranscriber};
 use crate::sources::fs::{watch_folder, Candidate, FolderSpec};
+use crate::sources::sqs::{poll_queue, Delivery, QueueSpec};
 use crate::worker::FolderJob;
 
 /// After the grace period, how long stopped jobs get to record that they were stopped.
@@ -43,9 +48,62 @@ pub fn source_root(source: &str) -> Option<PathBuf> {
     source.strip_prefix(WATCH_PREFIX).map(PathBuf::from)
 }
 
+const QUEUE_PREFIX: &str = "sqs:";
+
+/// The journal's `source` for an SQS queue.
+pub fn queue_source_id(queue_url: &str) -> String {
+    format!("{QUEUE_PREFIX}{queue_url}")
+}
+
+/// An `[[s3]]` source as the workers need it.
+struct QueueInfo {
+    clients: crate::aws::Clients,
+    spec: QueueSpec,
+    input_bucket: String,
+    input_prefix: String,
+    output_bucket: String,
+    output_prefix: String,
+    formats: Vec<Format>,
+    after: S3After,
+    visibility_timeout: Duration,
+    max_object_size: u64,
+    malformed: Malformed,
+}
+
+impl QueueInfo {
+    async fn new(c: &S3Config) -> QueueInfo {
+        let spec = QueueSpec {
+            queue_url: c.queue_url.get_ref().clone(),
+            input_bucket: c.input_bucket.get_ref().clone(),
+            input_prefix: c.input_prefix.clone(),
+            max_messages: *c.max_messages.get_ref(),
+            wait_time: *c.wait_time.get_ref(),
+            visibility_timeout: *c.visibility_timeout.get_ref(),
+        };
+        QueueInfo {
+            clients: crate::aws::clients(c.force_path_style).await,
+            input_bucket: spec.input_bucket.clone(),
+            input_prefix: spec.input_prefix.clone(),
+            spec,
+            output_bucket: c.output_bucket.get_ref().clone(),
+            output_prefix: c.output_prefix.get_ref().clone(),
+            formats: c.formats.get_ref().clone(),
+            after: c.after,
+            visibility_timeout: *c.visibility_timeout.get_ref(),
+            max_object_size: *c.max_object_size.get_ref(),
+            malformed: c.malformed,
+        }
+    }
+}
+
 struct Shared {
     journal: Mutex<Journal>,
     folders: HashMap<String, FolderInfo>,
+    queues: HashMap<String, QueueInfo>,
+    /// SQS messages of the inputs not yet final.
+    receipts: Mutex<receipts::Receipts>,
+    /// Where S3 objects are downloaded to while they are processed.
+    spool: PathBuf,
     /// Idle workers wait on this; intake wakes them.
     wake: Notify,
     workers: usize,
@@ -79,6 +137,10 @@ impl Shared {
     fn journal(&self) -> MutexGuard<'_, Journal> {
         // A panic while holding the lock cannot leave SQLite inconsistent; keep going.
         self.journal.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn receipts(&self) -> MutexGuard<'_, receipts::Receipts> {
+        self.receipts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn running(&self) -> MutexGuard<'_, HashMap<i64, Cancel>> {
@@ -145,11 +207,35 @@ pub async fn run_with(
             tracing::info!(output = %f.output.display(), removed = n, "removed temporary files left by an interrupted write");
         }
     }
+    let mut queues = HashMap::new();
+    for c in &config.s3 {
+        let q = QueueInfo::new(c).await;
+        queues.insert(queue_source_id(&q.spec.queue_url), q);
+    }
+    let spool = config
+        .journal
+        .path
+        .parent()
+        .map(|p| p.join("spool"))
+        .unwrap_or_else(|| PathBuf::from("spool"));
+    if !queues.is_empty() {
+        std::fs::create_dir_all(&spool)
+            .map_err(|e| DaemonError::Setup(format!("cannot create {}: {e}", spool.display())))?;
+        // Spool files of a job a crash interrupted: the job is redone from the journal.
+        if let Ok(entries) = std::fs::read_dir(&spool) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers = (*config.asr.workers.get_ref()).max(1);
     let shared = Arc::new(Shared {
         journal: Mutex::new(journal),
         folders,
+        queues,
+        receipts: Mutex::new(receipts::Receipts::default()),
+        spool,
         wake: Notify::new(),
         workers,
         asr_limits: config.asr.limits(),
@@ -174,6 +260,18 @@ pub async fn run_with(
     }
     drop(cand_tx);
     let intake = tokio::spawn(intake::intake(shared.clone(), cand_rx));
+    let (del_tx, del_rx) = mpsc::channel::<Delivery>(256);
+    let mut pollers = Vec::new();
+    for q in shared.queues.values() {
+        pollers.push(tokio::spawn(poll_queue(
+            q.spec.clone(),
+            q.clients.sqs.clone(),
+            del_tx.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    drop(del_tx);
+    let sqs_intake = tokio::spawn(sqs_intake::sqs_intake(shared.clone(), del_rx));
     let mut pool = tokio::task::JoinSet::new();
     for _ in 0..workers {
         pool.spawn(jobs::work(
@@ -183,7 +281,12 @@ pub async fn run_with(
             stop_rx.clone(),
         ));
     }
-    tracing::info!(folders = config.watch.len(), workers, "hotfolderd running");
+    tracing::info!(
+        folders = config.watch.len(),
+        queues = config.s3.len(),
+        workers,
+        "hotfolderd running"
+    );
 
     shutdown.await;
     let grace = *config.daemon.shutdown_grace.get_ref();
@@ -196,6 +299,10 @@ pub async fn run_with(
         let _ = s.await;
     }
     let _ = intake.await;
+    for p in pollers {
+        let _ = p.await;
+    }
+    let _ = sqs_intake.await;
     let drained = tokio::time::timeout(grace, async { while pool.join_next().await.is_some() {} });
     if drained.await.is_err() {
         let stopped: Vec<i64> = shared

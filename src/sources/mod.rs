@@ -2,4 +2,5 @@
 pub mod fs;
 pub mod names;
 pub mod s3_event;
+pub mod sqs;
 pub mod stability;

@@ -2,6 +2,8 @@
 //! ffmpeg and sox, and word error rate.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod moto;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -178,6 +180,8 @@ impl Drop for Daemon {
 pub struct Start<'a> {
     /// Send its logs here instead of the test's stderr.
     pub log: Option<&'a Path>,
+    /// Extra environment (e.g. the S3 emulator's endpoint and dummy credentials).
+    pub env: Vec<(String, String)>,
     /// When the tests run as root: run it as `nobody` (after giving `nobody` the test's
     /// folder), so file permissions apply to it as they do to a service account.
     pub unprivileged_in: Option<&'a Path>,
@@ -211,6 +215,7 @@ pub fn start_daemon_with(config: &Path, how: Start<'_>) -> Daemon {
         _ => Command::new(bin),
     };
     cmd.args(["run", "--config"]).arg(config);
+    cmd.envs(how.env.iter().map(|(k, v)| (k, v)));
     cmd.stdout(Stdio::null());
     match how.log {
         Some(log) => cmd.stderr(std::fs::File::create(log).unwrap()),

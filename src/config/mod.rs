@@ -9,6 +9,9 @@ use toml::Spanned;
 
 use crate::pipeline::render::Format;
 
+mod s3;
+pub use s3::{parse_size, Malformed, S3After, S3Config};
+
 pub const DEFAULT_PATH: &str = "config/hotfolderd.toml";
 
 #[derive(Debug, Deserialize)]
@@ -20,6 +23,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     #[serde(default)]
     pub watch: Vec<WatchConfig>,
+    #[serde(default)]
+    pub s3: Vec<S3Config>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -341,6 +346,11 @@ impl Config {
                         ),
                     );
                 }
+            }
+        }
+        for (i, q) in self.s3.iter().enumerate() {
+            for (span, message) in q.problems(i) {
+                err(span, message);
             }
         }
     }

@@ -1,0 +1,74 @@
+//! AWS clients, configured once: credentials and region from the standard chain
+//! (`AWS_ACCESS_KEY_ID`…, profile files, web identity, ECS/EC2 instance roles),
+//! `AWS_ENDPOINT_URL` honoured, every call bounded by timeouts, and the SDK's standard retry
+//! (exponential backoff with jitter) on throttling and transient errors.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+
+/// Connecting to an endpoint.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// One attempt of one call, end to end. Long enough for a 20 s SQS long poll; object bodies
+/// are streamed after the call returns and are bounded by `READ_TIMEOUT` instead.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(40);
+/// One call including its retries.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
+/// No byte received for this long on an open connection (a stalled body stream).
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts per call (the first plus retries) before the error reaches the daemon, whose own
+/// backoff and circuit breaker take over.
+const MAX_ATTEMPTS: u32 = 4;
+
+#[derive(Clone)]
+pub struct Clients {
+    pub s3: aws_sdk_s3::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+/// Builds the clients. `force_path_style` addresses buckets as `endpoint/bucket/key`
+/// (S3-compatible stores, emulators).
+pub async fn clients(force_path_style: bool) -> Clients {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build();
+    let shared = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .load()
+        .await;
+    let s3 = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(force_path_style)
+        .build();
+    Clients {
+        s3: aws_sdk_s3::Client::from_conf(s3),
+        sqs: aws_sdk_sqs::Client::new(&shared),
+    }
+}
+
+/// An SDK error as one line: the service's code and message where there is one.
+pub fn describe<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_s3::error::SdkError;
+    match e {
+        SdkError::ServiceError(s) => {
+            let err = s.err();
+            match (err.code(), err.message()) {
+                (Some(c), Some(m)) => format!("{c}: {m}"),
+                (Some(c), None) => c.to_string(),
+                _ => err.to_string(),
+            }
+        }
+        SdkError::TimeoutError(_) => "timed out".into(),
+        SdkError::DispatchFailure(d) => format!("cannot reach the endpoint: {d:?}"),
+        other => other.to_string(),
+    }
+}

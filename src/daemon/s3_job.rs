@@ -1,0 +1,320 @@
+//! One input from S3: check the key and size, download the object into a private spool file
+//! (hashing it on the way), transcribe, write each output with a conditional put, record it,
+//! then apply `after` and delete the SQS messages. While it runs, a heartbeat keeps its
+//! messages hidden from other daemons.
+//!
+//! Why a spool file rather than decoding straight from the response stream: MP4/M4A and CAF
+//! need seeking (their index may sit at the end), and a job that outlives one connection
+//! must not depend on it; the spool file is unpredictably named, 0600, and removed when the
+//! job ends.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::{QueueInfo, Shared};
+use crate::aws::describe;
+use crate::config::S3After;
+use crate::journal::{Input, JournalError, State};
+use crate::pipeline::transcribe::{DecodeOptions, Transcriber};
+use crate::sinks::s3::put_once;
+use crate::sources::sqs::{delete, extend};
+use crate::worker::{transcribe_to_outputs, Outcome};
+
+/// Why a key cannot be processed, if it cannot.
+pub fn unsafe_key(key: &str) -> Option<&'static str> {
+    if key.is_empty() || key.ends_with('/') {
+        return Some("the key names a folder, not an object");
+    }
+    if key.split('/').any(|part| part == ".." || part == ".") {
+        return Some("the key contains `.` or `..` path segments");
+    }
+    if key.chars().any(char::is_control) {
+        return Some("the key contains control characters");
+    }
+    None
+}
+
+/// Where output `ext` of input `key` goes: the key less `input_prefix`, under
+/// `output_prefix`, with its extension replaced.
+pub fn output_key(q: &QueueInfo, key: &str, ext: &str) -> String {
+    let rel = key.strip_prefix(&q.input_prefix).unwrap_or(key);
+    let stem = match rel.rfind('.') {
+        Some(dot) if !rel[dot..].contains('/') => &rel[..dot],
+        _ => rel,
+    };
+    format!("{}{stem}.{ext}", q.output_prefix)
+}
+
+pub(super) async fn run(
+    shared: &Arc<Shared>,
+    input: &Input,
+    q: &QueueInfo,
+    transcriber: &Arc<dyn Transcriber>,
+    opts: DecodeOptions,
+) -> Result<(), JournalError> {
+    let heartbeat = tokio::spawn(heartbeat(
+        shared.clone(),
+        input.id,
+        q.clients.sqs.clone(),
+        q.visibility_timeout,
+    ));
+    let outcome = process(shared, input, q, transcriber, opts).await;
+    heartbeat.abort();
+    record(shared, input, q, outcome).await
+}
+
+/// Extends the visibility of the job's messages every third of the timeout.
+async fn heartbeat(shared: Arc<Shared>, id: i64, sqs: aws_sdk_sqs::Client, visibility: Duration) {
+    loop {
+        tokio::time::sleep(visibility / 3).await;
+        let messages = shared.receipts().of(id);
+        for m in messages {
+            if let Err(e) = extend(&sqs, &m, visibility).await {
+                tracing::warn!(id, message = %m.message_id, error = %e, "cannot extend the message's visibility; another daemon may take it over (its result would be the same)");
+            }
+        }
+    }
+}
+
+async fn process(
+    shared: &Arc<Shared>,
+    input: &Input,
+    q: &QueueInfo,
+    transcriber: &Arc<dyn Transcriber>,
+    opts: DecodeOptions,
+) -> Result<Vec<String>, Outcome> {
+    let (bucket, key) = (q.input_bucket.as_str(), input.key.as_str());
+    let uri = format!("s3://{bucket}/{key}");
+    if let Some(why) = unsafe_key(key) {
+        return Err(Outcome::Permanent {
+            stage: "validate",
+            reason: format!("{uri}: {why}"),
+        });
+    }
+    let head = q
+        .clients
+        .s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await;
+    let size = match head {
+        Ok(h) => h.content_length().unwrap_or(0).max(0) as u64,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {
+            return Err(Outcome::Permanent {
+                stage: "fetch",
+                reason: format!("{uri} does not exist (deleted before it was processed?)"),
+            })
+        }
+        Err(e) => {
+            return Err(Outcome::Transient {
+                stage: "fetch",
+                reason: format!("{uri}: {}", describe(&e)),
+            })
+        }
+    };
+    if size > q.max_object_size {
+        return Err(Outcome::Permanent {
+            stage: "validate",
+            reason: format!(
+                "{uri} is {size} bytes, over max_object_size {} (raise it in [[s3]] if this is expected)",
+                q.max_object_size
+            ),
+        });
+    }
+    let (spool, sha) = download(&q.clients.s3, bucket, key, &shared.spool).await?;
+    let (t, formats, limits) = (transcriber.clone(), q.formats.clone(), shared.asr_limits);
+    let path = spool.path().to_path_buf();
+    let source = uri.clone();
+    let sha_for_job = sha.clone();
+    let rendered = tokio::task::spawn_blocking(move || {
+        transcribe_to_outputs(
+            &path,
+            source,
+            &formats,
+            &t,
+            &opts,
+            Some(sha_for_job),
+            &|secs| limits.job_timeout(secs),
+        )
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(Outcome::Transient {
+            stage: "transcribe",
+            reason: format!("worker ended abnormally: {e}"),
+        })
+    })?;
+    drop(spool);
+    let mut outputs = Vec::with_capacity(rendered.len());
+    for (format, bytes) in rendered {
+        let out_key = output_key(q, key, format.extension());
+        put_once(
+            &q.clients.s3,
+            &q.output_bucket,
+            &out_key,
+            format,
+            bytes,
+            &sha,
+        )
+        .await
+        .map_err(|reason| Outcome::Transient {
+            stage: "write",
+            reason,
+        })?;
+        outputs.push(format!("s3://{}/{out_key}", q.output_bucket));
+    }
+    Ok(outputs)
+}
+
+/// Streams the object into a new spool file, hashing it on the way.
+async fn download(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    spool_dir: &Path,
+) -> Result<(tempfile::NamedTempFile, String), Outcome> {
+    let transient = |reason: String| Outcome::Transient {
+        stage: "fetch",
+        reason,
+    };
+    let spool = tempfile::Builder::new()
+        .prefix("s3-")
+        .tempfile_in(spool_dir)
+        .map_err(|e| {
+            transient(format!(
+                "cannot create a spool file in {}: {e}",
+                spool_dir.display()
+            ))
+        })?;
+    let file = spool
+        .as_file()
+        .try_clone()
+        .map_err(|e| transient(format!("spool file: {e}")))?;
+    let mut file = tokio::fs::File::from_std(file);
+    let resp = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| transient(format!("s3://{bucket}/{key}: {}", describe(&e))))?;
+    let mut body = resp.body;
+    let mut hasher = Sha256::new();
+    while let Some(chunk) = body
+        .try_next()
+        .await
+        .map_err(|e| transient(format!("s3://{bucket}/{key}: download interrupted: {e}")))?
+    {
+        hasher.update(&chunk);
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| transient(format!("spool file: {e}")))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| transient(format!("spool file: {e}")))?;
+    Ok((spool, hex::encode(hasher.finalize())))
+}
+
+async fn record(
+    shared: &Arc<Shared>,
+    input: &Input,
+    q: &QueueInfo,
+    outcome: Result<Vec<String>, Outcome>,
+) -> Result<(), JournalError> {
+    let id = input.id;
+    let uri = format!("s3://{}/{}", q.input_bucket, input.key);
+    let outcome = match outcome {
+        Ok(outputs) => Outcome::Done { outputs },
+        Err(o) => o,
+    };
+    match super::jobs::decide(input, outcome) {
+        super::jobs::Decision::Done(outputs) => {
+            shared.journal().finish(id, &outputs)?;
+            after(q, &input.key).await;
+            tracing::info!(%uri, "done");
+        }
+        super::jobs::Decision::Fail { stage, reason } => {
+            let detail = format!("{stage}: {reason}");
+            tracing::warn!(%uri, reason = %detail, "failed");
+            shared
+                .journal()
+                .transition(id, State::Failed, Some(&detail))?;
+        }
+        super::jobs::Decision::GiveUp(detail) => {
+            tracing::warn!(%uri, reason = %detail, "failed");
+            shared
+                .journal()
+                .transition(id, State::Failed, Some(&detail))?;
+        }
+        super::jobs::Decision::Retry { why, delay } => {
+            tracing::warn!(%uri, reason = %why, ?delay, "will retry");
+            return shared
+                .journal()
+                .retry_later(id, &why, delay.as_millis() as i64);
+        }
+    }
+    let messages = shared.receipts().finish(id);
+    for m in messages {
+        delete(&q.clients.sqs, &m).await;
+    }
+    Ok(())
+}
+
+async fn after(q: &QueueInfo, key: &str) {
+    let s3 = &q.clients.s3;
+    let result = match q.after {
+        S3After::Keep => return,
+        S3After::Delete => s3
+            .delete_object()
+            .bucket(&q.input_bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| describe(&e)),
+        S3After::Tag => {
+            let tag = aws_sdk_s3::types::Tag::builder()
+                .key("hotfolderd")
+                .value("done")
+                .build();
+            let tagging =
+                tag.and_then(|t| aws_sdk_s3::types::Tagging::builder().tag_set(t).build());
+            match tagging {
+                Ok(tagging) => s3
+                    .put_object_tagging()
+                    .bucket(&q.input_bucket)
+                    .key(key)
+                    .tagging(tagging)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| describe(&e)),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::warn!(bucket = %q.input_bucket, %key, error = %e, "outputs are done, but the input could not be deleted/tagged");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsafe_keys_are_named() {
+        assert!(unsafe_key("in/../etc/passwd.wav").is_some());
+        assert!(unsafe_key("in/./a.wav").is_some());
+        assert!(unsafe_key("in/dir/").is_some());
+        assert!(unsafe_key("in/a\nb.wav").is_some());
+        assert_eq!(unsafe_key("in/café + co/a..b.wav"), None);
+    }
+}

@@ -1,0 +1,109 @@
+//! Intake for SQS deliveries: each object event becomes a journaled input (one row per
+//! object version, however often the event is delivered), its message is remembered for
+//! the heartbeat and the final delete, and a message for an input already final is deleted
+//! at once. Bodies that are not S3 events are journaled as failed with the body kept.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::{queue_source_id, Shared};
+use crate::config::Malformed;
+use crate::journal::{Arrival, Arrived, State};
+use crate::sources::sqs::{delete, Delivery, Message};
+
+/// Longest raw body kept in the journal (SQS allows 256 KiB).
+const MAX_KEPT_BODY: usize = 256 * 1024;
+
+pub(super) async fn sqs_intake(shared: Arc<Shared>, mut rx: mpsc::Receiver<Delivery>) {
+    while let Some(d) = rx.recv().await {
+        let s = shared.clone();
+        let done = tokio::task::spawn_blocking(move || record(&s, d)).await;
+        let Ok(Some(message)) = done else { continue };
+        if let Some(q) = shared.queues.get(&queue_source_id(&message.queue_url)) {
+            delete(&q.clients.sqs, &message).await;
+        }
+    }
+}
+
+/// Journals one delivery; returns the message if it should be deleted now.
+fn record(shared: &Shared, d: Delivery) -> Option<Message> {
+    match d {
+        Delivery::Object { message, event } => {
+            let version = event
+                .version_id
+                .clone()
+                .map(|v| format!("v:{v}"))
+                .or_else(|| {
+                    event
+                        .etag
+                        .clone()
+                        .map(|e| format!("etag:{}", e.trim_matches('"')))
+                })
+                .or_else(|| event.sequencer.clone().map(|s| format!("seq:{s}")))
+                .unwrap_or_else(|| format!("size:{}", event.size.unwrap_or(0)));
+            let arrival = Arrival {
+                source: queue_source_id(&message.queue_url),
+                key: event.key.clone(),
+                version,
+                size: event.size.unwrap_or(0),
+            };
+            let arrived = shared.journal().arrive(std::slice::from_ref(&arrival));
+            match arrived.as_deref() {
+                Ok([Arrived::Queued(id)]) => {
+                    tracing::info!(id, bucket = %event.bucket, key = %event.key, "queued");
+                    shared.receipts().add(*id, message);
+                    shared.wake_workers(1);
+                    None
+                }
+                Ok([Arrived::Known(id, state)]) if state.is_final() => {
+                    tracing::info!(id, key = %event.key, state = state.as_str(), "event for an input already finished; deleting the message");
+                    Some(message)
+                }
+                Ok([Arrived::Known(id, _)]) => {
+                    shared.receipts().add(*id, message);
+                    None
+                }
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::error!(key = %event.key, error = %e, "cannot journal the event; the queue will redeliver it");
+                    None
+                }
+            }
+        }
+        Delivery::Malformed {
+            message,
+            body,
+            reason,
+        } => {
+            let source = queue_source_id(&message.queue_url);
+            let kept: String = body.chars().take(MAX_KEPT_BODY).collect();
+            let detail = format!("malformed message: {reason}; body: {kept}");
+            let result = {
+                let mut j = shared.journal();
+                j.record_seen(
+                    &source,
+                    &format!("message:{}", message.message_id),
+                    "body",
+                    body.len() as u64,
+                )
+                .and_then(|(id, new)| {
+                    if new {
+                        j.transition(id, State::Failed, Some(&detail))?;
+                    }
+                    Ok(id)
+                })
+            };
+            match result {
+                Ok(id) => {
+                    tracing::warn!(id, queue = %message.queue_url, message = %message.message_id, %reason, "malformed message journaled as failed")
+                }
+                Err(e) => {
+                    tracing::error!(message = %message.message_id, error = %e, "cannot journal a malformed message")
+                }
+            }
+            let policy = shared.queues.get(&source).map(|q| q.malformed);
+            (policy == Some(Malformed::Delete)).then_some(message)
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! The SQS source: long-polls a queue of S3 event notifications and hands on each object
+//! event for the configured bucket and prefix, with the message's receipt handle (the daemon
+//! deletes the message only once the outputs are durable). Test events and events that are
+//! not for us are deleted at once; a body that is not an S3 event is handed on as malformed.
+//! Receive errors back off exponentially with jitter, up to a minute, and recover by
+//! themselves: an outage never stops the daemon.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::s3_event::{parse_body, Body, Change, ObjectEvent};
+
+#[derive(Debug, Clone)]
+pub struct QueueSpec {
+    pub queue_url: String,
+    pub input_bucket: String,
+    pub input_prefix: String,
+    pub max_messages: i32,
+    pub wait_time: Duration,
+    pub visibility_timeout: Duration,
+}
+
+/// One SQS message as received.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub queue_url: String,
+    pub message_id: String,
+    pub receipt_handle: String,
+}
+
+#[derive(Debug)]
+pub enum Delivery {
+    /// An object to process.
+    Object {
+        message: Message,
+        event: ObjectEvent,
+    },
+    /// A body that is not an S3 event: journaled as failed, with the body.
+    Malformed {
+        message: Message,
+        body: String,
+        reason: String,
+    },
+}
+
+/// Most time between receive attempts after errors.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Polls until `shutdown` turns true or the receiver is dropped.
+pub async fn poll_queue(
+    spec: QueueSpec,
+    sqs: aws_sdk_sqs::Client,
+    tx: mpsc::Sender<Delivery>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut failures: u32 = 0;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let receive = sqs
+            .receive_message()
+            .queue_url(&spec.queue_url)
+            .max_number_of_messages(spec.max_messages)
+            .wait_time_seconds(spec.wait_time.as_secs() as i32)
+            .visibility_timeout(spec.visibility_timeout.as_secs() as i32)
+            .send();
+        let result = tokio::select! {
+            _ = shutdown.changed() => continue,
+            r = receive => r,
+        };
+        let messages = match result {
+            Ok(out) => {
+                if failures > 0 {
+                    tracing::info!(queue = %spec.queue_url, "queue reachable again");
+                }
+                failures = 0;
+                out.messages.unwrap_or_default()
+            }
+            Err(e) => {
+                failures += 1;
+                let wait = backoff(failures);
+                tracing::warn!(queue = %spec.queue_url, error = %crate::aws::describe(&e), ?wait, "cannot receive from the queue; retrying");
+                tokio::select! {
+                    _ = shutdown.changed() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                continue;
+            }
+        };
+        for m in messages {
+            let (Some(receipt_handle), Some(message_id)) = (m.receipt_handle, m.message_id) else {
+                continue;
+            };
+            let message = Message {
+                queue_url: spec.queue_url.clone(),
+                message_id,
+                receipt_handle,
+            };
+            let body = m.body.unwrap_or_default();
+            for d in sort(&spec, message, body) {
+                match d {
+                    Sorted::Deliver(d) => {
+                        if tx.send(d).await.is_err() {
+                            return;
+                        }
+                    }
+                    Sorted::Drop(message, why) => {
+                        tracing::info!(queue = %spec.queue_url, message = %message.message_id, "{why}; deleting the message");
+                        delete(&sqs, &message).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Sorted {
+    Deliver(Delivery),
+    /// Nothing to do for this message: delete it.
+    Drop(Message, String),
+}
+
+/// What to do with one message: deliver its object events for our bucket and prefix, or
+/// drop it (test events, other buckets, deletes), or deliver it as malformed.
+fn sort(spec: &QueueSpec, message: Message, body: String) -> Vec<Sorted> {
+    let events = match parse_body(&body) {
+        Ok(Body::Test) => return vec![Sorted::Drop(message, "s3:TestEvent".into())],
+        Ok(Body::Events(e)) => e,
+        Err(e) => {
+            return vec![Sorted::Deliver(Delivery::Malformed {
+                message,
+                body,
+                reason: e.to_string(),
+            })]
+        }
+    };
+    let (ours, others): (Vec<ObjectEvent>, Vec<ObjectEvent>) = events.into_iter().partition(|e| {
+        e.change == Change::Created
+            && e.bucket == spec.input_bucket
+            && e.key.starts_with(&spec.input_prefix)
+    });
+    if ours.is_empty() {
+        let why = match others.first() {
+            Some(e) if e.bucket != spec.input_bucket => format!(
+                "event for bucket {:?}, not {:?}: ignored",
+                e.bucket, spec.input_bucket
+            ),
+            Some(e) if e.change != Change::Created => format!("{} event ignored", e.name),
+            Some(e) => format!(
+                "key {:?} is outside prefix {:?}: ignored",
+                e.key, spec.input_prefix
+            ),
+            None => "no records".into(),
+        };
+        return vec![Sorted::Drop(message, why)];
+    }
+    ours.into_iter()
+        .map(|event| {
+            Sorted::Deliver(Delivery::Object {
+                message: message.clone(),
+                event,
+            })
+        })
+        .collect()
+}
+
+/// Deletes a message; failures are logged (the message comes back and is recognised as
+/// done, then deleted again).
+pub async fn delete(sqs: &aws_sdk_sqs::Client, m: &Message) {
+    let r = sqs
+        .delete_message()
+        .queue_url(&m.queue_url)
+        .receipt_handle(&m.receipt_handle)
+        .send()
+        .await;
+    if let Err(e) = r {
+        tracing::warn!(queue = %m.queue_url, message = %m.message_id, error = %crate::aws::describe(&e), "cannot delete message; it will be seen again and deleted then");
+    }
+}
+
+/// Keeps a message hidden from other consumers for another `visibility` from now.
+pub async fn extend(
+    sqs: &aws_sdk_sqs::Client,
+    m: &Message,
+    visibility: Duration,
+) -> Result<(), String> {
+    sqs.change_message_visibility()
+        .queue_url(&m.queue_url)
+        .receipt_handle(&m.receipt_handle)
+        .visibility_timeout(visibility.as_secs() as i32)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| crate::aws::describe(&e))
+}
+
+/// 1, 2, 4 … 60 s, each with up to a quarter of random jitter so a fleet does not retry in step.
+pub fn backoff(failures: u32) -> Duration {
+    let base = Duration::from_secs(1u64 << failures.saturating_sub(1).min(6)).min(MAX_BACKOFF);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    base + base.mul_f64(f64::from(nanos % 1000) / 4000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> QueueSpec {
+        QueueSpec {
+            queue_url: "q".into(),
+            input_bucket: "media".into(),
+            input_prefix: "in/".into(),
+            max_messages: 10,
+            wait_time: Duration::from_secs(20),
+            visibility_timeout: Duration::from_secs(60),
+        }
+    }
+
+    fn msg() -> Message {
+        Message {
+            queue_url: "q".into(),
+            message_id: "m".into(),
+            receipt_handle: "r".into(),
+        }
+    }
+
+    fn record(bucket: &str, key: &str, name: &str) -> String {
+        format!(
+            r#"{{"Records":[{{"eventSource":"aws:s3","eventName":"{name}","s3":{{"bucket":{{"name":"{bucket}"}},"object":{{"key":"{key}","size":3}}}}}}]}}"#
+        )
+    }
+
+    #[test]
+    fn only_created_objects_in_our_bucket_and_prefix_are_delivered() {
+        let got = sort(
+            &spec(),
+            msg(),
+            record("media", "in/a+b.wav", "ObjectCreated:Put"),
+        );
+        assert!(
+            matches!(&got[..], [Sorted::Deliver(Delivery::Object { event, .. })] if event.key == "in/a b.wav")
+        );
+        for (body, why) in [
+            (
+                record("other", "in/a.wav", "ObjectCreated:Put"),
+                "bucket \"other\"",
+            ),
+            (
+                record("media", "out/a.wav", "ObjectCreated:Put"),
+                "outside prefix",
+            ),
+            (
+                record("media", "in/a.wav", "ObjectRemoved:Delete"),
+                "ObjectRemoved:Delete event ignored",
+            ),
+        ] {
+            let got = sort(&spec(), msg(), body);
+            assert!(
+                matches!(&got[..], [Sorted::Drop(_, w)] if w.contains(why)),
+                "{why}"
+            );
+        }
+        let got = sort(&spec(), msg(), "{oops".into());
+        assert!(
+            matches!(&got[..], [Sorted::Deliver(Delivery::Malformed { body, .. })] if body == "{oops")
+        );
+    }
+
+    #[test]
+    fn backoff_grows_to_a_minute_with_jitter() {
+        assert!(backoff(1) >= Duration::from_secs(1) && backoff(1) < Duration::from_millis(1251));
+        assert!(backoff(3) >= Duration::from_secs(4));
+        assert!(backoff(30) <= Duration::from_secs(75));
+    }
+}

@@ -1,0 +1,299 @@
+//! S3 uploads through SQS, against a real S3+SQS emulator process: the bucket's own event
+//! notifications drive the daemon; SNS-wrapped and EventBridge bodies are injected into the
+//! queue as those services would deliver them; bad messages and bad objects are recorded
+//! with reasons; every message is deleted once its input is final.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+use common::moto::Moto;
+use common::*;
+use hotfolderd::journal::{Journal, State};
+
+const QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:uploads";
+
+struct World {
+    moto: Moto,
+    rt: tokio::runtime::Runtime,
+    s3: aws_sdk_s3::Client,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+/// Buckets `media` (inputs under `in/`) and `results`, queue `uploads`, and the bucket's
+/// ObjectCreated notifications sent to the queue by the emulator itself. `before` is
+/// uploaded before notifications are on (the test sends its own events for those).
+fn world(before: &[(&str, Vec<u8>)]) -> World {
+    let moto = Moto::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (s3, sqs) = rt.block_on(moto.clients());
+    let queue_url = rt.block_on(async {
+        for b in ["media", "results"] {
+            s3.create_bucket().bucket(b).send().await.unwrap();
+        }
+        for (key, bytes) in before {
+            s3.put_object()
+                .bucket("media")
+                .key(*key)
+                .content_type("audio/wav")
+                .body(ByteStream::from(bytes.clone()))
+                .send()
+                .await
+                .unwrap();
+        }
+        let q = sqs
+            .create_queue()
+            .queue_name("uploads")
+            .send()
+            .await
+            .unwrap();
+        let notify = NotificationConfiguration::builder()
+            .queue_configurations(
+                QueueConfiguration::builder()
+                    .queue_arn(QUEUE_ARN)
+                    .events(Event::from("s3:ObjectCreated:*"))
+                    .build()
+                    .unwrap(),
+            )
+            .build();
+        s3.put_bucket_notification_configuration()
+            .bucket("media")
+            .notification_configuration(notify)
+            .send()
+            .await
+            .unwrap();
+        q.queue_url.unwrap()
+    });
+    World {
+        moto,
+        rt,
+        s3,
+        sqs,
+        queue_url,
+    }
+}
+
+impl World {
+    fn config(&self, d: &Path) -> std::path::PathBuf {
+        let config = d.join("hotfolderd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[journal]\npath = {:?}\n[asr]\nmodel = {:?}\nthreads = 1\n\
+                 [[s3]]\nqueue_url = {:?}\ninput_bucket = \"media\"\ninput_prefix = \"in/\"\n\
+                 output_bucket = \"results\"\noutput_prefix = \"transcripts/\"\nwait_time = \"1s\"\n\
+                 visibility_timeout = \"30s\"\nforce_path_style = true\nmax_object_size = \"10MB\"\n",
+                d.join("state/journal.sqlite"),
+                model("tiny.en"),
+                self.queue_url,
+            ),
+        )
+        .unwrap();
+        config
+    }
+
+    fn upload(&self, key: &str, bytes: Vec<u8>) {
+        self.rt.block_on(async {
+            self.s3
+                .put_object()
+                .bucket("media")
+                .key(key)
+                .content_type("audio/wav")
+                .body(ByteStream::from(bytes))
+                .send()
+                .await
+                .unwrap();
+        });
+    }
+
+    fn send_body(&self, body: String) {
+        self.rt.block_on(async {
+            self.sqs
+                .send_message()
+                .queue_url(&self.queue_url)
+                .message_body(body)
+                .send()
+                .await
+                .unwrap();
+        });
+    }
+
+    fn output(&self, key: &str) -> Option<Vec<u8>> {
+        self.rt.block_on(async {
+            let r = self
+                .s3
+                .get_object()
+                .bucket("results")
+                .key(key)
+                .send()
+                .await
+                .ok()?;
+            Some(r.body.collect().await.ok()?.into_bytes().to_vec())
+        })
+    }
+
+    /// Messages still in the queue, visible or in flight.
+    fn messages_left(&self) -> (i64, i64) {
+        self.rt.block_on(async {
+            use aws_sdk_sqs::types::QueueAttributeName as A;
+            let a = self
+                .sqs
+                .get_queue_attributes()
+                .queue_url(&self.queue_url)
+                .attribute_names(A::ApproximateNumberOfMessages)
+                .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+                .send()
+                .await
+                .unwrap();
+            let get = |n: A| {
+                a.attributes()
+                    .and_then(|m| m.get(&n))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(-1)
+            };
+            (
+                get(A::ApproximateNumberOfMessages),
+                get(A::ApproximateNumberOfMessagesNotVisible),
+            )
+        })
+    }
+}
+
+/// The journal's failure reasons by key.
+fn failures(d: &Path) -> Vec<(String, String)> {
+    let j = Journal::open(&d.join("state/journal.sqlite")).unwrap();
+    j.in_state(State::Failed)
+        .unwrap()
+        .into_iter()
+        .map(|id| {
+            let i = j.get(id).unwrap().unwrap();
+            (i.key, i.last_error.unwrap_or_default())
+        })
+        .collect()
+}
+
+fn s3_record(bucket: &str, encoded_key: &str, size: usize) -> String {
+    format!(
+        r#"{{"Records":[{{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1","eventTime":"2026-11-23T12:00:00.000Z","eventName":"ObjectCreated:Put","s3":{{"s3SchemaVersion":"1.0","bucket":{{"name":"{bucket}","arn":"arn:aws:s3:::{bucket}"}},"object":{{"key":"{encoded_key}","size":{size},"eTag":"0123456789abcdef"}}}}}}]}}"#
+    )
+}
+
+#[test]
+fn uploads_become_transcripts_in_the_output_bucket_and_bad_messages_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let speech = std::fs::read(speak(d, "s", "An upload to the media bucket.", "en-us")).unwrap();
+    let other = std::fs::read(speak(
+        d,
+        "o",
+        "Delivered through a notification topic.",
+        "en-us",
+    ))
+    .unwrap();
+    let bridge = std::fs::read(speak(d, "b", "Routed by the event bus.", "en-us")).unwrap();
+    let w = world(&[
+        ("in/sns/topic.wav", other),
+        ("in/bridge/2026-11-23T12:00:00 bus.wav", bridge),
+    ]);
+    let config = w.config(d);
+    let mut daemon = start_daemon_with(
+        &config,
+        Start {
+            env: w.moto.env(),
+            ..Start::default()
+        },
+    );
+
+    // Through the bucket's own notifications: awkward keys.
+    w.upload("in/team a/café + co (1).wav", speech.clone());
+    w.upload(
+        "in/not audio.wav",
+        b"Meeting notes, not audio at all.\n".repeat(20),
+    );
+    w.upload("out-of-prefix/x.wav", speech.clone());
+    // SNS-wrapped (no raw delivery), and EventBridge, injected as those services send them.
+    w.send_body(
+        serde_json::json!({
+            "Type": "Notification",
+            "MessageId": "6f4a6c52-8d2e-5a9f-9c47-0d2b1d3f6f11",
+            "TopicArn": "arn:aws:sns:us-east-1:123456789012:uploads",
+            "Subject": "Amazon S3 Notification",
+            "Message": s3_record("media", "in/sns/topic.wav", 10),
+            "Timestamp": "2026-11-23T12:00:00.000Z",
+            "SignatureVersion": "1",
+            "Signature": "EXAMPLE",
+        })
+        .to_string(),
+    );
+    w.send_body(
+        serde_json::json!({
+            "version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103",
+            "detail-type": "Object Created", "source": "aws.s3", "account": "123456789012",
+            "time": "2026-11-23T12:00:00Z", "region": "us-east-1",
+            "resources": ["arn:aws:s3:::media"],
+            "detail": {"version": "0", "bucket": {"name": "media"},
+                "object": {"key": "in/bridge/2026-11-23T12:00:00 bus.wav", "size": 10, "etag": "abc"},
+                "reason": "PutObject"}
+        })
+        .to_string(),
+    );
+    // Bad messages and bad objects.
+    w.send_body("this is not JSON {".into());
+    w.send_body(s3_record("media", "in/never-uploaded.wav", 10));
+    w.send_body(s3_record("media", "in/..%2F..%2Fetc%2Fpasswd.wav", 10));
+    w.upload("in/too-big.wav", vec![0u8; 11_000_000]);
+
+    let out = |k: &str| w.output(&format!("transcripts/{k}"));
+    wait_until("transcripts and failure records", || {
+        out("team a/café + co (1).txt").is_some()
+            && out("sns/topic.txt").is_some()
+            && out("bridge/2026-11-23T12:00:00 bus.txt").is_some()
+            && failures(d).len() >= 5
+            && w.messages_left() == (0, 0)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(signal_daemon(&mut daemon, "TERM").success());
+
+    let text = String::from_utf8(out("team a/café + co (1).txt").unwrap()).unwrap();
+    assert!(
+        wer("An upload to the media bucket.", &text) <= 0.4,
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&out("team a/café + co (1).json").unwrap()).unwrap();
+    assert_eq!(json["source"], "s3://media/in/team a/café + co (1).wav");
+    for f in ["srt", "vtt"] {
+        assert!(out(&format!("team a/café + co (1).{f}")).is_some(), "{f}");
+    }
+    assert!(w.output("transcripts/x.txt").is_none() && out("../out-of-prefix/x.txt").is_none());
+
+    let failed = failures(d);
+    let reason = |key_part: &str| {
+        failed
+            .iter()
+            .find(|(k, _)| k.contains(key_part))
+            .map(|(_, r)| r.clone())
+            .unwrap_or_else(|| panic!("no failure for {key_part}: {failed:?}"))
+    };
+    assert!(reason("not audio").contains("text file"), "{failed:?}");
+    assert!(
+        reason("never-uploaded").contains("does not exist"),
+        "{failed:?}"
+    );
+    assert!(reason("passwd").contains("`..`"), "{failed:?}");
+    assert!(
+        reason("too-big").contains("over max_object_size"),
+        "{failed:?}"
+    );
+    let malformed = reason("message:");
+    assert!(
+        malformed.contains("not JSON") && malformed.contains("this is not JSON {"),
+        "the raw body is kept: {malformed}"
+    );
+    assert_eq!(w.messages_left(), (0, 0), "messages left in the queue");
+}
