@@ -121,8 +121,18 @@ fn retry_one(journal: &mut Journal, id: i64) -> Result<String, String> {
     if !matches!(input.state, State::Failed | State::Quarantined) {
         return Err(format!("is {}, not failed", input.state.as_str()));
     }
-    let root = crate::daemon::source_root(&input.source)
-        .ok_or_else(|| format!("source {} is not a watched folder", input.source))?;
+    if input.key.starts_with("message:") {
+        return Err(
+            "is a malformed SQS message (its body is in the journal); nothing to retry".into(),
+        );
+    }
+    let Some(root) = crate::daemon::source_root(&input.source) else {
+        // An S3 object: nothing was moved; the daemon fetches it again.
+        journal
+            .transition(id, State::Queued, Some("retry requested"))
+            .map_err(|e| e.to_string())?;
+        return Ok(format!("{} {} re-queued", input.source, input.key));
+    };
     let rel = PathBuf::from(&input.key);
     let original = root.join(&rel);
     let parked = root.join(FAILED_DIR).join(&rel);

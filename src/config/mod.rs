@@ -416,6 +416,34 @@ marker = ".done"
     }
 
     #[test]
+    fn an_s3_source_parses_and_its_limits_are_checked() {
+        let text = format!(
+            "{GOOD}[[s3]]\nqueue_url = \"https://sqs.us-east-1.amazonaws.com/1/q\"\ninput_bucket = \"media\"\n\
+             input_prefix = \"in/\"\noutput_bucket = \"results\"\nmax_object_size = \"2GiB\"\n"
+        );
+        let c = Config::parse(&text, "t.toml", no_env).unwrap();
+        assert_eq!(*c.s3[0].max_object_size.get_ref(), 2 << 30);
+        assert_eq!(
+            *c.s3[0].visibility_timeout.get_ref(),
+            Duration::from_secs(60)
+        );
+        let bad = text.replace(
+            "\"results\"",
+            "\"media\"\noutput_prefix = \"in/out/\"\nmax_messages = 11",
+        );
+        let e = Config::parse(&bad, "t.toml", no_env).unwrap_err();
+        assert!(
+            e.iter().any(|e| e.message.contains("max_messages")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|e| e.message.contains("every output would trigger")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
     fn the_shipped_example_is_valid() {
         let text =
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_PATH))

@@ -68,6 +68,8 @@ struct QueueInfo {
     visibility_timeout: Duration,
     max_object_size: u64,
     malformed: Malformed,
+    /// Trips when S3 is unreachable, so queued jobs wait instead of hammering it.
+    breaker: crate::aws::Breaker,
 }
 
 impl QueueInfo {
@@ -92,6 +94,7 @@ impl QueueInfo {
             visibility_timeout: *c.visibility_timeout.get_ref(),
             max_object_size: *c.max_object_size.get_ref(),
             malformed: c.malformed,
+            breaker: crate::aws::Breaker::default(),
         }
     }
 }

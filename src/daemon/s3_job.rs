@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::{QueueInfo, Shared};
-use crate::aws::describe;
+use crate::aws::{describe, is_outage};
 use crate::config::S3After;
 use crate::journal::{Input, JournalError, State};
 use crate::pipeline::transcribe::{DecodeOptions, Transcriber};
@@ -49,6 +49,29 @@ pub fn output_key(q: &QueueInfo, key: &str, ext: &str) -> String {
     format!("{}{stem}.{ext}", q.output_prefix)
 }
 
+/// How processing stopped short.
+enum Stop {
+    /// The job itself ended (bad input, time limit, write refused…).
+    Job(Outcome),
+    /// S3 is unreachable or overloaded: wait, without blaming the input.
+    Unavailable(String),
+}
+
+impl From<Outcome> for Stop {
+    fn from(o: Outcome) -> Self {
+        Stop::Job(o)
+    }
+}
+
+/// Sorts an S3 failure: an outage, or a transient failure of this job at `stage`.
+fn s3_failure(stage: &'static str, outage: bool, reason: String) -> Stop {
+    if outage {
+        Stop::Unavailable(reason)
+    } else {
+        Stop::Job(Outcome::Transient { stage, reason })
+    }
+}
+
 pub(super) async fn run(
     shared: &Arc<Shared>,
     input: &Input,
@@ -56,6 +79,14 @@ pub(super) async fn run(
     transcriber: &Arc<dyn Transcriber>,
     opts: DecodeOptions,
 ) -> Result<(), JournalError> {
+    if let Err(wait) = q.breaker.admit() {
+        // S3 was down a moment ago: do not call it, and do not count this as an attempt.
+        return shared.journal().wait_later(
+            input.id,
+            "waiting for S3 to become reachable again",
+            wait.as_millis() as i64,
+        );
+    }
     let heartbeat = tokio::spawn(heartbeat(
         shared.clone(),
         input.id,
@@ -86,14 +117,14 @@ async fn process(
     q: &QueueInfo,
     transcriber: &Arc<dyn Transcriber>,
     opts: DecodeOptions,
-) -> Result<Vec<String>, Outcome> {
+) -> Result<Vec<String>, Stop> {
     let (bucket, key) = (q.input_bucket.as_str(), input.key.as_str());
     let uri = format!("s3://{bucket}/{key}");
     if let Some(why) = unsafe_key(key) {
-        return Err(Outcome::Permanent {
+        return Err(Stop::Job(Outcome::Permanent {
             stage: "validate",
             reason: format!("{uri}: {why}"),
-        });
+        }));
     }
     let head = q
         .clients
@@ -106,26 +137,29 @@ async fn process(
     let size = match head {
         Ok(h) => h.content_length().unwrap_or(0).max(0) as u64,
         Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {
-            return Err(Outcome::Permanent {
+            q.breaker.success();
+            return Err(Stop::Job(Outcome::Permanent {
                 stage: "fetch",
                 reason: format!("{uri} does not exist (deleted before it was processed?)"),
-            })
+            }));
         }
         Err(e) => {
-            return Err(Outcome::Transient {
-                stage: "fetch",
-                reason: format!("{uri}: {}", describe(&e)),
-            })
+            return Err(s3_failure(
+                "fetch",
+                is_outage(&e),
+                format!("{uri}: {}", describe(&e)),
+            ))
         }
     };
+    q.breaker.success();
     if size > q.max_object_size {
-        return Err(Outcome::Permanent {
+        return Err(Stop::Job(Outcome::Permanent {
             stage: "validate",
             reason: format!(
                 "{uri} is {size} bytes, over max_object_size {} (raise it in [[s3]] if this is expected)",
                 q.max_object_size
             ),
-        });
+        }));
     }
     let (spool, sha) = download(&q.clients.s3, bucket, key, &shared.spool).await?;
     let (t, formats, limits) = (transcriber.clone(), q.formats.clone(), shared.asr_limits);
@@ -149,7 +183,8 @@ async fn process(
             stage: "transcribe",
             reason: format!("worker ended abnormally: {e}"),
         })
-    })?;
+    })
+    .map_err(Stop::Job)?;
     drop(spool);
     let mut outputs = Vec::with_capacity(rendered.len());
     for (format, bytes) in rendered {
@@ -163,10 +198,7 @@ async fn process(
             &sha,
         )
         .await
-        .map_err(|reason| Outcome::Transient {
-            stage: "write",
-            reason,
-        })?;
+        .map_err(|e| s3_failure("write", e.outage, e.reason))?;
         outputs.push(format!("s3://{}/{out_key}", q.output_bucket));
     }
     Ok(outputs)
@@ -178,10 +210,12 @@ async fn download(
     bucket: &str,
     key: &str,
     spool_dir: &Path,
-) -> Result<(tempfile::NamedTempFile, String), Outcome> {
-    let transient = |reason: String| Outcome::Transient {
-        stage: "fetch",
-        reason,
+) -> Result<(tempfile::NamedTempFile, String), Stop> {
+    let transient = |reason: String| {
+        Stop::Job(Outcome::Transient {
+            stage: "fetch",
+            reason,
+        })
     };
     let spool = tempfile::Builder::new()
         .prefix("s3-")
@@ -203,13 +237,19 @@ async fn download(
         .key(key)
         .send()
         .await
-        .map_err(|e| transient(format!("s3://{bucket}/{key}: {}", describe(&e))))?;
+        .map_err(|e| {
+            s3_failure(
+                "fetch",
+                is_outage(&e),
+                format!("s3://{bucket}/{key}: {}", describe(&e)),
+            )
+        })?;
     let mut body = resp.body;
     let mut hasher = Sha256::new();
     while let Some(chunk) = body
         .try_next()
         .await
-        .map_err(|e| transient(format!("s3://{bucket}/{key}: download interrupted: {e}")))?
+        .map_err(|e| Stop::Unavailable(format!("s3://{bucket}/{key}: download interrupted: {e}")))?
     {
         hasher.update(&chunk);
         file.write_all(&chunk)
@@ -226,13 +266,22 @@ async fn record(
     shared: &Arc<Shared>,
     input: &Input,
     q: &QueueInfo,
-    outcome: Result<Vec<String>, Outcome>,
+    outcome: Result<Vec<String>, Stop>,
 ) -> Result<(), JournalError> {
     let id = input.id;
     let uri = format!("s3://{}/{}", q.input_bucket, input.key);
     let outcome = match outcome {
         Ok(outputs) => Outcome::Done { outputs },
-        Err(o) => o,
+        Err(Stop::Job(o)) => o,
+        Err(Stop::Unavailable(reason)) => {
+            let wait = q.breaker.failure();
+            tracing::warn!(%uri, %reason, ?wait, "S3 unavailable; the job waits");
+            return shared.journal().wait_later(
+                id,
+                &format!("S3 unavailable: {reason}"),
+                wait.as_millis() as i64,
+            );
+        }
     };
     match super::jobs::decide(input, outcome) {
         super::jobs::Decision::Done(outputs) => {

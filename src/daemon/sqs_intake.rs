@@ -60,7 +60,11 @@ fn record(shared: &Shared, d: Delivery) -> Option<Message> {
                     tracing::info!(id, key = %event.key, state = state.as_str(), "event for an input already finished; deleting the message");
                     Some(message)
                 }
-                Ok([Arrived::Known(id, _)]) => {
+                Ok([Arrived::Known(id, state)]) => {
+                    if *state == State::Running {
+                        // The heartbeat should have kept it hidden.
+                        tracing::warn!(id, key = %event.key, message = %message.message_id, "message delivered again while its job runs: the visibility heartbeat did not keep it hidden");
+                    }
                     shared.receipts().add(*id, message);
                     None
                 }

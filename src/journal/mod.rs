@@ -108,6 +108,13 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Starts a write transaction now (not at its first write), so a read-then-write inside it
+/// cannot be invalidated by another connection.
+fn begin<'c>(conn: &'c mut Connection, path: &Path) -> Result<Transaction<'c>, JournalError> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_error(path))
+}
+
 /// The schema version this code writes. 1 → 2 added `not_before` (retry backoff).
 const SCHEMA_VERSION: i64 = 2;
 
@@ -215,10 +222,7 @@ impl Journal {
     ) -> Result<(i64, bool), JournalError> {
         let db = db_error(&self.path);
         let now = now_ms();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&db)?;
+        let tx = begin(&mut self.conn, &self.path)?;
         let inserted = tx
             .execute(
                 "INSERT OR IGNORE INTO inputs (source, key, version, size, state, seen_at, updated_at)
@@ -253,10 +257,7 @@ impl Journal {
         detail: Option<&str>,
     ) -> Result<(), JournalError> {
         let db = db_error(&self.path);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&db)?;
+        let tx = begin(&mut self.conn, &self.path)?;
         step(&tx, &self.path, id, to, detail, now_ms())?;
         tx.commit().map_err(&db)
     }
@@ -275,10 +276,7 @@ impl Journal {
     pub fn finish(&mut self, id: i64, outputs: &[String]) -> Result<(), JournalError> {
         let db = db_error(&self.path);
         let json = serde_json::to_string(outputs).unwrap_or_else(|_| "[]".into());
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&db)?;
+        let tx = begin(&mut self.conn, &self.path)?;
         tx.execute(
             "UPDATE inputs SET outputs = ?1 WHERE id = ?2",
             params![json, id],
@@ -348,10 +346,7 @@ impl Journal {
     pub fn recover(&mut self) -> Result<usize, JournalError> {
         let ids = self.in_state(State::Running)?;
         let db = db_error(&self.path);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&db)?;
+        let tx = begin(&mut self.conn, &self.path)?;
         let now = now_ms();
         for id in &ids {
             step(
@@ -441,7 +436,7 @@ impl Journal {
 mod tests {
     use super::*;
 
-    fn journal() -> (tempfile::TempDir, Journal) {
+    pub(super) fn journal() -> (tempfile::TempDir, Journal) {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(&dir.path().join("state/journal.sqlite")).unwrap();
         (dir, j)

@@ -3,9 +3,9 @@
 //! the same one), and transient failures go back to the queue with a time before which they
 //! are not retried.
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 
-use super::{db_error, now_ms, step, Input, Journal, JournalError, State};
+use super::{begin, db_error, now_ms, step, Input, Journal, JournalError, State};
 
 /// A complete file a source hands over.
 #[derive(Debug, Clone)]
@@ -33,10 +33,7 @@ impl Journal {
     pub fn arrive(&mut self, batch: &[Arrival]) -> Result<Vec<Arrived>, JournalError> {
         let db = db_error(&self.path);
         let now = now_ms();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&db)?;
+        let tx = begin(&mut self.conn, &self.path)?;
         let mut out = Vec::with_capacity(batch.len());
         {
             let mut insert = tx
@@ -87,10 +84,7 @@ impl Journal {
     pub fn claim_next(&mut self) -> Result<Option<Input>, JournalError> {
         let db = db_error(&self.path);
         let now = now_ms();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&db)?;
+        let tx = begin(&mut self.conn, &self.path)?;
         let id: Option<i64> = tx
             .query_row(
                 "SELECT id FROM inputs WHERE state = 'queued' AND not_before <= ?1
@@ -121,6 +115,19 @@ impl Journal {
         Ok(at.map(|t| (t - now_ms()).max(0)))
     }
 
+    /// A running input could not even be tried (the service it needs is down): back to the
+    /// queue for `delay_ms`, and the attempt its claim counted is given back.
+    pub fn wait_later(&mut self, id: i64, detail: &str, delay_ms: i64) -> Result<(), JournalError> {
+        self.retry_later(id, detail, delay_ms)?;
+        self.conn
+            .execute(
+                "UPDATE inputs SET attempts = MAX(attempts - 1, 0) WHERE id = ?1",
+                params![id],
+            )
+            .map_err(db_error(&self.path))?;
+        Ok(())
+    }
+
     /// A running input failed for a reason outside it: back to the queue, not to be taken
     /// again for `delay_ms`.
     pub fn retry_later(
@@ -131,10 +138,7 @@ impl Journal {
     ) -> Result<(), JournalError> {
         let db = db_error(&self.path);
         let now = now_ms();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&db)?;
+        let tx = begin(&mut self.conn, &self.path)?;
         step(&tx, &self.path, id, State::Queued, Some(detail), now)?;
         tx.execute(
             "UPDATE inputs SET not_before = ?1 WHERE id = ?2",
@@ -147,6 +151,7 @@ impl Journal {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::journal;
     use super::*;
 
     fn arrival(key: &str, version: &str) -> Arrival {
@@ -156,12 +161,6 @@ mod tests {
             version: version.into(),
             size: 1,
         }
-    }
-
-    fn journal() -> (tempfile::TempDir, Journal) {
-        let dir = tempfile::tempdir().unwrap();
-        let j = Journal::open(&dir.path().join("journal.sqlite")).unwrap();
-        (dir, j)
     }
 
     #[test]
@@ -227,5 +226,9 @@ mod tests {
         let again = j.claim_next().unwrap().unwrap();
         assert_eq!((again.id, again.attempts), (a.id, 2));
         assert_eq!(again.last_error.as_deref(), Some("write: disk full"));
+        // Waiting out an outage does not use up attempts.
+        j.wait_later(a.id, "s3 unreachable", 0).unwrap();
+        let third = j.claim_next().unwrap().unwrap();
+        assert_eq!(third.attempts, 2);
     }
 }

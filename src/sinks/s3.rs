@@ -7,11 +7,19 @@
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 
-use crate::aws::describe;
+use crate::aws::{describe, is_outage};
 use crate::pipeline::render::Format;
 
 /// Metadata key carrying the sha256 of the input an output was made from.
 pub const INPUT_SHA_META: &str = "hotfolderd-input-sha256";
+
+/// A failed S3 call: `outage` when the service was unreachable or overloaded (wait and
+/// retry without blaming the input), otherwise an answer about this request.
+#[derive(Debug)]
+pub struct S3Error {
+    pub outage: bool,
+    pub reason: String,
+}
 
 /// How a put ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,7 +53,7 @@ pub async fn put_once(
     format: Format,
     bytes: Vec<u8>,
     input_sha256: &str,
-) -> Result<Put, String> {
+) -> Result<Put, S3Error> {
     let put = |if_match: Option<String>, bytes: Vec<u8>| {
         let mut req = s3
             .put_object()
@@ -63,7 +71,12 @@ pub async fn put_once(
     match put(None, bytes.clone()).await {
         Ok(_) => return Ok(Put::Written),
         Err(e) if e.as_service_error().is_some_and(precondition_failed) => {}
-        Err(e) => return Err(format!("s3://{bucket}/{key}: {}", describe(&e))),
+        Err(e) => {
+            return Err(S3Error {
+                outage: is_outage(&e),
+                reason: format!("s3://{bucket}/{key}: {}", describe(&e)),
+            })
+        }
     }
     let head = s3
         .head_object()
@@ -71,11 +84,12 @@ pub async fn put_once(
         .key(key)
         .send()
         .await
-        .map_err(|e| {
-            format!(
+        .map_err(|e| S3Error {
+            outage: is_outage(&e),
+            reason: format!(
                 "s3://{bucket}/{key} exists but cannot be checked: {}",
                 describe(&e)
-            )
+            ),
         })?;
     let theirs = head
         .metadata()
@@ -89,9 +103,12 @@ pub async fn put_once(
     let etag = head.e_tag().unwrap_or_default().to_string();
     match put(Some(etag), bytes).await {
         Ok(_) => Ok(Put::Written),
-        Err(e) => Err(format!(
-            "s3://{bucket}/{key} changed while being replaced: {}",
-            describe(&e)
-        )),
+        Err(e) => Err(S3Error {
+            outage: is_outage(&e),
+            reason: format!(
+                "s3://{bucket}/{key} changed while being replaced: {}",
+                describe(&e)
+            ),
+        }),
     }
 }

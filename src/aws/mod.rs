@@ -5,6 +5,9 @@
 
 use std::time::Duration;
 
+mod breaker;
+pub use breaker::{is_outage, Breaker};
+
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
