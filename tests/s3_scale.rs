@@ -107,6 +107,13 @@ fn three_daemons_share_a_queue_and_each_upload_is_done_once() {
         })
         .collect();
     eprintln!("jobs per daemon: {per_box:?}");
+    // A daemon holds only what it can start soon and keeps it hidden while it does, so no
+    // upload was transcribed twice.
+    assert_eq!(
+        per_box.iter().sum::<usize>(),
+        100,
+        "duplicated work: {per_box:?}"
+    );
     assert!(
         per_box.iter().filter(|n| **n > 0).count() >= 2,
         "the work was not shared: {per_box:?}"

@@ -266,10 +266,20 @@ pub async fn run_with(
     let (del_tx, del_rx) = mpsc::channel::<Delivery>(256);
     let mut pollers = Vec::new();
     for q in shared.queues.values() {
+        let (s, url) = (shared.clone(), q.spec.queue_url.clone());
+        // Hold at most a few jobs' worth beyond what the workers are running.
+        let most = workers * 2;
+        let room = move || most.saturating_sub(s.receipts().inputs_from(&url));
         pollers.push(tokio::spawn(poll_queue(
             q.spec.clone(),
             q.clients.sqs.clone(),
             del_tx.clone(),
+            room,
+            stop_rx.clone(),
+        )));
+        pollers.push(tokio::spawn(heartbeat(
+            shared.clone(),
+            q.spec.queue_url.clone(),
             stop_rx.clone(),
         )));
     }
@@ -327,6 +337,34 @@ pub async fn run_with(
         }
     }
     Ok(())
+}
+
+/// Every third of the visibility timeout, extends every message held from one queue (its
+/// inputs queued or running here), so none reappears for another daemon while this one
+/// still has it.
+async fn heartbeat(shared: Arc<Shared>, queue_url: String, mut stop: watch::Receiver<bool>) {
+    let Some(q) = shared.queues.get(&queue_source_id(&queue_url)) else {
+        return;
+    };
+    let every = q.visibility_timeout / 3;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => {
+                if *stop.borrow() {
+                    return;
+                }
+            }
+            _ = tokio::time::sleep(every) => {}
+        }
+        let held = shared.receipts().held_from(&queue_url);
+        for m in held {
+            if let Err(e) =
+                crate::sources::sqs::extend(&q.clients.sqs, &m, q.visibility_timeout).await
+            {
+                tracing::warn!(message = %m.message_id, error = %e, "cannot extend the message's visibility; another daemon may take it over (its result would be the same)");
+            }
+        }
+    }
 }
 
 async fn wait_for_signal() {

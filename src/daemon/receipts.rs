@@ -20,8 +20,33 @@ impl Receipts {
         list.push(m);
     }
 
-    pub fn of(&self, id: i64) -> Vec<Message> {
-        self.by_input.get(&id).cloned().unwrap_or_default()
+    /// Whether input `id` is already held through message `message_id`.
+    pub fn holds(&self, id: i64, message_id: &str) -> bool {
+        self.by_input
+            .get(&id)
+            .is_some_and(|l| l.iter().any(|m| m.message_id == message_id))
+    }
+
+    /// Every message held from `queue_url` (for the heartbeat).
+    pub fn held_from(&self, queue_url: &str) -> Vec<Message> {
+        let mut all: Vec<Message> = self
+            .by_input
+            .values()
+            .flatten()
+            .filter(|m| m.queue_url == queue_url)
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.message_id.cmp(&b.message_id));
+        all.dedup_by(|a, b| a.message_id == b.message_id);
+        all
+    }
+
+    /// Inputs from `queue_url` not yet final.
+    pub fn inputs_from(&self, queue_url: &str) -> usize {
+        self.by_input
+            .values()
+            .filter(|l| l.iter().any(|m| m.queue_url == queue_url))
+            .count()
     }
 
     /// Input `id` is final: the messages that announced nothing else still pending, which
@@ -58,8 +83,11 @@ mod tests {
         r.add(1, m("a", "h2")); // redelivered: new handle
         r.add(2, m("b", "h3"));
         r.add(3, m("b", "h3")); // one message, two records
-        assert_eq!(r.of(1).len(), 1);
-        assert_eq!(r.of(1)[0].receipt_handle, "h2");
+        let held = r.held_from("q");
+        assert_eq!(held.len(), 2, "a and b, once each");
+        assert_eq!(held[0].receipt_handle, "h2");
+        assert_eq!(r.inputs_from("q"), 3);
+        assert!(r.holds(1, "a") && !r.holds(1, "b"));
         assert_eq!(r.finish(1).len(), 1);
         assert!(r.finish(2).is_empty(), "input 3 still pending");
         assert_eq!(r.finish(3)[0].message_id, "b");

@@ -1,7 +1,7 @@
 //! One input from S3: check the key and size, download the object into a private spool file
 //! (hashing it on the way), transcribe, write each output with a conditional put, record it,
-//! then apply `after` and delete the SQS messages. While it runs, a heartbeat keeps its
-//! messages hidden from other daemons.
+//! then apply `after` and delete the SQS messages. Meanwhile the queue's heartbeat
+//! (`daemon::heartbeat`) keeps its messages hidden from other daemons.
 //!
 //! Why a spool file rather than decoding straight from the response stream: MP4/M4A and CAF
 //! need seeking (their index may sit at the end), and a job that outlives one connection
@@ -10,7 +10,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
@@ -21,7 +20,7 @@ use crate::config::S3After;
 use crate::journal::{Input, JournalError, State};
 use crate::pipeline::transcribe::{DecodeOptions, Transcriber};
 use crate::sinks::s3::put_once;
-use crate::sources::sqs::{delete, extend};
+use crate::sources::sqs::delete;
 use crate::worker::{transcribe_to_outputs, Outcome};
 
 /// Why a key cannot be processed, if it cannot.
@@ -87,28 +86,8 @@ pub(super) async fn run(
             wait.as_millis() as i64,
         );
     }
-    let heartbeat = tokio::spawn(heartbeat(
-        shared.clone(),
-        input.id,
-        q.clients.sqs.clone(),
-        q.visibility_timeout,
-    ));
     let outcome = process(shared, input, q, transcriber, opts).await;
-    heartbeat.abort();
     record(shared, input, q, outcome).await
-}
-
-/// Extends the visibility of the job's messages every third of the timeout.
-async fn heartbeat(shared: Arc<Shared>, id: i64, sqs: aws_sdk_sqs::Client, visibility: Duration) {
-    loop {
-        tokio::time::sleep(visibility / 3).await;
-        let messages = shared.receipts().of(id);
-        for m in messages {
-            if let Err(e) = extend(&sqs, &m, visibility).await {
-                tracing::warn!(id, message = %m.message_id, error = %e, "cannot extend the message's visibility; another daemon may take it over (its result would be the same)");
-            }
-        }
-    }
 }
 
 async fn process(

@@ -61,11 +61,14 @@ fn record(shared: &Shared, d: Delivery) -> Option<Message> {
                     Some(message)
                 }
                 Ok([Arrived::Known(id, state)]) => {
-                    if *state == State::Running {
+                    let mut receipts = shared.receipts();
+                    if receipts.holds(*id, &message.message_id) {
                         // The heartbeat should have kept it hidden.
-                        tracing::warn!(id, key = %event.key, message = %message.message_id, "message delivered again while its job runs: the visibility heartbeat did not keep it hidden");
+                        tracing::warn!(id, key = %event.key, message = %message.message_id, state = state.as_str(), "message delivered again while its input is held here: the visibility heartbeat did not keep it hidden");
+                    } else {
+                        tracing::info!(id, key = %event.key, message = %message.message_id, "another event for an object version already queued here");
                     }
-                    shared.receipts().add(*id, message);
+                    receipts.add(*id, message);
                     None
                 }
                 Ok(_) => None,

@@ -47,11 +47,17 @@ pub enum Delivery {
 /// Most time between receive attempts after errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
-/// Polls until `shutdown` turns true or the receiver is dropped.
+/// How often a daemon with no room looks again.
+const FULL_WAIT: Duration = Duration::from_millis(250);
+
+/// Polls until `shutdown` turns true or the receiver is dropped. `room()` says how many more
+/// messages this daemon may hold now: a daemon with a backlog leaves messages in the queue
+/// for the others instead of hoarding them past their visibility timeout.
 pub async fn poll_queue(
     spec: QueueSpec,
     sqs: aws_sdk_sqs::Client,
     tx: mpsc::Sender<Delivery>,
+    room: impl Fn() -> usize + Send,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut failures: u32 = 0;
@@ -59,10 +65,18 @@ pub async fn poll_queue(
         if *shutdown.borrow() {
             return;
         }
+        let take = room().min(spec.max_messages.max(1) as usize);
+        if take == 0 {
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                _ = tokio::time::sleep(FULL_WAIT) => {}
+            }
+            continue;
+        }
         let receive = sqs
             .receive_message()
             .queue_url(&spec.queue_url)
-            .max_number_of_messages(spec.max_messages)
+            .max_number_of_messages(take as i32)
             .wait_time_seconds(spec.wait_time.as_secs() as i32)
             .visibility_timeout(spec.visibility_timeout.as_secs() as i32)
             .send();
