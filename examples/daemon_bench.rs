@@ -15,86 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod common;
+
+use common::{wav, Stub};
 use hotfolderd::config::Config;
 use hotfolderd::journal::{Journal, State};
-use hotfolderd::pipeline::transcribe::{AudioSource, DecodeOptions, TranscribeError, Transcriber};
-use hotfolderd::pipeline::transcript::{Segment, Transcript};
-
-/// Reads the whole input (so decoding is measured) and says the same thing every time.
-struct Stub;
-
-impl Transcriber for Stub {
-    fn transcribe(
-        &self,
-        audio: &mut dyn AudioSource,
-        _opts: &DecodeOptions,
-    ) -> Result<Transcript, TranscribeError> {
-        let mut buf = Vec::new();
-        let mut n = 0;
-        loop {
-            buf.clear();
-            let got = audio
-                .read(&mut buf, 16_000)
-                .map_err(TranscribeError::Decode)?;
-            if got == 0 {
-                break;
-            }
-            n += got;
-        }
-        Ok(Transcript {
-            language: "en".into(),
-            duration: n as f64 / 16_000.0,
-            segments: vec![Segment {
-                start: 0.0,
-                end: n as f64 / 16_000.0,
-                text: "stub".into(),
-                no_speech_prob: 0.0,
-                avg_logprob: 0.0,
-                tokens: Vec::new(),
-                words: Vec::new(),
-            }],
-            dropped_non_speech: 0,
-            decode_seconds: 0.0,
-            asr_seconds: 0.0,
-        })
-    }
-
-    fn model_name(&self) -> String {
-        "stub".into()
-    }
-}
-
-/// 0.1 s of 16 kHz mono silence as WAV, with `tag` in the samples so every file differs
-/// (identical content would be deduplicated instead of processed).
-fn wav(tag: u32) -> Vec<u8> {
-    let samples: Vec<i16> = (0..1600u32)
-        .map(|i| {
-            if i < 32 {
-                ((tag >> (i % 32)) & 1) as i16
-            } else {
-                0
-            }
-        })
-        .collect();
-    let data_len = (samples.len() * 2) as u32;
-    let mut h = Vec::with_capacity(44 + data_len as usize);
-    h.extend_from_slice(b"RIFF");
-    h.extend_from_slice(&(36 + data_len).to_le_bytes());
-    h.extend_from_slice(b"WAVEfmt ");
-    h.extend_from_slice(&16u32.to_le_bytes());
-    h.extend_from_slice(&1u16.to_le_bytes());
-    h.extend_from_slice(&1u16.to_le_bytes());
-    h.extend_from_slice(&16_000u32.to_le_bytes());
-    h.extend_from_slice(&32_000u32.to_le_bytes());
-    h.extend_from_slice(&2u16.to_le_bytes());
-    h.extend_from_slice(&16u16.to_le_bytes());
-    h.extend_from_slice(b"data");
-    h.extend_from_slice(&data_len.to_le_bytes());
-    for s in samples {
-        h.extend_from_slice(&s.to_le_bytes());
-    }
-    h
-}
 
 fn now_ms() -> f64 {
     SystemTime::now()
