@@ -6,6 +6,8 @@
 //!   starting (p50/p99).
 //! - `throughput N`: N tiny objects uploaded at once, processed by 1 daemon and then by 3
 //!   daemons on the same queue; objects/s and the ratio.
+//! - `rss MB`: peak RSS of the daemon (this process) while it fetches and processes a 10 MB
+//!   object, then one of MB megabytes (default 1024): the second must not raise the peak.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -120,11 +122,16 @@ struct Daemon {
 }
 
 fn start_daemon(w: &World, home: &Path) -> Daemon {
+    start_daemon_sized(w, home, 64)
+}
+
+fn start_daemon_sized(w: &World, home: &Path, max_mb: u64) -> Daemon {
     std::fs::create_dir_all(home).unwrap();
     let text = format!(
         "[journal]\npath = {:?}\n[asr]\nmodel = \"stub\"\n[[s3]]\nqueue_url = {:?}\n\
          input_bucket = \"media\"\ninput_prefix = \"in/\"\noutput_bucket = \"results\"\n\
-         output_prefix = \"out/\"\nformats = [\"txt\"]\nwait_time = \"1s\"\nforce_path_style = true\n",
+         output_prefix = \"out/\"\nformats = [\"txt\"]\nwait_time = \"1s\"\nforce_path_style = true\n\
+         max_object_size = \"{max_mb}MiB\"\nvisibility_timeout = \"120s\"\n",
         home.join("journal.sqlite"),
         w.queue_url
     );
@@ -269,6 +276,68 @@ fn throughput(base: &Path, n: usize) {
     );
 }
 
+/// Peak resident memory of this process so far, in MB (`VmHWM`).
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+/// A WAV file of `bytes` bytes of 16 kHz mono silence, written in pieces.
+fn big_wav(path: &Path, bytes: u64) {
+    use std::io::Write;
+    let data = (bytes - 44) as u32;
+    let mut head = wav(0);
+    head.truncate(44);
+    head[4..8].copy_from_slice(&(36 + data).to_le_bytes());
+    head[40..44].copy_from_slice(&data.to_le_bytes());
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    f.write_all(&head).unwrap();
+    let chunk = vec![0u8; 1 << 20];
+    let mut left = u64::from(data);
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        f.write_all(&chunk[..n]).unwrap();
+        left -= n as u64;
+    }
+}
+
+fn rss(base: &Path, mb: u64) {
+    let w = world();
+    std::fs::create_dir_all(base).unwrap();
+    let d = start_daemon_sized(&w, &base.join("rss"), mb * 2);
+    let mut peaks = Vec::new();
+    for (i, size) in [10u64, mb].into_iter().enumerate() {
+        let file = base.join(format!("{size}.wav"));
+        big_wav(&file, size << 20);
+        w.rt.block_on(async {
+            w.s3.put_object()
+                .bucket("media")
+                .key(format!("in/rss/{size}.wav"))
+                .content_type("audio/wav")
+                .body(ByteStream::from_path(&file).await.unwrap())
+                .send()
+                .await
+                .unwrap();
+        });
+        let _ = std::fs::remove_file(&file);
+        wait_done(&[&d], i + 1);
+        peaks.push(peak_rss_mb());
+    }
+    d.finish();
+    println!(
+        "s3 rss: peak RSS after a 10 MB object {:.0} MB, after a {mb} MB object {:.0} MB (+{:.0} MB; the object is streamed to a spool file, never held in memory)",
+        peaks[0],
+        peaks[1],
+        peaks[1] - peaks[0]
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let base = std::env::var_os("BENCH_DIR")
@@ -279,8 +348,9 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("latency") => latency(&base, num(200)),
         Some("throughput") => throughput(&base, num(1000)),
+        Some("rss") => rss(&base, num(1024) as u64),
         _ => {
-            eprintln!("usage: s3_bench latency [N] | throughput [N]");
+            eprintln!("usage: s3_bench latency [N] | throughput [N] | rss [MB]");
             std::process::exit(2);
         }
     }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # S3/SQS benchmarks (issue 5) against the moto emulator with a stub transcriber.
-#   scripts/bench-s3.sh [latency|throughput|all]   sizes: S3_LATENCY_UPLOADS (200), S3_OBJECTS (1000)
+#   scripts/bench-s3.sh [latency|throughput|rss|all]
+# Sizes: S3_LATENCY_UPLOADS (200), S3_OBJECTS (1000), S3_BIG_MB (1024).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
@@ -11,3 +12,4 @@ bin=target/release/examples/s3_bench
 export RUST_LOG="${RUST_LOG:-error}"
 if [[ $what == latency || $what == all ]]; then "$bin" latency "${S3_LATENCY_UPLOADS:-200}"; fi
 if [[ $what == throughput || $what == all ]]; then "$bin" throughput "${S3_OBJECTS:-1000}"; fi
+if [[ $what == rss || $what == all ]]; then "$bin" rss "${S3_BIG_MB:-1024}"; fi
