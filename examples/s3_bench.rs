@@ -331,7 +331,7 @@ fn rss(base: &Path, mb: u64) {
     }
     d.finish();
     println!(
-        "s3 rss: peak RSS after a 10 MB object {:.0} MB, after a {mb} MB object {:.0} MB (+{:.0} MB; the object is streamed to a spool file, never held in memory)",
+        "s3 rss: peak RSS after a 10 MB object {:.0} MB, after a {mb} MB object {:.0} MB (+{:.0} MB; the object is never held in memory)",
         peaks[0],
         peaks[1],
         peaks[1] - peaks[0]

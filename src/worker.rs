@@ -97,8 +97,8 @@ pub fn process(
     Outcome::Done { outputs }
 }
 
-/// The bytes of each requested output format for the audio file at `input` (a local file
-/// or a downloaded object); `source` names it in the json. The error is how the job ends.
+/// The bytes of each requested output format for the audio file at `input`; `source`
+/// names it in the json. The error is how the job ends.
 pub fn transcribe_to_outputs(
     input: &Path,
     source: String,
@@ -108,11 +108,32 @@ pub fn transcribe_to_outputs(
     sha256: Option<String>,
     time_limit: &dyn Fn(Option<f64>) -> Duration,
 ) -> Result<Vec<(Format, Vec<u8>)>, Outcome> {
-    let started = Instant::now();
-    let mut decoder = AudioDecoder16k::open_path(input).map_err(|e| Outcome::Permanent {
+    let decoder = AudioDecoder16k::open_path(input).map_err(|e| Outcome::Permanent {
         stage: "decode",
         reason: e.to_string(),
     })?;
+    let sha = move || match sha256 {
+        Some(s) => Ok(s),
+        None => sha256_file(input).map_err(|e| Outcome::Transient {
+            stage: "hash",
+            reason: format!("cannot read {}: {e}", input.display()),
+        }),
+    };
+    transcribe_decoder(decoder, source, formats, transcriber, opts, sha, time_limit)
+}
+
+/// The same for an opened decoder. `sha256` is asked for once the decoder is done and
+/// dropped (a streamed input is hashed as it is read, so its hash is known only then).
+pub fn transcribe_decoder(
+    mut decoder: AudioDecoder16k,
+    source: String,
+    formats: &[Format],
+    transcriber: &Arc<dyn Transcriber>,
+    opts: &DecodeOptions,
+    sha256: impl FnOnce() -> Result<String, Outcome>,
+    time_limit: &dyn Fn(Option<f64>) -> Duration,
+) -> Result<Vec<(Format, Vec<u8>)>, Outcome> {
+    let started = Instant::now();
     let limit = time_limit(decoder.info().declared_seconds);
     let opts = &DecodeOptions {
         cancel: opts.cancel.limited(limit),
@@ -134,16 +155,9 @@ pub fn transcribe_to_outputs(
             })
         }
     };
-    let sha = match sha256.map_or_else(|| sha256_file(input), Ok) {
-        Ok(s) => s,
-        Err(e) => {
-            return Err(Outcome::Transient {
-                stage: "hash",
-                reason: format!("cannot read {}: {e}", input.display()),
-            })
-        }
-    };
     let info = decoder.info().clone();
+    drop(decoder);
+    let sha = sha256()?;
     let doc = render::document(
         source,
         sha,

@@ -45,6 +45,14 @@ fn uploads_become_transcripts_in_the_output_bucket_and_bad_messages_are_recorded
     ))
     .unwrap();
     let bridge = std::fs::read(speak(d, "b", "Routed by the event bus.", "en-us")).unwrap();
+    // An M4A (AAC in MP4) may need seeking: it takes the spool-file path, the WAVs stream.
+    let m4a = d.join("memo.m4a");
+    ffmpeg(
+        &speak(d, "m", "A phone memo in an M4A file.", "en-us"),
+        &m4a,
+        &["-c:a", "aac"],
+    );
+    let m4a = std::fs::read(m4a).unwrap();
     let w = world(&[
         ("in/sns/topic.wav", other),
         ("in/bridge/2026-11-23T12:00:00 bus.wav", bridge),
@@ -65,6 +73,7 @@ fn uploads_become_transcripts_in_the_output_bucket_and_bad_messages_are_recorded
         b"Meeting notes, not audio at all.\n".repeat(20),
     );
     w.upload("out-of-prefix/x.wav", speech.clone());
+    w.upload("in/phone/memo.m4a", m4a);
     // SNS-wrapped (no raw delivery), and EventBridge, injected as those services send them.
     w.send_body(
         serde_json::json!({
@@ -100,6 +109,7 @@ fn uploads_become_transcripts_in_the_output_bucket_and_bad_messages_are_recorded
     let out = |k: &str| w.output(&format!("transcripts/{k}"));
     wait_until("transcripts and failure records", || {
         out("team a/café + co (1).txt").is_some()
+            && out("phone/memo.txt").is_some()
             && out("sns/topic.txt").is_some()
             && out("bridge/2026-11-23T12:00:00 bus.txt").is_some()
             && failures(d).len() >= 5
@@ -113,8 +123,15 @@ fn uploads_become_transcripts_in_the_output_bucket_and_bad_messages_are_recorded
         wer("An upload to the media bucket.", &text) <= 0.4,
         "{text}"
     );
+    let memo = String::from_utf8(out("phone/memo.txt").unwrap()).unwrap();
+    assert!(wer("A phone memo in an M4A file.", &memo) <= 0.4, "{memo}");
     let json: serde_json::Value =
         serde_json::from_slice(&out("team a/café + co (1).json").unwrap()).unwrap();
+    // Hashed while streaming: the same sha256 as the bytes uploaded.
+    assert_eq!(
+        json["sha256"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&speech))
+    );
     assert_eq!(json["source"], "s3://media/in/team a/café + co (1).wav");
     for f in ["srt", "vtt"] {
         assert!(out(&format!("team a/café + co (1).{f}")).is_some(), "{f}");

@@ -3,10 +3,10 @@
 //! then apply `after` and delete the SQS messages. Meanwhile the queue's heartbeat
 //! (`daemon::heartbeat`) keeps its messages hidden from other daemons.
 //!
-//! Why a spool file rather than decoding straight from the response stream: MP4/M4A and CAF
-//! need seeking (their index may sit at the end), and a job that outlives one connection
-//! must not depend on it; the spool file is unpredictably named, 0600, and removed when the
-//! job ends.
+//! WAV, FLAC, MP3 and Ogg are decoded straight from the response stream (their containers
+//! are read front to back), hashed as the bytes pass. Other formats (MP4/M4A/MOV, CAF,
+//! Matroska/WebM) may need to seek, so they are first copied to a spool file: unpredictably
+//! named, 0600, under the journal's `spool/`, removed when the job ends.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,10 +18,11 @@ use super::{QueueInfo, Shared};
 use crate::aws::{describe, is_outage};
 use crate::config::S3After;
 use crate::journal::{Input, JournalError, State};
+use crate::pipeline::decode::AudioDecoder16k;
 use crate::pipeline::transcribe::{DecodeOptions, Transcriber};
 use crate::sinks::s3::put_once;
 use crate::sources::sqs::delete;
-use crate::worker::{transcribe_to_outputs, Outcome};
+use crate::worker::{transcribe_decoder, transcribe_to_outputs, Outcome};
 
 /// Why a key cannot be processed, if it cannot.
 pub fn unsafe_key(key: &str) -> Option<&'static str> {
@@ -140,31 +141,15 @@ async fn process(
             ),
         }));
     }
-    let (spool, sha) = download(&q.clients.s3, bucket, key, &shared.spool).await?;
-    let (t, formats, limits) = (transcriber.clone(), q.formats.clone(), shared.asr_limits);
-    let path = spool.path().to_path_buf();
-    let source = uri.clone();
-    let sha_for_job = sha.clone();
-    let rendered = tokio::task::spawn_blocking(move || {
-        transcribe_to_outputs(
-            &path,
-            source,
-            &formats,
-            &t,
-            &opts,
-            Some(sha_for_job),
-            &|secs| limits.job_timeout(secs),
-        )
-    })
-    .await
-    .unwrap_or_else(|e| {
-        Err(Outcome::Transient {
-            stage: "transcribe",
-            reason: format!("worker ended abnormally: {e}"),
-        })
-    })
-    .map_err(Stop::Job)?;
-    drop(spool);
+    let ext = Path::new(key)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let (rendered, sha) = if ext.as_deref().is_some_and(|e| STREAMED.contains(&e)) {
+        transcribe_streamed(shared, q, key, &uri, ext, transcriber, opts).await?
+    } else {
+        transcribe_spooled(shared, q, key, &uri, transcriber, opts).await?
+    };
     let mut outputs = Vec::with_capacity(rendered.len());
     for (format, bytes) in rendered {
         let out_key = output_key(q, key, format.extension());
@@ -181,6 +166,123 @@ async fn process(
         outputs.push(format!("s3://{}/{out_key}", q.output_bucket));
     }
     Ok(outputs)
+}
+
+/// Extensions decoded straight from the response stream: their containers are read front to
+/// back. Everything else (MP4/M4A/MOV, CAF, Matroska/WebM, unknown) may need to seek and is
+/// spooled to a file first.
+const STREAMED: &[&str] = &["wav", "flac", "mp3", "ogg", "oga", "opus"];
+
+type Rendered = Vec<(crate::pipeline::render::Format, Vec<u8>)>;
+
+fn worker_died(e: tokio::task::JoinError) -> Outcome {
+    Outcome::Transient {
+        stage: "transcribe",
+        reason: format!("worker ended abnormally: {e}"),
+    }
+}
+
+/// Decodes the object as it downloads; the hash is finished by the download task.
+async fn transcribe_streamed(
+    shared: &Arc<Shared>,
+    q: &QueueInfo,
+    key: &str,
+    uri: &str,
+    ext: Option<String>,
+    transcriber: &Arc<dyn Transcriber>,
+    opts: DecodeOptions,
+) -> Result<(Rendered, String), Stop> {
+    let resp = q
+        .clients
+        .s3
+        .get_object()
+        .bucket(&q.input_bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| s3_failure("fetch", is_outage(&e), format!("{uri}: {}", describe(&e))))?;
+    let (reader, download, hashed) = crate::sources::s3_body::stream(resp.body);
+    let (t, formats, limits, source) = (
+        transcriber.clone(),
+        q.formats.clone(),
+        shared.asr_limits,
+        uri.to_string(),
+    );
+    let rendered = tokio::task::spawn_blocking(move || {
+        let decoder =
+            AudioDecoder16k::open_stream(Box::new(reader), ext.as_deref()).map_err(|e| {
+                Outcome::Permanent {
+                    stage: "decode",
+                    reason: e.to_string(),
+                }
+            })?;
+        let sha = move || match hashed.recv() {
+            Ok(Ok(sha)) => Ok(sha),
+            Ok(Err(why)) => Err(Outcome::Transient {
+                stage: "fetch",
+                reason: why,
+            }),
+            Err(_) => Err(Outcome::Transient {
+                stage: "fetch",
+                reason: "the download ended without a result".into(),
+            }),
+        };
+        transcribe_decoder(decoder, source, &formats, &t, &opts, sha, &|secs| {
+            limits.job_timeout(secs)
+        })
+        .map(|r| (r, ()))
+    })
+    .await
+    .unwrap_or_else(|e| Err(worker_died(e)));
+    match rendered {
+        Ok((r, ())) => match download.await {
+            Ok(Ok(sha)) => Ok((r, sha)),
+            Ok(Err(why)) => Err(Stop::Unavailable(format!("{uri}: {why}"))),
+            Err(e) => Err(Stop::Job(worker_died(e))),
+        },
+        Err(outcome) => {
+            // A failed download shows up as bad audio to the decoder: blame the network.
+            if download.is_finished() {
+                if let Ok(Err(why)) = download.await {
+                    return Err(Stop::Unavailable(format!("{uri}: {why}")));
+                }
+            } else {
+                download.abort();
+            }
+            Err(Stop::Job(outcome))
+        }
+    }
+}
+
+/// Downloads the object into a spool file first (formats that may need to seek).
+async fn transcribe_spooled(
+    shared: &Arc<Shared>,
+    q: &QueueInfo,
+    key: &str,
+    uri: &str,
+    transcriber: &Arc<dyn Transcriber>,
+    opts: DecodeOptions,
+) -> Result<(Rendered, String), Stop> {
+    let (spool, sha) = download(&q.clients.s3, &q.input_bucket, key, &shared.spool).await?;
+    let (t, formats, limits) = (transcriber.clone(), q.formats.clone(), shared.asr_limits);
+    let path = spool.path().to_path_buf();
+    let (source, sha_for_job) = (uri.to_string(), sha.clone());
+    let rendered = tokio::task::spawn_blocking(move || {
+        transcribe_to_outputs(
+            &path,
+            source,
+            &formats,
+            &t,
+            &opts,
+            Some(sha_for_job),
+            &|secs| limits.job_timeout(secs),
+        )
+    })
+    .await
+    .unwrap_or_else(|e| Err(worker_died(e)))
+    .map_err(Stop::Job)?;
+    drop(spool);
+    Ok((rendered, sha))
 }
 
 /// Streams the object into a new spool file, hashing it on the way.

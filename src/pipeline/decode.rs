@@ -116,6 +116,31 @@ impl AudioDecoder16k {
         Self::open(Box::new(file), ext)
     }
 
+    /// Opens audio arriving as a byte stream that cannot seek (an S3 response body): the
+    /// same checks as `open_path` on its first bytes, then decoding as bytes arrive.
+    pub fn open_stream(
+        mut stream: Box<dyn std::io::Read + Send + Sync>,
+        extension: Option<&str>,
+    ) -> Result<Self, DecodeError> {
+        use std::io::Read;
+        let mut head = Vec::with_capacity(512);
+        (&mut stream)
+            .take(512)
+            .read_to_end(&mut head)
+            .map_err(DecodeError::Open)?;
+        if head.is_empty() {
+            return Err(DecodeError::Empty);
+        }
+        if looks_like_text(&head) {
+            return Err(DecodeError::Text);
+        }
+        let whole = std::io::Cursor::new(head).chain(stream);
+        Self::open(
+            Box::new(symphonia::core::io::ReadOnlySource::new(whole)),
+            extension,
+        )
+    }
+
     pub fn open(
         source: Box<dyn MediaSource>,
         extension: Option<&str>,
