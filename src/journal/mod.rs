@@ -115,6 +115,49 @@ fn begin<'c>(conn: &'c mut Connection, path: &Path) -> Result<Transaction<'c>, J
         .map_err(db_error(path))
 }
 
+/// Records one input version inside `tx` if it is new (with its `seen` event): returns its
+/// id, its state, and whether it was new.
+fn see(
+    tx: &Transaction<'_>,
+    path: &Path,
+    source: &str,
+    key: &str,
+    version: &str,
+    size: u64,
+    now: i64,
+) -> Result<(i64, State, bool), JournalError> {
+    let db = db_error(path);
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO inputs (source, key, version, size, state, seen_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, 'seen', ?5, ?5)",
+        )
+        .and_then(|mut s| s.execute(params![source, key, version, size as i64, now]))
+        .map_err(&db)?;
+    let (id, state): (i64, String) = tx
+        .prepare_cached(
+            "SELECT id, state FROM inputs WHERE source = ?1 AND key = ?2 AND version = ?3",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![source, key, version], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+        })
+        .map_err(&db)?;
+    if inserted == 1 {
+        tx.execute(
+            "INSERT INTO events (input_id, at, state, detail) VALUES (?1, ?2, 'seen', NULL)",
+            params![id, now],
+        )
+        .map_err(&db)?;
+    }
+    Ok((
+        id,
+        State::parse(&state).unwrap_or(State::Failed),
+        inserted == 1,
+    ))
+}
+
 /// The schema version this code writes. 1 → 2 added `not_before` (retry backoff).
 const SCHEMA_VERSION: i64 = 2;
 
@@ -223,29 +266,9 @@ impl Journal {
         let db = db_error(&self.path);
         let now = now_ms();
         let tx = begin(&mut self.conn, &self.path)?;
-        let inserted = tx
-            .execute(
-                "INSERT OR IGNORE INTO inputs (source, key, version, size, state, seen_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, 'seen', ?5, ?5)",
-                params![source, key, version, size as i64, now],
-            )
-            .map_err(&db)?;
-        let id: i64 = tx
-            .query_row(
-                "SELECT id FROM inputs WHERE source = ?1 AND key = ?2 AND version = ?3",
-                params![source, key, version],
-                |r| r.get(0),
-            )
-            .map_err(&db)?;
-        if inserted == 1 {
-            tx.execute(
-                "INSERT INTO events (input_id, at, state, detail) VALUES (?1, ?2, 'seen', NULL)",
-                params![id, now],
-            )
-            .map_err(&db)?;
-        }
+        let (id, _, new) = see(&tx, &self.path, source, key, version, size, now)?;
         tx.commit().map_err(&db)?;
-        Ok((id, inserted == 1))
+        Ok((id, new))
     }
 
     /// Moves input `id` to `to` if that is allowed from its current state, recording `detail`

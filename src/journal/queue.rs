@@ -5,7 +5,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{begin, db_error, now_ms, step, Input, Journal, JournalError, State};
+use super::{begin, db_error, now_ms, see, step, Input, Journal, JournalError, State};
 
 /// A complete file a source hands over.
 #[derive(Debug, Clone)]
@@ -35,44 +35,16 @@ impl Journal {
         let now = now_ms();
         let tx = begin(&mut self.conn, &self.path)?;
         let mut out = Vec::with_capacity(batch.len());
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO inputs (source, key, version, size, state, seen_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, 'seen', ?5, ?5)",
-                )
-                .map_err(&db)?;
-            let mut find = tx
-                .prepare_cached(
-                    "SELECT id, state FROM inputs WHERE source = ?1 AND key = ?2 AND version = ?3",
-                )
-                .map_err(&db)?;
-            for a in batch {
-                let inserted = insert
-                    .execute(params![a.source, a.key, a.version, a.size as i64, now])
-                    .map_err(&db)?;
-                let (id, state): (i64, String) = find
-                    .query_row(params![a.source, a.key, a.version], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .map_err(&db)?;
-                if inserted == 1 {
-                    tx.execute(
-                        "INSERT INTO events (input_id, at, state, detail) VALUES (?1, ?2, 'seen', NULL)",
-                        params![id, now],
-                    )
-                    .map_err(&db)?;
-                }
-                let state = State::parse(&state).unwrap_or(State::Failed);
-                if state == State::Seen {
-                    step(&tx, &self.path, id, State::Stable, None, now)?;
-                }
-                if matches!(state, State::Seen | State::Stable) {
-                    step(&tx, &self.path, id, State::Queued, None, now)?;
-                    out.push(Arrived::Queued(id));
-                } else {
-                    out.push(Arrived::Known(id, state));
-                }
+        for a in batch {
+            let (id, state, _) = see(&tx, &self.path, &a.source, &a.key, &a.version, a.size, now)?;
+            if state == State::Seen {
+                step(&tx, &self.path, id, State::Stable, None, now)?;
+            }
+            if matches!(state, State::Seen | State::Stable) {
+                step(&tx, &self.path, id, State::Queued, None, now)?;
+                out.push(Arrived::Queued(id));
+            } else {
+                out.push(Arrived::Known(id, state));
             }
         }
         tx.commit().map_err(&db)?;
