@@ -58,14 +58,12 @@ pub fn queue_source_id(queue_url: &str) -> String {
 /// An `[[s3]]` source as the workers need it.
 struct QueueInfo {
     clients: crate::aws::Clients,
+    /// Queue, input bucket and prefix, visibility timeout.
     spec: QueueSpec,
-    input_bucket: String,
-    input_prefix: String,
     output_bucket: String,
     output_prefix: String,
     formats: Vec<Format>,
     after: S3After,
-    visibility_timeout: Duration,
     max_object_size: u64,
     malformed: Malformed,
     /// Trips when S3 is unreachable, so queued jobs wait instead of hammering it.
@@ -84,14 +82,11 @@ impl QueueInfo {
         };
         QueueInfo {
             clients: crate::aws::clients(c.force_path_style).await,
-            input_bucket: spec.input_bucket.clone(),
-            input_prefix: spec.input_prefix.clone(),
             spec,
             output_bucket: c.output_bucket.get_ref().clone(),
             output_prefix: c.output_prefix.get_ref().clone(),
             formats: c.formats.get_ref().clone(),
             after: c.after,
-            visibility_timeout: *c.visibility_timeout.get_ref(),
             max_object_size: *c.max_object_size.get_ref(),
             malformed: c.malformed,
             breaker: crate::aws::Breaker::default(),
@@ -346,7 +341,7 @@ async fn heartbeat(shared: Arc<Shared>, queue_url: String, mut stop: watch::Rece
     let Some(q) = shared.queues.get(&queue_source_id(&queue_url)) else {
         return;
     };
-    let every = q.visibility_timeout / 3;
+    let every = q.spec.visibility_timeout / 3;
     loop {
         tokio::select! {
             _ = stop.changed() => {
@@ -359,7 +354,7 @@ async fn heartbeat(shared: Arc<Shared>, queue_url: String, mut stop: watch::Rece
         let held = shared.receipts().held_from(&queue_url);
         for m in held {
             if let Err(e) =
-                crate::sources::sqs::extend(&q.clients.sqs, &m, q.visibility_timeout).await
+                crate::sources::sqs::extend(&q.clients.sqs, &m, q.spec.visibility_timeout).await
             {
                 tracing::warn!(message = %m.message_id, error = %e, "cannot extend the message's visibility; another daemon may take it over (its result would be the same)");
             }

@@ -41,7 +41,7 @@ pub fn unsafe_key(key: &str) -> Option<&'static str> {
 /// Where output `ext` of input `key` goes: the key less `input_prefix`, under
 /// `output_prefix`, with its extension replaced.
 pub fn output_key(q: &QueueInfo, key: &str, ext: &str) -> String {
-    let rel = key.strip_prefix(&q.input_prefix).unwrap_or(key);
+    let rel = key.strip_prefix(&q.spec.input_prefix).unwrap_or(key);
     let stem = match rel.rfind('.') {
         Some(dot) if !rel[dot..].contains('/') => &rel[..dot],
         _ => rel,
@@ -98,7 +98,7 @@ async fn process(
     transcriber: &Arc<dyn Transcriber>,
     opts: DecodeOptions,
 ) -> Result<Vec<String>, Stop> {
-    let (bucket, key) = (q.input_bucket.as_str(), input.key.as_str());
+    let (bucket, key) = (q.spec.input_bucket.as_str(), input.key.as_str());
     let uri = format!("s3://{bucket}/{key}");
     if let Some(why) = unsafe_key(key) {
         return Err(Stop::Job(Outcome::Permanent {
@@ -196,7 +196,7 @@ async fn transcribe_streamed(
         .clients
         .s3
         .get_object()
-        .bucket(&q.input_bucket)
+        .bucket(&q.spec.input_bucket)
         .key(key)
         .send()
         .await
@@ -263,7 +263,7 @@ async fn transcribe_spooled(
     transcriber: &Arc<dyn Transcriber>,
     opts: DecodeOptions,
 ) -> Result<(Rendered, String), Stop> {
-    let (spool, sha) = download(&q.clients.s3, &q.input_bucket, key, &shared.spool).await?;
+    let (spool, sha) = download(&q.clients.s3, &q.spec.input_bucket, key, &shared.spool).await?;
     let (t, formats, limits) = (transcriber.clone(), q.formats.clone(), shared.asr_limits);
     let path = spool.path().to_path_buf();
     let (source, sha_for_job) = (uri.to_string(), sha.clone());
@@ -350,7 +350,7 @@ async fn record(
     outcome: Result<Vec<String>, Stop>,
 ) -> Result<(), JournalError> {
     let id = input.id;
-    let uri = format!("s3://{}/{}", q.input_bucket, input.key);
+    let uri = format!("s3://{}/{}", q.spec.input_bucket, input.key);
     let outcome = match outcome {
         Ok(outputs) => Outcome::Done { outputs },
         Err(Stop::Job(o)) => o,
@@ -403,7 +403,7 @@ async fn after(q: &QueueInfo, key: &str) {
         S3After::Keep => return,
         S3After::Delete => s3
             .delete_object()
-            .bucket(&q.input_bucket)
+            .bucket(&q.spec.input_bucket)
             .key(key)
             .send()
             .await
@@ -419,7 +419,7 @@ async fn after(q: &QueueInfo, key: &str) {
             match tagging {
                 Ok(tagging) => s3
                     .put_object_tagging()
-                    .bucket(&q.input_bucket)
+                    .bucket(&q.spec.input_bucket)
                     .key(key)
                     .tagging(tagging)
                     .send()
@@ -431,7 +431,7 @@ async fn after(q: &QueueInfo, key: &str) {
         }
     };
     if let Err(e) = result {
-        tracing::warn!(bucket = %q.input_bucket, %key, error = %e, "outputs are done, but the input could not be deleted/tagged");
+        tracing::warn!(bucket = %q.spec.input_bucket, %key, error = %e, "outputs are done, but the input could not be deleted/tagged");
     }
 }
 
