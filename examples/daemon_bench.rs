@@ -13,21 +13,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{wav, Stub};
+use common::{latencies, now_ms, percentile, wav, Stub};
 use hotfolderd::config::Config;
 use hotfolderd::journal::{Journal, State};
-
-fn now_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-        * 1000.0
-}
 
 struct Bench {
     dir: PathBuf,
@@ -120,11 +112,6 @@ impl Bench {
 const FINE: Duration = Duration::from_millis(10);
 const COARSE: Duration = Duration::from_millis(500);
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
 fn latency(base: &Path, n: usize) {
     let stable_ms = 500.0;
     let b = Bench::new(base, "latency", "500ms", "60s");
@@ -147,21 +134,7 @@ fn latency(base: &Path, n: usize) {
     let _ = stop.send(());
     handle.join().unwrap();
 
-    let j = b.journal();
-    let mut started = std::collections::HashMap::new();
-    for id in j.in_state(State::Done).unwrap() {
-        let input = j.get(id).unwrap().unwrap();
-        let at = j
-            .history(id)
-            .unwrap()
-            .into_iter()
-            .find(|e| e.1 == "running")
-            .unwrap()
-            .0;
-        started.insert(input.key, at as f64);
-    }
-    let mut lat: Vec<f64> = closed.iter().map(|(k, t)| started[k] - t).collect();
-    lat.sort_by(f64::total_cmp);
+    let lat = latencies(&b.journal(), &closed);
     let (p50, p99, max) = (
         percentile(&lat, 0.5),
         percentile(&lat, 0.99),

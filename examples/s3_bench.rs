@@ -15,11 +15,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
-use common::{wav, Stub};
+use common::{latencies, now_ms, percentile, wav, Stub};
 use hotfolderd::config::Config;
 use hotfolderd::journal::{Journal, State};
 
@@ -191,14 +191,6 @@ fn upload(w: &World, key: &str, bytes: Vec<u8>) {
     });
 }
 
-fn now_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-        * 1000.0
-}
-
 fn wait_done(daemons: &[&Daemon], n: usize) {
     let deadline = Instant::now() + Duration::from_secs(3600);
     while daemons.iter().map(|d| d.done()).sum::<usize>() < n {
@@ -221,22 +213,11 @@ fn latency(base: &Path, n: usize) {
     wait_done(&[&d], n);
     let home = d.home.clone();
     d.finish();
-    let j = Journal::open(&home.join("journal.sqlite")).unwrap();
-    let mut started = std::collections::HashMap::new();
-    for id in j.in_state(State::Done).unwrap() {
-        let input = j.get(id).unwrap().unwrap();
-        let at = j
-            .history(id)
-            .unwrap()
-            .into_iter()
-            .find(|e| e.1 == "running")
-            .unwrap()
-            .0;
-        started.insert(input.key, at as f64);
-    }
-    let mut lat: Vec<f64> = uploaded.iter().map(|(k, t)| started[k] - t).collect();
-    lat.sort_by(f64::total_cmp);
-    let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
+    let lat = latencies(
+        &Journal::open(&home.join("journal.sqlite")).unwrap(),
+        &uploaded,
+    );
+    let p = |q: f64| percentile(&lat, q);
     println!(
         "s3 latency: {n} uploads, upload returned → job start: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (target p99 ≤ 1000 ms)",
         p(0.5),

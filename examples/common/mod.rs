@@ -1,6 +1,10 @@
 //! What the benchmarks share: a stub transcriber and small distinct WAV files.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hotfolderd::journal::{Journal, State};
 use hotfolderd::pipeline::transcribe::{AudioSource, DecodeOptions, TranscribeError, Transcriber};
 use hotfolderd::pipeline::transcript::{Segment, Transcript};
 
@@ -78,4 +82,37 @@ pub fn wav(tag: u32) -> Vec<u8> {
         h.extend_from_slice(&s.to_le_bytes());
     }
     h
+}
+
+pub fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0
+}
+
+/// For each `(key, unix ms)` given, the ms until its job started (its `running` event in the
+/// journal), sorted.
+pub fn latencies(j: &Journal, since: &[(String, f64)]) -> Vec<f64> {
+    let mut started = HashMap::new();
+    for id in j.in_state(State::Done).unwrap() {
+        let input = j.get(id).unwrap().unwrap();
+        let at = j
+            .history(id)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.1 == "running")
+            .unwrap()
+            .0;
+        started.insert(input.key, at as f64);
+    }
+    let mut lat: Vec<f64> = since.iter().map(|(k, t)| started[k] - t).collect();
+    lat.sort_by(f64::total_cmp);
+    lat
+}
+
+/// The `p` quantile (0–1) of sorted values.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
