@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use hotfolderd::journal::{Journal, State};
+use hotfolderd::journal::State;
 
 /// `asr` adds keys to `[asr]`.
 fn config(d: &Path, asr: &str, extra_watch: &str) -> PathBuf {
@@ -29,25 +29,6 @@ fn config(d: &Path, asr: &str, extra_watch: &str) -> PathBuf {
     )
     .unwrap();
     config
-}
-
-/// Every input the journal finished, with how many times each was run.
-fn runs_per_done_input(d: &Path) -> Vec<(String, usize)> {
-    let j = Journal::open(&d.join("state/journal.sqlite")).unwrap();
-    j.in_state(State::Done)
-        .unwrap()
-        .into_iter()
-        .map(|id| {
-            let input = j.get(id).unwrap().unwrap();
-            let runs = j
-                .history(id)
-                .unwrap()
-                .iter()
-                .filter(|e| e.1 == "running")
-                .count();
-            (input.key, runs)
-        })
-        .collect()
 }
 
 #[test]
@@ -194,7 +175,11 @@ fn two_hundred_files_arriving_every_way_are_each_transcribed_once() {
         own_number >= 150,
         "only {own_number} of 200 transcripts have their number"
     );
-    let runs = runs_per_done_input(d);
+    let runs: Vec<(String, usize)> = journal_rows(d)
+        .into_iter()
+        .filter(|r| r.1 == State::Done)
+        .map(|r| (r.0, r.2))
+        .collect();
     assert_eq!(runs.len(), 200, "done inputs in the journal");
     let rerun: Vec<_> = runs.iter().filter(|(_, n)| *n != 1).collect();
     assert!(rerun.is_empty(), "run more than once: {rerun:?}");

@@ -13,29 +13,6 @@ use common::moto::world;
 use common::*;
 use hotfolderd::journal::{Journal, State};
 
-/// (key, state, times it ran) for every input in a daemon's journal.
-fn journal_rows(d: &Path) -> Vec<(String, State, usize)> {
-    let path = d.join("state/journal.sqlite");
-    if !path.exists() {
-        return Vec::new();
-    }
-    let j = Journal::open(&path).unwrap();
-    State::ALL
-        .iter()
-        .flat_map(|s| j.in_state(*s).unwrap())
-        .map(|id| {
-            let i = j.get(id).unwrap().unwrap();
-            let runs = j
-                .history(id)
-                .unwrap()
-                .iter()
-                .filter(|e| e.1 == "running")
-                .count();
-            (i.key, i.state, runs)
-        })
-        .collect()
-}
-
 /// About two and a half minutes of speech: longer to transcribe than a 10 s visibility.
 fn long_speech(d: &Path) -> Vec<u8> {
     let one = speak(

@@ -279,3 +279,26 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// (key, state, times it ran) for every input in the journal under `d/state/`.
+pub fn journal_rows(d: &Path) -> Vec<(String, hotfolderd::journal::State, usize)> {
+    let path = d.join("state/journal.sqlite");
+    if !path.exists() {
+        return Vec::new();
+    }
+    let j = hotfolderd::journal::Journal::open(&path).unwrap();
+    hotfolderd::journal::State::ALL
+        .iter()
+        .flat_map(|s| j.in_state(*s).unwrap())
+        .map(|id| {
+            let i = j.get(id).unwrap().unwrap();
+            let runs = j
+                .history(id)
+                .unwrap()
+                .iter()
+                .filter(|e| e.1 == "running")
+                .count();
+            (i.key, i.state, runs)
+        })
+        .collect()
+}
