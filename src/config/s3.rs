@@ -60,6 +60,9 @@ pub struct S3Config {
     /// Larger objects are failed without being downloaded: "2GiB", "500MB", or bytes.
     #[serde(default = "default_max_object_size", deserialize_with = "size")]
     pub max_object_size: Spanned<u64>,
+    /// Outputs this large or larger are written as multipart uploads (8 MiB parts).
+    #[serde(default = "default_multipart_threshold", deserialize_with = "size")]
+    pub multipart_threshold: Spanned<u64>,
     /// Path-style addressing (`endpoint/bucket/key`), for S3-compatible stores and emulators.
     #[serde(default)]
     pub force_path_style: bool,
@@ -84,6 +87,9 @@ fn default_wait_time() -> Spanned<Duration> {
 }
 fn default_max_object_size() -> Spanned<u64> {
     Spanned::new(0..0, 4 << 30)
+}
+fn default_multipart_threshold() -> Spanned<u64> {
+    Spanned::new(0..0, crate::sinks::s3::DEFAULT_MULTIPART_THRESHOLD)
 }
 fn default_malformed() -> Malformed {
     Malformed::Delete
@@ -158,6 +164,12 @@ impl S3Config {
             out.push((
                 self.visibility_timeout.span(),
                 format!("s3[{i}].visibility_timeout must be between 10s and 12h"),
+            ));
+        }
+        if !(1..=5 << 30).contains(self.multipart_threshold.get_ref()) {
+            out.push((
+                self.multipart_threshold.span(),
+                format!("s3[{i}].multipart_threshold must be between 1 byte and 5GiB (the largest single PUT S3 accepts)"),
             ));
         }
         if self.formats.get_ref().is_empty() {

@@ -65,6 +65,7 @@ struct QueueInfo {
     formats: Vec<Format>,
     after: S3After,
     max_object_size: u64,
+    multipart_threshold: u64,
     malformed: Malformed,
     /// Trips when S3 is unreachable, so queued jobs wait instead of hammering it.
     breaker: crate::aws::Breaker,
@@ -88,6 +89,7 @@ impl QueueInfo {
             formats: c.formats.get_ref().clone(),
             after: c.after,
             max_object_size: *c.max_object_size.get_ref(),
+            multipart_threshold: *c.multipart_threshold.get_ref(),
             malformed: c.malformed,
             breaker: crate::aws::Breaker::default(),
         }

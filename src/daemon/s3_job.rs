@@ -20,7 +20,7 @@ use crate::config::S3After;
 use crate::journal::{Input, JournalError, State};
 use crate::pipeline::decode::AudioDecoder16k;
 use crate::pipeline::transcribe::{DecodeOptions, Transcriber};
-use crate::sinks::s3::put_once;
+use crate::sinks::s3::{put_once, OutputObject};
 use crate::sources::sqs::delete;
 use crate::worker::{transcribe_decoder, transcribe_to_outputs, Outcome};
 
@@ -153,16 +153,16 @@ async fn process(
     let mut outputs = Vec::with_capacity(rendered.len());
     for (format, bytes) in rendered {
         let out_key = output_key(q, key, format.extension());
-        put_once(
-            &q.clients.s3,
-            &q.output_bucket,
-            &out_key,
+        let target = OutputObject {
+            bucket: &q.output_bucket,
+            key: &out_key,
             format,
-            bytes,
-            &sha,
-        )
-        .await
-        .map_err(|e| s3_failure("write", e.outage, e.reason))?;
+            input_sha256: &sha,
+            multipart_threshold: q.multipart_threshold,
+        };
+        put_once(&q.clients.s3, &target, bytes)
+            .await
+            .map_err(|e| s3_failure("write", e.outage, e.reason))?;
         outputs.push(format!("s3://{}/{out_key}", q.output_bucket));
     }
     Ok(outputs)

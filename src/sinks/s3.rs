@@ -4,6 +4,7 @@
 //! `hotfolderd-input-sha256` metadata matches) that is success. An output left by an earlier
 //! version of the input is replaced with `If-Match` on the etag it had when checked.
 
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 
@@ -45,38 +46,42 @@ fn precondition_failed<E: ProvideErrorMetadata>(e: &E) -> bool {
     )
 }
 
-/// Writes `bytes` to `bucket/key` unless the same result is already there.
+/// Outputs at least this large by default go up in parts.
+pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 16 << 20;
+/// Part size of a multipart upload (S3 wants at least 5 MiB for all parts but the last;
+/// 10,000 parts of 8 MiB allow outputs up to 78 GiB).
+const PART_SIZE: usize = 8 << 20;
+
+/// Where an output goes and what it was made from.
+pub struct OutputObject<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub format: Format,
+    pub input_sha256: &'a str,
+    /// Bodies this large or larger are sent as a multipart upload.
+    pub multipart_threshold: u64,
+}
+
+/// The condition a write is made under.
+#[derive(Clone)]
+enum Condition {
+    /// `If-None-Match: *`: only if there is no object yet.
+    Absent,
+    /// `If-Match`: only if the object is still the one with this etag.
+    Etag(String),
+}
+
+/// Writes `bytes` to the object unless the same result is already there.
 pub async fn put_once(
     s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-    format: Format,
+    o: &OutputObject<'_>,
     bytes: Vec<u8>,
-    input_sha256: &str,
 ) -> Result<Put, S3Error> {
-    let put = |if_match: Option<String>, bytes: Vec<u8>| {
-        let mut req = s3
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .content_type(content_type(format))
-            .metadata(INPUT_SHA_META, input_sha256)
-            .body(ByteStream::from(bytes));
-        req = match if_match {
-            None => req.if_none_match("*"),
-            Some(etag) => req.if_match(etag),
-        };
-        req.send()
-    };
-    match put(None, bytes.clone()).await {
-        Ok(_) => return Ok(Put::Written),
-        Err(e) if e.as_service_error().is_some_and(precondition_failed) => {}
-        Err(e) => {
-            return Err(S3Error {
-                outage: is_outage(&e),
-                reason: format!("s3://{bucket}/{key}: {}", describe(&e)),
-            })
-        }
+    let (bucket, key) = (o.bucket, o.key);
+    match write(s3, o, Condition::Absent, &bytes).await {
+        Ok(()) => return Ok(Put::Written),
+        Err(Failure::Precondition) => {}
+        Err(Failure::Other(e)) => return Err(e),
     }
     let head = s3
         .head_object()
@@ -95,20 +100,147 @@ pub async fn put_once(
         .metadata()
         .and_then(|m| m.get(INPUT_SHA_META))
         .map(String::as_str);
-    if theirs == Some(input_sha256) && head.content_length().unwrap_or(0) > 0 {
+    if theirs == Some(o.input_sha256) && head.content_length().unwrap_or(0) > 0 {
         return Ok(Put::AlreadyThere);
     }
     // An output of an earlier version of this input (or of something else): replace it,
     // but only if nobody changed it since we looked.
     let etag = head.e_tag().unwrap_or_default().to_string();
-    match put(Some(etag), bytes).await {
-        Ok(_) => Ok(Put::Written),
-        Err(e) => Err(S3Error {
-            outage: is_outage(&e),
-            reason: format!(
-                "s3://{bucket}/{key} changed while being replaced: {}",
-                describe(&e)
-            ),
+    match write(s3, o, Condition::Etag(etag), &bytes).await {
+        Ok(()) => Ok(Put::Written),
+        Err(Failure::Precondition) => Err(S3Error {
+            outage: false,
+            reason: format!("s3://{bucket}/{key} changed while being replaced"),
         }),
+        Err(Failure::Other(e)) => Err(e),
     }
+}
+
+enum Failure {
+    /// The write's condition did not hold.
+    Precondition,
+    Other(S3Error),
+}
+
+fn failure<E>(o: &OutputObject<'_>, e: &aws_sdk_s3::error::SdkError<E, HttpResponse>) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if e.as_service_error().is_some_and(precondition_failed) {
+        return Failure::Precondition;
+    }
+    Failure::Other(S3Error {
+        outage: is_outage(e),
+        reason: format!("s3://{}/{}: {}", o.bucket, o.key, describe(e)),
+    })
+}
+
+async fn write(
+    s3: &aws_sdk_s3::Client,
+    o: &OutputObject<'_>,
+    condition: Condition,
+    bytes: &[u8],
+) -> Result<(), Failure> {
+    if bytes.len() as u64 >= o.multipart_threshold {
+        return write_in_parts(s3, o, condition, bytes).await;
+    }
+    let req = s3
+        .put_object()
+        .bucket(o.bucket)
+        .key(o.key)
+        .content_type(content_type(o.format))
+        .metadata(INPUT_SHA_META, o.input_sha256)
+        .body(ByteStream::from(bytes.to_vec()));
+    let req = match condition {
+        Condition::Absent => req.if_none_match("*"),
+        Condition::Etag(etag) => req.if_match(etag),
+    };
+    req.send().await.map(|_| ()).map_err(|e| failure(o, &e))
+}
+
+/// A multipart upload whose completion carries the condition, so the object appears whole
+/// or not at all. An upload that fails is aborted, leaving no parts behind to pay for.
+async fn write_in_parts(
+    s3: &aws_sdk_s3::Client,
+    o: &OutputObject<'_>,
+    condition: Condition,
+    bytes: &[u8],
+) -> Result<(), Failure> {
+    let created = s3
+        .create_multipart_upload()
+        .bucket(o.bucket)
+        .key(o.key)
+        .content_type(content_type(o.format))
+        .metadata(INPUT_SHA_META, o.input_sha256)
+        .send()
+        .await
+        .map_err(|e| failure(o, &e))?;
+    let Some(upload_id) = created.upload_id() else {
+        return Err(Failure::Other(S3Error {
+            outage: false,
+            reason: format!(
+                "s3://{}/{}: CreateMultipartUpload returned no upload id",
+                o.bucket, o.key
+            ),
+        }));
+    };
+    let result = upload_parts(s3, o, upload_id, condition, bytes).await;
+    if result.is_err() {
+        let aborted = s3
+            .abort_multipart_upload()
+            .bucket(o.bucket)
+            .key(o.key)
+            .upload_id(upload_id)
+            .send()
+            .await;
+        if let Err(e) = aborted {
+            tracing::warn!(bucket = o.bucket, key = o.key, upload_id, error = %describe(&e), "cannot abort a failed multipart upload; a bucket lifecycle rule for incomplete uploads will remove its parts");
+        }
+    }
+    result
+}
+
+async fn upload_parts(
+    s3: &aws_sdk_s3::Client,
+    o: &OutputObject<'_>,
+    upload_id: &str,
+    condition: Condition,
+    bytes: &[u8],
+) -> Result<(), Failure> {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let mut parts = Vec::new();
+    for (i, chunk) in bytes.chunks(PART_SIZE).enumerate() {
+        let number = i as i32 + 1;
+        let uploaded = s3
+            .upload_part()
+            .bucket(o.bucket)
+            .key(o.key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| failure(o, &e))?;
+        parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(uploaded.e_tag().map(str::to_string))
+                .build(),
+        );
+    }
+    let req = s3
+        .complete_multipart_upload()
+        .bucket(o.bucket)
+        .key(o.key)
+        .upload_id(upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        );
+    let req = match condition {
+        Condition::Absent => req.if_none_match("*"),
+        Condition::Etag(etag) => req.if_match(etag),
+    };
+    req.send().await.map(|_| ()).map_err(|e| failure(o, &e))
 }
