@@ -355,10 +355,18 @@ async fn heartbeat(shared: Arc<Shared>, queue_url: String, mut stop: watch::Rece
         }
         let held = shared.receipts().held_from(&queue_url);
         for m in held {
-            if let Err(e) =
-                crate::sources::sqs::extend(&q.clients.sqs, &m, q.spec.visibility_timeout).await
-            {
-                tracing::warn!(message = %m.message_id, error = %e, "cannot extend the message's visibility; another daemon may take it over (its result would be the same)");
+            use crate::sources::sqs::{extend, ExtendError};
+            match extend(&q.clients.sqs, &m, q.spec.visibility_timeout).await {
+                Ok(()) => {}
+                Err(ExtendError::HandleGone(e)) => {
+                    // Its input stays journaled here and is finished here; a later delivery
+                    // of the same event is deleted when seen.
+                    tracing::warn!(message = %m.message_id, error = %e, "the message is no longer held (its receipt handle is gone); no longer extending it");
+                    shared.receipts().forget(&m);
+                }
+                Err(ExtendError::Failed(e)) => {
+                    tracing::warn!(message = %m.message_id, error = %e, "cannot extend the message's visibility; another daemon may take it over (its result would be the same)");
+                }
             }
         }
     }

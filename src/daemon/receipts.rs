@@ -41,6 +41,15 @@ impl Receipts {
         all
     }
 
+    /// The delivery `m` is no longer held (its handle stopped working); a newer delivery of
+    /// the same message, if one was added since, is kept.
+    pub fn forget(&mut self, m: &Message) {
+        for list in self.by_input.values_mut() {
+            list.retain(|o| o.receipt_handle != m.receipt_handle);
+        }
+        self.by_input.retain(|_, l| !l.is_empty());
+    }
+
     /// Inputs from `queue_url` not yet final.
     pub fn inputs_from(&self, queue_url: &str) -> usize {
         self.by_input
@@ -92,5 +101,19 @@ mod tests {
         assert!(r.finish(2).is_empty(), "input 3 still pending");
         assert_eq!(r.finish(3)[0].message_id, "b");
         assert!(r.finish(4).is_empty());
+    }
+
+    #[test]
+    fn a_lost_handle_is_forgotten_but_a_newer_one_kept() {
+        let mut r = Receipts::default();
+        r.add(1, m("a", "h1"));
+        r.add(2, m("b", "h2"));
+        r.forget(&m("a", "h1"));
+        assert!(!r.holds(1, "a"));
+        assert_eq!(r.inputs_from("q"), 1);
+        r.add(1, m("a", "h3"));
+        r.forget(&m("a", "h1"));
+        assert!(r.holds(1, "a"), "the redelivery's handle stays");
+        assert!(r.finish(1)[0].receipt_handle == "h3");
     }
 }

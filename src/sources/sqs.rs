@@ -194,12 +194,23 @@ pub async fn delete(sqs: &aws_sdk_sqs::Client, m: &Message) {
     }
 }
 
+/// Why a message's visibility could not be extended.
+#[derive(Debug)]
+pub enum ExtendError {
+    /// The receipt handle no longer works (the message was deleted, or it became visible
+    /// and was received again, here or elsewhere): extending it again is pointless.
+    HandleGone(String),
+    /// Anything else, such as the service being unreachable: try again next beat.
+    Failed(String),
+}
+
 /// Keeps a message hidden from other consumers for another `visibility` from now.
 pub async fn extend(
     sqs: &aws_sdk_sqs::Client,
     m: &Message,
     visibility: Duration,
-) -> Result<(), String> {
+) -> Result<(), ExtendError> {
+    use aws_sdk_sqs::operation::change_message_visibility::ChangeMessageVisibilityError as E;
     sqs.change_message_visibility()
         .queue_url(&m.queue_url)
         .receipt_handle(&m.receipt_handle)
@@ -207,7 +218,15 @@ pub async fn extend(
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| crate::aws::describe(&e))
+        .map_err(|e| {
+            let why = crate::aws::describe(&e);
+            match e.as_service_error() {
+                Some(E::ReceiptHandleIsInvalid(_) | E::MessageNotInflight(_)) => {
+                    ExtendError::HandleGone(why)
+                }
+                _ => ExtendError::Failed(why),
+            }
+        })
 }
 
 /// 1, 2, 4 … 60 s, each with up to a quarter of random jitter so a fleet does not retry in step.

@@ -2,7 +2,7 @@
 //! the test itself and the environment a daemon needs to reach it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 pub struct Moto {
     child: Child,
     pub port: u16,
+    /// Where moto's recorder logs every request, when state must survive a kill.
+    recording: Option<PathBuf>,
 }
 
 impl Drop for Moto {
@@ -31,32 +33,101 @@ fn free_port() -> u16 {
         .port()
 }
 
+fn moto_bin() -> String {
+    let bin = std::env::var("HOTFOLDERD_MOTO_SERVER").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/moto-venv/bin/moto_server",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    assert!(
+        std::path::Path::new(&bin).is_file(),
+        "{bin} is missing: run scripts/test.sh (scripts/moto.sh installs the emulator)"
+    );
+    bin
+}
+
+fn spawn(port: u16, recording: Option<&Path>) -> Child {
+    let mut cmd = Command::new(moto_bin());
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(r) = recording {
+        cmd.env("MOTO_ENABLE_RECORDING", "True")
+            .env("MOTO_RECORDER_FILEPATH", r);
+    }
+    let child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child
+}
+
 impl Moto {
     /// Starts `moto_server` (scripts/test.sh installs it and sets HOTFOLDERD_MOTO_SERVER).
     pub fn start() -> Moto {
-        let bin = std::env::var("HOTFOLDERD_MOTO_SERVER").unwrap_or_else(|_| {
-            format!(
-                "{}/.cache/moto-venv/bin/moto_server",
-                env!("CARGO_MANIFEST_DIR")
-            )
-        });
-        assert!(
-            std::path::Path::new(&bin).is_file(),
-            "{bin} is missing: run scripts/test.sh (scripts/moto.sh installs the emulator)"
-        );
         let port = free_port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start");
-            std::thread::sleep(Duration::from_millis(100));
+        Moto {
+            child: spawn(port, None),
+            port,
+            recording: None,
         }
-        Moto { child, port }
+    }
+
+    /// Starts one whose requests are logged to `recording`, so that after `kill` a
+    /// `restart` can rebuild its state.
+    pub fn start_recorded(recording: &Path) -> Moto {
+        let port = free_port();
+        Moto {
+            child: spawn(port, Some(recording)),
+            port,
+            recording: Some(recording.to_path_buf()),
+        }
+    }
+
+    /// `kill -9`: everything it held in memory is gone.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Starts it again on the same port and replays the recorded requests that changed
+    /// state: buckets, notification settings, queues, objects (each replayed upload makes
+    /// the bucket send its event again) and outputs. Receives, deletes and visibility
+    /// changes are not replayed, so every upload's event is back in the queue: a superset
+    /// of what a real queue would still hold after an outage.
+    pub fn restart(&mut self) {
+        let recording = self.recording.clone().expect("started without a recording");
+        let log = std::fs::read_to_string(&recording).unwrap();
+        let kept: String = log
+            .lines()
+            .filter(|line| changes_state(line))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        std::fs::write(&recording, kept).unwrap();
+        self.child = spawn(self.port, Some(&recording));
+        let status = self.post("/moto-api/recorder/replay-recording");
+        assert!(
+            status.starts_with("HTTP/1.1 200") || status.starts_with("HTTP/1.0 200"),
+            "{status}"
+        );
+    }
+
+    /// POSTs to the emulator's own API; returns the status line.
+    fn post(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            c,
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).unwrap();
+        answer.lines().next().unwrap_or_default().to_string()
     }
 
     pub fn endpoint(&self) -> String {
@@ -111,11 +182,41 @@ pub struct World {
     pub queue_url: String,
 }
 
+/// Whether a recorded request changed the emulator's state in a way worth replaying.
+fn changes_state(line: &str) -> bool {
+    let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+        return false;
+    };
+    let target = entry["headers"]
+        .as_object()
+        .and_then(|h| {
+            h.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-target"))
+                .and_then(|(_, v)| v.as_str())
+        })
+        .unwrap_or_default();
+    if let Some(action) = target.strip_prefix("AmazonSQS.") {
+        return matches!(
+            action,
+            "CreateQueue" | "SetQueueAttributes" | "SendMessage" | "SendMessageBatch"
+        );
+    }
+    !matches!(entry["method"].as_str(), Some("GET") | Some("HEAD"))
+}
+
 /// Buckets `media` (inputs under `in/`) and `results`, queue `uploads`, and the bucket's
 /// ObjectCreated notifications sent to the queue by the emulator itself. `before` is
 /// uploaded before notifications are on (the test sends its own events for those).
 pub fn world(before: &[(&str, Vec<u8>)]) -> World {
-    let moto = Moto::start();
+    world_on(Moto::start(), before)
+}
+
+/// The same world on an emulator that can be killed and restarted with its state.
+pub fn recorded_world(recording: &Path) -> World {
+    world_on(Moto::start_recorded(recording), &[])
+}
+
+fn world_on(moto: Moto, before: &[(&str, Vec<u8>)]) -> World {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (s3, sqs) = rt.block_on(moto.clients());
     let queue_url = rt.block_on(async {
@@ -230,6 +331,40 @@ impl World {
                 .await
                 .ok()?;
             Some(r.body.collect().await.ok()?.into_bytes().to_vec())
+        })
+    }
+
+    /// Every key in the output bucket.
+    pub fn output_keys(&self) -> std::collections::BTreeSet<String> {
+        self.rt.block_on(async {
+            let mut keys = std::collections::BTreeSet::new();
+            let mut pages = self
+                .s3
+                .list_objects_v2()
+                .bucket("results")
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                for o in page.unwrap().contents() {
+                    keys.extend(o.key().map(str::to_string));
+                }
+            }
+            keys
+        })
+    }
+
+    /// User metadata `name` of an output object.
+    pub fn output_meta(&self, key: &str, name: &str) -> Option<String> {
+        self.rt.block_on(async {
+            let head = self
+                .s3
+                .head_object()
+                .bucket("results")
+                .key(key)
+                .send()
+                .await
+                .ok()?;
+            head.metadata()?.get(name).cloned()
         })
     }
 
