@@ -163,3 +163,54 @@ fn uploads_become_transcripts_in_the_output_bucket_and_bad_messages_are_recorded
     );
     assert_eq!(w.messages_left(), (0, 0), "messages left in the queue");
 }
+
+#[test]
+fn a_deleted_input_takes_its_outputs_with_it_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = std::fs::read(speak(d, "a", "This upload will be deleted.", "en-us")).unwrap();
+    let b = std::fs::read(speak(d, "b", "This upload will stay.", "en-us")).unwrap();
+    let w = world(&[]);
+    let config = w.config_keys(d, "30s", "", "on_removed = \"delete_outputs\"");
+    let daemon = start_daemon_with(
+        &config,
+        Start {
+            env: w.moto.env(),
+            ..Start::default()
+        },
+    );
+    let outputs = |stem: &str| {
+        ["json", "srt", "vtt", "txt"].map(|ext| format!("transcripts/gone/{stem}.{ext}"))
+    };
+    w.upload("in/gone/a.wav", a.clone());
+    w.upload("in/gone/b.wav", b);
+    wait_until("both results", || {
+        outputs("a")
+            .iter()
+            .chain(&outputs("b"))
+            .all(|k| w.output(k).is_some())
+    });
+
+    w.delete_input("in/gone/a.wav");
+    wait_until("a's outputs to go", || {
+        outputs("a").iter().all(|k| w.output(k).is_none())
+    });
+    assert!(outputs("b").iter().all(|k| w.output(k).is_some()));
+
+    // The same bytes uploaded again are a new input, not "already done".
+    w.upload("in/gone/a.wav", a);
+    wait_until("a's outputs again and an empty queue", || {
+        outputs("a").iter().all(|k| w.output(k).is_some()) && w.messages_left() == (0, 0)
+    });
+    stop(daemon);
+    let j = Journal::open(&d.join("state/journal.sqlite")).unwrap();
+    let done = j.in_state(State::Done).unwrap();
+    assert_eq!(done.len(), 3, "a, b, and a again");
+    let retired: Vec<_> = done
+        .iter()
+        .map(|id| j.get(*id).unwrap().unwrap())
+        .filter(|i| i.version.contains(" retired@"))
+        .collect();
+    assert_eq!(retired.len(), 1);
+    assert_eq!(retired[0].key, "in/gone/a.wav");
+}

@@ -10,7 +10,7 @@ use toml::Spanned;
 use crate::pipeline::render::Format;
 
 mod s3;
-pub use s3::{parse_size, Malformed, S3After, S3Config};
+pub use s3::{parse_size, Malformed, OnRemoved, S3After, S3Config};
 
 pub const DEFAULT_PATH: &str = "config/hotfolderd.toml";
 

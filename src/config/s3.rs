@@ -31,6 +31,16 @@ pub enum Malformed {
     Keep,
 }
 
+/// What an `ObjectRemoved` event for an input does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRemoved {
+    /// Nothing: the outputs stay (the message is deleted).
+    Ignore,
+    /// Delete the input's outputs, unless the input exists again by then.
+    DeleteOutputs,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3Config {
@@ -68,6 +78,9 @@ pub struct S3Config {
     pub force_path_style: bool,
     #[serde(default = "default_malformed")]
     pub malformed: Malformed,
+    /// `ObjectRemoved` events: "ignore" (the default) or "delete_outputs".
+    #[serde(default = "default_on_removed")]
+    pub on_removed: OnRemoved,
 }
 
 fn empty() -> Spanned<String> {
@@ -90,6 +103,9 @@ fn default_max_object_size() -> Spanned<u64> {
 }
 fn default_multipart_threshold() -> Spanned<u64> {
     Spanned::new(0..0, crate::sinks::s3::DEFAULT_MULTIPART_THRESHOLD)
+}
+fn default_on_removed() -> OnRemoved {
+    OnRemoved::Ignore
 }
 fn default_malformed() -> Malformed {
     Malformed::Delete

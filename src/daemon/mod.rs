@@ -7,6 +7,7 @@ mod intake;
 mod jobs;
 mod receipts;
 mod s3_job;
+mod s3_removed;
 mod sqs_intake;
 
 use std::collections::HashMap;
@@ -80,6 +81,7 @@ impl QueueInfo {
             max_messages: *c.max_messages.get_ref(),
             wait_time: *c.wait_time.get_ref(),
             visibility_timeout: *c.visibility_timeout.get_ref(),
+            removals: c.on_removed == crate::config::OnRemoved::DeleteOutputs,
         };
         QueueInfo {
             clients: crate::aws::clients(c.force_path_style).await,

@@ -1,7 +1,8 @@
 //! Intake for SQS deliveries: each object event becomes a journaled input (one row per
 //! object version, however often the event is delivered), its message is remembered for
 //! the heartbeat and the final delete, and a message for an input already final is deleted
-//! at once. Bodies that are not S3 events are journaled as failed with the body kept.
+//! at once. Bodies that are not S3 events are journaled as failed with the body kept;
+//! removals (with `on_removed = "delete_outputs"`) go to `s3_removed`.
 
 use std::sync::Arc;
 
@@ -17,6 +18,10 @@ const MAX_KEPT_BODY: usize = 256 * 1024;
 
 pub(super) async fn sqs_intake(shared: Arc<Shared>, mut rx: mpsc::Receiver<Delivery>) {
     while let Some(d) = rx.recv().await {
+        if let Delivery::Removed { message, event } = d {
+            tokio::spawn(super::s3_removed::handle(shared.clone(), message, event));
+            continue;
+        }
         let s = shared.clone();
         let done = tokio::task::spawn_blocking(move || record(&s, d)).await;
         let Ok(Some(message)) = done else { continue };
@@ -78,6 +83,8 @@ fn record(shared: &Shared, d: Delivery) -> Option<Message> {
                 }
             }
         }
+        // Handled by `s3_removed` before it gets here; if one did, the queue redelivers it.
+        Delivery::Removed { .. } => None,
         Delivery::Malformed {
             message,
             body,

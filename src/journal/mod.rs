@@ -285,6 +285,46 @@ impl Journal {
         tx.commit().map_err(&db)
     }
 
+    /// The object at `source`/`key` was deleted: its finished versions are renamed
+    /// (`<version> retired@<ms>`, with a `retired` event saying `why`), so an upload of the
+    /// same bytes later is a new input rather than "already done". Returns how many.
+    pub fn retire_key(
+        &mut self,
+        source: &str,
+        key: &str,
+        why: &str,
+    ) -> Result<usize, JournalError> {
+        let db = db_error(&self.path);
+        let now = now_ms();
+        let tx = begin(&mut self.conn, &self.path)?;
+        let ids: Vec<i64> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT id FROM inputs WHERE source = ?1 AND key = ?2
+                     AND state IN ('done', 'failed', 'quarantined') AND version NOT LIKE '% retired@%'",
+                )
+                .map_err(&db)?;
+            let rows = stmt
+                .query_map(params![source, key], |r| r.get(0))
+                .map_err(&db)?;
+            rows.collect::<Result<_, _>>().map_err(&db)?
+        };
+        for id in &ids {
+            tx.execute(
+                "UPDATE inputs SET version = version || ' retired@' || ?1, updated_at = ?1 WHERE id = ?2",
+                params![now, id],
+            )
+            .map_err(&db)?;
+            tx.execute(
+                "INSERT INTO events (input_id, at, state, detail) VALUES (?1, ?2, 'retired', ?3)",
+                params![id, now, why],
+            )
+            .map_err(&db)?;
+        }
+        tx.commit().map_err(&db)?;
+        Ok(ids.len())
+    }
+
     pub fn set_sha256(&mut self, id: i64, sha256: &str) -> Result<(), JournalError> {
         self.conn
             .execute(
@@ -481,6 +521,29 @@ mod tests {
         let states: Vec<String> = j.history(id).unwrap().into_iter().map(|e| e.1).collect();
         assert_eq!(states, ["seen", "stable", "queued", "running", "done"]);
         assert_eq!(j.done_with_sha256("abc").unwrap().map(|i| i.id), Some(id));
+    }
+
+    #[test]
+    fn a_retired_key_is_new_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        let (id, _) = j.record_seen("s", "k", "etag:1", 1).unwrap();
+        assert_eq!(
+            j.retire_key("s", "k", "deleted").unwrap(),
+            0,
+            "not final yet"
+        );
+        for to in [State::Stable, State::Queued, State::Running] {
+            j.transition(id, to, None).unwrap();
+        }
+        j.finish(id, &[]).unwrap();
+        assert!(!j.record_seen("s", "k", "etag:1", 1).unwrap().1);
+        assert_eq!(j.retire_key("s", "k", "deleted").unwrap(), 1);
+        assert_eq!(j.retire_key("s", "k", "deleted").unwrap(), 0, "once");
+        let (again, new) = j.record_seen("s", "k", "etag:1", 1).unwrap();
+        assert!(new && again != id);
+        let history = j.history(id).unwrap();
+        assert_eq!(history.last().unwrap().1, "retired");
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub struct QueueSpec {
     pub max_messages: i32,
     pub wait_time: Duration,
     pub visibility_timeout: Duration,
+    /// Deliver `ObjectRemoved` events (to delete the input's outputs) instead of dropping them.
+    pub removals: bool,
 }
 
 /// One SQS message as received.
@@ -33,6 +35,11 @@ pub struct Message {
 pub enum Delivery {
     /// An object to process.
     Object {
+        message: Message,
+        event: ObjectEvent,
+    },
+    /// An input object was deleted (only with `on_removed = "delete_outputs"`).
+    Removed {
         message: Message,
         event: ObjectEvent,
     },
@@ -150,10 +157,9 @@ fn sort(spec: &QueueSpec, message: Message, body: String) -> Vec<Sorted> {
             })]
         }
     };
+    let wanted = |c: &Change| *c == Change::Created || (spec.removals && *c == Change::Removed);
     let (ours, others): (Vec<ObjectEvent>, Vec<ObjectEvent>) = events.into_iter().partition(|e| {
-        e.change == Change::Created
-            && e.bucket == spec.input_bucket
-            && e.key.starts_with(&spec.input_prefix)
+        wanted(&e.change) && e.bucket == spec.input_bucket && e.key.starts_with(&spec.input_prefix)
     });
     if ours.is_empty() {
         let why = match others.first() {
@@ -161,7 +167,7 @@ fn sort(spec: &QueueSpec, message: Message, body: String) -> Vec<Sorted> {
                 "event for bucket {:?}, not {:?}: ignored",
                 e.bucket, spec.input_bucket
             ),
-            Some(e) if e.change != Change::Created => format!("{} event ignored", e.name),
+            Some(e) if !wanted(&e.change) => format!("{} event ignored", e.name),
             Some(e) => format!(
                 "key {:?} is outside prefix {:?}: ignored",
                 e.key, spec.input_prefix
@@ -172,9 +178,10 @@ fn sort(spec: &QueueSpec, message: Message, body: String) -> Vec<Sorted> {
     }
     ours.into_iter()
         .map(|event| {
-            Sorted::Deliver(Delivery::Object {
-                message: message.clone(),
-                event,
+            let message = message.clone();
+            Sorted::Deliver(match event.change {
+                Change::Removed => Delivery::Removed { message, event },
+                _ => Delivery::Object { message, event },
             })
         })
         .collect()
@@ -250,6 +257,7 @@ mod tests {
             max_messages: 10,
             wait_time: Duration::from_secs(20),
             visibility_timeout: Duration::from_secs(60),
+            removals: false,
         }
     }
 
@@ -301,6 +309,21 @@ mod tests {
         assert!(
             matches!(&got[..], [Sorted::Deliver(Delivery::Malformed { body, .. })] if body == "{oops")
         );
+    }
+
+    #[test]
+    fn removals_are_delivered_only_when_configured() {
+        let removed = record("media", "in/a.wav", "ObjectRemoved:Delete");
+        let spec = QueueSpec {
+            removals: true,
+            ..spec()
+        };
+        let got = sort(&spec, msg(), removed.clone());
+        assert!(
+            matches!(&got[..], [Sorted::Deliver(Delivery::Removed { event, .. })] if event.key == "in/a.wav")
+        );
+        let got = sort(&spec, msg(), removed.replace("media", "other"));
+        assert!(matches!(&got[..], [Sorted::Drop(..)]));
     }
 
     #[test]

@@ -244,6 +244,7 @@ fn world_on(moto: Moto, before: &[(&str, Vec<u8>)]) -> World {
                 QueueConfiguration::builder()
                     .queue_arn(QUEUE_ARN)
                     .events(Event::from("s3:ObjectCreated:*"))
+                    .events(Event::from("s3:ObjectRemoved:*"))
                     .build()
                     .unwrap(),
             )
@@ -277,6 +278,17 @@ impl World {
 
     /// `asr` adds keys to `[asr]`.
     pub fn config_full(&self, d: &Path, visibility: &str, asr: &str) -> std::path::PathBuf {
+        self.config_keys(d, visibility, asr, "")
+    }
+
+    /// `s3` adds keys to `[[s3]]`.
+    pub fn config_keys(
+        &self,
+        d: &Path,
+        visibility: &str,
+        asr: &str,
+        s3: &str,
+    ) -> std::path::PathBuf {
         let config = d.join("hotfolderd.toml");
         std::fs::write(
             &config,
@@ -284,7 +296,7 @@ impl World {
                 "[journal]\npath = {:?}\n[asr]\nmodel = {:?}\nthreads = 1\n{asr}\n\
                  [[s3]]\nqueue_url = {:?}\ninput_bucket = \"media\"\ninput_prefix = \"in/\"\n\
                  output_bucket = \"results\"\noutput_prefix = \"transcripts/\"\nwait_time = \"1s\"\n\
-                 visibility_timeout = {visibility:?}\nforce_path_style = true\nmax_object_size = \"10MB\"\n",
+                 visibility_timeout = {visibility:?}\nforce_path_style = true\nmax_object_size = \"10MB\"\n{s3}\n",
                 d.join("state/journal.sqlite"),
                 model("tiny.en"),
                 self.queue_url,
@@ -302,6 +314,18 @@ impl World {
                 .key(key)
                 .content_type("audio/wav")
                 .body(ByteStream::from(bytes))
+                .send()
+                .await
+                .unwrap();
+        });
+    }
+
+    pub fn delete_input(&self, key: &str) {
+        self.rt.block_on(async {
+            self.s3
+                .delete_object()
+                .bucket("media")
+                .key(key)
                 .send()
                 .await
                 .unwrap();

@@ -1,0 +1,85 @@
+//! `on_removed = "delete_outputs"`: when an input object is deleted, its outputs go too —
+//! unless the key exists again by the time the event is handled (it was uploaded anew, and
+//! that upload's own event makes new outputs). The message is deleted once every output is
+//! gone and the journal has retired the key's finished versions (so the same bytes uploaded
+//! again are transcribed again); on an error it stays and is handled again when redelivered.
+
+use std::sync::Arc;
+
+use super::s3_job::output_key;
+use super::{queue_source_id, QueueInfo, Shared};
+use crate::aws::describe;
+use crate::sources::s3_event::ObjectEvent;
+use crate::sources::sqs::{delete, Message};
+
+pub(super) async fn handle(shared: Arc<Shared>, message: Message, event: ObjectEvent) {
+    let Some(q) = shared.queues.get(&queue_source_id(&message.queue_url)) else {
+        return;
+    };
+    let uri = format!("s3://{}/{}", event.bucket, event.key);
+    match delete_outputs(q, &event.key).await {
+        Ok(Removal::Deleted(n)) => {
+            // An upload of the same bytes later must be transcribed again, not skipped as
+            // an input already done.
+            let source = queue_source_id(&message.queue_url);
+            let retired = {
+                let s = shared.clone();
+                let key = event.key.clone();
+                tokio::task::spawn_blocking(move || {
+                    s.journal().retire_key(
+                        &source,
+                        &key,
+                        "the input object was deleted; its outputs too",
+                    )
+                })
+                .await
+            };
+            let retired = retired
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            if let Err(e) = retired {
+                tracing::error!(%uri, error = %e, "cannot journal the removal; the event will be handled again");
+                return;
+            }
+            tracing::info!(%uri, outputs = n, "input deleted; its outputs were deleted");
+        }
+        Ok(Removal::InputBack) => {
+            tracing::info!(%uri, "input deleted and uploaded again; its outputs stay");
+        }
+        Err(e) => {
+            tracing::warn!(%uri, error = %e, "input deleted, but its outputs cannot be deleted now; the event will be handled again");
+            return;
+        }
+    }
+    delete(&q.clients.sqs, &message).await;
+}
+
+enum Removal {
+    Deleted(usize),
+    InputBack,
+}
+
+async fn delete_outputs(q: &QueueInfo, key: &str) -> Result<Removal, String> {
+    let s3 = &q.clients.s3;
+    match s3
+        .head_object()
+        .bucket(&q.spec.input_bucket)
+        .key(key)
+        .send()
+        .await
+    {
+        Ok(_) => return Ok(Removal::InputBack),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {}
+        Err(e) => return Err(describe(&e)),
+    }
+    for format in &q.formats {
+        let out = output_key(q, key, format.extension());
+        s3.delete_object()
+            .bucket(&q.output_bucket)
+            .key(&out)
+            .send()
+            .await
+            .map_err(|e| format!("s3://{}/{out}: {}", q.output_bucket, describe(&e)))?;
+    }
+    Ok(Removal::Deleted(q.formats.len()))
+}
