@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod dataset;
 pub mod hash;
 pub mod journal;
 pub mod model;

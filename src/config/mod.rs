@@ -9,7 +9,9 @@ use toml::Spanned;
 
 use crate::pipeline::render::Format;
 
+mod dataset;
 mod s3;
+pub use dataset::{DatasetConfig, GpuPolicy, TrainerConfig};
 pub use s3::{parse_size, Malformed, OnRemoved, S3After, S3Config};
 
 pub const DEFAULT_PATH: &str = "config/hotfolderd.toml";
@@ -25,6 +27,8 @@ pub struct Config {
     pub watch: Vec<WatchConfig>,
     #[serde(default)]
     pub s3: Vec<S3Config>,
+    #[serde(default)]
+    pub dataset: Vec<DatasetConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -351,6 +355,28 @@ impl Config {
         for (i, q) in self.s3.iter().enumerate() {
             for (span, message) in q.problems(i) {
                 err(span, message);
+            }
+        }
+        let known: Vec<String> = self
+            .watch
+            .iter()
+            .map(|w| w.path.get_ref().to_string_lossy().into_owned())
+            .chain(self.s3.iter().map(|q| q.queue_url.get_ref().clone()))
+            .collect();
+        for (i, d) in self.dataset.iter().enumerate() {
+            for (span, message) in d.problems(i, &known) {
+                err(span, message);
+            }
+            for (j, other) in self.dataset.iter().enumerate().skip(i + 1) {
+                if other.name.get_ref() == d.name.get_ref() {
+                    err(
+                        other.name.span(),
+                        format!(
+                            "dataset[{j}].name repeats dataset[{i}].name {:?}",
+                            d.name.get_ref()
+                        ),
+                    );
+                }
             }
         }
     }

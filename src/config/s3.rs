@@ -139,7 +139,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
-fn size<'de, D: Deserializer<'de>>(d: D) -> Result<Spanned<u64>, D::Error> {
+pub(super) fn size<'de, D: Deserializer<'de>>(d: D) -> Result<Spanned<u64>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {

@@ -15,8 +15,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
+mod dataset;
 mod queue;
 mod state;
+
+pub use dataset::{Ledger, Run, RunState};
 
 pub use queue::{Arrival, Arrived};
 pub use state::State;
@@ -92,6 +95,34 @@ CREATE TABLE IF NOT EXISTS events (
     detail   TEXT
 );
 CREATE INDEX IF NOT EXISTS events_input ON events (input_id);
+CREATE TABLE IF NOT EXISTS dataset_inputs (
+    dataset         TEXT NOT NULL,
+    sha256          TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    manifest_offset INTEGER NOT NULL,
+    seconds         REAL NOT NULL DEFAULT 0,
+    segments        INTEGER NOT NULL DEFAULT 0,
+    source          TEXT NOT NULL,
+    at              INTEGER NOT NULL,
+    PRIMARY KEY (dataset, sha256)
+);
+CREATE TABLE IF NOT EXISTS datasets (
+    name            TEXT PRIMARY KEY,
+    total_seconds   REAL NOT NULL DEFAULT 0,
+    new_seconds     REAL NOT NULL DEFAULT 0,
+    last_run_start  INTEGER
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id          TEXT PRIMARY KEY,
+    dataset     TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    seconds     REAL NOT NULL,
+    started_at  INTEGER NOT NULL,
+    ended_at    INTEGER,
+    pid         INTEGER,
+    detail      TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_dataset ON runs (dataset, state);
 ";
 
 fn db_error(path: &Path) -> impl Fn(rusqlite::Error) -> JournalError {
@@ -158,8 +189,9 @@ fn see(
     ))
 }
 
-/// The schema version this code writes. 1 → 2 added `not_before` (retry backoff).
-const SCHEMA_VERSION: i64 = 2;
+/// The schema version this code writes. 1 → 2 added `not_before` (retry backoff); 2 → 3
+/// added the dataset tables (created by [`SCHEMA`] on open).
+const SCHEMA_VERSION: i64 = 3;
 
 /// Brings a journal written by an older hotfolderd up to [`SCHEMA_VERSION`]. A fresh file
 /// (version 0) already has the current tables from [`SCHEMA`].

@@ -1,0 +1,186 @@
+//! `[[dataset]]`: training data cut from the transcripts of some sources, an hours
+//! threshold, and the trainer to run when it is crossed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::duration;
+use super::s3::size;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetConfig {
+    /// Letters, digits, `-` and `_`: it names folders and journal rows.
+    pub name: Spanned<String>,
+    /// `[[watch]]` paths and/or `[[s3]]` queue URLs, as written there.
+    pub sources: Spanned<Vec<String>>,
+    /// Where the manifest, segment audio and runs live (a local folder).
+    pub path: Spanned<PathBuf>,
+    /// New hours (since the last successful run) that start a training run.
+    pub train_after_hours: Spanned<f64>,
+    /// At least this long between the starts of two runs.
+    #[serde(default = "zero", deserialize_with = "duration")]
+    pub min_interval: Spanned<Duration>,
+    /// Segments shorter than this are not used.
+    #[serde(default = "default_min_segment")]
+    pub min_segment_seconds: Spanned<f64>,
+    /// Segments longer than this are cut at segment boundaries (Whisper's window is 30 s).
+    #[serde(default = "default_max_segment")]
+    pub max_segment_seconds: Spanned<f64>,
+    /// Segments whose no-speech probability is above this are not used.
+    #[serde(default = "default_max_no_speech")]
+    pub max_no_speech_prob: Spanned<f32>,
+    /// Only transcripts in this language ("en", …); unset: any.
+    #[serde(default)]
+    pub language: Option<String>,
+    pub trainer: TrainerConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainerConfig {
+    /// argv, run without a shell.
+    pub command: Spanned<Vec<String>>,
+    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    pub timeout: Spanned<Duration>,
+    /// A run starts only with this much GPU memory free (checked with NVML; skipped, with a
+    /// log line, where there is no NVIDIA GPU).
+    #[serde(default, deserialize_with = "optional_size")]
+    pub min_free_gpu_memory: Option<u64>,
+    /// While a run holds the GPU: "exclusive" (transcription waits) or "shared".
+    #[serde(default = "default_gpu_policy")]
+    pub gpu_policy: GpuPolicy,
+    /// After SIGTERM at the timeout, how long before SIGKILL.
+    #[serde(default = "default_kill_after", deserialize_with = "duration")]
+    pub kill_after: Spanned<Duration>,
+    /// Start a new run at start-up for a run the daemon's stop or crash interrupted.
+    #[serde(default = "yes")]
+    pub retry_interrupted: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuPolicy {
+    Exclusive,
+    Shared,
+}
+
+fn zero() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::ZERO)
+}
+fn default_min_segment() -> Spanned<f64> {
+    Spanned::new(0..0, 1.0)
+}
+fn default_max_segment() -> Spanned<f64> {
+    Spanned::new(0..0, 30.0)
+}
+fn default_max_no_speech() -> Spanned<f32> {
+    Spanned::new(0..0, 0.6)
+}
+fn default_timeout() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(2 * 3600))
+}
+fn default_kill_after() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(10))
+}
+fn default_gpu_policy() -> GpuPolicy {
+    GpuPolicy::Exclusive
+}
+fn yes() -> bool {
+    true
+}
+
+fn optional_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    size(d).map(|s| Some(s.into_inner()))
+}
+
+impl DatasetConfig {
+    /// Problems that parse but cannot work, as (span, message). `known_sources` are the
+    /// `[[watch]]` paths and `[[s3]]` queue URLs as written.
+    pub fn problems(
+        &self,
+        i: usize,
+        known_sources: &[String],
+    ) -> Vec<(std::ops::Range<usize>, String)> {
+        let mut out = Vec::new();
+        let name = self.name.get_ref();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            out.push((
+                self.name.span(),
+                format!("dataset[{i}].name {name:?} must be letters, digits, '-' or '_'"),
+            ));
+        }
+        if self.sources.get_ref().is_empty() {
+            out.push((
+                self.sources.span(),
+                format!("dataset[{i}].sources is empty: nothing would feed it"),
+            ));
+        }
+        for s in self.sources.get_ref() {
+            if !known_sources.contains(s) {
+                out.push((
+                    self.sources.span(),
+                    format!("dataset[{i}].sources names {s:?}, which is neither a [[watch]] path nor an [[s3]] queue_url in this file"),
+                ));
+            }
+        }
+        if self.path.get_ref().to_string_lossy().starts_with("s3://") {
+            out.push((
+                self.path.span(),
+                format!(
+                    "dataset[{i}].path: datasets in S3 are not supported yet; use a local folder"
+                ),
+            ));
+        }
+        let hours = *self.train_after_hours.get_ref();
+        if !hours.is_finite() || hours <= 0.0 {
+            out.push((
+                self.train_after_hours.span(),
+                format!("dataset[{i}].train_after_hours must be more than 0, not {hours}"),
+            ));
+        }
+        let (min, max) = (
+            *self.min_segment_seconds.get_ref(),
+            *self.max_segment_seconds.get_ref(),
+        );
+        if !(max > 0.0 && max <= 30.0) {
+            out.push((
+                self.max_segment_seconds.span(),
+                format!("dataset[{i}].max_segment_seconds must be more than 0 and at most 30 (Whisper's window)"),
+            ));
+        }
+        if !(min >= 0.0 && min < max) {
+            out.push((
+                self.min_segment_seconds.span(),
+                format!("dataset[{i}].min_segment_seconds must be 0 or more and less than max_segment_seconds"),
+            ));
+        }
+        let ns = *self.max_no_speech_prob.get_ref();
+        if !(0.0..=1.0).contains(&ns) {
+            out.push((
+                self.max_no_speech_prob.span(),
+                format!("dataset[{i}].max_no_speech_prob must be between 0 and 1"),
+            ));
+        }
+        if self.trainer.command.get_ref().is_empty() {
+            out.push((
+                self.trainer.command.span(),
+                format!("dataset[{i}].trainer.command is empty"),
+            ));
+        }
+        if self.trainer.timeout.get_ref().is_zero() {
+            out.push((
+                self.trainer.timeout.span(),
+                format!("dataset[{i}].trainer.timeout must be more than 0"),
+            ));
+        }
+        out
+    }
+}

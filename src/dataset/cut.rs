@@ -1,0 +1,148 @@
+//! Training segments from a transcript: consecutive Whisper segments joined while the piece
+//! stays within `max_seconds` (Whisper's 30 s window) and `max_tokens` (its 448-token
+//! decoder context), cut only at segment boundaries. A segment that fails a filter ends the
+//! piece before it, so a piece's audio never holds speech its text leaves out.
+
+use crate::pipeline::transcript::Segment;
+
+/// Whisper's decoder context.
+pub const MAX_TOKENS: usize = 448;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    pub min_seconds: f64,
+    pub max_seconds: f64,
+    pub max_no_speech_prob: f32,
+    pub max_tokens: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Piece {
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+    pub tokens: usize,
+}
+
+impl Piece {
+    pub fn seconds(&self) -> f64 {
+        self.end - self.start
+    }
+}
+
+pub fn cut(segments: &[Segment], rules: &Rules) -> Vec<Piece> {
+    let mut out = Vec::new();
+    let mut open: Option<Piece> = None;
+    let close = |p: Option<Piece>, out: &mut Vec<Piece>| {
+        if let Some(p) = p.filter(|p| p.seconds() >= rules.min_seconds && !p.text.is_empty()) {
+            out.push(p);
+        }
+    };
+    for s in segments {
+        let text = s.text.trim();
+        let tokens = s.tokens.len().max(1);
+        let usable = !text.is_empty()
+            && s.end > s.start
+            && s.end - s.start <= rules.max_seconds
+            && s.no_speech_prob <= rules.max_no_speech_prob
+            && tokens <= rules.max_tokens;
+        if !usable {
+            close(open.take(), &mut out);
+            continue;
+        }
+        if let Some(p) = &open {
+            if s.end - p.start > rules.max_seconds || p.tokens + tokens > rules.max_tokens {
+                close(open.take(), &mut out);
+            }
+        }
+        match &mut open {
+            Some(p) => {
+                p.end = s.end;
+                p.text.push(' ');
+                p.text.push_str(text);
+                p.tokens += tokens;
+            }
+            None => {
+                open = Some(Piece {
+                    start: s.start,
+                    end: s.end,
+                    text: text.to_string(),
+                    tokens,
+                })
+            }
+        }
+    }
+    close(open, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(start: f64, end: f64, text: &str, no_speech: f32) -> Segment {
+        Segment {
+            start,
+            end,
+            text: text.into(),
+            no_speech_prob: no_speech,
+            avg_logprob: -0.2,
+            tokens: Vec::new(),
+            words: Vec::new(),
+        }
+    }
+
+    const RULES: Rules = Rules {
+        min_seconds: 1.0,
+        max_seconds: 30.0,
+        max_no_speech_prob: 0.6,
+        max_tokens: MAX_TOKENS,
+    };
+
+    #[test]
+    fn segments_join_up_to_thirty_seconds_at_boundaries() {
+        let segs: Vec<Segment> = (0..8)
+            .map(|i| seg(f64::from(i) * 10.0, f64::from(i) * 10.0 + 9.0, "words", 0.1))
+            .collect();
+        let pieces = cut(&segs, &RULES);
+        // 0–29, 30–59, 60–79: each ends on a segment's end.
+        let spans: Vec<(f64, f64)> = pieces.iter().map(|p| (p.start, p.end)).collect();
+        assert_eq!(spans, vec![(0.0, 29.0), (30.0, 59.0), (60.0, 79.0)]);
+        assert_eq!(pieces[0].text, "words words words");
+        assert!(pieces.iter().all(|p| p.seconds() <= 30.0));
+    }
+
+    #[test]
+    fn filtered_segments_split_pieces_and_short_ones_are_dropped() {
+        let segs = vec![
+            seg(0.0, 5.0, "one", 0.1),
+            seg(5.0, 9.0, "noise", 0.9),
+            seg(9.0, 12.0, "two", 0.1),
+            seg(12.0, 12.5, "", 0.1),
+            seg(13.0, 13.5, "short", 0.1),
+            seg(14.0, 50.0, "too long for one window", 0.1),
+        ];
+        let pieces = cut(&segs, &RULES);
+        let texts: Vec<&str> = pieces.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(texts, vec!["one", "two"]);
+    }
+
+    #[test]
+    fn the_token_budget_cuts_too() {
+        let mut s = seg(0.0, 2.0, "a", 0.0);
+        s.tokens = vec![
+            crate::pipeline::transcript::Token {
+                text: "a".into(),
+                start: 0.0,
+                end: 1.0,
+                p: 1.0,
+            };
+            300
+        ];
+        let mut t = s.clone();
+        t.start = 2.0;
+        t.end = 4.0;
+        let pieces = cut(&[s, t], &RULES);
+        assert_eq!(pieces.len(), 2, "300 + 300 tokens exceed 448");
+    }
+}

@@ -1,0 +1,190 @@
+//! The dataset's NeMo-style JSONL manifest: one line per segment. Lines for one input are
+//! appended with a single write at an offset the journal recorded first, then synced, so a
+//! crash leaves at most a tail that start-up truncates away (see `Journal::dataset_begin`).
+//! Reading reports every line that does not parse, with its number: nothing is skipped
+//! silently.
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Line {
+    pub audio_filepath: String,
+    /// Seconds, from the decoded audio.
+    pub duration: f64,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<f64>,
+    /// The input the segment was cut from.
+    pub source: String,
+    /// sha256 of that input.
+    pub sha256: String,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct BadLine {
+    /// 1-based.
+    pub line: usize,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Contents {
+    pub lines: Vec<Line>,
+    pub bad: Vec<BadLine>,
+}
+
+impl Contents {
+    pub fn seconds(&self) -> f64 {
+        self.lines.iter().map(|l| l.duration).sum()
+    }
+}
+
+/// Every line of the manifest at `path` (none if it does not exist yet).
+pub fn read(path: &Path) -> std::io::Result<Contents> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Contents::default()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Contents::default();
+    let mut reader = std::io::BufReader::new(file);
+    let mut buf = Vec::new();
+    let mut n = 0;
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        n += 1;
+        let complete = buf.last() == Some(&b'\n');
+        let text = String::from_utf8_lossy(&buf);
+        let text = text.trim_end();
+        if text.is_empty() && complete {
+            continue;
+        }
+        match serde_json::from_str::<Line>(text) {
+            Ok(_) if !complete => out.bad.push(BadLine {
+                line: n,
+                reason: "the last line has no newline: an append was cut short".into(),
+            }),
+            Ok(line) if !line.duration.is_finite() || line.duration < 0.0 => {
+                out.bad.push(BadLine {
+                    line: n,
+                    reason: format!("duration {} is not a length of time", line.duration),
+                })
+            }
+            Ok(line) => out.lines.push(line),
+            Err(e) => out.bad.push(BadLine {
+                line: n,
+                reason: if complete {
+                    format!("not a manifest line: {e}")
+                } else {
+                    format!("truncated (no newline at the end of the file): {e}")
+                },
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// The manifest's length: where the next append goes.
+pub fn len(path: &Path) -> std::io::Result<u64> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(m.len()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `lines` at byte `at` (dropping anything after it: the tail of an append that a
+/// crash cut short) in one write, then syncs.
+pub fn append_at(path: &Path, at: u64, lines: &[Line]) -> std::io::Result<()> {
+    let mut bytes = Vec::new();
+    for l in lines {
+        serde_json::to_writer(&mut bytes, l)?;
+        bytes.push(b'\n');
+    }
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    let at = at.min(f.metadata()?.len());
+    f.set_len(at)?;
+    f.seek(SeekFrom::Start(at))?;
+    f.write_all(&bytes)?;
+    f.sync_data()
+}
+
+/// Drops everything from byte `at` on (start-up recovery of an interrupted append).
+pub fn truncate(path: &Path, at: u64) -> std::io::Result<()> {
+    match OpenOptions::new().write(true).open(path) {
+        Ok(f) => {
+            if f.metadata()?.len() > at {
+                f.set_len(at)?;
+                f.sync_data()?;
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(n: u32) -> Line {
+        Line {
+            audio_filepath: format!("/d/audio/{n}.wav"),
+            duration: 2.5,
+            text: format!("line {n}"),
+            offset: None,
+            source: "in.wav".into(),
+            sha256: "ab".into(),
+        }
+    }
+
+    #[test]
+    fn appends_at_an_offset_replace_a_cut_short_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("manifest.jsonl");
+        append_at(&m, 0, &[line(1), line(2)]).unwrap();
+        let at = len(&m).unwrap();
+        // A crash in the middle of the next append leaves half a line…
+        let mut f = OpenOptions::new().append(true).open(&m).unwrap();
+        f.write_all(b"{\"audio_filepath\": \"/d/au").unwrap();
+        let c = read(&m).unwrap();
+        assert_eq!(c.lines.len(), 2);
+        assert_eq!(c.bad.len(), 1);
+        assert_eq!(c.bad[0].line, 3);
+        assert!(c.bad[0].reason.contains("truncated"), "{:?}", c.bad);
+        // …which the replay of that append overwrites.
+        append_at(&m, at, &[line(3)]).unwrap();
+        let c = read(&m).unwrap();
+        assert!(c.bad.is_empty());
+        assert_eq!(c.lines, vec![line(1), line(2), line(3)]);
+        assert_eq!(c.seconds(), 7.5);
+    }
+
+    #[test]
+    fn bad_lines_are_reported_with_their_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("manifest.jsonl");
+        append_at(&m, 0, &[line(1)]).unwrap();
+        let mut f = OpenOptions::new().append(true).open(&m).unwrap();
+        f.write_all(b"not json\n\n{\"audio_filepath\":\"x\",\"duration\":-1,\"text\":\"\",\"source\":\"s\",\"sha256\":\"h\"}\n").unwrap();
+        append_at(&m, len(&m).unwrap(), &[line(2)]).unwrap();
+        let c = read(&m).unwrap();
+        assert_eq!(c.lines.len(), 2);
+        let at: Vec<usize> = c.bad.iter().map(|b| b.line).collect();
+        assert_eq!(at, vec![2, 4]);
+        truncate(&m, 0).unwrap();
+        assert!(read(&m).unwrap().lines.is_empty());
+    }
+}

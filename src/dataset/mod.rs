@@ -1,0 +1,5 @@
+//! Datasets: training segments cut from transcripts, a manifest, and the hours ledger.
+
+pub mod cut;
+pub mod manifest;
+pub mod pcm;

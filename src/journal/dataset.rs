@@ -1,0 +1,323 @@
+//! The datasets' side of the journal: which inputs each dataset holds (by content), the
+//! hours ledger, and training runs. An input's manifest append is bracketed by
+//! `dataset_begin` (records where the append starts) and `dataset_added` (counts its
+//! hours), so a crash in between is undone at start-up by truncating the manifest there.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{begin, db_error, now_ms, Journal, JournalError};
+
+/// A dataset's hours.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ledger {
+    pub total_seconds: f64,
+    /// Added since the last successful training run started.
+    pub new_seconds: f64,
+    pub last_run_start: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    Running,
+    Succeeded,
+    Failed,
+    /// The daemon stopped or died while it ran.
+    Interrupted,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::Interrupted => "interrupted",
+        }
+    }
+    fn parse(s: &str) -> RunState {
+        match s {
+            "running" => RunState::Running,
+            "succeeded" => RunState::Succeeded,
+            "interrupted" => RunState::Interrupted,
+            _ => RunState::Failed,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub id: String,
+    pub dataset: String,
+    pub state: RunState,
+    /// The dataset's new seconds when it started (taken off the ledger if it succeeds).
+    pub seconds: f64,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub pid: Option<i64>,
+    pub detail: Option<String>,
+}
+
+impl Journal {
+    /// Before appending input `sha256`'s lines to `dataset`'s manifest at byte `offset`:
+    /// `false` when that content is already in the dataset (skip it).
+    pub fn dataset_begin(
+        &mut self,
+        dataset: &str,
+        sha256: &str,
+        offset: u64,
+        source: &str,
+    ) -> Result<bool, JournalError> {
+        let db = db_error(&self.path);
+        let tx = begin(&mut self.conn, &self.path)?;
+        let state: Option<String> = tx
+            .query_row(
+                "SELECT state FROM dataset_inputs WHERE dataset = ?1 AND sha256 = ?2",
+                params![dataset, sha256],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(&db)?;
+        if state.as_deref() == Some("added") {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO dataset_inputs (dataset, sha256, state, manifest_offset, source, at)
+             VALUES (?1, ?2, 'pending', ?3, ?4, ?5)",
+            params![dataset, sha256, offset as i64, source, now_ms()],
+        )
+        .map_err(&db)?;
+        tx.commit().map_err(&db)?;
+        Ok(true)
+    }
+
+    /// The append is durable: count its seconds, in one transaction.
+    pub fn dataset_added(
+        &mut self,
+        dataset: &str,
+        sha256: &str,
+        seconds: f64,
+        segments: usize,
+    ) -> Result<Ledger, JournalError> {
+        let db = db_error(&self.path);
+        let tx = begin(&mut self.conn, &self.path)?;
+        tx.execute(
+            "UPDATE dataset_inputs SET state = 'added', seconds = ?3, segments = ?4
+             WHERE dataset = ?1 AND sha256 = ?2",
+            params![dataset, sha256, seconds, segments as i64],
+        )
+        .map_err(&db)?;
+        tx.execute(
+            "INSERT INTO datasets (name, total_seconds, new_seconds) VALUES (?1, ?2, ?2)
+             ON CONFLICT (name) DO UPDATE SET total_seconds = total_seconds + ?2,
+                                              new_seconds = new_seconds + ?2",
+            params![dataset, seconds],
+        )
+        .map_err(&db)?;
+        tx.commit().map_err(&db)?;
+        self.ledger(dataset)
+    }
+
+    /// Appends that began and never finished: (dataset, offset) with the lowest offset per
+    /// dataset. Their rows are removed by [`Journal::dataset_clear_pending`].
+    pub fn dataset_pending(&self) -> Result<Vec<(String, u64)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT dataset, MIN(manifest_offset) FROM dataset_inputs
+                 WHERE state = 'pending' GROUP BY dataset",
+            )
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(self.db())?;
+        rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+
+    pub fn dataset_clear_pending(&mut self, dataset: &str) -> Result<(), JournalError> {
+        self.conn
+            .execute(
+                "DELETE FROM dataset_inputs WHERE dataset = ?1 AND state = 'pending'",
+                params![dataset],
+            )
+            .map_err(self.db())?;
+        Ok(())
+    }
+
+    pub fn ledger(&self, dataset: &str) -> Result<Ledger, JournalError> {
+        self.conn
+            .query_row(
+                "SELECT total_seconds, new_seconds, last_run_start FROM datasets WHERE name = ?1",
+                params![dataset],
+                |r| {
+                    Ok(Ledger {
+                        total_seconds: r.get(0)?,
+                        new_seconds: r.get(1)?,
+                        last_run_start: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
+            .map_err(self.db())
+    }
+
+    /// Records a run starting now, unless one of `dataset` is still running (`false`).
+    pub fn run_start(
+        &mut self,
+        id: &str,
+        dataset: &str,
+        seconds: f64,
+    ) -> Result<bool, JournalError> {
+        let db = db_error(&self.path);
+        let now = now_ms();
+        let tx = begin(&mut self.conn, &self.path)?;
+        let running: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM runs WHERE dataset = ?1 AND state = 'running'",
+                params![dataset],
+                |r| r.get(0),
+            )
+            .map_err(&db)?;
+        if running > 0 {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO runs (id, dataset, state, seconds, started_at) VALUES (?1, ?2, 'running', ?3, ?4)",
+            params![id, dataset, seconds, now],
+        )
+        .map_err(&db)?;
+        tx.execute(
+            "INSERT INTO datasets (name, last_run_start) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET last_run_start = ?2",
+            params![dataset, now],
+        )
+        .map_err(&db)?;
+        tx.commit().map_err(&db)?;
+        Ok(true)
+    }
+
+    pub fn run_set_pid(&mut self, id: &str, pid: u32) -> Result<(), JournalError> {
+        self.conn
+            .execute("UPDATE runs SET pid = ?2 WHERE id = ?1", params![id, pid])
+            .map_err(self.db())?;
+        Ok(())
+    }
+
+    /// A run ended. Success takes the seconds it trained on off the dataset's new hours
+    /// (hours added while it ran stay); any other end leaves the ledger alone.
+    pub fn run_end(&mut self, id: &str, state: RunState, detail: &str) -> Result<(), JournalError> {
+        let db = db_error(&self.path);
+        let tx = begin(&mut self.conn, &self.path)?;
+        let run: Option<(String, f64)> = tx
+            .query_row(
+                "SELECT dataset, seconds FROM runs WHERE id = ?1 AND state = 'running'",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(&db)?;
+        let Some((dataset, seconds)) = run else {
+            return Ok(());
+        };
+        tx.execute(
+            "UPDATE runs SET state = ?2, ended_at = ?3, detail = ?4 WHERE id = ?1",
+            params![id, state.as_str(), now_ms(), detail],
+        )
+        .map_err(&db)?;
+        if state == RunState::Succeeded {
+            tx.execute(
+                "UPDATE datasets SET new_seconds = MAX(0, new_seconds - ?2) WHERE name = ?1",
+                params![dataset, seconds],
+            )
+            .map_err(&db)?;
+        }
+        tx.commit().map_err(&db)
+    }
+
+    /// Runs of `dataset` (all datasets when `None`), newest first.
+    pub fn runs(&self, dataset: Option<&str>) -> Result<Vec<Run>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, dataset, state, seconds, started_at, ended_at, pid, detail FROM runs
+                 WHERE ?1 IS NULL OR dataset = ?1 ORDER BY started_at DESC, id DESC",
+            )
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map(params![dataset], |r| {
+                Ok(Run {
+                    id: r.get(0)?,
+                    dataset: r.get(1)?,
+                    state: RunState::parse(&r.get::<_, String>(2)?),
+                    seconds: r.get(3)?,
+                    started_at: r.get(4)?,
+                    ended_at: r.get(5)?,
+                    pid: r.get(6)?,
+                    detail: r.get(7)?,
+                })
+            })
+            .map_err(self.db())?;
+        rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ledger_counts_each_content_once_and_runs_reset_only_on_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        assert!(j.dataset_begin("d", "aa", 0, "a.wav").unwrap());
+        assert_eq!(j.dataset_pending().unwrap(), vec![("d".to_string(), 0)]);
+        j.dataset_added("d", "aa", 60.0, 3).unwrap();
+        assert!(!j.dataset_begin("d", "aa", 100, "copy of a.wav").unwrap());
+        assert!(j.dataset_begin("d", "bb", 100, "b.wav").unwrap());
+        let l = j.dataset_added("d", "bb", 30.0, 1).unwrap();
+        assert_eq!((l.total_seconds, l.new_seconds), (90.0, 90.0));
+        assert!(j.dataset_pending().unwrap().is_empty());
+
+        assert!(j.run_start("r1", "d", 90.0).unwrap());
+        assert!(!j.run_start("r2", "d", 90.0).unwrap(), "one run at a time");
+        j.dataset_begin("d", "cc", 200, "c.wav").unwrap();
+        j.dataset_added("d", "cc", 10.0, 1).unwrap();
+        j.run_end("r1", RunState::Failed, "exit 1").unwrap();
+        assert_eq!(
+            j.ledger("d").unwrap().new_seconds,
+            100.0,
+            "a failure resets nothing"
+        );
+        assert!(j.run_start("r3", "d", 100.0).unwrap());
+        j.dataset_begin("d", "dd", 300, "d.wav").unwrap();
+        j.dataset_added("d", "dd", 5.0, 1).unwrap();
+        j.run_end("r3", RunState::Succeeded, "exit 0").unwrap();
+        let l = j.ledger("d").unwrap();
+        assert_eq!((l.total_seconds, l.new_seconds), (105.0, 5.0));
+        let runs = j.runs(Some("d")).unwrap();
+        assert_eq!(runs.len(), 2);
+        assert!(runs
+            .iter()
+            .any(|r| r.id == "r1" && r.state == RunState::Failed));
+    }
+
+    #[test]
+    fn an_unfinished_append_is_pending_until_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        j.dataset_begin("d", "aa", 0, "a").unwrap();
+        j.dataset_added("d", "aa", 1.0, 1).unwrap();
+        j.dataset_begin("d", "bb", 50, "b").unwrap();
+        j.dataset_begin("d", "cc", 80, "c").unwrap();
+        assert_eq!(j.dataset_pending().unwrap(), vec![("d".to_string(), 50)]);
+        j.dataset_clear_pending("d").unwrap();
+        assert!(j.dataset_pending().unwrap().is_empty());
+        assert!(
+            j.dataset_begin("d", "bb", 50, "b").unwrap(),
+            "b can be added again"
+        );
+        assert_eq!(j.ledger("d").unwrap().total_seconds, 1.0);
+    }
+}
