@@ -14,4 +14,5 @@ pub mod pipeline;
 pub mod sinks;
 pub mod sources;
 pub mod telemetry;
+pub mod training;
 pub mod worker;

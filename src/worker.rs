@@ -8,11 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::After;
+use crate::dataset::pcm::PcmSpool;
+use crate::dataset::Feed;
 use crate::hash::sha256_file;
 use crate::pipeline::cancel::Stopped;
-use crate::pipeline::decode::AudioDecoder16k;
+use crate::pipeline::decode::{AudioDecoder16k, Tap};
 use crate::pipeline::render::{self, Format};
 use crate::pipeline::transcribe::{DecodeOptions, TranscribeError, Transcriber};
+use crate::pipeline::transcript::Transcript;
 use crate::sinks::local::write_atomic;
 use crate::sources::names::{DONE_DIR, FAILED_DIR};
 
@@ -63,28 +66,46 @@ impl FolderJob {
 /// input's hash when the caller already computed it (for dedup); otherwise it is computed
 /// here. `time_limit` turns the audio's declared duration into the job's time limit, which
 /// joins `opts.cancel`.
+/// `feed`: the datasets this input also goes to (its decoded audio is spooled meanwhile).
 pub fn process(
     job: &FolderJob,
     transcriber: &Arc<dyn Transcriber>,
     opts: &DecodeOptions,
     sha256: Option<String>,
     time_limit: &dyn Fn(Option<f64>) -> Duration,
+    feed: Option<&Feed<'_>>,
 ) -> Outcome {
     let input = job.input();
-    let rendered = match transcribe_to_outputs(
+    let spool = match feed.map(|f| PcmSpool::create(f.spool_dir)).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            return Outcome::Transient {
+                stage: "dataset",
+                reason: format!("cannot create an audio spool file: {e}"),
+            }
+        }
+    };
+    let tap = spool.as_ref().map(|(s, _)| {
+        let s = s.clone();
+        Box::new(move |samples: &[f32]| s.lock().unwrap_or_else(|p| p.into_inner()).push(samples))
+            as Tap
+    });
+    let source = input.display().to_string();
+    let done = match transcribe_to_outputs(
         &input,
-        input.display().to_string(),
+        source.clone(),
         &job.formats,
         transcriber,
         opts,
         sha256,
         time_limit,
+        tap,
     ) {
         Ok(r) => r,
         Err(outcome) => return outcome,
     };
-    let mut outputs = Vec::with_capacity(rendered.len());
-    for (format, bytes) in rendered {
+    let mut outputs = Vec::with_capacity(done.outputs.len());
+    for (format, bytes) in done.outputs {
         let path = job.output_path(format);
         if let Err(e) = write_atomic(&path, &bytes) {
             return Outcome::Transient {
@@ -94,11 +115,31 @@ pub fn process(
         }
         outputs.push(path.display().to_string());
     }
+    if let (Some(feed), Some((spool, pcm))) = (feed, spool) {
+        let kept = spool.lock().unwrap_or_else(|p| p.into_inner()).finish();
+        let added = kept
+            .map_err(|e| format!("cannot keep the decoded audio: {e}"))
+            .and_then(|_| feed.add(&source, &done.sha256, &done.transcript, &pcm));
+        if let Err(reason) = added {
+            return Outcome::Transient {
+                stage: "dataset",
+                reason,
+            };
+        }
+    }
     Outcome::Done { outputs }
 }
 
+/// A finished transcription: the rendered outputs and what they were made from.
+pub struct Transcribed {
+    pub outputs: Vec<(Format, Vec<u8>)>,
+    pub transcript: Transcript,
+    pub sha256: String,
+}
+
 /// The bytes of each requested output format for the audio file at `input`; `source`
-/// names it in the json. The error is how the job ends.
+/// names it in the json; `tap` also gets the decoded audio. The error is how the job ends.
+#[allow(clippy::too_many_arguments)]
 pub fn transcribe_to_outputs(
     input: &Path,
     source: String,
@@ -107,11 +148,13 @@ pub fn transcribe_to_outputs(
     opts: &DecodeOptions,
     sha256: Option<String>,
     time_limit: &dyn Fn(Option<f64>) -> Duration,
-) -> Result<Vec<(Format, Vec<u8>)>, Outcome> {
-    let decoder = AudioDecoder16k::open_path(input).map_err(|e| Outcome::Permanent {
+    tap: Option<Tap>,
+) -> Result<Transcribed, Outcome> {
+    let mut decoder = AudioDecoder16k::open_path(input).map_err(|e| Outcome::Permanent {
         stage: "decode",
         reason: e.to_string(),
     })?;
+    decoder.set_tap(tap);
     let sha = move || match sha256 {
         Some(s) => Ok(s),
         None => sha256_file(input).map_err(|e| Outcome::Transient {
@@ -132,7 +175,7 @@ pub fn transcribe_decoder(
     opts: &DecodeOptions,
     sha256: impl FnOnce() -> Result<String, Outcome>,
     time_limit: &dyn Fn(Option<f64>) -> Duration,
-) -> Result<Vec<(Format, Vec<u8>)>, Outcome> {
+) -> Result<Transcribed, Outcome> {
     let started = Instant::now();
     let limit = time_limit(decoder.info().declared_seconds);
     let opts = &DecodeOptions {
@@ -160,14 +203,14 @@ pub fn transcribe_decoder(
     let sha = sha256()?;
     let doc = render::document(
         source,
-        sha,
+        sha.clone(),
         transcriber.model_name(),
         &info,
         &transcript,
         opts,
         started.elapsed().as_secs_f64(),
     );
-    formats
+    let outputs = formats
         .iter()
         .map(|f| {
             render::render(*f, &doc)
@@ -177,7 +220,12 @@ pub fn transcribe_decoder(
                     reason: format!("cannot render {f:?}: {e}"),
                 })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(Transcribed {
+        outputs,
+        transcript,
+        sha256: sha,
+    })
 }
 
 /// Produces this job's outputs from an earlier input with the same content (sha256): each of

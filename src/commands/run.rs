@@ -61,6 +61,26 @@ pub fn status(path: &Path) -> ExitCode {
                 println!("  #{id} {source} {key}: {reason}");
             }
         }
+        for d in &config.dataset {
+            let name = d.name.get_ref();
+            let ledger = journal.ledger(name)?;
+            let threshold = *d.train_after_hours.get_ref();
+            println!(
+                "\ndataset {name}: {:.3} h in all, {:.3} h new of {threshold} h before the next run ({:.0} %)",
+                ledger.total_seconds / 3600.0,
+                ledger.new_seconds / 3600.0,
+                (ledger.new_seconds / 3600.0 / threshold * 100.0).min(100.0)
+            );
+            for r in journal.runs(Some(name))?.into_iter().take(5) {
+                println!(
+                    "  run {} {} ({:.3} h){}",
+                    r.id,
+                    r.state.as_str(),
+                    r.seconds / 3600.0,
+                    r.detail.map(|d| format!(": {d}")).unwrap_or_default()
+                );
+            }
+        }
         Ok(())
     });
     match result {

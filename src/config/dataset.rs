@@ -59,6 +59,10 @@ pub struct TrainerConfig {
     /// Start a new run at start-up for a run the daemon's stop or crash interrupted.
     #[serde(default = "yes")]
     pub retry_interrupted: bool,
+    /// After a failed or interrupted run, wait this long before the next one (the hours
+    /// still count, so without a pause a broken trainer would run back to back).
+    #[serde(default = "default_retry_after", deserialize_with = "duration")]
+    pub retry_after: Spanned<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -85,6 +89,9 @@ fn default_timeout() -> Spanned<Duration> {
 }
 fn default_kill_after() -> Spanned<Duration> {
     Spanned::new(0..0, Duration::from_secs(10))
+}
+fn default_retry_after() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(10 * 60))
 }
 fn default_gpu_policy() -> GpuPolicy {
     GpuPolicy::Exclusive

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::Shared;
+use crate::dataset::Feed;
 use crate::journal::{Input, JournalError, State};
 use crate::pipeline::cancel::{Cancel, Stopped};
 use crate::pipeline::transcribe::{DecodeOptions, Transcriber};
@@ -32,6 +33,15 @@ pub(super) async fn work(
     loop {
         if *stop.borrow() {
             return;
+        }
+        if shared.gpu_runs.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            // gpu_policy = "exclusive": a training run holds the GPU.
+            tokio::select! {
+                _ = shared.wake.notified() => {}
+                _ = stop.changed() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+            }
+            continue;
         }
         let claimed = shared.journal().claim_next();
         match claimed {
@@ -131,16 +141,38 @@ async fn run_folder_job(
         }
     }
     let limits = shared.asr_limits;
-    let (t, j) = (transcriber.clone(), job.clone());
+    let (t, j, s, source) = (
+        transcriber.clone(),
+        job.clone(),
+        shared.clone(),
+        input.source.clone(),
+    );
     let outcome = tokio::task::spawn_blocking(move || {
-        process(&j, &t, &opts, sha, &|secs| limits.job_timeout(secs))
+        let feed = s.feeds.get(&source).map(|datasets| Feed {
+            datasets,
+            journal: &s.journal,
+            spool_dir: &s.spool,
+        });
+        process(
+            &j,
+            &t,
+            &opts,
+            sha,
+            &|secs| limits.job_timeout(secs),
+            feed.as_ref(),
+        )
     })
     .await
     .unwrap_or_else(|e| Outcome::Transient {
         stage: "transcribe",
         reason: format!("worker ended abnormally: {e}"),
     });
-    record_outcome(shared, input, &job, outcome)
+    let fed = matches!(outcome, Outcome::Done { .. }) && shared.feeds.contains_key(&input.source);
+    record_outcome(shared, input, &job, outcome)?;
+    if fed {
+        shared.train_wake.notify_one();
+    }
+    Ok(())
 }
 
 /// The same content finished before (under any name): its outputs are copied for this input.

@@ -9,6 +9,7 @@ mod receipts;
 mod s3_job;
 mod s3_removed;
 mod sqs_intake;
+mod training;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::config::{Config, JobLimits, Malformed, S3After, S3Config, WatchConfig};
+use crate::dataset::Dataset;
 use crate::journal::{Journal, JournalError};
 use crate::pipeline::cancel::Cancel;
 use crate::pipeline::render::Format;
@@ -104,8 +106,16 @@ struct Shared {
     queues: HashMap<String, QueueInfo>,
     /// SQS messages of the inputs not yet final.
     receipts: Mutex<receipts::Receipts>,
-    /// Where S3 objects are downloaded to while they are processed.
+    /// Where S3 objects are downloaded to, and decoded audio kept for datasets, while
+    /// their jobs run.
     spool: PathBuf,
+    /// The datasets each source (by source id) feeds.
+    feeds: HashMap<String, Vec<Arc<Dataset>>>,
+    datasets: Vec<Arc<Dataset>>,
+    /// Training runs holding the GPU exclusively (transcription waits while any do).
+    gpu_runs: std::sync::atomic::AtomicUsize,
+    /// Wakes the training trigger (a dataset took in new hours).
+    train_wake: Notify,
     /// Idle workers wait on this; intake wakes them.
     wake: Notify,
     workers: usize,
@@ -155,6 +165,25 @@ impl Shared {
             self.wake.notify_one();
         }
     }
+}
+
+/// Source id → the datasets it feeds, from each dataset's `sources` as written.
+fn dataset_feeds(config: &Config, datasets: &[Arc<Dataset>]) -> HashMap<String, Vec<Arc<Dataset>>> {
+    let mut feeds: HashMap<String, Vec<Arc<Dataset>>> = HashMap::new();
+    for (c, d) in config.dataset.iter().zip(datasets) {
+        for s in c.sources.get_ref() {
+            let id = match config
+                .watch
+                .iter()
+                .find(|w| w.path.get_ref().to_string_lossy() == *s)
+            {
+                Some(w) => source_id(&absolute(w.path.get_ref())),
+                None => queue_source_id(s),
+            };
+            feeds.entry(id).or_default().push(d.clone());
+        }
+    }
+    feeds
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -220,7 +249,13 @@ pub async fn run_with(
         .parent()
         .map(|p| p.join("spool"))
         .unwrap_or_else(|| PathBuf::from("spool"));
-    if !queues.is_empty() {
+    let datasets: Vec<Arc<Dataset>> = config
+        .dataset
+        .iter()
+        .map(|c| Arc::new(Dataset::from_config(c)))
+        .collect();
+    let feeds = dataset_feeds(&config, &datasets);
+    if !queues.is_empty() || !datasets.is_empty() {
         std::fs::create_dir_all(&spool)
             .map_err(|e| DaemonError::Setup(format!("cannot create {}: {e}", spool.display())))?;
         // Spool files of a job a crash interrupted: the job is redone from the journal.
@@ -238,12 +273,20 @@ pub async fn run_with(
         queues,
         receipts: Mutex::new(receipts::Receipts::default()),
         spool,
+        feeds,
+        datasets,
+        gpu_runs: std::sync::atomic::AtomicUsize::new(0),
+        train_wake: Notify::new(),
         wake: Notify::new(),
         workers,
         asr_limits: config.asr.limits(),
         running: Mutex::new(HashMap::new()),
         stopping: stop_rx.clone(),
     });
+
+    for d in &shared.datasets {
+        d.recover(&shared.journal).map_err(DaemonError::Setup)?;
+    }
 
     let (cand_tx, cand_rx) = mpsc::channel::<Candidate>(4096);
     let mut sources = Vec::new();
@@ -293,6 +336,13 @@ pub async fn run_with(
             stop_rx.clone(),
         ));
     }
+    let trainer = (!shared.datasets.is_empty()).then(|| {
+        tokio::spawn(training::trainer_loop(
+            shared.clone(),
+            Arc::new(crate::training::gpu::Nvml),
+            stop_rx.clone(),
+        ))
+    });
     tracing::info!(
         folders = config.watch.len(),
         queues = config.s3.len(),
@@ -334,6 +384,10 @@ pub async fn run_with(
                 "stopped jobs did not settle; the journal requeues them on the next start"
             );
         }
+    }
+    if let Some(t) = trainer {
+        // Its runs were told to stop with everything else; each records itself interrupted.
+        let _ = t.await;
     }
     Ok(())
 }

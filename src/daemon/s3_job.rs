@@ -236,7 +236,7 @@ async fn transcribe_streamed(
     .unwrap_or_else(|e| Err(worker_died(e)));
     match rendered {
         Ok((r, ())) => match download.await {
-            Ok(Ok(sha)) => Ok((r, sha)),
+            Ok(Ok(sha)) => Ok((r.outputs, sha)),
             Ok(Err(why)) => Err(Stop::Unavailable(format!("{uri}: {why}"))),
             Err(e) => Err(Stop::Job(worker_died(e))),
         },
@@ -276,13 +276,14 @@ async fn transcribe_spooled(
             &opts,
             Some(sha_for_job),
             &|secs| limits.job_timeout(secs),
+            None,
         )
     })
     .await
     .unwrap_or_else(|e| Err(worker_died(e)))
     .map_err(Stop::Job)?;
     drop(spool);
-    Ok((rendered, sha))
+    Ok((rendered.outputs, sha))
 }
 
 /// Streams the object into a new spool file, hashing it on the way.

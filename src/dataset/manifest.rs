@@ -10,6 +10,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+/// The manifest's name in a dataset's folder and in each run's.
+pub const FILE_NAME: &str = "manifest.jsonl";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Line {
     pub audio_filepath: String,
@@ -111,10 +114,20 @@ pub fn append_at(path: &Path, at: u64, lines: &[Line]) -> std::io::Result<()> {
     let mut f = OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .open(path)?;
     let at = at.min(f.metadata()?.len());
     f.set_len(at)?;
+    if at > 0 {
+        // A line someone else left without its newline must not swallow our first line.
+        let mut last = [0u8; 1];
+        f.seek(SeekFrom::Start(at - 1))?;
+        std::io::Read::read_exact(&mut f, &mut last)?;
+        if last[0] != b'\n' {
+            bytes.insert(0, b'\n');
+        }
+    }
     f.seek(SeekFrom::Start(at))?;
     f.write_all(&bytes)?;
     f.sync_data()
@@ -184,6 +197,13 @@ mod tests {
         assert_eq!(c.lines.len(), 2);
         let at: Vec<usize> = c.bad.iter().map(|b| b.line).collect();
         assert_eq!(at, vec![2, 4]);
+        // A line left without its newline does not swallow the next append.
+        let mut f = OpenOptions::new().append(true).open(&m).unwrap();
+        f.write_all(b"{\"audio_fi").unwrap();
+        append_at(&m, len(&m).unwrap(), &[line(3)]).unwrap();
+        let c = read(&m).unwrap();
+        assert_eq!(c.lines.last(), Some(&line(3)));
+        assert_eq!(c.bad.last().map(|b| b.line), Some(6));
         truncate(&m, 0).unwrap();
         assert!(read(&m).unwrap().lines.is_empty());
     }

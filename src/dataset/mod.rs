@@ -1,5 +1,8 @@
 //! Datasets: training segments cut from transcripts, a manifest, and the hours ledger.
 
 pub mod cut;
+pub mod feed;
 pub mod manifest;
 pub mod pcm;
+
+pub use feed::{Dataset, Feed};

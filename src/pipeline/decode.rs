@@ -85,7 +85,12 @@ pub struct AudioDecoder16k {
     ready: Vec<f32>,
     source_frames: u64,
     finished: bool,
+    /// Sees every sample handed out, in order (keeps the audio for datasets).
+    tap: Option<Tap>,
 }
+
+/// A consumer of the decoded 16 kHz mono stream, alongside the transcriber.
+pub type Tap = Box<dyn FnMut(&[f32]) + Send>;
 
 impl AudioDecoder16k {
     pub fn open_path(path: &Path) -> Result<Self, DecodeError> {
@@ -205,7 +210,13 @@ impl AudioDecoder16k {
             ready: Vec::new(),
             source_frames: 0,
             finished: false,
+            tap: None,
         })
+    }
+
+    /// Every sample `read` hands out from now on is also given to `tap`.
+    pub fn set_tap(&mut self, tap: Option<Tap>) {
+        self.tap = tap;
     }
 
     pub fn info(&self) -> &AudioInfo {
@@ -227,7 +238,11 @@ impl AudioDecoder16k {
             self.decode_next()?;
         }
         let n = self.ready.len().min(max);
+        let from = out.len();
         out.extend(self.ready.drain(..n));
+        if let Some(tap) = &mut self.tap {
+            tap(&out[from..]);
+        }
         Ok(n)
     }
 

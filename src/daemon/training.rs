@@ -1,0 +1,160 @@
+//! The training trigger: after each input a dataset takes in (and every few seconds), a
+//! dataset whose new hours reached `train_after_hours` gets a run, one at a time, unless
+//! `min_interval` since the last start, `retry_after` since a failure, or the free GPU
+//! memory says not yet. Runs left "running" by a daemon that died are reaped at start-up.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+
+use super::Shared;
+use crate::dataset::Dataset;
+use crate::journal::RunState;
+use crate::training::gpu::{self, GpuInfo};
+use crate::training::run::{self, Plan};
+
+const TICK: Duration = Duration::from_secs(5);
+
+pub(super) async fn trainer_loop(
+    shared: Arc<Shared>,
+    gpu: Arc<dyn GpuInfo>,
+    stop: watch::Receiver<bool>,
+) {
+    reap_interrupted(&shared).await;
+    let active: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut runs = tokio::task::JoinSet::new();
+    let mut stop_seen = stop.clone();
+    loop {
+        if *stop_seen.borrow() {
+            break;
+        }
+        for d in &shared.datasets {
+            if active
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&d.name)
+            {
+                continue;
+            }
+            let Some(seconds) = due(&shared, d) else {
+                continue;
+            };
+            if let Err(why) = gpu::check(gpu.as_ref(), d.trainer.min_free_gpu_memory) {
+                tracing::info!(dataset = %d.name, %why, "training is due but waits for GPU memory");
+                continue;
+            }
+            let plan = Plan {
+                id: run::new_id(&d.name),
+                dataset: d.clone(),
+                seconds,
+            };
+            match shared.journal().run_start(&plan.id, &d.name, seconds) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::error!(dataset = %d.name, error = %e, "cannot journal a run start");
+                    continue;
+                }
+            }
+            active
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(d.name.clone());
+            let (s, a, st) = (shared.clone(), active.clone(), stop.clone());
+            runs.spawn(async move {
+                let exclusive = plan.dataset.trainer.exclusive_gpu;
+                if exclusive {
+                    s.gpu_runs.fetch_add(1, Ordering::SeqCst);
+                }
+                let ended = run::supervise(&plan, &s.journal, st).await;
+                if exclusive {
+                    s.gpu_runs.fetch_sub(1, Ordering::SeqCst);
+                    s.wake.notify_waiters();
+                }
+                if let Err(e) = ended {
+                    tracing::error!(run = %plan.id, error = %e, "training run could not be completed");
+                    let _ = s.journal().run_end(&plan.id, RunState::Failed, &e);
+                }
+                a.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&plan.dataset.name);
+            });
+        }
+        tokio::select! {
+            _ = shared.train_wake.notified() => {}
+            _ = stop_seen.changed() => {}
+            _ = tokio::time::sleep(TICK) => {}
+            Some(_) = runs.join_next(), if !runs.is_empty() => {}
+        }
+    }
+    // Stopping: each run's supervisor stops its trainer and records it as interrupted.
+    while runs.join_next().await.is_some() {}
+}
+
+/// The dataset's new seconds if a run should start now.
+fn due(shared: &Shared, d: &Dataset) -> Option<f64> {
+    let j = shared.journal();
+    let ledger = j.ledger(&d.name).ok()?;
+    if ledger.new_seconds < d.threshold_seconds {
+        return None;
+    }
+    let now = now_ms();
+    if let Some(last) = ledger.last_run_start {
+        if now - last < d.min_interval.as_millis() as i64 {
+            return None;
+        }
+    }
+    if let Some(last) = j.runs(Some(&d.name)).ok()?.into_iter().next() {
+        let unsuccessful = matches!(last.state, RunState::Failed | RunState::Interrupted);
+        let ended = last.ended_at.unwrap_or(last.started_at);
+        if unsuccessful && now - ended < d.trainer.retry_after.as_millis() as i64 {
+            return None;
+        }
+        if last.state == RunState::Interrupted
+            && !d.trainer.retry_interrupted
+            && ledger.new_seconds <= last.seconds
+        {
+            return None;
+        }
+    }
+    Some(ledger.new_seconds)
+}
+
+async fn reap_interrupted(shared: &Arc<Shared>) {
+    let s = shared.clone();
+    let reaped = tokio::task::spawn_blocking(move || {
+        let running: Vec<_> = s
+            .journal()
+            .runs(None)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.state == RunState::Running)
+            .collect();
+        for r in running {
+            let result = match s.datasets.iter().find(|d| d.name == r.dataset) {
+                Some(d) => run::reap(d, &r, &s.journal),
+                None => s
+                    .journal()
+                    .run_end(&r.id, RunState::Interrupted, "the daemon ended while it ran")
+                    .map_err(|e| e.to_string()),
+            };
+            match result {
+                Ok(()) => tracing::warn!(run = %r.id, dataset = %r.dataset, "training run interrupted by the last stop; recorded as interrupted"),
+                Err(e) => tracing::error!(run = %r.id, error = %e, "cannot record an interrupted run"),
+            }
+        }
+    })
+    .await;
+    if let Err(e) = reaped {
+        tracing::error!(error = %e, "reaping interrupted runs failed");
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,222 @@
+//! Adding one transcribed input to the datasets its source feeds: cut the transcript into
+//! training pieces, write each piece's audio from the job's PCM spool, append the manifest
+//! lines at the offset the journal recorded, then count the hours. An input's content
+//! (sha256) is added to a dataset once, however often it arrives or is replayed.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::cut::{cut, Rules, MAX_TOKENS};
+use super::manifest::{self, Line};
+use super::pcm::{wav_between, RATE};
+use crate::config::{DatasetConfig, TrainerConfig};
+use crate::journal::Journal;
+use crate::pipeline::transcript::Transcript;
+use crate::sinks::local::write_atomic;
+
+/// A configured dataset, as the daemon uses it.
+pub struct Dataset {
+    pub name: String,
+    pub root: PathBuf,
+    pub rules: Rules,
+    pub language: Option<String>,
+    pub threshold_seconds: f64,
+    pub min_interval: Duration,
+    pub trainer: TrainerSpec,
+    /// Appends to one manifest happen one at a time.
+    append: Mutex<()>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainerSpec {
+    pub command: Vec<String>,
+    pub timeout: Duration,
+    pub kill_after: Duration,
+    pub min_free_gpu_memory: Option<u64>,
+    pub exclusive_gpu: bool,
+    pub retry_interrupted: bool,
+    pub retry_after: Duration,
+}
+
+impl TrainerSpec {
+    fn from_config(t: &TrainerConfig) -> TrainerSpec {
+        TrainerSpec {
+            command: t.command.get_ref().clone(),
+            timeout: *t.timeout.get_ref(),
+            kill_after: *t.kill_after.get_ref(),
+            min_free_gpu_memory: t.min_free_gpu_memory,
+            exclusive_gpu: t.gpu_policy == crate::config::GpuPolicy::Exclusive,
+            retry_interrupted: t.retry_interrupted,
+            retry_after: *t.retry_after.get_ref(),
+        }
+    }
+}
+
+/// What was added.
+#[derive(Debug, PartialEq)]
+pub enum Added {
+    Pieces {
+        count: usize,
+        seconds: f64,
+    },
+    /// This content is in the dataset already.
+    AlreadyIn,
+    /// The transcript's language is not the dataset's.
+    OtherLanguage(String),
+}
+
+impl Dataset {
+    pub fn from_config(c: &DatasetConfig) -> Dataset {
+        Dataset {
+            name: c.name.get_ref().clone(),
+            root: std::path::absolute(c.path.get_ref())
+                .unwrap_or_else(|_| c.path.get_ref().clone()),
+            rules: Rules {
+                min_seconds: *c.min_segment_seconds.get_ref(),
+                max_seconds: *c.max_segment_seconds.get_ref(),
+                max_no_speech_prob: *c.max_no_speech_prob.get_ref(),
+                max_tokens: MAX_TOKENS,
+            },
+            language: c.language.clone().filter(|l| !l.is_empty() && l != "auto"),
+            threshold_seconds: *c.train_after_hours.get_ref() * 3600.0,
+            min_interval: *c.min_interval.get_ref(),
+            trainer: TrainerSpec::from_config(&c.trainer),
+            append: Mutex::new(()),
+        }
+    }
+
+    pub fn manifest(&self) -> PathBuf {
+        self.root.join(manifest::FILE_NAME)
+    }
+
+    pub fn runs_dir(&self) -> PathBuf {
+        self.root.join("runs")
+    }
+
+    /// Copies the manifest as it is now (between appends) to `to`.
+    pub fn freeze_manifest(&self, to: &Path) -> std::io::Result<()> {
+        let _between_appends = self.lock();
+        match std::fs::copy(self.manifest(), to) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::write(to, b""),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.append.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds the pieces of one transcribed input (`pcm`: its decoded audio spool).
+    pub fn add(
+        &self,
+        journal: &Mutex<Journal>,
+        source: &str,
+        sha256: &str,
+        transcript: &Transcript,
+        pcm: &Path,
+    ) -> Result<Added, String> {
+        if let Some(lang) = &self.language {
+            if !transcript.language.eq_ignore_ascii_case(lang) {
+                return Ok(Added::OtherLanguage(transcript.language.clone()));
+            }
+        }
+        let pieces = cut(&transcript.segments, &self.rules);
+        let _one_at_a_time = self.lock();
+        let manifest = self.manifest();
+        std::fs::create_dir_all(&self.root)
+            .map_err(|e| format!("cannot create {}: {e}", self.root.display()))?;
+        let offset = manifest::len(&manifest)
+            .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
+        let go = lock(journal)
+            .dataset_begin(&self.name, sha256, offset, source)
+            .map_err(|e| e.to_string())?;
+        if !go {
+            return Ok(Added::AlreadyIn);
+        }
+        let dir = self.root.join("audio").join(&sha256[..sha256.len().min(2)]);
+        let mut lines = Vec::with_capacity(pieces.len());
+        for (i, p) in pieces.iter().enumerate() {
+            let wav = wav_between(pcm, p.start, p.end)
+                .map_err(|e| format!("cannot read the decoded audio: {e}"))?;
+            let duration = (wav.len() - 44) as f64 / 2.0 / f64::from(RATE);
+            if duration < self.rules.min_seconds {
+                continue;
+            }
+            let path = dir.join(format!("{sha256}-{i:04}.wav"));
+            write_atomic(&path, &wav).map_err(|e| e.to_string())?;
+            lines.push(Line {
+                audio_filepath: path.display().to_string(),
+                duration,
+                text: p.text.clone(),
+                offset: None,
+                source: source.to_string(),
+                sha256: sha256.to_string(),
+            });
+        }
+        manifest::append_at(&manifest, offset, &lines)
+            .map_err(|e| format!("cannot append to {}: {e}", manifest.display()))?;
+        let seconds: f64 = lines.iter().map(|l| l.duration).sum();
+        lock(journal)
+            .dataset_added(&self.name, sha256, seconds, lines.len())
+            .map_err(|e| e.to_string())?;
+        Ok(Added::Pieces {
+            count: lines.len(),
+            seconds,
+        })
+    }
+
+    /// Start-up: drops the tail of an append a crash interrupted (its input is redone).
+    pub fn recover(&self, journal: &Mutex<Journal>) -> Result<(), String> {
+        let pending = lock(journal).dataset_pending().map_err(|e| e.to_string())?;
+        for (name, offset) in pending.into_iter().filter(|(n, _)| *n == self.name) {
+            manifest::truncate(&self.manifest(), offset)
+                .map_err(|e| format!("cannot truncate {}: {e}", self.manifest().display()))?;
+            lock(journal)
+                .dataset_clear_pending(&name)
+                .map_err(|e| e.to_string())?;
+            tracing::info!(dataset = %name, offset, "removed the tail of a manifest append interrupted by the last stop");
+        }
+        Ok(())
+    }
+}
+
+fn lock(journal: &Mutex<Journal>) -> MutexGuard<'_, Journal> {
+    journal.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The datasets one job feeds, and where its audio is spooled meanwhile.
+pub struct Feed<'a> {
+    pub datasets: &'a [Arc<Dataset>],
+    pub journal: &'a Mutex<Journal>,
+    pub spool_dir: &'a Path,
+}
+
+impl Feed<'_> {
+    pub fn add(
+        &self,
+        source: &str,
+        sha256: &str,
+        transcript: &Transcript,
+        pcm: &Path,
+    ) -> Result<(), String> {
+        for d in self.datasets {
+            let added = d
+                .add(self.journal, source, sha256, transcript, pcm)
+                .map_err(|e| format!("dataset {}: {e}", d.name))?;
+            match added {
+                Added::Pieces { count, seconds } => {
+                    tracing::info!(dataset = %d.name, %source, pieces = count, seconds, "added to the dataset")
+                }
+                Added::AlreadyIn => {
+                    tracing::info!(dataset = %d.name, %source, "same content already in the dataset")
+                }
+                Added::OtherLanguage(lang) => {
+                    tracing::info!(dataset = %d.name, %source, language = %lang, "not added: another language")
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,432 @@
+//! One training run, supervised: the trainer's argv (no shell) in its own process group,
+//! with the run's frozen manifest and output folder in its environment; stdout and stderr
+//! to `train.log`; stdout lines that are JSON objects kept as metrics; a timeout that sends
+//! SIGTERM to the whole group, then SIGKILL. The run's folder is built as
+//! `runs/<id>.partial` and renamed to `runs/<id>` with its `run.json` inside, so a run's
+//! record appears whole or not at all.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::watch;
+
+use crate::dataset::manifest;
+use crate::dataset::Dataset;
+use crate::journal::{Journal, Run, RunState};
+
+pub const RUN_JSON: &str = "run.json";
+const PARTIAL: &str = ".partial";
+
+/// A run about to start.
+pub struct Plan {
+    pub id: String,
+    pub dataset: Arc<Dataset>,
+    /// The dataset's new seconds when it was planned.
+    pub seconds: f64,
+}
+
+/// A new run id: dataset, UTC time, and a random tail.
+pub fn new_id(dataset: &str) -> String {
+    let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let stamp: String = now.chars().filter(char::is_ascii_alphanumeric).collect();
+    let tail = std::process::id()
+        ^ (SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos()));
+    format!("{dataset}-{stamp}-{:04x}", tail & 0xffff)
+}
+
+#[derive(Debug, Serialize)]
+struct Artifact {
+    path: String,
+    bytes: u64,
+    sha256: String,
+}
+
+#[derive(Debug, Serialize)]
+struct BadManifestLine {
+    line: usize,
+    reason: String,
+}
+
+/// `run.json`.
+#[derive(Debug, Serialize)]
+struct RunRecord {
+    run_id: String,
+    dataset: String,
+    state: &'static str,
+    detail: String,
+    command: Vec<String>,
+    timeout_seconds: f64,
+    started_at: String,
+    ended_at: String,
+    duration_seconds: f64,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    manifest: String,
+    manifest_sha256: String,
+    manifest_segments: usize,
+    manifest_problems: Vec<BadManifestLine>,
+    hours: f64,
+    metrics: Vec<serde_json::Value>,
+    artifacts: Vec<Artifact>,
+}
+
+pub fn run_dir(dataset: &Dataset, id: &str) -> PathBuf {
+    dataset.runs_dir().join(id)
+}
+
+fn partial_dir(dataset: &Dataset, id: &str) -> PathBuf {
+    dataset.runs_dir().join(format!("{id}{PARTIAL}"))
+}
+
+/// How the trainer process ended.
+struct Exit {
+    state: RunState,
+    detail: String,
+    code: Option<i32>,
+    signal: Option<i32>,
+}
+
+/// Runs the trainer to its end (or the daemon's stop), records it and publishes its folder.
+pub async fn supervise(
+    plan: &Plan,
+    journal: &Mutex<Journal>,
+    stop: watch::Receiver<bool>,
+) -> Result<RunState, String> {
+    let d = &plan.dataset;
+    let partial = partial_dir(d, &plan.id);
+    let output = partial.join("output");
+    tokio::fs::create_dir_all(&output)
+        .await
+        .map_err(|e| format!("cannot create {}: {e}", output.display()))?;
+    let frozen = partial.join(manifest::FILE_NAME);
+    d.freeze_manifest(&frozen)
+        .map_err(|e| format!("cannot copy the manifest to {}: {e}", frozen.display()))?;
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let exit = run_trainer(plan, &partial, &frozen, &output, journal, stop).await;
+    let record = record(d, &plan.id, &partial, &exit, started, clock.elapsed());
+    publish(d, &plan.id, &record)?;
+    lock(journal)
+        .run_end(&plan.id, exit.state, &exit.detail)
+        .map_err(|e| e.to_string())?;
+    Ok(exit.state)
+}
+
+async fn run_trainer(
+    plan: &Plan,
+    dir: &Path,
+    frozen: &Path,
+    output: &Path,
+    journal: &Mutex<Journal>,
+    mut stop: watch::Receiver<bool>,
+) -> Exit {
+    let t = &plan.dataset.trainer;
+    let failed = |detail: String| Exit {
+        state: RunState::Failed,
+        detail,
+        code: None,
+        signal: None,
+    };
+    let Some((program, args)) = t.command.split_first() else {
+        return failed("trainer.command is empty".into());
+    };
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .env("HOTFOLDERD_RUN_ID", &plan.id)
+        .env("HOTFOLDERD_MANIFEST", frozen)
+        .env("HOTFOLDERD_OUTPUT_DIR", output)
+        .env("HOTFOLDERD_DATASET", &plan.dataset.name)
+        .env("HOTFOLDERD_HOURS", format!("{:.6}", plan.seconds / 3600.0))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return failed(format!("cannot start {program:?}: {e}")),
+    };
+    let Some(pid) = child.id() else {
+        return failed("the trainer exited before it could be watched".into());
+    };
+    if let Err(e) = lock(journal).run_set_pid(&plan.id, pid) {
+        tracing::warn!(run = %plan.id, error = %e, "cannot journal the trainer's pid");
+    }
+    tracing::info!(run = %plan.id, dataset = %plan.dataset.name, pid, "training run started");
+    let logs = tokio::spawn(capture(
+        child.stdout.take(),
+        child.stderr.take(),
+        dir.to_path_buf(),
+        plan.id.clone(),
+    ));
+    let pgid = pid as i32;
+    let (ended, why) = tokio::select! {
+        status = child.wait() => (status, None),
+        _ = tokio::time::sleep(t.timeout) => {
+            (terminate(&mut child, pgid, t.kill_after).await,
+             Some((RunState::Failed, format!("timed out after {}", humantime::format_duration(t.timeout)))))
+        }
+        _ = stopped(&mut stop) => {
+            (terminate(&mut child, pgid, t.kill_after).await,
+             Some((RunState::Interrupted, "the daemon stopped while it ran".to_string())))
+        }
+    };
+    // Whatever the trainer left running in its group goes with it.
+    signal_group(pgid, libc::SIGKILL);
+    let _ = logs.await;
+    let (code, signal) = match &ended {
+        Ok(s) => {
+            use std::os::unix::process::ExitStatusExt;
+            (s.code(), s.signal())
+        }
+        Err(_) => (None, None),
+    };
+    let (state, detail) = match (why, &ended) {
+        (Some(w), _) => w,
+        (None, Ok(s)) if s.success() => (RunState::Succeeded, "exit status 0".into()),
+        (None, Ok(_)) => match (code, signal) {
+            (Some(c), _) => (RunState::Failed, format!("exit status {c}")),
+            (None, Some(sig)) => (RunState::Failed, format!("killed by signal {sig}")),
+            _ => (RunState::Failed, "ended abnormally".into()),
+        },
+        (None, Err(e)) => (
+            RunState::Failed,
+            format!("cannot wait for the trainer: {e}"),
+        ),
+    };
+    tracing::info!(run = %plan.id, state = state.as_str(), %detail, "training run ended");
+    Exit {
+        state,
+        detail,
+        code,
+        signal,
+    }
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            // The daemon is gone without saying stop: never resolve.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn signal_group(pgid: i32, signal: i32) {
+    if pgid > 1 {
+        // SAFETY: kill(2) with a negative pid signals that process group; no memory is shared.
+        unsafe {
+            libc::kill(-pgid, signal);
+        }
+    }
+}
+
+/// SIGTERM to the group, SIGKILL after `grace`.
+async fn terminate(
+    child: &mut tokio::process::Child,
+    pgid: i32,
+    grace: Duration,
+) -> std::io::Result<std::process::ExitStatus> {
+    signal_group(pgid, libc::SIGTERM);
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(status) => status,
+        Err(_) => {
+            signal_group(pgid, libc::SIGKILL);
+            child.wait().await
+        }
+    }
+}
+
+/// Copies the trainer's output into `train.log` (both streams) and `metrics.jsonl` (stdout
+/// lines that are JSON objects), line by line as they come.
+async fn capture(
+    stdout: Option<tokio::process::ChildStdout>,
+    stderr: Option<tokio::process::ChildStderr>,
+    dir: PathBuf,
+    run: String,
+) {
+    let log = tokio::fs::File::create(dir.join("train.log")).await.ok();
+    let metrics = tokio::fs::File::create(dir.join("metrics.jsonl"))
+        .await
+        .ok();
+    let log = Arc::new(tokio::sync::Mutex::new(log));
+    let out = {
+        let (log, run) = (log.clone(), run.clone());
+        async move {
+            let Some(stdout) = stdout else { return };
+            let mut metrics = metrics;
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                write_line(&log, &line).await;
+                let is_metric =
+                    serde_json::from_str::<serde_json::Value>(&line).is_ok_and(|v| v.is_object());
+                if is_metric {
+                    if let Some(m) = &mut metrics {
+                        let _ = m.write_all(format!("{line}\n").as_bytes()).await;
+                    }
+                } else {
+                    tracing::info!(target: "trainer", %run, "{line}");
+                }
+            }
+            if let Some(m) = &mut metrics {
+                let _ = m.sync_data().await;
+            }
+        }
+    };
+    let err = {
+        let log = log.clone();
+        async move {
+            let Some(stderr) = stderr else { return };
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                write_line(&log, &line).await;
+                tracing::info!(target: "trainer", %run, "{line}");
+            }
+        }
+    };
+    tokio::join!(out, err);
+    let mut guard = log.lock().await;
+    if let Some(f) = guard.as_mut() {
+        let _ = f.sync_data().await;
+    }
+}
+
+async fn write_line(log: &tokio::sync::Mutex<Option<tokio::fs::File>>, line: &str) {
+    if let Some(f) = log.lock().await.as_mut() {
+        let _ = f.write_all(format!("{line}\n").as_bytes()).await;
+    }
+}
+
+fn record(
+    d: &Dataset,
+    id: &str,
+    dir: &Path,
+    exit: &Exit,
+    started: SystemTime,
+    took: Duration,
+) -> RunRecord {
+    let frozen = dir.join(manifest::FILE_NAME);
+    let contents = manifest::read(&frozen).unwrap_or_default();
+    for bad in &contents.bad {
+        tracing::warn!(run = %id, manifest = %frozen.display(), line = bad.line, reason = %bad.reason, "manifest line not used");
+    }
+    let metrics = std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    RunRecord {
+        run_id: id.to_string(),
+        dataset: d.name.clone(),
+        state: exit.state.as_str(),
+        detail: exit.detail.clone(),
+        command: d.trainer.command.clone(),
+        timeout_seconds: d.trainer.timeout.as_secs_f64(),
+        started_at: humantime::format_rfc3339_millis(started).to_string(),
+        ended_at: humantime::format_rfc3339_millis(started + took).to_string(),
+        duration_seconds: took.as_secs_f64(),
+        exit_code: exit.code,
+        signal: exit.signal,
+        manifest: manifest::FILE_NAME.into(),
+        manifest_sha256: crate::hash::sha256_file(&frozen).unwrap_or_default(),
+        manifest_segments: contents.lines.len(),
+        manifest_problems: contents
+            .bad
+            .iter()
+            .map(|b| BadManifestLine {
+                line: b.line,
+                reason: b.reason.clone(),
+            })
+            .collect(),
+        hours: contents.seconds() / 3600.0,
+        metrics,
+        artifacts: artifacts(&dir.join("output")),
+    }
+}
+
+/// Every file the trainer wrote, with its size and sha256.
+fn artifacts(output: &Path) -> Vec<Artifact> {
+    let mut out = Vec::new();
+    let mut stack = vec![output.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(path),
+                Ok(t) if t.is_file() => {
+                    let rel = path.strip_prefix(output).unwrap_or(&path);
+                    out.push(Artifact {
+                        path: Path::new("output").join(rel).display().to_string(),
+                        bytes: e.metadata().map_or(0, |m| m.len()),
+                        sha256: crate::hash::sha256_file(&path).unwrap_or_default(),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// Writes `run.json` into the partial folder and renames it into place.
+fn publish(d: &Dataset, id: &str, record: &RunRecord) -> Result<(), String> {
+    let partial = partial_dir(d, id);
+    let json = serde_json::to_vec_pretty(record).map_err(|e| e.to_string())?;
+    crate::sinks::local::write_atomic(&partial.join(RUN_JSON), &json).map_err(|e| e.to_string())?;
+    let done = run_dir(d, id);
+    std::fs::rename(&partial, &done).map_err(|e| {
+        format!(
+            "cannot move {} to {}: {e}",
+            partial.display(),
+            done.display()
+        )
+    })?;
+    tracing::info!(run = id, dir = %done.display(), "run recorded");
+    Ok(())
+}
+
+/// Start-up: a run the journal still has as running was cut off by the daemon's end. Its
+/// trainer, if still alive, is stopped; the run is recorded as interrupted.
+pub fn reap(d: &Dataset, run: &Run, journal: &Mutex<Journal>) -> Result<(), String> {
+    if let Some(pid) = run.pid.filter(|p| *p > 1) {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let marker = format!("HOTFOLDERD_RUN_ID={}", run.id);
+        if environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
+            tracing::warn!(run = %run.id, pid, "the trainer of an interrupted run is still running; stopping it");
+            signal_group(pid as i32, libc::SIGKILL);
+        }
+    }
+    let detail = "the daemon ended while it ran";
+    let partial = partial_dir(d, &run.id);
+    if partial.is_dir() {
+        let exit = Exit {
+            state: RunState::Interrupted,
+            detail: detail.into(),
+            code: None,
+            signal: None,
+        };
+        let started = SystemTime::UNIX_EPOCH + Duration::from_millis(run.started_at.max(0) as u64);
+        let took = SystemTime::now()
+            .duration_since(started)
+            .unwrap_or_default();
+        let record = record(d, &run.id, &partial, &exit, started, took);
+        publish(d, &run.id, &record)?;
+    }
+    lock(journal)
+        .run_end(&run.id, RunState::Interrupted, detail)
+        .map_err(|e| e.to_string())
+}
+
+fn lock(journal: &Mutex<Journal>) -> std::sync::MutexGuard<'_, Journal> {
+    journal.lock().unwrap_or_else(|p| p.into_inner())
+}
