@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::After;
-use crate::dataset::pcm::PcmSpool;
+use crate::dataset::pcm::{pcm_tap, PcmSpool};
 use crate::dataset::Feed;
 use crate::hash::sha256_file;
 use crate::pipeline::cancel::Stopped;
@@ -85,11 +85,7 @@ pub fn process(
             }
         }
     };
-    let tap = spool.as_ref().map(|(s, _)| {
-        let s = s.clone();
-        Box::new(move |samples: &[f32]| s.lock().unwrap_or_else(|p| p.into_inner()).push(samples))
-            as Tap
-    });
+    let tap = spool.as_ref().map(|(s, _)| pcm_tap(s.clone()));
     let source = input.display().to_string();
     let done = match transcribe_to_outputs(
         &input,

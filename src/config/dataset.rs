@@ -1,7 +1,6 @@
 //! `[[dataset]]`: training data cut from the transcripts of some sources, an hours
 //! threshold, and the trainer to run when it is crossed.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -17,8 +16,12 @@ pub struct DatasetConfig {
     pub name: Spanned<String>,
     /// `[[watch]]` paths and/or `[[s3]]` queue URLs, as written there.
     pub sources: Spanned<Vec<String>>,
-    /// Where the manifest, segment audio and runs live (a local folder).
-    pub path: Spanned<PathBuf>,
+    /// Where the manifest, segment audio and runs live: a local folder, or
+    /// `s3://bucket/prefix` (then a working copy is kept beside the journal).
+    pub path: Spanned<String>,
+    /// Path-style addressing for an `s3://` path (S3-compatible stores, emulators).
+    #[serde(default)]
+    pub force_path_style: bool,
     /// New hours (since the last successful run) that start a training run.
     pub train_after_hours: Spanned<f64>,
     /// At least this long between the starts of two runs.
@@ -138,13 +141,17 @@ impl DatasetConfig {
                 ));
             }
         }
-        if self.path.get_ref().to_string_lossy().starts_with("s3://") {
-            out.push((
-                self.path.span(),
-                format!(
-                    "dataset[{i}].path: datasets in S3 are not supported yet; use a local folder"
-                ),
-            ));
+        let path = self.path.get_ref();
+        if path.is_empty() {
+            out.push((self.path.span(), format!("dataset[{i}].path is empty")));
+        }
+        if let Some(rest) = path.strip_prefix("s3://") {
+            if rest.split('/').next().unwrap_or_default().is_empty() {
+                out.push((
+                    self.path.span(),
+                    format!("dataset[{i}].path {path:?} names no bucket (s3://bucket/prefix)"),
+                ));
+            }
         }
         let hours = *self.train_after_hours.get_ref();
         if !hours.is_finite() || hours <= 0.0 {

@@ -367,14 +367,7 @@ impl Config {
             for (span, message) in d.problems(i, &known) {
                 err(span, message);
             }
-            for s in d.sources.get_ref() {
-                if self.s3.iter().any(|q| q.queue_url.get_ref() == s) {
-                    err(
-                        d.sources.span(),
-                        format!("dataset[{i}].sources: S3 sources cannot feed datasets yet ({s}); use a [[watch]] folder"),
-                    );
-                }
-            }
+
             for (j, other) in self.dataset.iter().enumerate().skip(i + 1) {
                 if other.name.get_ref() == d.name.get_ref() {
                     err(

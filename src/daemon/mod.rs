@@ -249,10 +249,16 @@ pub async fn run_with(
         .parent()
         .map(|p| p.join("spool"))
         .unwrap_or_else(|| PathBuf::from("spool"));
+    let work_dir = config
+        .journal
+        .path
+        .parent()
+        .map(|p| p.join("datasets"))
+        .unwrap_or_else(|| PathBuf::from("datasets"));
     let datasets: Vec<Arc<Dataset>> = config
         .dataset
         .iter()
-        .map(|c| Arc::new(Dataset::from_config(c)))
+        .map(|c| Arc::new(Dataset::from_config(c, &work_dir)))
         .collect();
     let feeds = dataset_feeds(&config, &datasets);
     if !queues.is_empty() || !datasets.is_empty() {

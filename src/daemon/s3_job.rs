@@ -17,12 +17,15 @@ use tokio::io::AsyncWriteExt;
 use super::{QueueInfo, Shared};
 use crate::aws::{describe, is_outage};
 use crate::config::S3After;
+use crate::dataset::pcm::{pcm_tap, PcmSpool};
+use crate::dataset::Feed;
 use crate::journal::{Input, JournalError, State};
 use crate::pipeline::decode::AudioDecoder16k;
+use crate::pipeline::decode::Tap;
 use crate::pipeline::transcribe::{DecodeOptions, Transcriber};
 use crate::sinks::s3::{put_once, OutputObject};
 use crate::sources::sqs::delete;
-use crate::worker::{transcribe_decoder, transcribe_to_outputs, Outcome};
+use crate::worker::{transcribe_decoder, transcribe_to_outputs, Outcome, Transcribed};
 
 /// Why a key cannot be processed, if it cannot.
 pub fn unsafe_key(key: &str) -> Option<&'static str> {
@@ -145,13 +148,29 @@ async fn process(
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    let (rendered, sha) = if ext.as_deref().is_some_and(|e| STREAMED.contains(&e)) {
-        transcribe_streamed(shared, q, key, &uri, ext, transcriber, opts).await?
-    } else {
-        transcribe_spooled(shared, q, key, &uri, transcriber, opts).await?
+    // Inputs that feed datasets keep their decoded audio while they are transcribed.
+    let feeds = shared.feeds.get(&input.source).cloned();
+    let keep = match feeds
+        .as_ref()
+        .map(|_| PcmSpool::create(&shared.spool))
+        .transpose()
+    {
+        Ok(k) => k,
+        Err(e) => {
+            return Err(Stop::Job(Outcome::Transient {
+                stage: "dataset",
+                reason: format!("cannot create an audio spool file: {e}"),
+            }))
+        }
     };
-    let mut outputs = Vec::with_capacity(rendered.len());
-    for (format, bytes) in rendered {
+    let tap = keep.as_ref().map(|(s, _)| pcm_tap(s.clone()));
+    let (done, sha) = if ext.as_deref().is_some_and(|e| STREAMED.contains(&e)) {
+        transcribe_streamed(shared, q, key, &uri, ext, transcriber, opts, tap).await?
+    } else {
+        transcribe_spooled(shared, q, key, &uri, transcriber, opts, tap).await?
+    };
+    let mut outputs = Vec::with_capacity(done.outputs.len());
+    for (format, bytes) in done.outputs {
         let out_key = output_key(q, key, format.extension());
         let target = OutputObject {
             bucket: &q.output_bucket,
@@ -165,6 +184,31 @@ async fn process(
             .map_err(|e| s3_failure("write", e.outage, e.reason))?;
         outputs.push(format!("s3://{}/{out_key}", q.output_bucket));
     }
+    if let (Some(datasets), Some((spool, pcm))) = (feeds, keep) {
+        let (s, transcript) = (shared.clone(), done.transcript);
+        let added = tokio::task::spawn_blocking(move || {
+            spool
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .finish()
+                .map_err(|e| format!("cannot keep the decoded audio: {e}"))?;
+            let feed = Feed {
+                datasets: &datasets,
+                journal: &s.journal,
+                spool_dir: &s.spool,
+            };
+            feed.add(&uri, &sha, &transcript, &pcm)
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("dataset step ended abnormally: {e}")));
+        if let Err(reason) = added {
+            return Err(Stop::Job(Outcome::Transient {
+                stage: "dataset",
+                reason,
+            }));
+        }
+        shared.train_wake.notify_one();
+    }
     Ok(outputs)
 }
 
@@ -172,8 +216,6 @@ async fn process(
 /// back. Everything else (MP4/M4A/MOV, CAF, Matroska/WebM, unknown) may need to seek and is
 /// spooled to a file first.
 const STREAMED: &[&str] = &["wav", "flac", "mp3", "ogg", "oga", "opus"];
-
-type Rendered = Vec<(crate::pipeline::render::Format, Vec<u8>)>;
 
 fn worker_died(e: tokio::task::JoinError) -> Outcome {
     Outcome::Transient {
@@ -183,6 +225,7 @@ fn worker_died(e: tokio::task::JoinError) -> Outcome {
 }
 
 /// Decodes the object as it downloads; the hash is finished by the download task.
+#[allow(clippy::too_many_arguments)]
 async fn transcribe_streamed(
     shared: &Arc<Shared>,
     q: &QueueInfo,
@@ -191,7 +234,8 @@ async fn transcribe_streamed(
     ext: Option<String>,
     transcriber: &Arc<dyn Transcriber>,
     opts: DecodeOptions,
-) -> Result<(Rendered, String), Stop> {
+    tap: Option<Tap>,
+) -> Result<(Transcribed, String), Stop> {
     let resp = q
         .clients
         .s3
@@ -208,35 +252,35 @@ async fn transcribe_streamed(
         shared.asr_limits,
         uri.to_string(),
     );
-    let rendered = tokio::task::spawn_blocking(move || {
-        let decoder =
-            AudioDecoder16k::open_stream(Box::new(reader), ext.as_deref()).map_err(|e| {
-                Outcome::Permanent {
+    let rendered =
+        tokio::task::spawn_blocking(move || {
+            let mut decoder = AudioDecoder16k::open_stream(Box::new(reader), ext.as_deref())
+                .map_err(|e| Outcome::Permanent {
                     stage: "decode",
                     reason: e.to_string(),
-                }
-            })?;
-        let sha = move || match hashed.recv() {
-            Ok(Ok(sha)) => Ok(sha),
-            Ok(Err(why)) => Err(Outcome::Transient {
-                stage: "fetch",
-                reason: why,
-            }),
-            Err(_) => Err(Outcome::Transient {
-                stage: "fetch",
-                reason: "the download ended without a result".into(),
-            }),
-        };
-        transcribe_decoder(decoder, source, &formats, &t, &opts, sha, &|secs| {
-            limits.job_timeout(secs)
+                })?;
+            decoder.set_tap(tap);
+            let sha = move || match hashed.recv() {
+                Ok(Ok(sha)) => Ok(sha),
+                Ok(Err(why)) => Err(Outcome::Transient {
+                    stage: "fetch",
+                    reason: why,
+                }),
+                Err(_) => Err(Outcome::Transient {
+                    stage: "fetch",
+                    reason: "the download ended without a result".into(),
+                }),
+            };
+            transcribe_decoder(decoder, source, &formats, &t, &opts, sha, &|secs| {
+                limits.job_timeout(secs)
+            })
+            .map(|r| (r, ()))
         })
-        .map(|r| (r, ()))
-    })
-    .await
-    .unwrap_or_else(|e| Err(worker_died(e)));
+        .await
+        .unwrap_or_else(|e| Err(worker_died(e)));
     match rendered {
         Ok((r, ())) => match download.await {
-            Ok(Ok(sha)) => Ok((r.outputs, sha)),
+            Ok(Ok(sha)) => Ok((r, sha)),
             Ok(Err(why)) => Err(Stop::Unavailable(format!("{uri}: {why}"))),
             Err(e) => Err(Stop::Job(worker_died(e))),
         },
@@ -262,7 +306,8 @@ async fn transcribe_spooled(
     uri: &str,
     transcriber: &Arc<dyn Transcriber>,
     opts: DecodeOptions,
-) -> Result<(Rendered, String), Stop> {
+    tap: Option<Tap>,
+) -> Result<(Transcribed, String), Stop> {
     let (spool, sha) = download(&q.clients.s3, &q.spec.input_bucket, key, &shared.spool).await?;
     let (t, formats, limits) = (transcriber.clone(), q.formats.clone(), shared.asr_limits);
     let path = spool.path().to_path_buf();
@@ -276,14 +321,14 @@ async fn transcribe_spooled(
             &opts,
             Some(sha_for_job),
             &|secs| limits.job_timeout(secs),
-            None,
+            tap,
         )
     })
     .await
     .unwrap_or_else(|e| Err(worker_died(e)))
     .map_err(Stop::Job)?;
     drop(spool);
-    Ok((rendered.outputs, sha))
+    Ok((rendered, sha))
 }
 
 /// Streams the object into a new spool file, hashing it on the way.

@@ -11,12 +11,15 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 use super::Shared;
+use crate::dataset::s3_sync::sync;
 use crate::dataset::Dataset;
 use crate::journal::RunState;
 use crate::training::gpu::{self, GpuInfo};
 use crate::training::run::{self, Plan};
 
 const TICK: Duration = Duration::from_secs(5);
+/// How long a stopping daemon spends copying what is left to S3.
+const FINAL_SYNC: Duration = Duration::from_secs(10);
 
 pub(super) async fn trainer_loop(
     shared: Arc<Shared>,
@@ -24,12 +27,28 @@ pub(super) async fn trainer_loop(
     stop: watch::Receiver<bool>,
 ) {
     reap_interrupted(&shared).await;
+    let mut remotes = Vec::new();
+    for d in &shared.datasets {
+        if let Some(r) = &d.remote {
+            let clients = crate::aws::clients(r.force_path_style).await;
+            remotes.push((d.clone(), clients.s3));
+        }
+    }
     let active: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut runs = tokio::task::JoinSet::new();
     let mut stop_seen = stop.clone();
     loop {
         if *stop_seen.borrow() {
             break;
+        }
+        for (d, s3) in &remotes {
+            match sync(d, s3, &shared.journal).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(dataset = %d.name, objects = n, "dataset copied to S3"),
+                Err(e) => {
+                    tracing::warn!(dataset = %d.name, error = %e, "cannot copy the dataset to S3 now; will retry")
+                }
+            }
         }
         for d in &shared.datasets {
             if active
@@ -92,6 +111,12 @@ pub(super) async fn trainer_loop(
     }
     // Stopping: each run's supervisor stops its trainer and records it as interrupted.
     while runs.join_next().await.is_some() {}
+    for (d, s3) in &remotes {
+        let last = tokio::time::timeout(FINAL_SYNC, sync(d, s3, &shared.journal)).await;
+        if !matches!(last, Ok(Ok(_))) {
+            tracing::warn!(dataset = %d.name, "dataset not fully copied to S3; the next start continues");
+        }
+    }
 }
 
 /// The dataset's new seconds if a run should start now.

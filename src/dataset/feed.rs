@@ -18,7 +18,12 @@ use crate::sinks::local::write_atomic;
 /// A configured dataset, as the daemon uses it.
 pub struct Dataset {
     pub name: String,
+    /// The dataset's folder (for an S3 dataset, its local working copy).
     pub root: PathBuf,
+    /// The S3 location it is copied to, if its `path` is `s3://…`.
+    pub remote: Option<Remote>,
+    /// The manifest changed since it was last copied to `remote`.
+    pub manifest_dirty: std::sync::atomic::AtomicBool,
     pub rules: Rules,
     pub language: Option<String>,
     pub threshold_seconds: f64,
@@ -26,6 +31,14 @@ pub struct Dataset {
     pub trainer: TrainerSpec,
     /// Appends to one manifest happen one at a time.
     append: Mutex<()>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub bucket: String,
+    /// Empty or ending in `/`.
+    pub prefix: String,
+    pub force_path_style: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -67,11 +80,31 @@ pub enum Added {
 }
 
 impl Dataset {
-    pub fn from_config(c: &DatasetConfig) -> Dataset {
+    /// `work_dir`: where an `s3://` dataset keeps its working copy (`<work_dir>/<name>`).
+    pub fn from_config(c: &DatasetConfig, work_dir: &Path) -> Dataset {
+        let path = c.path.get_ref();
+        let remote = path.strip_prefix("s3://").map(|rest| {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let prefix = prefix.trim_end_matches('/');
+            Remote {
+                bucket: bucket.to_string(),
+                prefix: if prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!("{prefix}/")
+                },
+                force_path_style: c.force_path_style,
+            }
+        });
+        let root = match &remote {
+            Some(_) => work_dir.join(c.name.get_ref()),
+            None => PathBuf::from(path),
+        };
         Dataset {
             name: c.name.get_ref().clone(),
-            root: std::path::absolute(c.path.get_ref())
-                .unwrap_or_else(|_| c.path.get_ref().clone()),
+            root: std::path::absolute(&root).unwrap_or(root),
+            remote,
+            manifest_dirty: std::sync::atomic::AtomicBool::new(true),
             rules: Rules {
                 min_seconds: *c.min_segment_seconds.get_ref(),
                 max_seconds: *c.max_segment_seconds.get_ref(),
@@ -158,6 +191,8 @@ impl Dataset {
         manifest::append_at(&manifest, offset, &lines)
             .map_err(|e| format!("cannot append to {}: {e}", manifest.display()))?;
         let seconds: f64 = lines.iter().map(|l| l.duration).sum();
+        self.manifest_dirty
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         lock(journal)
             .dataset_added(&self.name, sha256, seconds, lines.len())
             .map_err(|e| e.to_string())?;

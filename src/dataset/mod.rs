@@ -4,5 +4,6 @@ pub mod cut;
 pub mod feed;
 pub mod manifest;
 pub mod pcm;
+pub mod s3_sync;
 
 pub use feed::{Dataset, Feed};

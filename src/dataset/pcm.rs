@@ -57,6 +57,16 @@ impl PcmSpool {
     }
 }
 
+/// A decoder tap that copies every sample into `spool`.
+pub fn pcm_tap(spool: Arc<Mutex<PcmSpool>>) -> crate::pipeline::decode::Tap {
+    Box::new(move |samples: &[f32]| {
+        spool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(samples)
+    })
+}
+
 /// Samples `[start, end)` (in seconds) of a spool file, as a 16 kHz mono 16-bit WAV.
 pub fn wav_between(spool: &Path, start: f64, end: f64) -> std::io::Result<Vec<u8>> {
     let first = (start.max(0.0) * f64::from(RATE)).round() as u64;

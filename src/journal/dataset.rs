@@ -145,6 +145,30 @@ impl Journal {
         Ok(())
     }
 
+    /// Contents added to `dataset` whose audio is not yet copied to its remote storage.
+    pub fn dataset_unsynced(&self, dataset: &str) -> Result<Vec<String>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT sha256 FROM dataset_inputs WHERE dataset = ?1 AND state = 'added' AND synced = 0",
+            )
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map(params![dataset], |r| r.get(0))
+            .map_err(self.db())?;
+        rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+
+    pub fn dataset_mark_synced(&mut self, dataset: &str, sha256: &str) -> Result<(), JournalError> {
+        self.conn
+            .execute(
+                "UPDATE dataset_inputs SET synced = 1 WHERE dataset = ?1 AND sha256 = ?2",
+                params![dataset, sha256],
+            )
+            .map_err(self.db())?;
+        Ok(())
+    }
+
     pub fn ledger(&self, dataset: &str) -> Result<Ledger, JournalError> {
         self.conn
             .query_row(

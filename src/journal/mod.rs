@@ -104,6 +104,7 @@ CREATE TABLE IF NOT EXISTS dataset_inputs (
     segments        INTEGER NOT NULL DEFAULT 0,
     source          TEXT NOT NULL,
     at              INTEGER NOT NULL,
+    synced          INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (dataset, sha256)
 );
 CREATE TABLE IF NOT EXISTS datasets (

@@ -1,0 +1,187 @@
+//! Copies an `s3://` dataset's working copy to its bucket: each added input's segment audio,
+//! then the manifest (with `audio_filepath` rewritten to `s3://` URIs), then each finished
+//! run's folder with its `run.json` last, so a run whose `run.json` is in S3 is complete
+//! there. What fails is retried on the next pass; nothing is uploaded twice needlessly.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
+use aws_sdk_s3::primitives::ByteStream;
+
+use super::feed::{Dataset, Remote};
+use super::manifest::{self, Line};
+use crate::aws::describe;
+use crate::journal::Journal;
+use crate::training::run::RUN_JSON;
+
+/// Marks a run folder that is fully in S3.
+const UPLOADED: &str = ".uploaded";
+
+pub async fn sync(
+    d: &Dataset,
+    s3: &aws_sdk_s3::Client,
+    journal: &Mutex<Journal>,
+) -> Result<usize, String> {
+    let Some(remote) = &d.remote else {
+        return Ok(0);
+    };
+    let mut sent = 0;
+    let unsynced = lock(journal)
+        .dataset_unsynced(&d.name)
+        .map_err(|e| e.to_string())?;
+    for sha in unsynced {
+        let dir = d.root.join("audio").join(&sha[..sha.len().min(2)]);
+        for file in files_starting(&dir, &sha) {
+            let rel = file.strip_prefix(&d.root).unwrap_or(&file);
+            put_file(s3, remote, rel, &file).await?;
+            sent += 1;
+        }
+        lock(journal)
+            .dataset_mark_synced(&d.name, &sha)
+            .map_err(|e| e.to_string())?;
+    }
+    if d.manifest_dirty.swap(false, Ordering::SeqCst) {
+        if let Err(e) = put_manifest(d, s3, remote).await {
+            d.manifest_dirty.store(true, Ordering::SeqCst);
+            return Err(e);
+        }
+        sent += 1;
+    }
+    for run in finished_runs(&d.runs_dir()) {
+        sent += put_run(s3, remote, &d.root, &run).await?;
+    }
+    Ok(sent)
+}
+
+fn lock(journal: &Mutex<Journal>) -> std::sync::MutexGuard<'_, Journal> {
+    journal.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn uri(remote: &Remote, rel: &Path) -> String {
+    format!("s3://{}/{}{}", remote.bucket, remote.prefix, rel.display())
+}
+
+async fn put_file(
+    s3: &aws_sdk_s3::Client,
+    remote: &Remote,
+    rel: &Path,
+    file: &Path,
+) -> Result<(), String> {
+    let key = format!("{}{}", remote.prefix, rel.display());
+    let body = ByteStream::from_path(file)
+        .await
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    s3.put_object()
+        .bucket(&remote.bucket)
+        .key(&key)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("s3://{}/{key}: {}", remote.bucket, describe(&e)))?;
+    Ok(())
+}
+
+async fn put_manifest(d: &Dataset, s3: &aws_sdk_s3::Client, remote: &Remote) -> Result<(), String> {
+    let path = d.manifest();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let mut out = String::with_capacity(text.len());
+    for raw in text.split_inclusive('\n') {
+        match serde_json::from_str::<Line>(raw.trim_end()) {
+            Ok(mut line) => {
+                if let Ok(rel) = Path::new(&line.audio_filepath).strip_prefix(&d.root) {
+                    line.audio_filepath = uri(remote, rel);
+                }
+                out.push_str(&serde_json::to_string(&line).map_err(|e| e.to_string())?);
+                out.push('\n');
+            }
+            // Reported where the manifest is read; copied as it is.
+            Err(_) => out.push_str(raw),
+        }
+    }
+    let key = format!("{}{}", remote.prefix, manifest::FILE_NAME);
+    s3.put_object()
+        .bucket(&remote.bucket)
+        .key(&key)
+        .content_type("application/x-ndjson")
+        .body(ByteStream::from(out.into_bytes()))
+        .send()
+        .await
+        .map_err(|e| format!("s3://{}/{key}: {}", remote.bucket, describe(&e)))?;
+    Ok(())
+}
+
+/// Published runs not yet marked as uploaded.
+fn finished_runs(runs: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(runs) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_dir()
+                && !p.to_string_lossy().ends_with(".partial")
+                && p.join(RUN_JSON).is_file()
+                && !p.join(UPLOADED).exists()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+async fn put_run(
+    s3: &aws_sdk_s3::Client,
+    remote: &Remote,
+    root: &Path,
+    run: &Path,
+) -> Result<usize, String> {
+    let mut files = Vec::new();
+    let mut stack = vec![run.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        for e in entries.flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(p),
+                Ok(t) if t.is_file() => files.push(p),
+                _ => {}
+            }
+        }
+    }
+    let record = run.join(RUN_JSON);
+    files.retain(|f| *f != record && f.file_name().is_some_and(|n| n != UPLOADED));
+    files.sort();
+    files.push(record);
+    for f in &files {
+        let rel = f.strip_prefix(root).unwrap_or(f);
+        put_file(s3, remote, rel, f).await?;
+    }
+    std::fs::write(run.join(UPLOADED), b"")
+        .map_err(|e| format!("cannot mark {} uploaded: {e}", run.display()))?;
+    tracing::info!(run = %run.display(), to = %uri(remote, run.strip_prefix(root).unwrap_or(run)), files = files.len(), "run copied to S3");
+    Ok(files.len())
+}
+
+/// Files in `dir` whose names start with `prefix`.
+fn files_starting(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".wav"))
+        })
+        .collect();
+    out.sort();
+    out
+}
