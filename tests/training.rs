@@ -355,3 +355,36 @@ fn the_shipped_trainer_fine_tunes_on_the_dataset_and_its_checkpoint_is_published
     );
     assert!(folder.join("output/final/config.json").is_file());
 }
+
+#[test]
+fn an_exclusive_run_holds_transcription_and_a_shared_one_does_not() {
+    for (policy, waits) in [("exclusive", true), ("shared", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let cfg = config(
+            d,
+            0.0005,
+            "wait",
+            &format!("gpu_policy = {policy:?}\nretry_after = \"1h\""),
+        );
+        let daemon = start_daemon(&cfg);
+        drop_speech(d, &["one"]);
+        let (_, pids) = running_pids(d);
+        drop_speech(d, &["two"]);
+        let two = d.join("out/two.json");
+        if waits {
+            // Long enough for "two" to be transcribed several times over were it allowed.
+            std::thread::sleep(Duration::from_secs(15));
+            assert!(
+                !two.exists(),
+                "transcribed while an exclusive run held the GPU"
+            );
+            run(std::process::Command::new("kill").args(["-9", &pids[0].to_string()]));
+        }
+        wait_until("the second input's transcript", || two.is_file());
+        if !waits {
+            assert!(alive(pids[0]), "the shared run should still be going");
+        }
+        stop(daemon);
+    }
+}
