@@ -100,6 +100,15 @@ fn running_pids(d: &Path) -> (PathBuf, Vec<i32>) {
     (p, pids)
 }
 
+/// Starts the daemon on a fresh config, drops one input and waits for its trainer to run:
+/// (daemon, run folder, trainer pids).
+fn start_run(d: &Path, mode: &str, trainer: &str) -> (Daemon, PathBuf, Vec<i32>) {
+    let daemon = start_daemon(&config(d, 0.0005, mode, trainer));
+    drop_speech(d, &["one"]);
+    let (partial, pids) = running_pids(d);
+    (daemon, partial, pids)
+}
+
 fn alive(pid: i32) -> bool {
     // A zombie is dead for our purposes: its state is Z.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -210,10 +219,7 @@ fn a_failed_run_keeps_the_hours_and_the_next_run_follows() {
 fn a_hanging_trainer_is_killed_with_its_whole_process_group() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let config = config(d, 0.0005, "hang", "timeout = \"4s\"\nretry_after = \"1h\"");
-    let daemon = start_daemon(&config);
-    drop_speech(d, &["one"]);
-    let (_, pids) = running_pids(d);
+    let (daemon, _, pids) = start_run(d, "hang", "timeout = \"4s\"\nretry_after = \"1h\"");
     wait_until("the timed-out run", || !runs(d).is_empty());
     stop(daemon);
     let (_, run) = &runs(d)[0];
@@ -229,10 +235,7 @@ fn a_hanging_trainer_is_killed_with_its_whole_process_group() {
 fn a_trainer_killed_by_a_signal_is_a_failed_run() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let config = config(d, 0.0005, "wait", "retry_after = \"1h\"");
-    let daemon = start_daemon(&config);
-    drop_speech(d, &["one"]);
-    let (_, pids) = running_pids(d);
+    let (daemon, _, pids) = start_run(d, "wait", "retry_after = \"1h\"");
     run(std::process::Command::new("kill").args(["-9", &pids[0].to_string()]));
     wait_until("the killed run", || !runs(d).is_empty());
     stop(daemon);
@@ -246,10 +249,7 @@ fn a_trainer_killed_by_a_signal_is_a_failed_run() {
 fn a_run_cut_off_by_the_daemons_death_is_recorded_and_redone() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let cfg = config(d, 0.0005, "wait", "");
-    let mut daemon = start_daemon(&cfg);
-    drop_speech(d, &["one"]);
-    let (partial, pids) = running_pids(d);
+    let (mut daemon, partial, pids) = start_run(d, "wait", "");
     assert!(signal_daemon(&mut daemon, "KILL").code().is_none());
     // The trainer has its own process group: it outlives a kill -9 of the daemon…
     assert!(alive(pids[0]));
@@ -276,10 +276,7 @@ fn a_run_cut_off_by_the_daemons_death_is_recorded_and_redone() {
 fn sigterm_during_a_run_interrupts_it_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let cfg = config(d, 0.0005, "wait", "retry_after = \"1h\"");
-    let daemon = start_daemon(&cfg);
-    drop_speech(d, &["one"]);
-    let (_, pids) = running_pids(d);
+    let (daemon, _, pids) = start_run(d, "wait", "retry_after = \"1h\"");
     stop(daemon);
     let all = runs(d);
     assert_eq!(all.len(), 1);

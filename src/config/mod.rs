@@ -509,6 +509,38 @@ marker = ".done"
     }
 
     #[test]
+    fn datasets_are_checked_against_the_sources_and_their_rules() {
+        let good = format!(
+            "{GOOD}[[dataset]]\nname = \"calls\"\nsources = [\"var/inbox\"]\npath = \"s3://b/p\"\n\
+             train_after_hours = 2.5\n[dataset.trainer]\ncommand = [\"python3\", \"t.py\"]\n\
+             min_free_gpu_memory = \"6GiB\"\ngpu_policy = \"shared\"\n"
+        );
+        let c = Config::parse(&good, "t.toml", no_env).unwrap();
+        let d = &c.dataset[0];
+        assert_eq!(d.trainer.min_free_gpu_memory, Some(6 << 30));
+        assert_eq!(d.trainer.gpu_policy, GpuPolicy::Shared);
+        assert_eq!(*d.trainer.timeout.get_ref(), Duration::from_secs(7200));
+        let bad = good
+            .replace("name = \"calls\"", "name = \"my calls\"")
+            .replace("[\"var/inbox\"]", "[\"var/elsewhere\"]")
+            .replace("2.5", "0")
+            .replace("s3://b/p", "s3:///p")
+            .replace("[\"python3\", \"t.py\"]", "[]");
+        let e = Config::parse(&bad, "t.toml", no_env).unwrap_err();
+        let all: Vec<&str> = e.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(e.len(), 5, "{all:#?}");
+        for want in [
+            "letters, digits",
+            "var/elsewhere",
+            "names no bucket",
+            "train_after_hours",
+            "command is empty",
+        ] {
+            assert!(all.iter().any(|m| m.contains(want)), "{want} in {all:#?}");
+        }
+    }
+
+    #[test]
     fn environment_overrides_common_keys() {
         let env = |k: &str| match k {
             "HOTFOLDERD_ASR_THREADS" => Some("4".to_string()),

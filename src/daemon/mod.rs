@@ -243,18 +243,15 @@ pub async fn run_with(
         let q = QueueInfo::new(c).await;
         queues.insert(queue_source_id(&q.spec.queue_url), q);
     }
-    let spool = config
-        .journal
-        .path
-        .parent()
-        .map(|p| p.join("spool"))
-        .unwrap_or_else(|| PathBuf::from("spool"));
-    let work_dir = config
-        .journal
-        .path
-        .parent()
-        .map(|p| p.join("datasets"))
-        .unwrap_or_else(|| PathBuf::from("datasets"));
+    let beside_journal = |name: &str| {
+        config
+            .journal
+            .path
+            .parent()
+            .map_or_else(|| PathBuf::from(name), |p| p.join(name))
+    };
+    let spool = beside_journal("spool");
+    let work_dir = beside_journal("datasets");
     let datasets: Vec<Arc<Dataset>> = config
         .dataset
         .iter()

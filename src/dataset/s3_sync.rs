@@ -13,7 +13,7 @@ use super::feed::{Dataset, Remote};
 use super::manifest::{self, Line};
 use crate::aws::describe;
 use crate::journal::Journal;
-use crate::training::run::RUN_JSON;
+use crate::training::run::{files_under, RUN_JSON};
 
 /// Marks a run folder that is fully in S3.
 const UPLOADED: &str = ".uploaded";
@@ -140,23 +140,9 @@ async fn put_run(
     root: &Path,
     run: &Path,
 ) -> Result<usize, String> {
-    let mut files = Vec::new();
-    let mut stack = vec![run.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let entries =
-            std::fs::read_dir(&dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
-        for e in entries.flatten() {
-            let p = e.path();
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(p),
-                Ok(t) if t.is_file() => files.push(p),
-                _ => {}
-            }
-        }
-    }
     let record = run.join(RUN_JSON);
+    let mut files = files_under(run);
     files.retain(|f| *f != record && f.file_name().is_some_and(|n| n != UPLOADED));
-    files.sort();
     files.push(record);
     for f in &files {
         let rel = f.strip_prefix(root).unwrap_or(f);

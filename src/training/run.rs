@@ -352,29 +352,36 @@ fn record(
 
 /// Every file the trainer wrote, with its size and sha256.
 fn artifacts(output: &Path) -> Vec<Artifact> {
+    files_under(output)
+        .into_iter()
+        .map(|path| Artifact {
+            path: Path::new("output")
+                .join(path.strip_prefix(output).unwrap_or(&path))
+                .display()
+                .to_string(),
+            bytes: std::fs::metadata(&path).map_or(0, |m| m.len()),
+            sha256: crate::hash::sha256_file(&path).unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The regular files below `dir` (symlinks not followed), sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let mut stack = vec![output.to_path_buf()];
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
         for e in entries.flatten() {
-            let path = e.path();
             match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(path),
-                Ok(t) if t.is_file() => {
-                    let rel = path.strip_prefix(output).unwrap_or(&path);
-                    out.push(Artifact {
-                        path: Path::new("output").join(rel).display().to_string(),
-                        bytes: e.metadata().map_or(0, |m| m.len()),
-                        sha256: crate::hash::sha256_file(&path).unwrap_or_default(),
-                    });
-                }
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => out.push(e.path()),
                 _ => {}
             }
         }
     }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out.sort();
     out
 }
 
