@@ -91,7 +91,9 @@ async fn run_one(
 ) -> Result<(), JournalError> {
     let id = input.id;
     let cancel = Cancel::default();
-    shared.running().insert(id, cancel.clone());
+    shared
+        .running()
+        .insert(id, (cancel.clone(), std::time::Instant::now()));
     let _running = Running { shared, id };
     if *shared.stopping.borrow() {
         // Claimed just as the shutdown began: leave it for the next start.

@@ -8,6 +8,7 @@ mod jobs;
 mod receipts;
 mod s3_job;
 mod s3_removed;
+mod service;
 mod sqs_intake;
 mod training;
 
@@ -120,8 +121,8 @@ struct Shared {
     wake: Notify,
     workers: usize,
     asr_limits: JobLimits,
-    /// Stop tokens of the jobs running now, by input id.
-    running: Mutex<HashMap<i64, Cancel>>,
+    /// Stop tokens and start times of the jobs running now, by input id.
+    running: Mutex<HashMap<i64, (Cancel, std::time::Instant)>>,
     stopping: watch::Receiver<bool>,
 }
 
@@ -155,7 +156,7 @@ impl Shared {
         self.receipts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn running(&self) -> MutexGuard<'_, HashMap<i64, Cancel>> {
+    fn running(&self) -> MutexGuard<'_, HashMap<i64, (Cancel, std::time::Instant)>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -339,6 +340,8 @@ pub async fn run_with(
             stop_rx.clone(),
         ));
     }
+    // Everything is started (the model was loaded before `run_with`): tell systemd.
+    let notifier = tokio::spawn(service::notifier(shared.clone(), stop_rx.clone()));
     let trainer = (!shared.datasets.is_empty()).then(|| {
         tokio::spawn(training::trainer_loop(
             shared.clone(),
@@ -373,7 +376,7 @@ pub async fn run_with(
         let stopped: Vec<i64> = shared
             .running()
             .iter()
-            .map(|(id, c)| {
+            .map(|(id, (c, _))| {
                 c.cancel();
                 *id
             })
@@ -392,6 +395,7 @@ pub async fn run_with(
         // Its runs were told to stop with everything else; each records itself interrupted.
         let _ = t.await;
     }
+    let _ = notifier.await;
     Ok(())
 }
 

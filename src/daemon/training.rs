@@ -36,6 +36,7 @@ pub(super) async fn trainer_loop(
     }
     let active: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut runs = tokio::task::JoinSet::new();
+    let mut waiting_for_gpu = HashSet::new();
     let mut stop_seen = stop.clone();
     loop {
         if *stop_seen.borrow() {
@@ -62,9 +63,13 @@ pub(super) async fn trainer_loop(
                 continue;
             };
             if let Err(why) = gpu::check(gpu.as_ref(), d.trainer.min_free_gpu_memory) {
-                tracing::info!(dataset = %d.name, %why, "training is due but waits for GPU memory");
+                // Said once per wait, not every tick.
+                if waiting_for_gpu.insert(d.name.clone()) {
+                    tracing::info!(dataset = %d.name, %why, "training is due but waits for GPU memory");
+                }
                 continue;
             }
+            waiting_for_gpu.remove(&d.name);
             let plan = Plan {
                 id: run::new_id(&d.name),
                 dataset: d.clone(),

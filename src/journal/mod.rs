@@ -471,6 +471,14 @@ impl Journal {
     }
 
     /// How many inputs are in each state.
+    /// Proves the journal can still take a write: takes the write lock and lets it go.
+    /// Blocks while another connection holds it (up to the busy timeout).
+    pub fn probe(&mut self) -> Result<(), JournalError> {
+        let db = db_error(&self.path);
+        let tx = begin(&mut self.conn, &self.path)?;
+        tx.rollback().map_err(&db)
+    }
+
     pub fn counts(&self) -> Result<Vec<(State, i64)>, JournalError> {
         State::ALL
             .iter()
