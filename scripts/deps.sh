@@ -6,8 +6,9 @@ set -euo pipefail
 # cmake + C/C++ toolchain: whisper.cpp.  clang/libclang-dev (14 on Debian 12): bindgen
 # (libclang1-14 alone is not enough: it silently falls back).  libopus-dev + pkg-config: Opus.
 # ffmpeg, espeak-ng, sox: test audio and the bundled sample. python3-venv: the S3/SQS
-# emulator (moto) the tests run, installed from PyPI into a venv.
-PACKAGES=(cmake build-essential pkg-config clang libclang-dev libopus-dev ffmpeg espeak-ng sox python3-venv)
+# emulator (moto) the tests run, installed from PyPI into a venv. systemd: systemd-analyze,
+# which scores the unit's hardening in the tests.
+PACKAGES=(cmake build-essential pkg-config clang libclang-dev libopus-dev ffmpeg espeak-ng sox python3-venv systemd)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
