@@ -30,7 +30,7 @@ pub fn run(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(crate::daemon::run(config)) {
+    match runtime.block_on(crate::daemon::run(config, path.to_path_buf())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hotfolderd: {e}");

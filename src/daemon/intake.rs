@@ -67,8 +67,7 @@ fn record(shared: &Shared, candidates: &[Candidate]) {
 /// Completes the after-action of an input whose outputs are already journaled.
 fn finish_after(shared: &Shared, source: &str, rel: &Path) {
     let Some(folder) = shared
-        .folders
-        .get(source)
+        .folder(source)
         .filter(|f| f.after != crate::config::After::Keep)
     else {
         return;

@@ -103,12 +103,12 @@ async fn run_one(
         cancel,
         ..opts.clone()
     };
-    if let Some(folder) = shared.folders.get(&input.source) {
+    if let Some(folder) = shared.folder(&input.source) {
         let job = folder.job(PathBuf::from(&input.key));
         return run_folder_job(shared, &input, job, transcriber, opts).await;
     }
-    if let Some(q) = shared.queues.get(&input.source) {
-        return super::s3_job::run(shared, &input, q, transcriber, opts).await;
+    if let Some(q) = shared.queue(&input.source) {
+        return super::s3_job::run(shared, &input, &q, transcriber, opts).await;
     }
     // A source removed from the config: its inputs wait for it to come back.
     tracing::warn!(id, source = %input.source, "input from a source no longer configured; left queued");

@@ -9,24 +9,25 @@ mod receipts;
 mod s3_job;
 mod s3_removed;
 mod service;
+mod sources;
 mod sqs_intake;
 mod training;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::config::{Config, JobLimits, Malformed, S3After, S3Config, WatchConfig};
+use crate::config::{Config, JobLimits, Malformed, S3After, S3Config};
 use crate::dataset::Dataset;
 use crate::journal::{Journal, JournalError};
 use crate::pipeline::cancel::Cancel;
 use crate::pipeline::render::Format;
 use crate::pipeline::transcribe::{DecodeOptions, Transcriber, WhisperTranscriber};
-use crate::sources::fs::{watch_folder, Candidate, FolderSpec};
-use crate::sources::sqs::{poll_queue, Delivery, QueueSpec};
+use crate::sources::fs::Candidate;
+use crate::sources::sqs::{Delivery, QueueSpec};
 use crate::worker::FolderJob;
 
 /// After the grace period, how long stopped jobs get to record that they were stopped.
@@ -103,8 +104,9 @@ impl QueueInfo {
 
 struct Shared {
     journal: Mutex<Journal>,
-    folders: HashMap<String, FolderInfo>,
-    queues: HashMap<String, QueueInfo>,
+    /// The configured sources by source id; SIGHUP replaces them (`sources.rs`).
+    folders: RwLock<HashMap<String, FolderInfo>>,
+    queues: RwLock<HashMap<String, Arc<QueueInfo>>>,
     /// SQS messages of the inputs not yet final.
     receipts: Mutex<receipts::Receipts>,
     /// Where S3 objects are downloaded to, and decoded audio kept for datasets, while
@@ -160,6 +162,16 @@ impl Shared {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn folder(&self, source: &str) -> Option<FolderInfo> {
+        let folders = self.folders.read().unwrap_or_else(|p| p.into_inner());
+        folders.get(source).cloned()
+    }
+
+    fn queue(&self, source: &str) -> Option<Arc<QueueInfo>> {
+        let queues = self.queues.read().unwrap_or_else(|p| p.into_inner());
+        queues.get(source).cloned()
+    }
+
     /// Wakes up to `queued` idle workers (a wake-up with nobody waiting is kept for the next).
     fn wake_workers(&self, queued: usize) {
         for _ in 0..queued.min(self.workers) {
@@ -192,12 +204,18 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 /// Runs the daemon with the configured Whisper model until SIGTERM/SIGINT.
-pub async fn run(config: Config) -> Result<(), DaemonError> {
+/// The daemon as `hotfolderd run` starts it: the model loaded up front, SIGTERM/SIGINT to
+/// stop, SIGHUP to re-read `path`.
+pub async fn run(config: Config, path: PathBuf) -> Result<(), DaemonError> {
     let transcriber: Arc<dyn Transcriber> = Arc::new(
         WhisperTranscriber::load(&config.asr.model)
             .map_err(|e| DaemonError::Setup(e.to_string()))?,
     );
-    run_with(config, transcriber, wait_for_signal()).await
+    let (tx, rx) = mpsc::channel(1);
+    let hup = tokio::spawn(service::reload_on_sighup(path, tx));
+    let result = run_reloading(config, transcriber, wait_for_signal(), rx).await;
+    hup.abort();
+    result
 }
 
 /// Runs the daemon with the given transcriber until `shutdown` completes (benchmarks of
@@ -206,6 +224,17 @@ pub async fn run_with(
     config: Config,
     transcriber: Arc<dyn Transcriber>,
     shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let (_never, reloads) = mpsc::channel(1);
+    run_reloading(config, transcriber, shutdown, reloads).await
+}
+
+/// The same, taking new configurations from `reloads` while it runs.
+async fn run_reloading(
+    config: Config,
+    transcriber: Arc<dyn Transcriber>,
+    shutdown: impl std::future::Future<Output = ()>,
+    mut reloads: mpsc::Receiver<Config>,
 ) -> Result<(), DaemonError> {
     let mut journal = Journal::open(&config.journal.path)?;
     let recovered = journal.recover()?;
@@ -219,31 +248,6 @@ pub async fn run_with(
         audio_ctx: config.asr.audio_ctx,
         ..DecodeOptions::default()
     };
-    let folders: HashMap<String, FolderInfo> = config
-        .watch
-        .iter()
-        .map(|w: &WatchConfig| {
-            let root = absolute(w.path.get_ref());
-            let info = FolderInfo {
-                root: root.clone(),
-                output: absolute(w.output.get_ref()),
-                formats: w.formats.get_ref().clone(),
-                after: w.after,
-            };
-            (source_id(&root), info)
-        })
-        .collect();
-    for f in folders.values() {
-        let n = crate::sinks::local::remove_stale_temps(&f.output);
-        if n > 0 {
-            tracing::info!(output = %f.output.display(), removed = n, "removed temporary files left by an interrupted write");
-        }
-    }
-    let mut queues = HashMap::new();
-    for c in &config.s3 {
-        let q = QueueInfo::new(c).await;
-        queues.insert(queue_source_id(&q.spec.queue_url), q);
-    }
     let beside_journal = |name: &str| {
         config
             .journal
@@ -259,22 +263,20 @@ pub async fn run_with(
         .map(|c| Arc::new(Dataset::from_config(c, &work_dir)))
         .collect();
     let feeds = dataset_feeds(&config, &datasets);
-    if !queues.is_empty() || !datasets.is_empty() {
-        std::fs::create_dir_all(&spool)
-            .map_err(|e| DaemonError::Setup(format!("cannot create {}: {e}", spool.display())))?;
-        // Spool files of a job a crash interrupted: the job is redone from the journal.
-        if let Ok(entries) = std::fs::read_dir(&spool) {
-            for e in entries.flatten() {
-                let _ = std::fs::remove_file(e.path());
-            }
+    std::fs::create_dir_all(&spool)
+        .map_err(|e| DaemonError::Setup(format!("cannot create {}: {e}", spool.display())))?;
+    // Spool files of a job a crash interrupted: the job is redone from the journal.
+    if let Ok(entries) = std::fs::read_dir(&spool) {
+        for e in entries.flatten() {
+            let _ = std::fs::remove_file(e.path());
         }
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers = (*config.asr.workers.get_ref()).max(1);
     let shared = Arc::new(Shared {
         journal: Mutex::new(journal),
-        folders,
-        queues,
+        folders: RwLock::new(HashMap::new()),
+        queues: RwLock::new(HashMap::new()),
         receipts: Mutex::new(receipts::Receipts::default()),
         spool,
         feeds,
@@ -293,44 +295,11 @@ pub async fn run_with(
     }
 
     let (cand_tx, cand_rx) = mpsc::channel::<Candidate>(4096);
-    let mut sources = Vec::new();
-    for w in &config.watch {
-        let spec = FolderSpec {
-            root: absolute(w.path.get_ref()),
-            stable_for: *w.stable_for.get_ref(),
-            rescan_every: *w.rescan_every.get_ref(),
-            marker: w.marker.clone().filter(|m| !m.is_empty()),
-        };
-        sources.push(tokio::spawn(watch_folder(
-            spec,
-            cand_tx.clone(),
-            stop_rx.clone(),
-        )));
-    }
-    drop(cand_tx);
     let intake = tokio::spawn(intake::intake(shared.clone(), cand_rx));
     let (del_tx, del_rx) = mpsc::channel::<Delivery>(256);
-    let mut pollers = Vec::new();
-    for q in shared.queues.values() {
-        let (s, url) = (shared.clone(), q.spec.queue_url.clone());
-        // Hold at most a few jobs' worth beyond what the workers are running.
-        let most = workers * 2;
-        let room = move || most.saturating_sub(s.receipts().inputs_from(&url));
-        pollers.push(tokio::spawn(poll_queue(
-            q.spec.clone(),
-            q.clients.sqs.clone(),
-            del_tx.clone(),
-            room,
-            stop_rx.clone(),
-        )));
-        pollers.push(tokio::spawn(heartbeat(
-            shared.clone(),
-            q.spec.queue_url.clone(),
-            stop_rx.clone(),
-        )));
-    }
-    drop(del_tx);
     let sqs_intake = tokio::spawn(sqs_intake::sqs_intake(shared.clone(), del_rx));
+    let mut sources = sources::Sources::new(shared.clone(), cand_tx, del_tx);
+    sources.apply(&config).await;
     let mut pool = tokio::task::JoinSet::new();
     for _ in 0..workers {
         pool.spawn(jobs::work(
@@ -349,27 +318,24 @@ pub async fn run_with(
             stop_rx.clone(),
         ))
     });
-    tracing::info!(
-        folders = config.watch.len(),
-        queues = config.s3.len(),
-        workers,
-        "hotfolderd running"
-    );
+    let (folders, queues) = sources.counts();
+    tracing::info!(folders, queues, workers, "hotfolderd running");
 
-    shutdown.await;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(new) = reloads.recv() => service::reload(&mut sources, &new).await,
+        }
+    }
     let grace = *config.daemon.shutdown_grace.get_ref();
     tracing::info!(
         ?grace,
         "stopping: no new files; letting running jobs finish"
     );
     let _ = stop_tx.send(true);
-    for s in sources {
-        let _ = s.await;
-    }
+    sources.stop_all().await;
     let _ = intake.await;
-    for p in pollers {
-        let _ = p.await;
-    }
     let _ = sqs_intake.await;
     let drained = tokio::time::timeout(grace, async { while pool.join_next().await.is_some() {} });
     if drained.await.is_err() {
@@ -403,7 +369,7 @@ pub async fn run_with(
 /// inputs queued or running here), so none reappears for another daemon while this one
 /// still has it.
 async fn heartbeat(shared: Arc<Shared>, queue_url: String, mut stop: watch::Receiver<bool>) {
-    let Some(q) = shared.queues.get(&queue_source_id(&queue_url)) else {
+    let Some(q) = shared.queue(&queue_source_id(&queue_url)) else {
         return;
     };
     let every = q.spec.visibility_timeout / 3;

@@ -13,11 +13,11 @@ use crate::sources::s3_event::ObjectEvent;
 use crate::sources::sqs::{delete, Message};
 
 pub(super) async fn handle(shared: Arc<Shared>, message: Message, event: ObjectEvent) {
-    let Some(q) = shared.queues.get(&queue_source_id(&message.queue_url)) else {
+    let Some(q) = shared.queue(&queue_source_id(&message.queue_url)) else {
         return;
     };
     let uri = format!("s3://{}/{}", event.bucket, event.key);
-    match delete_outputs(q, &event.key).await {
+    match delete_outputs(&q, &event.key).await {
         Ok(Removal::Deleted(n)) => {
             // An upload of the same bytes later must be transcribed again, not skipped as
             // an input already done.

@@ -111,3 +111,54 @@ fn jobs_within_limits(shared: &Shared) -> bool {
         .values()
         .all(|(_, started)| started.elapsed() <= most)
 }
+
+/// Re-reads the configuration at `path` on every SIGHUP and hands it on; a configuration
+/// with problems is refused (each problem logged) and the running one stays.
+pub(super) async fn reload_on_sighup(
+    path: std::path::PathBuf,
+    tx: tokio::sync::mpsc::Sender<crate::config::Config>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reloading is off");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match crate::config::Config::load(&path) {
+            Ok(config) => {
+                if tx.send(config).await.is_err() {
+                    return;
+                }
+            }
+            Err(problems) => {
+                for p in &problems {
+                    tracing::error!(problem = %p, "reload refused");
+                }
+                tracing::error!(config = %path.display(), problems = problems.len(), "the new configuration has problems; still running the previous one");
+            }
+        }
+    }
+}
+
+/// Applies a new configuration's sources, telling systemd while it does.
+pub(super) async fn reload(sources: &mut super::sources::Sources, config: &crate::config::Config) {
+    if under_systemd() {
+        let mut states = vec![NotifyState::Reloading];
+        if let Ok(now) = NotifyState::monotonic_usec_now() {
+            states.push(now);
+        }
+        notify(&states);
+    }
+    let (started, stopped) = sources.apply(config).await;
+    let (folders, queues) = sources.counts();
+    tracing::info!(
+        started,
+        stopped,
+        folders,
+        queues,
+        "configuration reloaded (changes outside [[watch]] and [[s3]] apply at the next restart)"
+    );
+    if under_systemd() {
+        notify(&[NotifyState::Ready]);
+    }
+}

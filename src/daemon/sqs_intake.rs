@@ -25,7 +25,7 @@ pub(super) async fn sqs_intake(shared: Arc<Shared>, mut rx: mpsc::Receiver<Deliv
         let s = shared.clone();
         let done = tokio::task::spawn_blocking(move || record(&s, d)).await;
         let Ok(Some(message)) = done else { continue };
-        if let Some(q) = shared.queues.get(&queue_source_id(&message.queue_url)) {
+        if let Some(q) = shared.queue(&queue_source_id(&message.queue_url)) {
             delete(&q.clients.sqs, &message).await;
         }
     }
@@ -116,7 +116,7 @@ fn record(shared: &Shared, d: Delivery) -> Option<Message> {
                     tracing::error!(message = %message.message_id, error = %e, "cannot journal a malformed message")
                 }
             }
-            let policy = shared.queues.get(&source).map(|q| q.malformed);
+            let policy = shared.queue(&source).map(|q| q.malformed);
             (policy == Some(Malformed::Delete)).then_some(message)
         }
     }

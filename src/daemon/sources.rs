@@ -1,0 +1,241 @@
+//! The running sources (watched folders, SQS queues) and their tasks, as the configuration
+//! names them. `apply` brings them in line with a configuration: at start-up, and again on
+//! SIGHUP, when sources that were added start, removed ones stop (their running jobs finish;
+//! their queued inputs wait for the source to come back), and changed ones restart with the
+//! new settings. Other sections take effect at the next restart.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::{absolute, heartbeat, queue_source_id, source_id, FolderInfo, QueueInfo, Shared};
+use crate::config::{Config, S3Config, WatchConfig};
+use crate::sources::fs::{watch_folder, Candidate, FolderSpec};
+use crate::sources::sqs::{poll_queue, Delivery};
+
+/// One source's tasks, and what it was started with.
+struct Running {
+    settings: String,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+pub(super) struct Sources {
+    shared: Arc<Shared>,
+    candidates: mpsc::Sender<Candidate>,
+    deliveries: mpsc::Sender<Delivery>,
+    running: HashMap<String, Running>,
+}
+
+/// What a folder's settings are, for telling whether a reload changed them.
+fn folder_settings(w: &WatchConfig) -> String {
+    format!(
+        "{:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+        w.path.get_ref(),
+        w.output.get_ref(),
+        w.stable_for.get_ref(),
+        w.after,
+        w.formats.get_ref(),
+        w.rescan_every.get_ref(),
+        w.marker
+    )
+}
+
+fn queue_settings(c: &S3Config) -> String {
+    format!(
+        "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+        c.queue_url.get_ref(),
+        c.input_bucket.get_ref(),
+        c.input_prefix,
+        c.output_bucket.get_ref(),
+        c.output_prefix.get_ref(),
+        c.formats.get_ref(),
+        c.after,
+        c.visibility_timeout.get_ref(),
+        c.max_messages.get_ref(),
+        c.wait_time.get_ref(),
+        c.max_object_size.get_ref(),
+        c.multipart_threshold.get_ref(),
+        c.force_path_style,
+        c.malformed,
+        c.on_removed,
+    )
+}
+
+impl Sources {
+    pub fn new(
+        shared: Arc<Shared>,
+        candidates: mpsc::Sender<Candidate>,
+        deliveries: mpsc::Sender<Delivery>,
+    ) -> Sources {
+        Sources {
+            shared,
+            candidates,
+            deliveries,
+            running: HashMap::new(),
+        }
+    }
+
+    /// Starts, stops and restarts sources so they match `config`. Returns (started, stopped).
+    pub async fn apply(&mut self, config: &Config) -> (usize, usize) {
+        let mut wanted: HashMap<String, String> = HashMap::new();
+        for w in &config.watch {
+            wanted.insert(source_id(&absolute(w.path.get_ref())), folder_settings(w));
+        }
+        for c in &config.s3 {
+            wanted.insert(queue_source_id(c.queue_url.get_ref()), queue_settings(c));
+        }
+        let mut stopped = 0;
+        let ids: Vec<String> = self.running.keys().cloned().collect();
+        for id in ids {
+            if wanted.get(&id) != self.running.get(&id).map(|r| &r.settings) {
+                if let Some(r) = self.running.remove(&id) {
+                    r.stop().await;
+                    stopped += 1;
+                }
+                self.forget(&id);
+            }
+        }
+        let mut started = 0;
+        for w in &config.watch {
+            let id = source_id(&absolute(w.path.get_ref()));
+            if !self.running.contains_key(&id) {
+                self.start_folder(w, id);
+                started += 1;
+            }
+        }
+        for c in &config.s3 {
+            let id = queue_source_id(c.queue_url.get_ref());
+            if !self.running.contains_key(&id) {
+                self.start_queue(c, id).await;
+                started += 1;
+            }
+        }
+        (started, stopped)
+    }
+
+    fn forget(&self, id: &str) {
+        let mut folders = self
+            .shared
+            .folders
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        folders.remove(id);
+        drop(folders);
+        let mut queues = self
+            .shared
+            .queues
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        queues.remove(id);
+    }
+
+    fn start_folder(&mut self, w: &WatchConfig, id: String) {
+        let root = absolute(w.path.get_ref());
+        let info = FolderInfo {
+            root: root.clone(),
+            output: absolute(w.output.get_ref()),
+            formats: w.formats.get_ref().clone(),
+            after: w.after,
+        };
+        let n = crate::sinks::local::remove_stale_temps(&info.output);
+        if n > 0 {
+            tracing::info!(output = %info.output.display(), removed = n, "removed temporary files left by an interrupted write");
+        }
+        self.shared
+            .folders
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), info);
+        let spec = FolderSpec {
+            root,
+            stable_for: *w.stable_for.get_ref(),
+            rescan_every: *w.rescan_every.get_ref(),
+            marker: w.marker.clone().filter(|m| !m.is_empty()),
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        let candidates = self.candidates.clone();
+        let task = tokio::spawn(async move {
+            let root = spec.root.clone();
+            if let Err(e) = watch_folder(spec, candidates, stop_rx).await {
+                tracing::error!(folder = %root.display(), error = %e, "the folder is no longer watched");
+            }
+        });
+        self.running.insert(
+            id,
+            Running {
+                settings: folder_settings(w),
+                stop,
+                tasks: vec![task],
+            },
+        );
+    }
+
+    async fn start_queue(&mut self, c: &S3Config, id: String) {
+        let q = Arc::new(QueueInfo::new(c).await);
+        self.shared
+            .queues
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), q.clone());
+        let (stop, stop_rx) = watch::channel(false);
+        let (s, url) = (self.shared.clone(), q.spec.queue_url.clone());
+        // Hold at most a few jobs' worth beyond what the workers are running.
+        let most = self.shared.workers * 2;
+        let room = move || most.saturating_sub(s.receipts().inputs_from(&url));
+        let poller = tokio::spawn(poll_queue(
+            q.spec.clone(),
+            q.clients.sqs.clone(),
+            self.deliveries.clone(),
+            room,
+            stop_rx.clone(),
+        ));
+        let beat = tokio::spawn(heartbeat(
+            self.shared.clone(),
+            q.spec.queue_url.clone(),
+            stop_rx,
+        ));
+        self.running.insert(
+            id,
+            Running {
+                settings: queue_settings(c),
+                stop,
+                tasks: vec![poller, beat],
+            },
+        );
+    }
+
+    pub fn counts(&self) -> (usize, usize) {
+        let folders = self
+            .shared
+            .folders
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len();
+        let queues = self
+            .shared
+            .queues
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len();
+        (folders, queues)
+    }
+
+    /// Stops every source; the intake channels close once this is dropped.
+    pub async fn stop_all(mut self) {
+        for (_, r) in self.running.drain() {
+            r.stop().await;
+        }
+    }
+}
