@@ -255,3 +255,80 @@ impl Feed<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::transcript::Segment;
+
+    fn dataset(dir: &Path, extra: &str) -> Dataset {
+        let c: DatasetConfig = toml::from_str(&format!(
+            "name = \"d\"\nsources = [\"x\"]\npath = {:?}\ntrain_after_hours = 1.0\n{extra}\n[trainer]\ncommand = [\"true\"]\n",
+            dir.join("d")
+        ))
+        .unwrap();
+        Dataset::from_config(&c, dir)
+    }
+
+    fn transcript(language: &str) -> Transcript {
+        Transcript {
+            language: language.into(),
+            duration: 4.0,
+            segments: vec![Segment {
+                start: 0.0,
+                end: 3.0,
+                text: "three seconds of words".into(),
+                no_speech_prob: 0.1,
+                avg_logprob: -0.2,
+                tokens: Vec::new(),
+                words: Vec::new(),
+            }],
+            dropped_non_speech: 0,
+            decode_seconds: 0.0,
+            asr_seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_language_filter_and_content_dedup_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Mutex::new(Journal::open(&dir.path().join("j.sqlite")).unwrap());
+        let (spool, pcm) = super::super::pcm::PcmSpool::create(dir.path()).unwrap();
+        spool.lock().unwrap().push(&vec![0.1; 64_000]);
+        spool.lock().unwrap().finish().unwrap();
+        let sha = "ab".repeat(32);
+        let de = dataset(dir.path(), "language = \"de\"");
+        assert_eq!(
+            de.add(&journal, "a.wav", &sha, &transcript("en"), &pcm)
+                .unwrap(),
+            Added::OtherLanguage("en".into())
+        );
+        let any = dataset(dir.path(), "");
+        assert_eq!(
+            any.add(&journal, "a.wav", &sha, &transcript("en"), &pcm)
+                .unwrap(),
+            Added::Pieces {
+                count: 1,
+                seconds: 3.0
+            }
+        );
+        assert_eq!(
+            any.add(&journal, "copy of a.wav", &sha, &transcript("en"), &pcm)
+                .unwrap(),
+            Added::AlreadyIn
+        );
+        assert_eq!(manifest::read(&any.manifest()).unwrap().lines.len(), 1);
+        // An s3:// dataset keeps its working copy under the daemon's work folder.
+        let c: DatasetConfig = toml::from_str(
+            "name = \"calls\"\nsources = [\"x\"]\npath = \"s3://bucket/data/calls/\"\ntrain_after_hours = 1.0\n[trainer]\ncommand = [\"true\"]\n",
+        )
+        .unwrap();
+        let s3 = Dataset::from_config(&c, dir.path());
+        assert_eq!(s3.root, dir.path().join("calls"));
+        let r = s3.remote.unwrap();
+        assert_eq!(
+            (r.bucket.as_str(), r.prefix.as_str()),
+            ("bucket", "data/calls/")
+        );
+    }
+}
