@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod dataset;
 pub mod hash;
 pub mod journal;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod sinks;

@@ -196,6 +196,7 @@ pub fn transcribe_decoder(
     };
     let info = decoder.info().clone();
     drop(decoder);
+    crate::metrics::observe_job(transcript.duration, started.elapsed().as_secs_f64());
     let sha = sha256()?;
     let doc = render::document(
         source,

@@ -52,6 +52,11 @@ impl Breaker {
         *s = State::default();
     }
 
+    /// Whether S3 calls are being held back now (open, or one probe out).
+    pub fn is_open(&self) -> bool {
+        self.state().open_until.is_some()
+    }
+
     /// Records an outage-type failure; returns how long callers should now wait.
     pub fn failure(&self) -> Duration {
         let mut s = self.state();

@@ -29,6 +29,24 @@ pub struct Config {
     pub s3: Vec<S3Config>,
     #[serde(default)]
     pub dataset: Vec<DatasetConfig>,
+    /// Health and metrics over HTTP; off when the section is absent.
+    #[serde(default)]
+    pub http: Option<HttpConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to serve on; loopback unless a `token_file` is set.
+    #[serde(default = "default_listen")]
+    pub listen: Spanned<String>,
+    /// A file holding the bearer token every request must carry (required off loopback).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+fn default_listen() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:9464".into())
 }
 
 #[derive(Debug, Deserialize)]
@@ -355,6 +373,19 @@ impl Config {
         for (i, q) in self.s3.iter().enumerate() {
             for (span, message) in q.problems(i) {
                 err(span, message);
+            }
+        }
+        if let Some(h) = &self.http {
+            match h.listen.get_ref().parse::<std::net::SocketAddr>() {
+                Err(e) => err(
+                    h.listen.span(),
+                    format!("http.listen {:?} is not an address like \"127.0.0.1:9464\": {e}", h.listen.get_ref()),
+                ),
+                Ok(a) if !a.ip().is_loopback() && h.token_file.is_none() => err(
+                    h.listen.span(),
+                    format!("http.listen {a} is reachable from other machines: set http.token_file (a file with the bearer token) or listen on 127.0.0.1"),
+                ),
+                Ok(_) => {}
             }
         }
         let known: Vec<String> = self

@@ -3,6 +3,7 @@
 //! marks it queued; workers take the oldest queued input. A restart requeues whatever was running, so nothing is lost and finished
 //! work is never redone.
 
+mod http;
 mod intake;
 mod jobs;
 mod receipts;
@@ -309,6 +310,10 @@ async fn run_reloading(
             stop_rx.clone(),
         ));
     }
+    let http = match &config.http {
+        Some(h) => Some(http::start(h, shared.clone(), stop_rx.clone()).await?),
+        None => None,
+    };
     // Everything is started (the model was loaded before `run_with`): tell systemd.
     let notifier = tokio::spawn(service::notifier(shared.clone(), stop_rx.clone()));
     let trainer = (!shared.datasets.is_empty()).then(|| {
@@ -362,6 +367,9 @@ async fn run_reloading(
         let _ = t.await;
     }
     let _ = notifier.await;
+    if let Some(h) = http {
+        let _ = h.await;
+    }
     Ok(())
 }
 

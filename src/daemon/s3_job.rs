@@ -69,6 +69,12 @@ impl From<Outcome> for Stop {
 /// Sorts an S3 failure: an outage, or a transient failure of this job at `stage`.
 fn s3_failure(stage: &'static str, outage: bool, reason: String) -> Stop {
     if outage {
+        crate::metrics::metrics()
+            .s3_errors
+            .get_or_create(&crate::metrics::Op {
+                operation: stage.to_string(),
+            })
+            .inc();
         Stop::Unavailable(reason)
     } else {
         Stop::Job(Outcome::Transient { stage, reason })

@@ -284,6 +284,10 @@ impl Journal {
         })
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     fn db(&self) -> impl Fn(rusqlite::Error) -> JournalError {
         db_error(&self.path)
     }
@@ -477,6 +481,18 @@ impl Journal {
         let db = db_error(&self.path);
         let tx = begin(&mut self.conn, &self.path)?;
         tx.rollback().map_err(&db)
+    }
+
+    /// (source, state, count) for every pair with inputs.
+    pub fn counts_by_source(&self) -> Result<Vec<(String, String, i64)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT source, state, COUNT(*) FROM inputs GROUP BY source, state")
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(self.db())?;
+        rows.collect::<Result<_, _>>().map_err(self.db())
     }
 
     pub fn counts(&self) -> Result<Vec<(State, i64)>, JournalError> {

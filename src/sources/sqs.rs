@@ -101,6 +101,12 @@ pub async fn poll_queue(
             }
             Err(e) => {
                 failures += 1;
+                crate::metrics::metrics()
+                    .sqs_receive_errors
+                    .get_or_create(&crate::metrics::Queue {
+                        queue: spec.queue_url.clone(),
+                    })
+                    .inc();
                 let wait = backoff(failures);
                 tracing::warn!(queue = %spec.queue_url, error = %crate::aws::describe(&e), ?wait, "cannot receive from the queue; retrying");
                 tokio::select! {
