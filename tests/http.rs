@@ -11,14 +11,6 @@ use std::path::Path;
 
 use common::*;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// GET `path`; (status, body).
 fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
     let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -302,3 +302,12 @@ pub fn journal_rows(d: &Path) -> Vec<(String, hotfolderd::journal::State, usize)
         })
         .collect()
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
 
-use super::model;
+use super::{free_port, model};
 use std::time::{Duration, Instant};
 
 pub struct Moto {
@@ -23,14 +23,6 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn moto_bin() -> String {
