@@ -103,7 +103,9 @@ fn yes() -> bool {
     true
 }
 
-fn optional_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub(super) fn optional_size<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<u64>, D::Error> {
     size(d).map(|s| Some(s.into_inner()))
 }
 

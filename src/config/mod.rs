@@ -86,6 +86,10 @@ pub struct AsrConfig {
     /// Silero VAD model; non-speech is skipped when set.
     #[serde(default)]
     pub vad_model: Option<PathBuf>,
+    /// A transcription starts only with this much GPU memory free (checked with NVML;
+    /// skipped without an NVIDIA GPU).
+    #[serde(default, deserialize_with = "dataset::optional_size")]
+    pub min_free_gpu_memory: Option<u64>,
     /// Encoder context for inputs shorter than one window: "full" or "fit" (faster on short
     /// clips, a little less accurate; see `hotfolderd transcribe --help`).
     #[serde(default)]

@@ -19,7 +19,6 @@ use tokio::sync::watch;
 use super::{DaemonError, Shared};
 use crate::config::HttpConfig;
 use crate::metrics::{metrics, Dataset, DatasetState, Device, Queue, SourceState};
-use crate::training::gpu::GpuInfo;
 
 /// How long a readiness check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -249,7 +248,7 @@ fn refresh(shared: &Shared) -> Result<(), String> {
     }
     drop(j);
     m.gpu_free_bytes.clear();
-    if let Ok(Some(free)) = crate::training::gpu::Nvml.free_memory() {
+    if let Ok(Some(free)) = shared.gpu.free_memory() {
         m.gpu_free_bytes
             .get_or_create(&Device {
                 gpu: "most-free".into(),

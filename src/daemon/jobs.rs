@@ -22,6 +22,8 @@ const MAX_ATTEMPTS: i64 = 5;
 const MAX_TIMEOUT_ATTEMPTS: i64 = 2;
 /// How often an idle worker looks at the journal even without a wake-up.
 const IDLE_POLL: Duration = Duration::from_secs(5);
+/// How often a worker waiting for GPU memory looks again.
+const GPU_POLL: Duration = Duration::from_secs(1);
 
 /// Takes queued inputs until told to stop.
 pub(super) async fn work(
@@ -30,16 +32,18 @@ pub(super) async fn work(
     opts: DecodeOptions,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut waiting_for_gpu = false;
     loop {
         if *stop.borrow() {
             return;
         }
-        if shared.gpu_runs.load(std::sync::atomic::Ordering::SeqCst) > 0 {
-            // gpu_policy = "exclusive": a training run holds the GPU.
+        let gpu_busy = shared.gpu_runs.load(std::sync::atomic::Ordering::SeqCst) > 0;
+        if gpu_busy || !gpu_memory_free(&shared, &mut waiting_for_gpu) {
+            // gpu_policy = "exclusive" with a run going, or too little GPU memory free.
             tokio::select! {
                 _ = shared.wake.notified() => {}
                 _ = stop.changed() => {}
-                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = tokio::time::sleep(GPU_POLL) => {}
             }
             continue;
         }
@@ -69,6 +73,22 @@ pub(super) async fn work(
             }
         }
     }
+}
+
+/// Whether `[asr] min_free_gpu_memory` is free (or not asked for, or there is no GPU).
+/// Says so once when a worker starts waiting, and once when it stops.
+fn gpu_memory_free(shared: &Shared, waiting: &mut bool) -> bool {
+    if shared.asr_min_free_gpu.is_none() {
+        return true;
+    }
+    let verdict = crate::training::gpu::check(shared.gpu.as_ref(), shared.asr_min_free_gpu);
+    match (&verdict, *waiting) {
+        (Err(why), false) => tracing::info!(%why, "transcription waits for GPU memory"),
+        (Ok(()), true) => tracing::info!("GPU memory free again; transcribing"),
+        _ => {}
+    }
+    *waiting = verdict.is_err();
+    verdict.is_ok()
 }
 
 /// Removes the job's stop token from the shared table however the job ends.

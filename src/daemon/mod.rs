@@ -29,6 +29,7 @@ use crate::pipeline::render::Format;
 use crate::pipeline::transcribe::{DecodeOptions, Transcriber, WhisperTranscriber};
 use crate::sources::fs::Candidate;
 use crate::sources::sqs::{Delivery, QueueSpec};
+use crate::training::gpu::GpuInfo;
 use crate::worker::FolderJob;
 
 /// After the grace period, how long stopped jobs get to record that they were stopped.
@@ -116,6 +117,10 @@ struct Shared {
     /// The datasets each source (by source id) feeds.
     feeds: HashMap<String, Vec<Arc<Dataset>>>,
     datasets: Vec<Arc<Dataset>>,
+    /// Free GPU memory figures (NVML, or a fake in tests).
+    gpu: Arc<dyn GpuInfo>,
+    /// A transcription starts only with this much GPU memory free (`[asr]`).
+    asr_min_free_gpu: Option<u64>,
     /// Training runs holding the GPU exclusively (transcription waits while any do).
     gpu_runs: std::sync::atomic::AtomicUsize,
     /// Wakes the training trigger (a dataset took in new hours).
@@ -204,7 +209,6 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// Runs the daemon with the configured Whisper model until SIGTERM/SIGINT.
 /// The daemon as `hotfolderd run` starts it: the model loaded up front, SIGTERM/SIGINT to
 /// stop, SIGHUP to re-read `path`.
 pub async fn run(config: Config, path: PathBuf) -> Result<(), DaemonError> {
@@ -214,7 +218,8 @@ pub async fn run(config: Config, path: PathBuf) -> Result<(), DaemonError> {
     );
     let (tx, rx) = mpsc::channel(1);
     let hup = tokio::spawn(service::reload_on_sighup(path, tx));
-    let result = run_reloading(config, transcriber, wait_for_signal(), rx).await;
+    let gpu: Arc<dyn GpuInfo> = Arc::new(crate::training::gpu::Nvml::default());
+    let result = run_reloading(config, transcriber, gpu, wait_for_signal(), rx).await;
     hup.abort();
     result
 }
@@ -226,17 +231,39 @@ pub async fn run_with(
     transcriber: Arc<dyn Transcriber>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
+    run_with_gpu(
+        config,
+        transcriber,
+        Arc::new(crate::training::gpu::Nvml::default()),
+        shutdown,
+    )
+    .await
+}
+
+/// The same with GPU memory figures from `gpu` (tests give a fake one).
+pub async fn run_with_gpu(
+    config: Config,
+    transcriber: Arc<dyn Transcriber>,
+    gpu: Arc<dyn GpuInfo>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), DaemonError> {
     let (_never, reloads) = mpsc::channel(1);
-    run_reloading(config, transcriber, shutdown, reloads).await
+    run_reloading(config, transcriber, gpu, shutdown, reloads).await
 }
 
 /// The same, taking new configurations from `reloads` while it runs.
 async fn run_reloading(
     config: Config,
     transcriber: Arc<dyn Transcriber>,
+    gpu: Arc<dyn GpuInfo>,
     shutdown: impl std::future::Future<Output = ()>,
     mut reloads: mpsc::Receiver<Config>,
 ) -> Result<(), DaemonError> {
+    if gpu.free_memory().ok().flatten().is_none() {
+        tracing::info!(
+            "no NVIDIA GPU found (NVML absent or no devices): GPU memory checks are off"
+        );
+    }
     let mut journal = Journal::open(&config.journal.path)?;
     let recovered = journal.recover()?;
     if recovered > 0 {
@@ -282,6 +309,8 @@ async fn run_reloading(
         spool,
         feeds,
         datasets,
+        gpu,
+        asr_min_free_gpu: config.asr.min_free_gpu_memory,
         gpu_runs: std::sync::atomic::AtomicUsize::new(0),
         train_wake: Notify::new(),
         wake: Notify::new(),
@@ -319,7 +348,7 @@ async fn run_reloading(
     let trainer = (!shared.datasets.is_empty()).then(|| {
         tokio::spawn(training::trainer_loop(
             shared.clone(),
-            Arc::new(crate::training::gpu::Nvml),
+            shared.gpu.clone(),
             stop_rx.clone(),
         ))
     });

@@ -7,11 +7,15 @@ pub trait GpuInfo: Send + Sync {
     fn free_memory(&self) -> Result<Option<u64>, String>;
 }
 
-pub struct Nvml;
+/// NVML, loaded once on first use; absent (no driver) means no GPU.
+#[derive(Default)]
+pub struct Nvml {
+    lib: std::sync::OnceLock<Option<nvml_wrapper::Nvml>>,
+}
 
 impl GpuInfo for Nvml {
     fn free_memory(&self) -> Result<Option<u64>, String> {
-        let Ok(nvml) = nvml_wrapper::Nvml::init() else {
+        let Some(nvml) = self.lib.get_or_init(|| nvml_wrapper::Nvml::init().ok()) else {
             return Ok(None);
         };
         let count = nvml.device_count().map_err(|e| format!("NVML: {e}"))?;
@@ -28,14 +32,12 @@ impl GpuInfo for Nvml {
     }
 }
 
-/// Whether a run needing `min_free` bytes may start now: `Err` says why not.
+/// Whether work needing `min_free` bytes of GPU memory may start now: `Err` says why not.
 pub fn check(gpu: &dyn GpuInfo, min_free: Option<u64>) -> Result<(), String> {
     let Some(min) = min_free else { return Ok(()) };
     match gpu.free_memory()? {
-        None => {
-            tracing::info!("no NVIDIA GPU found; skipping the free GPU memory check");
-            Ok(())
-        }
+        // Said once at start-up: "no NVIDIA GPU found".
+        None => Ok(()),
         Some(free) if free >= min => Ok(()),
         Some(free) => Err(format!(
             "{} MiB of GPU memory free, the trainer needs {} MiB",
@@ -64,6 +66,6 @@ mod tests {
         assert!(check(&Fake(None), Some(6 << 30)).is_ok());
         assert!(check(&Fake(Some(0)), None).is_ok());
         // This machine: NVML is absent or reports real GPUs; either way no panic.
-        assert!(Nvml.free_memory().is_ok());
+        assert!(Nvml::default().free_memory().is_ok());
     }
 }
