@@ -86,6 +86,10 @@ pub struct AsrConfig {
     /// Silero VAD model; non-speech is skipped when set.
     #[serde(default)]
     pub vad_model: Option<PathBuf>,
+    /// Unload the model after this long without work (its memory, VRAM on a GPU build, is
+    /// given back) and load it again for the next file; "0s": never.
+    #[serde(default = "default_idle_unload", deserialize_with = "duration")]
+    pub idle_unload: Spanned<Duration>,
     /// A transcription starts only with this much GPU memory free (checked with NVML;
     /// skipped without an NVIDIA GPU).
     #[serde(default, deserialize_with = "dataset::optional_size")]
@@ -179,6 +183,9 @@ fn default_timeout_min() -> Spanned<Duration> {
 }
 fn default_timeout_max() -> Spanned<Duration> {
     Spanned::new(0..0, Duration::from_secs(12 * 3600))
+}
+fn default_idle_unload() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::ZERO)
 }
 fn default_shutdown_grace() -> Spanned<Duration> {
     Spanned::new(0..0, Duration::from_secs(30))

@@ -25,6 +25,7 @@ use crate::config::{Config, JobLimits, Malformed, S3After, S3Config};
 use crate::dataset::Dataset;
 use crate::journal::{Journal, JournalError};
 use crate::pipeline::cancel::Cancel;
+use crate::pipeline::idle_model::IdleModel;
 use crate::pipeline::render::Format;
 use crate::pipeline::transcribe::{DecodeOptions, Transcriber, WhisperTranscriber};
 use crate::sources::fs::Candidate;
@@ -212,15 +213,34 @@ fn absolute(p: &Path) -> PathBuf {
 /// The daemon as `hotfolderd run` starts it: the model loaded up front, SIGTERM/SIGINT to
 /// stop, SIGHUP to re-read `path`.
 pub async fn run(config: Config, path: PathBuf) -> Result<(), DaemonError> {
-    let transcriber: Arc<dyn Transcriber> = Arc::new(
-        WhisperTranscriber::load(&config.asr.model)
-            .map_err(|e| DaemonError::Setup(e.to_string()))?,
-    );
+    let started = std::time::Instant::now();
+    let loaded = WhisperTranscriber::load(&config.asr.model)
+        .map_err(|e| DaemonError::Setup(e.to_string()))?;
+    tracing::info!(model = %config.asr.model.display(), took = ?started.elapsed(), "model loaded");
+    let idle = *config.asr.idle_unload.get_ref();
+    let mut unloader = None;
+    let transcriber: Arc<dyn Transcriber> = if idle.is_zero() {
+        Arc::new(loaded)
+    } else {
+        let model = Arc::new(IdleModel::new(loaded, config.asr.model.clone(), idle));
+        let m = model.clone();
+        unloader = Some(tokio::spawn(async move {
+            let every = (idle / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
+            loop {
+                tokio::time::sleep(every).await;
+                m.unload_if_idle();
+            }
+        }));
+        model
+    };
     let (tx, rx) = mpsc::channel(1);
     let hup = tokio::spawn(service::reload_on_sighup(path, tx));
     let gpu: Arc<dyn GpuInfo> = Arc::new(crate::training::gpu::Nvml::default());
     let result = run_reloading(config, transcriber, gpu, wait_for_signal(), rx).await;
     hup.abort();
+    if let Some(u) = unloader {
+        u.abort();
+    }
     result
 }
 

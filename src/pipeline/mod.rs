@@ -1,6 +1,7 @@
 //! Pipeline stages over one input: decode → transcribe → render.
 pub mod cancel;
 pub mod decode;
+pub mod idle_model;
 pub mod render;
 pub mod resample;
 pub mod transcribe;
