@@ -42,10 +42,6 @@ impl IdleModel {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn is_loaded(&self) -> bool {
-        self.state().model.is_some()
-    }
-
     /// Drops the model if it has been idle for `idle_unload`; true if it did.
     pub fn unload_if_idle(&self) -> bool {
         let mut s = self.state();
