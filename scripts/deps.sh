@@ -9,6 +9,10 @@ set -euo pipefail
 # emulator (moto) the tests run, installed from PyPI into a venv. systemd: systemd-analyze,
 # which scores the unit's hardening in the tests.
 PACKAGES=(cmake build-essential pkg-config clang libclang-dev libopus-dev ffmpeg espeak-ng sox python3-venv systemd)
+# --test adds what only the test suite needs: lintian checks the Debian package.
+if [ "${1:-}" = "--test" ]; then
+    PACKAGES+=(lintian)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

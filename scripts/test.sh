@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/deps.sh
+scripts/deps.sh --test
 cargo build --locked --all-targets
 scripts/fetch-model.sh tiny.en target/debug/hotfolderd
 scripts/fetch-model.sh base target/debug/hotfolderd
@@ -19,5 +19,7 @@ export HOTFOLDERD_MOTO_SERVER
 # The fine-tuning recipe in trainers/ runs for real in tests/training.rs.
 HOTFOLDERD_TRAINER_PYTHON="$(scripts/trainer-venv.sh)"
 export HOTFOLDERD_TRAINER_PYTHON
+# tests/package.rs builds the Debian package with cargo-deb.
+scripts/package.sh --install-tool
 # Two test threads on two cores; each speech test runs whisper on one thread.
 cargo test --locked -- --test-threads=2

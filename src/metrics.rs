@@ -41,7 +41,9 @@ pub struct DatasetState {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Device {
+    /// NVML's index, as `nvidia-smi` numbers the GPUs.
     pub gpu: String,
+    pub name: String,
 }
 
 pub type FloatGauge = Gauge<f64, AtomicU64>;
@@ -61,6 +63,8 @@ pub struct Metrics {
     pub dataset_new_hours: Family<Dataset, FloatGauge>,
     pub training_runs: Family<DatasetState, Gauge>,
     pub gpu_free_bytes: Family<Device, Gauge>,
+    pub gpu_used_bytes: Family<Device, Gauge>,
+    pub gpu_total_bytes: Family<Device, Gauge>,
 }
 
 pub fn metrics() -> &'static Metrics {
@@ -81,6 +85,8 @@ pub fn metrics() -> &'static Metrics {
             dataset_new_hours: Family::default(),
             training_runs: Family::default(),
             gpu_free_bytes: Family::default(),
+            gpu_used_bytes: Family::default(),
+            gpu_total_bytes: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -140,9 +146,19 @@ pub fn metrics() -> &'static Metrics {
             m.training_runs.clone(),
         );
         r.register(
-            "gpu_free_bytes",
-            "Free memory per GPU (NVML), when there is one",
+            "gpu_memory_free_bytes",
+            "Free memory per GPU (NVML); absent without a GPU",
             m.gpu_free_bytes.clone(),
+        );
+        r.register(
+            "gpu_memory_used_bytes",
+            "Used memory per GPU (NVML), by every process on it",
+            m.gpu_used_bytes.clone(),
+        );
+        r.register(
+            "gpu_memory_total_bytes",
+            "Memory per GPU (NVML)",
+            m.gpu_total_bytes.clone(),
         );
         Metrics { registry: r, ..m }
     })

@@ -1,5 +1,6 @@
 //! `[asr] min_free_gpu_memory` with GPU memory figures this test controls (a fake NVML):
-//! a dropped file waits while too little is free and is transcribed once enough frees up.
+//! a dropped file waits while too little is free and is transcribed once enough frees up;
+//! `/metrics` reports each GPU's memory.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -11,13 +12,27 @@ use std::time::Duration;
 use common::*;
 use hotfolderd::config::Config;
 use hotfolderd::pipeline::transcribe::{Transcriber, WhisperTranscriber};
-use hotfolderd::training::gpu::GpuInfo;
+use hotfolderd::training::gpu::{DeviceMemory, GpuInfo};
 
+/// Two GPUs: the first stays nearly full (another process holds it); the test sets the
+/// second's free memory.
 struct FakeGpu(Arc<AtomicU64>);
 
+const TOTAL: u64 = 16 << 30;
+
 impl GpuInfo for FakeGpu {
-    fn free_memory(&self) -> Result<Option<u64>, String> {
-        Ok(Some(self.0.load(Ordering::SeqCst)))
+    fn devices(&self) -> Result<Vec<DeviceMemory>, String> {
+        let device = |index: u32, free: u64| DeviceMemory {
+            index,
+            name: "Fake GPU".into(),
+            used: TOTAL - free,
+            free,
+            total: TOTAL,
+        };
+        Ok(vec![
+            device(0, 256 << 20),
+            device(1, self.0.load(Ordering::SeqCst)),
+        ])
     }
 }
 
@@ -26,10 +41,11 @@ fn transcription_waits_for_free_gpu_memory() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let config = write_daemon_config(d, "300ms");
+    let port = free_port();
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "threads = 1\n",
         "threads = 1\nmin_free_gpu_memory = \"2GiB\"\n",
-    );
+    ) + &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n");
     std::fs::write(&config, &text).unwrap();
     std::fs::create_dir_all(d.join("inbox")).unwrap();
     let config = Config::parse(&text, "test", |_| None).unwrap();
@@ -66,6 +82,18 @@ fn transcription_waits_for_free_gpu_memory() {
         !d.join("out/g.json").exists(),
         "transcribed without GPU memory"
     );
+    // /metrics shows each GPU's memory as the provider reports it.
+    let gib = |n: f64| n * f64::from(1u32 << 30);
+    let (status, body) = http_get(port, "/metrics", None);
+    assert_eq!(status, 200, "{body}");
+    let gpu = |name: &str, index: &str| {
+        metric_value(&body, name, &[("gpu", index), ("name", "Fake GPU")])
+            .unwrap_or_else(|| panic!("{name} gpu={index} not in\n{body}"))
+    };
+    assert_eq!(gpu("hotfolderd_gpu_memory_free_bytes", "0"), gib(0.25));
+    assert_eq!(gpu("hotfolderd_gpu_memory_free_bytes", "1"), gib(1.0));
+    assert_eq!(gpu("hotfolderd_gpu_memory_used_bytes", "1"), gib(15.0));
+    assert_eq!(gpu("hotfolderd_gpu_memory_total_bytes", "1"), gib(16.0));
     free.store(4 << 30, Ordering::SeqCst);
     wait_until("the transcript once memory is free", || {
         d.join("out/g.json").is_file()

@@ -6,31 +6,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::path::Path;
 
 use common::*;
-
-/// GET `path`; (status, body).
-fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        c,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    c.read_to_string(&mut raw).unwrap();
-    let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
 
 fn config_with_http(d: &Path, http: &str) -> std::path::PathBuf {
     let config = write_daemon_config(d, "300ms");
@@ -61,8 +39,8 @@ fn metrics_count_what_was_dropped_and_readiness_follows_the_journal_disk() {
         },
     );
     wait_for_server(port);
-    assert_eq!(get(port, "/healthz", None), (200, "ok\n".into()));
-    assert_eq!(get(port, "/readyz", None).0, 200);
+    assert_eq!(http_get(port, "/healthz", None), (200, "ok\n".into()));
+    assert_eq!(http_get(port, "/readyz", None).0, 200);
 
     for name in ["one", "two"] {
         let wav = speak(d, name, &format!("Metrics count file {name}."), "en-us");
@@ -75,26 +53,14 @@ fn metrics_count_what_was_dropped_and_readiness_follows_the_journal_disk() {
         d.join("out/one.json").is_file() && d.join("out/two.json").is_file()
     });
     wait_until("both inputs done in the journal", || {
-        let (_, body) = get(port, "/metrics", None);
+        let (_, body) = http_get(port, "/metrics", None);
         body.contains("state=\"done\"} 2")
     });
-    let (status, body) = get(port, "/metrics", None);
+    let (status, body) = http_get(port, "/metrics", None);
     assert_eq!(status, 200);
-    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap();
     let value = |name: &str, label: Option<(&str, &str)>| -> f64 {
-        scrape
-            .samples
-            .iter()
-            .find(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
-            .map(|s| match &s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => *v,
-                prometheus_parse::Value::Histogram(h) => {
-                    h.iter().map(|b| b.count).fold(0.0, f64::max)
-                }
-                other => panic!("{name}: {other:?}"),
-            })
+        let labels: Vec<_> = label.into_iter().collect();
+        metric_value(&body, name, &labels)
             .unwrap_or_else(|| panic!("{name} {label:?} not in\n{body}"))
     };
     assert_eq!(value("hotfolderd_inputs", Some(("state", "done"))), 2.0);
@@ -112,7 +78,7 @@ fn metrics_count_what_was_dropped_and_readiness_follows_the_journal_disk() {
     run(std::process::Command::new("chmod")
         .args(["0555"])
         .arg(&state));
-    let (status, why) = get(port, "/readyz", None);
+    let (status, why) = http_get(port, "/readyz", None);
     assert_eq!(status, 503, "{why}");
     assert!(
         why.contains("journal") && why.contains("not writable"),
@@ -121,8 +87,8 @@ fn metrics_count_what_was_dropped_and_readiness_follows_the_journal_disk() {
     run(std::process::Command::new("chmod")
         .args(["0755"])
         .arg(&state));
-    assert_eq!(get(port, "/readyz", None).0, 200);
-    assert_eq!(get(port, "/nothing-here", None).0, 404);
+    assert_eq!(http_get(port, "/readyz", None).0, 200);
+    assert_eq!(http_get(port, "/nothing-here", None).0, 404);
     stop(daemon);
 }
 
@@ -152,10 +118,10 @@ fn off_loopback_every_request_needs_the_token() {
     );
     let daemon = start_daemon(&config);
     wait_for_server(port);
-    assert_eq!(get(port, "/metrics", None).0, 401);
-    assert_eq!(get(port, "/metrics", Some("wrong")).0, 401);
-    assert_eq!(get(port, "/healthz", None).0, 401);
-    let (status, body) = get(port, "/metrics", Some("s3cret-token"));
+    assert_eq!(http_get(port, "/metrics", None).0, 401);
+    assert_eq!(http_get(port, "/metrics", Some("wrong")).0, 401);
+    assert_eq!(http_get(port, "/healthz", None).0, 401);
+    let (status, body) = http_get(port, "/metrics", Some("s3cret-token"));
     assert_eq!(status, 200);
     assert!(body.contains("hotfolderd_queue_depth"));
     stop(daemon);

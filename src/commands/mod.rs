@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 pub mod check_config;
+pub mod man;
 pub mod model;
 pub mod run;
 pub mod transcribe;
@@ -20,5 +21,6 @@ pub fn run(cli: Cli) -> ExitCode {
             ids,
             failed,
         } => run::retry(&config, &ids, failed),
+        Command::Man { out } => man::run(&out),
     }
 }

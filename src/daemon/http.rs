@@ -247,13 +247,19 @@ fn refresh(shared: &Shared) -> Result<(), String> {
         }
     }
     drop(j);
-    m.gpu_free_bytes.clear();
-    if let Ok(Some(free)) = shared.gpu.free_memory() {
-        m.gpu_free_bytes
-            .get_or_create(&Device {
-                gpu: "most-free".into(),
-            })
-            .set(free as i64);
+    for family in [&m.gpu_free_bytes, &m.gpu_used_bytes, &m.gpu_total_bytes] {
+        family.clear();
+    }
+    // A GPU that NVML cannot read now drops out of the scrape rather than failing it.
+    for d in shared.gpu.devices().unwrap_or_default() {
+        let label = Device {
+            gpu: d.index.to_string(),
+            name: d.name,
+        };
+        let bytes = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        m.gpu_free_bytes.get_or_create(&label).set(bytes(d.free));
+        m.gpu_used_bytes.get_or_create(&label).set(bytes(d.used));
+        m.gpu_total_bytes.get_or_create(&label).set(bytes(d.total));
     }
     Ok(())
 }
