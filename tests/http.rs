@@ -126,3 +126,44 @@ fn off_loopback_every_request_needs_the_token() {
     assert!(body.contains("hotfolderd_queue_depth"));
     stop(daemon);
 }
+
+#[test]
+fn readiness_follows_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let w = common::moto::recorded_world(&d.join("moto-recording.jsonl"));
+    let port = free_port();
+    let config = w.config(d);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n");
+    std::fs::write(&config, text).unwrap();
+    let daemon = start_daemon_with(
+        &config,
+        Start {
+            env: w.moto.env(),
+            ..Start::default()
+        },
+    );
+    wait_for_server(port);
+    wait_until("ready", || http_get(port, "/readyz", None).0 == 200);
+
+    // The emulator dies: the next receive fails and readiness says which queue and why.
+    let mut moto = w.moto;
+    moto.kill();
+    wait_until("not ready while SQS is down", || {
+        http_get(port, "/readyz", None).0 == 503
+    });
+    let (_, why) = http_get(port, "/readyz", None);
+    assert!(
+        why.contains(&w.queue_url) && why.contains("cannot receive from the queue"),
+        "{why}"
+    );
+    // Liveness is not readiness: the process still answers.
+    assert_eq!(http_get(port, "/healthz", None).0, 200);
+
+    moto.restart();
+    wait_until("ready again once SQS answers", || {
+        http_get(port, "/readyz", None).0 == 200
+    });
+    stop(daemon);
+}

@@ -1,5 +1,6 @@
 //! `[http]`: `/healthz` (the process answers), `/readyz` (the journal takes a write, the
-//! model is loaded, every source is reachable; 503 with the reasons otherwise) and
+//! model is loaded, every folder exists, every queue answered its latest receive and no S3
+//! circuit breaker is open; 503 with the reasons otherwise) and
 //! `/metrics` (Prometheus text). Off loopback every request needs the bearer token from
 //! `token_file`, compared in constant time.
 
@@ -148,6 +149,9 @@ async fn readiness(shared: &Arc<Shared>) -> Vec<String> {
     {
         if q.breaker.is_open() {
             problems.push(format!("{id}: S3 unreachable (circuit breaker open)"));
+        }
+        if let Some(why) = q.reach.problem() {
+            problems.push(format!("{id}: {why}"));
         }
     }
     problems

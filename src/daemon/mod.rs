@@ -77,6 +77,8 @@ struct QueueInfo {
     malformed: Malformed,
     /// Trips when S3 is unreachable, so queued jobs wait instead of hammering it.
     breaker: crate::aws::Breaker,
+    /// Whether SQS answered the latest receive.
+    reach: Arc<crate::sources::sqs::Reachability>,
 }
 
 impl QueueInfo {
@@ -101,6 +103,7 @@ impl QueueInfo {
             multipart_threshold: *c.multipart_threshold.get_ref(),
             malformed: c.malformed,
             breaker: crate::aws::Breaker::default(),
+            reach: Arc::default(),
         }
     }
 }

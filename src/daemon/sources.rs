@@ -199,6 +199,7 @@ impl Sources {
             q.clients.sqs.clone(),
             self.deliveries.clone(),
             room,
+            q.reach.clone(),
             stop_rx.clone(),
         ));
         let beat = tokio::spawn(heartbeat(

@@ -51,6 +51,22 @@ pub enum Delivery {
     },
 }
 
+/// Whether the queue answered its latest receive, for `/readyz`. A receive under way (a
+/// long poll can last `wait_time`) keeps the last answer.
+#[derive(Debug, Default)]
+pub struct Reachability(std::sync::Mutex<Option<String>>);
+
+impl Reachability {
+    fn set(&self, problem: Option<String>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = problem;
+    }
+
+    /// Why the latest receive failed; `None` once one succeeds.
+    pub fn problem(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// Most time between receive attempts after errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -65,6 +81,7 @@ pub async fn poll_queue(
     sqs: aws_sdk_sqs::Client,
     tx: mpsc::Sender<Delivery>,
     room: impl Fn() -> usize + Send,
+    reach: std::sync::Arc<Reachability>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut failures: u32 = 0;
@@ -97,6 +114,7 @@ pub async fn poll_queue(
                     tracing::info!(queue = %spec.queue_url, "queue reachable again");
                 }
                 failures = 0;
+                reach.set(None);
                 out.messages.unwrap_or_default()
             }
             Err(e) => {
@@ -108,7 +126,11 @@ pub async fn poll_queue(
                     })
                     .inc();
                 let wait = backoff(failures);
-                tracing::warn!(queue = %spec.queue_url, error = %crate::aws::describe(&e), ?wait, "cannot receive from the queue; retrying");
+                let why = crate::aws::describe(&e);
+                tracing::warn!(queue = %spec.queue_url, error = %why, ?wait, "cannot receive from the queue; retrying");
+                reach.set(Some(format!(
+                    "cannot receive from the queue ({failures} tries): {why}"
+                )));
                 tokio::select! {
                     _ = shutdown.changed() => {}
                     _ = tokio::time::sleep(wait) => {}
