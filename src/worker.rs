@@ -34,17 +34,12 @@ pub struct FolderJob {
 pub enum Outcome {
     Done {
         outputs: Vec<String>,
+        result: Option<JobResult>,
     },
     /// The input itself is bad: retrying will not help.
-    Permanent {
-        stage: &'static str,
-        reason: String,
-    },
+    Permanent { stage: &'static str, reason: String },
     /// Something around it failed (disk full, unwritable output): retry later.
-    Transient {
-        stage: &'static str,
-        reason: String,
-    },
+    Transient { stage: &'static str, reason: String },
     /// It ran past its time limit, or the daemon is shutting down.
     Stopped(Stopped),
 }
@@ -123,7 +118,39 @@ pub fn process(
             };
         }
     }
-    Outcome::Done { outputs }
+    let result = JobResult::of(&done.transcript, &transcriber.model_name());
+    Outcome::Done {
+        outputs,
+        result: Some(result),
+    }
+}
+
+/// What a finished transcription found, kept in the journal for notifications.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct JobResult {
+    pub audio_seconds: f64,
+    pub language: String,
+    pub model: String,
+    pub decode_seconds: f64,
+    pub asr_seconds: f64,
+    pub segments: usize,
+}
+
+impl JobResult {
+    pub fn of(t: &Transcript, model: &str) -> JobResult {
+        JobResult {
+            audio_seconds: t.duration,
+            language: t.language.clone(),
+            model: model.to_string(),
+            decode_seconds: t.decode_seconds,
+            asr_seconds: t.asr_seconds,
+            segments: t.segments.len(),
+        }
+    }
+
+    pub fn to_json(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(self).ok()
+    }
 }
 
 /// A finished transcription: the rendered outputs and what they were made from.

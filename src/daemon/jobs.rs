@@ -14,7 +14,9 @@ use crate::dataset::Feed;
 use crate::journal::{Input, JournalError, State};
 use crate::pipeline::cancel::{Cancel, Stopped};
 use crate::pipeline::transcribe::{DecodeOptions, Transcriber};
-use crate::worker::{after_done, outputs_from_twin, process, quarantine, FolderJob, Outcome};
+use crate::worker::{
+    after_done, outputs_from_twin, process, quarantine, FolderJob, JobResult, Outcome,
+};
 
 /// Transient failures are retried this many times before the input is marked failed.
 const MAX_ATTEMPTS: i64 = 5;
@@ -205,12 +207,17 @@ async fn reuse_twin(
     job: &FolderJob,
     sha: &str,
 ) -> Result<bool, JournalError> {
-    let twin = {
+    let (twin, result) = {
         let mut j = shared.journal();
         j.set_sha256(id, sha)?;
-        j.done_with_sha256(sha)?
+        let twin = j.done_with_sha256(sha)?.filter(|t| t.id != id);
+        let result = match &twin {
+            Some(t) => j.result(t.id)?,
+            None => None,
+        };
+        (twin, result)
     };
-    let Some(twin) = twin.filter(|t| t.id != id) else {
+    let Some(twin) = twin else {
         return Ok(false);
     };
     let (jb, outs) = (job.clone(), twin.outputs.clone());
@@ -220,7 +227,7 @@ async fn reuse_twin(
         .flatten();
     match copied {
         Some(Ok(outputs)) => {
-            shared.journal().finish(id, &outputs)?;
+            shared.journal().finish(id, &outputs, result.as_ref())?;
             move_finished(job);
             tracing::info!(file = %job.input().display(), twin = twin.id, "done (same content as an earlier input; outputs reused)");
             Ok(true)
@@ -241,25 +248,20 @@ fn move_finished(job: &FolderJob) {
 
 /// What the journal should do with a job that ended with an [`Outcome`].
 pub(super) enum Decision {
-    Done(Vec<String>),
+    /// The outputs, and what the transcription found.
+    Done(Vec<String>, Option<JobResult>),
     /// The input is bad: fail it (quarantine where the source has a place for that).
-    Fail {
-        stage: String,
-        reason: String,
-    },
+    Fail { stage: String, reason: String },
     /// Transient failures exhausted: fail it, but the input itself may be fine.
     GiveUp(String),
     /// Back to the queue, not before `delay`.
-    Retry {
-        why: String,
-        delay: Duration,
-    },
+    Retry { why: String, delay: Duration },
 }
 
 pub(super) fn decide(input: &Input, outcome: Outcome) -> Decision {
     let attempts = input.attempts;
     match outcome {
-        Outcome::Done { outputs } => Decision::Done(outputs),
+        Outcome::Done { outputs, result } => Decision::Done(outputs, result),
         Outcome::Permanent { stage, reason } => Decision::Fail {
             stage: stage.into(),
             reason,
@@ -311,8 +313,9 @@ fn record_outcome(
 ) -> Result<(), JournalError> {
     let id = input.id;
     match decide(input, outcome) {
-        Decision::Done(outputs) => {
-            shared.journal().finish(id, &outputs)?;
+        Decision::Done(outputs, result) => {
+            let result = result.and_then(|r| r.to_json());
+            shared.journal().finish(id, &outputs, result.as_ref())?;
             move_finished(job);
             tracing::info!(file = %job.input().display(), "done");
             Ok(())

@@ -25,7 +25,7 @@ use crate::pipeline::decode::Tap;
 use crate::pipeline::transcribe::{DecodeOptions, Transcriber};
 use crate::sinks::s3::{put_once, OutputObject};
 use crate::sources::sqs::delete;
-use crate::worker::{transcribe_decoder, transcribe_to_outputs, Outcome, Transcribed};
+use crate::worker::{transcribe_decoder, transcribe_to_outputs, JobResult, Outcome, Transcribed};
 
 /// Why a key cannot be processed, if it cannot.
 pub fn unsafe_key(key: &str) -> Option<&'static str> {
@@ -106,7 +106,7 @@ async fn process(
     q: &QueueInfo,
     transcriber: &Arc<dyn Transcriber>,
     opts: DecodeOptions,
-) -> Result<Vec<String>, Stop> {
+) -> Result<(Vec<String>, JobResult), Stop> {
     let (bucket, key) = (q.spec.input_bucket.as_str(), input.key.as_str());
     let uri = format!("s3://{bucket}/{key}");
     if let Some(why) = unsafe_key(key) {
@@ -175,6 +175,7 @@ async fn process(
     } else {
         transcribe_spooled(shared, q, key, &uri, transcriber, opts, tap).await?
     };
+    let result = JobResult::of(&done.transcript, &transcriber.model_name());
     let mut outputs = Vec::with_capacity(done.outputs.len());
     for (format, bytes) in done.outputs {
         let out_key = output_key(q, key, format.extension());
@@ -215,7 +216,7 @@ async fn process(
         }
         shared.train_wake.notify_one();
     }
-    Ok(outputs)
+    Ok((outputs, result))
 }
 
 /// Extensions decoded straight from the response stream: their containers are read front to
@@ -399,12 +400,15 @@ async fn record(
     shared: &Arc<Shared>,
     input: &Input,
     q: &QueueInfo,
-    outcome: Result<Vec<String>, Stop>,
+    outcome: Result<(Vec<String>, JobResult), Stop>,
 ) -> Result<(), JournalError> {
     let id = input.id;
     let uri = format!("s3://{}/{}", q.spec.input_bucket, input.key);
     let outcome = match outcome {
-        Ok(outputs) => Outcome::Done { outputs },
+        Ok((outputs, result)) => Outcome::Done {
+            outputs,
+            result: Some(result),
+        },
         Err(Stop::Job(o)) => o,
         Err(Stop::Unavailable(reason)) => {
             let wait = q.breaker.failure();
@@ -417,8 +421,9 @@ async fn record(
         }
     };
     match super::jobs::decide(input, outcome) {
-        super::jobs::Decision::Done(outputs) => {
-            shared.journal().finish(id, &outputs)?;
+        super::jobs::Decision::Done(outputs, result) => {
+            let result = result.and_then(|r| r.to_json());
+            shared.journal().finish(id, &outputs, result.as_ref())?;
             after(q, &input.key).await;
             tracing::info!(%uri, "done");
         }

@@ -16,10 +16,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 mod dataset;
+mod outbox;
 mod queue;
 mod state;
 
 pub use dataset::{Ledger, Run, RunState};
+pub use outbox::{Notification, OutboxCounts, Subscription};
 
 pub use queue::{Arrival, Arrived};
 pub use state::State;
@@ -83,6 +85,7 @@ CREATE TABLE IF NOT EXISTS inputs (
     seen_at     INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL,
     not_before  INTEGER NOT NULL DEFAULT 0,
+    result      TEXT,
     UNIQUE (source, key, version)
 );
 CREATE INDEX IF NOT EXISTS inputs_state ON inputs (state);
@@ -124,6 +127,58 @@ CREATE TABLE IF NOT EXISTS runs (
     detail      TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_dataset ON runs (dataset, state);
+";
+
+/// Notifications (schema 4). The outbox is filled by triggers, inside the very transaction
+/// that records an input's final state or a training run's start and end, so no code path
+/// can finish something without its notifications, and a crash cannot separate the two.
+/// `subscriptions` mirrors the configured `[[notify]]` targets (source '' = every source).
+const OUTBOX_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS subscriptions (
+    target  TEXT NOT NULL,
+    event   TEXT NOT NULL,
+    source  TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (target, event, source)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id          INTEGER PRIMARY KEY,
+    delivery    TEXT NOT NULL UNIQUE,
+    target      TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    input_id    INTEGER,
+    run_id      TEXT,
+    created_at  INTEGER NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'pending',
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    next_at     INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    sent_at     INTEGER
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
+CREATE TRIGGER IF NOT EXISTS outbox_input AFTER INSERT ON events
+WHEN NEW.state IN ('done', 'failed', 'quarantined')
+BEGIN
+    INSERT INTO outbox (delivery, target, event, input_id, created_at, next_at)
+    SELECT lower(hex(randomblob(16))), s.target, NEW.state, NEW.input_id, NEW.at, NEW.at
+    FROM subscriptions s
+    WHERE s.event = NEW.state
+      AND (s.source = '' OR s.source = (SELECT source FROM inputs WHERE id = NEW.input_id));
+END;
+CREATE TRIGGER IF NOT EXISTS outbox_run_started AFTER INSERT ON runs
+BEGIN
+    INSERT INTO outbox (delivery, target, event, run_id, created_at, next_at)
+    SELECT lower(hex(randomblob(16))), s.target, 'training_started', NEW.id, NEW.started_at,
+           NEW.started_at
+    FROM subscriptions s WHERE s.event = 'training_started';
+END;
+CREATE TRIGGER IF NOT EXISTS outbox_run_finished AFTER UPDATE OF state ON runs
+WHEN OLD.state = 'running' AND NEW.state != 'running'
+BEGIN
+    INSERT INTO outbox (delivery, target, event, run_id, created_at, next_at)
+    SELECT lower(hex(randomblob(16))), s.target, 'training_finished', NEW.id,
+           COALESCE(NEW.ended_at, 0), COALESCE(NEW.ended_at, 0)
+    FROM subscriptions s WHERE s.event = 'training_finished';
+END;
 ";
 
 fn db_error(path: &Path) -> impl Fn(rusqlite::Error) -> JournalError {
@@ -191,8 +246,9 @@ fn see(
 }
 
 /// The schema version this code writes. 1 → 2 added `not_before` (retry backoff); 2 → 3
-/// added the dataset tables (created by [`SCHEMA`] on open).
-const SCHEMA_VERSION: i64 = 3;
+/// added the dataset tables (created by [`SCHEMA`] on open); 3 → 4 added `inputs.result`
+/// and the notification outbox ([`OUTBOX_SCHEMA`]).
+const SCHEMA_VERSION: i64 = 4;
 
 /// Brings a journal written by an older hotfolderd up to [`SCHEMA_VERSION`]. A fresh file
 /// (version 0) already has the current tables from [`SCHEMA`].
@@ -200,6 +256,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version == 1 {
         conn.execute_batch("ALTER TABLE inputs ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;")?;
+    }
+    if (1..4).contains(&version) {
+        conn.execute_batch("ALTER TABLE inputs ADD COLUMN result TEXT;")?;
     }
     if version < SCHEMA_VERSION {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -278,6 +337,7 @@ impl Journal {
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         migrate(&conn).map_err(db)?;
+        conn.execute_batch(OUTBOX_SCHEMA).map_err(db)?;
         Ok(Journal {
             conn,
             path: path.to_path_buf(),
@@ -372,14 +432,22 @@ impl Journal {
         Ok(())
     }
 
-    /// Marks a running input done with the outputs it produced (one transaction).
-    pub fn finish(&mut self, id: i64, outputs: &[String]) -> Result<(), JournalError> {
+    /// Marks a running input done with the outputs it produced and what the transcription
+    /// found (`result`: audio seconds, language, model; for notifications), in one
+    /// transaction.
+    pub fn finish(
+        &mut self,
+        id: i64,
+        outputs: &[String],
+        result: Option<&serde_json::Value>,
+    ) -> Result<(), JournalError> {
         let db = db_error(&self.path);
         let json = serde_json::to_string(outputs).unwrap_or_else(|_| "[]".into());
+        let result = result.map(|r| r.to_string());
         let tx = begin(&mut self.conn, &self.path)?;
         tx.execute(
-            "UPDATE inputs SET outputs = ?1 WHERE id = ?2",
-            params![json, id],
+            "UPDATE inputs SET outputs = ?1, result = COALESCE(?3, result) WHERE id = ?2",
+            params![json, id, result],
         )
         .map_err(&db)?;
         step(&tx, &self.path, id, State::Done, None, now_ms())?;
@@ -571,7 +639,7 @@ mod tests {
             j.transition(id, s, None).unwrap();
         }
         j.set_sha256(id, "abc").unwrap();
-        j.finish(id, &["/out/a.json".into()]).unwrap();
+        j.finish(id, &["/out/a.json".into()], None).unwrap();
         let input = j.get(id).unwrap().unwrap();
         assert_eq!((input.state, input.attempts), (State::Done, 1));
         assert_eq!(input.outputs, vec!["/out/a.json".to_string()]);
@@ -593,7 +661,7 @@ mod tests {
         for to in [State::Stable, State::Queued, State::Running] {
             j.transition(id, to, None).unwrap();
         }
-        j.finish(id, &[]).unwrap();
+        j.finish(id, &[], None).unwrap();
         assert!(!j.record_seen("s", "k", "etag:1", 1).unwrap().1);
         assert_eq!(j.retire_key("s", "k", "deleted").unwrap(), 1);
         assert_eq!(j.retire_key("s", "k", "deleted").unwrap(), 0, "once");
@@ -667,7 +735,9 @@ mod tests {
         let path = dir.path().join("journal.sqlite");
         {
             let conn = Connection::open(&path).unwrap();
-            let v1 = SCHEMA.replace("    not_before  INTEGER NOT NULL DEFAULT 0,\n", "");
+            let v1 = SCHEMA
+                .replace("    not_before  INTEGER NOT NULL DEFAULT 0,\n", "")
+                .replace("    result      TEXT,\n", "");
             conn.execute_batch(&v1).unwrap();
             conn.execute_batch("PRAGMA user_version = 1;").unwrap();
             conn.execute(
