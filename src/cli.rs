@@ -60,11 +60,36 @@ pub enum Command {
         #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
         config: PathBuf,
     },
+    /// The notification outbox: list it, or send undeliverable notifications again.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Write manual pages (hotfolderd.1 and one per subcommand) into a folder.
     #[command(hide = true)]
     Man {
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// List notifications in one state: pending, sent or dead (newest first, at most 100).
+    List {
+        #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+        #[arg(long, default_value = "dead", value_parser = ["pending", "sent", "dead"])]
+        state: String,
+    },
+    /// Queue dead (undeliverable) notifications again, with their delivery keys unchanged.
+    Resend {
+        #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// Notification ids (as `notify list` and `status` show them).
+        #[arg(required_unless_present = "dead", conflicts_with = "dead")]
+        ids: Vec<i64>,
+        /// Every dead notification.
+        #[arg(long)]
+        dead: bool,
     },
 }
 

@@ -11,6 +11,7 @@ pub mod hash;
 pub mod journal;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod pipeline;
 pub mod sinks;
 pub mod sources;

@@ -128,6 +128,7 @@ fn kill_9_ten_times_loses_nothing_and_duplicates_nothing() {
         "running      0",
         "done         6",
         "failed       0",
+        "quarantined  0",
     ] {
         assert!(status.contains(line), "{line:?} not in\n{status}");
     }

@@ -51,7 +51,7 @@ fn dropped_files_are_transcribed_once_and_bad_ones_fail_with_a_reason() {
     );
     let s = status(&config);
     assert!(
-        s.contains("done         2") && s.contains("failed       1"),
+        s.contains("done         2") && s.contains("quarantined  1"),
         "{s}"
     );
     assert!(

@@ -286,7 +286,7 @@ fn bad_and_odd_inputs_end_with_a_reason_and_good_files_still_get_done() {
     assert!(!logs.contains("gone.wav"), "{logs}");
     let s = status(&config);
     assert!(
-        s.contains("done         2") && s.contains("failed       4"),
+        s.contains("done         2") && s.contains("quarantined  4"),
         "{s}"
     );
     let text = std::fs::read_to_string(d.join("out/good.txt")).unwrap();

@@ -2,6 +2,7 @@
 pub mod check_config;
 pub mod man;
 pub mod model;
+pub mod notify;
 pub mod run;
 pub mod transcribe;
 
@@ -22,5 +23,6 @@ pub fn run(cli: Cli) -> ExitCode {
             failed,
         } => run::retry(&config, &ids, failed),
         Command::Man { out } => man::run(&out),
+        Command::Notify(cmd) => notify::run(cmd),
     }
 }

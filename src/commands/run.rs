@@ -61,6 +61,10 @@ pub fn status(path: &Path) -> ExitCode {
                 println!("  #{id} {source} {key}: {reason}");
             }
         }
+        match super::notify::status_lines(&journal) {
+            Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+            Err(e) => eprintln!("hotfolderd: notifications: {e}"),
+        }
         for d in &config.dataset {
             let name = d.name.get_ref();
             let ledger = journal.ledger(name)?;

@@ -10,8 +10,10 @@ use toml::Spanned;
 use crate::pipeline::render::Format;
 
 mod dataset;
+mod notify;
 mod s3;
 pub use dataset::{DatasetConfig, GpuPolicy, TrainerConfig};
+pub use notify::{NotifyConfig, NotifyKind, EVENTS};
 pub use s3::{parse_size, Malformed, OnRemoved, S3After, S3Config};
 
 pub const DEFAULT_PATH: &str = "config/hotfolderd.toml";
@@ -32,6 +34,8 @@ pub struct Config {
     /// Health and metrics over HTTP; off when the section is absent.
     #[serde(default)]
     pub http: Option<HttpConfig>,
+    #[serde(default)]
+    pub notify: Vec<NotifyConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -405,6 +409,11 @@ impl Config {
             .map(|w| w.path.get_ref().to_string_lossy().into_owned())
             .chain(self.s3.iter().map(|q| q.queue_url.get_ref().clone()))
             .collect();
+        for (i, n) in self.notify.iter().enumerate() {
+            for (span, message) in n.problems(i, &known) {
+                err(span, message);
+            }
+        }
         for (i, d) in self.dataset.iter().enumerate() {
             for (span, message) in d.problems(i, &known) {
                 err(span, message);

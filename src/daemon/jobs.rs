@@ -336,7 +336,8 @@ fn record_outcome(
     }
 }
 
-/// A permanent failure: the input goes to `failed/` with its report, the journal says why.
+/// A permanent failure: the input goes to `failed/` with its report and is `quarantined`
+/// (`failed` if it could not be moved), the journal says why.
 fn fail(
     shared: &Shared,
     id: i64,
@@ -346,15 +347,15 @@ fn fail(
     attempts: i64,
 ) -> Result<(), JournalError> {
     let detail = format!("{stage}: {reason}");
-    match quarantine(job, stage, reason, attempts) {
+    let state = match quarantine(job, stage, reason, attempts) {
         Ok(to) => {
-            tracing::warn!(file = %job.input().display(), moved_to = %to.display(), reason = %detail, "failed")
+            tracing::warn!(file = %job.input().display(), moved_to = %to.display(), reason = %detail, "failed; quarantined");
+            State::Quarantined
         }
         Err(e) => {
-            tracing::error!(file = %job.input().display(), error = %e, reason = %detail, "failed, and could not be moved to failed/")
+            tracing::error!(file = %job.input().display(), error = %e, reason = %detail, "failed, and could not be moved to failed/");
+            State::Failed
         }
-    }
-    shared
-        .journal()
-        .transition(id, State::Failed, Some(&detail))
+    };
+    shared.journal().transition(id, state, Some(&detail))
 }

@@ -6,6 +6,7 @@
 mod http;
 mod intake;
 mod jobs;
+mod notify;
 mod receipts;
 mod s3_job;
 mod s3_removed;
@@ -56,7 +57,7 @@ pub fn source_root(source: &str) -> Option<PathBuf> {
     source.strip_prefix(WATCH_PREFIX).map(PathBuf::from)
 }
 
-const QUEUE_PREFIX: &str = "sqs:";
+pub(crate) const QUEUE_PREFIX: &str = "sqs:";
 
 /// The journal's `source` for an SQS queue.
 pub fn queue_source_id(queue_url: &str) -> String {
@@ -288,6 +289,9 @@ async fn run_reloading(
         );
     }
     let mut journal = Journal::open(&config.journal.path)?;
+    // Before any source starts, so every input that ends from now on is announced.
+    let outbox = notify::Notifier::new(&config)?;
+    journal.set_subscriptions(&notify::subscriptions(&config))?;
     let recovered = journal.recover()?;
     if recovered > 0 {
         tracing::info!(recovered, "requeued inputs interrupted by the last stop");
@@ -375,6 +379,9 @@ async fn run_reloading(
             stop_rx.clone(),
         ))
     });
+    let (notify_stop, notify_stop_rx) = watch::channel(false);
+    let sender = (!outbox.is_empty())
+        .then(|| tokio::spawn(notify::send_loop(shared.clone(), outbox, notify_stop_rx)));
     let (folders, queues) = sources.counts();
     tracing::info!(folders, queues, workers, "hotfolderd running");
 
@@ -417,6 +424,12 @@ async fn run_reloading(
     if let Some(t) = trainer {
         // Its runs were told to stop with everything else; each records itself interrupted.
         let _ = t.await;
+    }
+    // Last: jobs that finished during the drain have their notifications in the outbox; what
+    // is not sent by now goes out after the next start.
+    let _ = notify_stop.send(true);
+    if let Some(s) = sender {
+        let _ = s.await;
     }
     let _ = notifier.await;
     if let Some(h) = http {

@@ -2,6 +2,7 @@
 //! ffmpeg and sox, and word error rate.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod hook;
 pub mod moto;
 pub mod proxy;
 

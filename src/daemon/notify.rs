@@ -1,0 +1,307 @@
+//! The outbox sender: takes due notifications from the journal, builds each document from
+//! the journal (fresh presigned links on every attempt), sends it, and records the outcome.
+//! A notification stays in the journal until it is delivered or given up, so a crash or a
+//! receiver outage delays it but never loses it. One that is cut off mid-send goes out again
+//! after a restart under the same delivery key, which receivers use to drop duplicates.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, OnceCell};
+
+use super::{queue_source_id, source_id, source_root, DaemonError, Shared, QUEUE_PREFIX};
+use crate::config::{Config, NotifyKind};
+use crate::journal::{Notification, Subscription};
+use crate::notify::document::{self, InputFacts, Origin, Output};
+use crate::notify::{send_sqs, webhook, Sent, Target};
+
+/// How often an idle sender looks for new notifications.
+const POLL: Duration = Duration::from_millis(500);
+
+/// At most this many notifications in flight at once.
+const BATCH: usize = 32;
+
+/// The `[[notify]]` subscriptions, by journal source id.
+pub(super) fn subscriptions(config: &Config) -> Vec<Subscription> {
+    config
+        .notify
+        .iter()
+        .map(|n| Subscription {
+            target: n.target(),
+            events: n.events.get_ref().clone(),
+            sources: n
+                .sources
+                .iter()
+                .flat_map(|s| s.get_ref())
+                .map(|s| {
+                    match config
+                        .watch
+                        .iter()
+                        .find(|w| w.path.get_ref().to_string_lossy() == *s)
+                    {
+                        Some(w) => source_id(&super::absolute(w.path.get_ref())),
+                        None => queue_source_id(s),
+                    }
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+struct Sender {
+    target: Target,
+    /// AWS clients, made when first needed (presigned links, SQS).
+    aws: OnceCell<crate::aws::Clients>,
+}
+
+impl Sender {
+    async fn aws(&self) -> &crate::aws::Clients {
+        self.aws
+            .get_or_init(|| crate::aws::clients(self.target.force_path_style))
+            .await
+    }
+}
+
+pub(super) struct Notifier {
+    senders: HashMap<String, Arc<Sender>>,
+    http: reqwest::Client,
+}
+
+impl Notifier {
+    /// Reads every target's secret: a missing key stops the start, with the reason.
+    pub(super) fn new(config: &Config) -> Result<Notifier, DaemonError> {
+        let mut senders = HashMap::new();
+        for c in &config.notify {
+            let target = Target::from_config(c).map_err(DaemonError::Setup)?;
+            let sender = Sender {
+                target,
+                aws: OnceCell::new(),
+            };
+            senders.insert(sender.target.name.clone(), Arc::new(sender));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("hotfolderd/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| DaemonError::Setup(format!("cannot make an HTTP client: {e}")))?;
+        Ok(Notifier { senders, http })
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.senders.is_empty()
+    }
+}
+
+/// Sends due notifications until `stop`.
+pub(super) async fn send_loop(
+    shared: Arc<Shared>,
+    notifier: Notifier,
+    mut stop: watch::Receiver<bool>,
+) {
+    let notifier = Arc::new(notifier);
+    let mut unknown_said = std::collections::HashSet::new();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let due = shared.journal().due_notifications(BATCH);
+        let due = match due {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the notification outbox; trying again");
+                Vec::new()
+            }
+        };
+        let mut sends = tokio::task::JoinSet::new();
+        for n in due {
+            let Some(sender) = notifier.senders.get(&n.target).cloned() else {
+                if unknown_said.insert(n.target.clone()) {
+                    tracing::warn!(target = %n.target, "notifications for a target no longer configured wait until it is back (or `hotfolderd notify resend` after it is)");
+                }
+                let _ = shared.journal().notification_retry(
+                    n.id,
+                    "its [[notify]] target is not configured",
+                    3_600_000,
+                );
+                continue;
+            };
+            let (s, http) = (shared.clone(), notifier.http.clone());
+            sends.spawn(async move {
+                let sent = deliver(&s, &sender, &http, &n).await;
+                (n, sender, sent)
+            });
+        }
+        while let Some(done) = sends.join_next().await {
+            if let Ok((n, sender, sent)) = done {
+                record(&shared, &sender.target, &n, sent);
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => {}
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+fn record(shared: &Shared, target: &Target, n: &Notification, sent: Sent) {
+    let mut j = shared.journal();
+    let recorded = match sent {
+        Sent::Delivered => {
+            tracing::info!(event = %n.event, target = %n.target, delivery = %n.delivery, "notified");
+            j.notification_sent(n)
+        }
+        Sent::Retry(why) if (n.attempts + 1) < i64::from(target.max_attempts) => {
+            let wait = target.backoff(n.attempts as u32);
+            tracing::warn!(event = %n.event, target = %n.target, error = %why, ?wait, attempt = n.attempts + 1, "notification not delivered; will retry");
+            j.notification_retry(n.id, &why, wait.as_millis() as i64)
+        }
+        Sent::Retry(why) => {
+            let why = format!("{why} (gave up after {} attempts)", n.attempts + 1);
+            tracing::error!(event = %n.event, target = %n.target, error = %why, "notification undeliverable; `hotfolderd notify resend` sends it again");
+            j.notification_dead(n, &why)
+        }
+        Sent::Refused(why) => {
+            tracing::error!(event = %n.event, target = %n.target, error = %why, "notification refused by the receiver; not retried");
+            j.notification_dead(n, &format!("refused: {why}"))
+        }
+    };
+    if let Err(e) = recorded {
+        tracing::error!(error = %e, delivery = %n.delivery, "cannot record a notification's outcome; it may be sent again under the same key");
+    }
+}
+
+async fn deliver(
+    shared: &Shared,
+    sender: &Sender,
+    http: &reqwest::Client,
+    n: &Notification,
+) -> Sent {
+    let body = match build(shared, sender, n).await {
+        Ok(doc) => doc.to_string(),
+        Err(why) => return Sent::Refused(why),
+    };
+    let t = &sender.target;
+    let send = async {
+        match t.kind {
+            NotifyKind::Webhook => {
+                webhook::post(
+                    http,
+                    &t.name,
+                    &t.secret,
+                    body,
+                    &n.delivery,
+                    &n.event,
+                    t.timeout,
+                )
+                .await
+            }
+            NotifyKind::Sqs => {
+                send_sqs(
+                    &sender.aws().await.sqs,
+                    &t.name,
+                    &body,
+                    &n.delivery,
+                    &n.event,
+                )
+                .await
+            }
+        }
+    };
+    // The webhook has its own timeout; this one also bounds the SDK's retries.
+    tokio::time::timeout(t.timeout * 2, send)
+        .await
+        .unwrap_or_else(|_| Sent::Retry(format!("no answer within {:?}", t.timeout * 2)))
+}
+
+/// The document for `n`, from what the journal knows now.
+async fn build(
+    shared: &Shared,
+    sender: &Sender,
+    n: &Notification,
+) -> Result<serde_json::Value, String> {
+    if let Some(run_id) = &n.run_id {
+        let runs = shared.journal().runs(None).map_err(|e| e.to_string())?;
+        let run = runs
+            .iter()
+            .find(|r| &r.id == run_id)
+            .ok_or_else(|| format!("training run {run_id} is not in the journal"))?;
+        return Ok(document::run_document(n, run));
+    }
+    let id = n.input_id.ok_or("a notification about nothing")?;
+    let (input, result, history, seen_at) = {
+        let j = shared.journal();
+        let input = j
+            .get(id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("input {id} is not in the journal"))?;
+        let result = j.result(id).map_err(|e| e.to_string())?;
+        let history = j.history(id).map_err(|e| e.to_string())?;
+        let seen_at = j.seen_at(id).map_err(|e| e.to_string())?;
+        (input, result, history, seen_at)
+    };
+    let origin = match source_root(&input.source) {
+        Some(root) => Origin::Folder {
+            folder: root.display().to_string(),
+            path: root.join(&input.key).display().to_string(),
+        },
+        None => Origin::S3 {
+            queue_url: input
+                .source
+                .strip_prefix(QUEUE_PREFIX)
+                .unwrap_or(&input.source)
+                .to_string(),
+            bucket: shared
+                .queue(&input.source)
+                .map(|q| q.spec.input_bucket.clone()),
+            key: input.key.clone(),
+        },
+    };
+    let outputs = if n.event == "done" {
+        links(sender, &input.outputs).await
+    } else {
+        Vec::new()
+    };
+    let facts = InputFacts {
+        input: &input,
+        origin,
+        outputs,
+        result,
+        history: &history,
+        seen_at,
+    };
+    Ok(document::input_document(n, &facts))
+}
+
+/// Local paths as they are; S3 outputs with a presigned GET link.
+async fn links(sender: &Sender, outputs: &[String]) -> Vec<Output> {
+    let expiry = sender.target.link_expiry;
+    let mut out = Vec::with_capacity(outputs.len());
+    for o in outputs {
+        let Some((bucket, key)) = o.strip_prefix("s3://").and_then(|r| r.split_once('/')) else {
+            out.push(Output::Path(o.clone()));
+            continue;
+        };
+        let url = match aws_sdk_s3::presigning::PresigningConfig::expires_in(expiry) {
+            Ok(config) => sender
+                .aws()
+                .await
+                .s3
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .presigned(config)
+                .await
+                .map(|p| p.uri().to_string())
+                .map_err(|e| tracing::warn!(uri = %o, error = %e, "cannot presign an output link"))
+                .ok(),
+            Err(_) => None,
+        };
+        out.push(Output::S3 {
+            uri: o.clone(),
+            url,
+            expires_at: document::now_ms() + expiry.as_millis() as i64,
+        });
+    }
+    out
+}

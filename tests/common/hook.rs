@@ -1,0 +1,132 @@
+//! A webhook receiver on 127.0.0.1 for the notification tests: records every request
+//! (headers and body) and answers with the status the test sets. `stop` closes the port
+//! (senders get "connection refused"); `start_on` opens it again.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub path: String,
+    /// Header names in lower case.
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+    /// The status it was answered with.
+    pub status: u16,
+}
+
+impl Request {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+pub struct Hook {
+    pub port: u16,
+    pub requests: Arc<Mutex<Vec<Request>>>,
+    pub status: Arc<AtomicU16>,
+    running: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+}
+
+impl Hook {
+    /// A receiver that is not listening yet (its port is free now).
+    pub fn down() -> Hook {
+        Hook {
+            port: super::free_port(),
+            requests: Arc::default(),
+            status: Arc::new(AtomicU16::new(200)),
+            running: None,
+        }
+    }
+
+    pub fn start() -> Hook {
+        let mut h = Hook::down();
+        h.listen();
+        h
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    pub fn listen(&mut self) {
+        assert!(self.running.is_none());
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let open = Arc::new(AtomicBool::new(true));
+        let (o, requests, status) = (open.clone(), self.requests.clone(), self.status.clone());
+        let thread = std::thread::spawn(move || {
+            while o.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        stream.set_nonblocking(false).unwrap();
+                        stream
+                            .set_read_timeout(Some(Duration::from_secs(10)))
+                            .unwrap();
+                        if let Some(r) = serve(stream, status.load(Ordering::SeqCst)) {
+                            requests.lock().unwrap().push(r);
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        self.running = Some((open, thread));
+    }
+
+    pub fn stop(&mut self) {
+        if let Some((open, thread)) = self.running.take() {
+            open.store(false, Ordering::SeqCst);
+            thread.join().unwrap();
+        }
+    }
+
+    pub fn received(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Hook {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn serve(stream: std::net::TcpStream, status: u16) -> Option<Request> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let path = line.split_whitespace().nth(1)?.to_string();
+    let mut headers = HashMap::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let len: usize = headers.get("content-length")?.parse().ok()?;
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    let mut out = stream;
+    write!(
+        out,
+        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    Some(Request {
+        path,
+        headers,
+        body,
+        status,
+    })
+}
