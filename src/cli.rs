@@ -60,6 +60,15 @@ pub enum Command {
         #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
         config: PathBuf,
     },
+    /// One input's whole story: every version seen, every state change with its time and
+    /// reason, retries, notifications and outputs.
+    History {
+        #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// A file path (in a watched folder or its done/ or failed/), an S3 key or
+        /// s3://bucket/key, or an input id.
+        what: String,
+    },
     /// The notification outbox: list it, or send undeliverable notifications again.
     #[command(subcommand)]
     Notify(NotifyCommand),

@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 pub mod check_config;
+pub mod history;
 pub mod man;
 pub mod model;
 pub mod notify;
@@ -24,5 +25,6 @@ pub fn run(cli: Cli) -> ExitCode {
         } => run::retry(&config, &ids, failed),
         Command::Man { out } => man::run(&out),
         Command::Notify(cmd) => notify::run(cmd),
+        Command::History { config, what } => history::run(&config, &what),
     }
 }

@@ -607,6 +607,20 @@ impl Journal {
         rows.collect::<Result<_, _>>().map_err(self.db())
     }
 
+    /// Ids of the inputs with this key (every version), from `source` or any, oldest first.
+    pub fn inputs_named(&self, source: Option<&str>, key: &str) -> Result<Vec<i64>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id FROM inputs WHERE key = ?2 AND (?1 IS NULL OR source = ?1) ORDER BY id",
+            )
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map(params![source, key], |r| r.get(0))
+            .map_err(self.db())?;
+        rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+
     /// The audit trail of one input: (unix ms, state, detail).
     pub fn history(&self, id: i64) -> Result<Vec<(i64, String, Option<String>)>, JournalError> {
         let mut stmt = self

@@ -1,0 +1,125 @@
+//! `hotfolderd history PATH|KEY|ID`: one input's whole story from the journal — every
+//! version of it that was seen, and for each every state change, retry, notification and
+//! deletion, with times and reasons, across restarts.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::config::Config;
+use crate::journal::Journal;
+use crate::notify::document::rfc3339;
+
+pub fn run(config_path: &Path, what: &str) -> ExitCode {
+    let config = match Config::load(config_path) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let result = Journal::open(&config.journal.path)
+        .map_err(|e| e.to_string())
+        .and_then(|j| {
+            let ids = find(&j, &config, what)?;
+            if ids.is_empty() {
+                return Err(format!(
+                    "nothing in the journal for {what:?} (give a file path, an S3 key or s3:// URI, or an input id)"
+                ));
+            }
+            for id in ids {
+                print_story(&j, id)?;
+            }
+            Ok(())
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hotfolderd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The inputs `what` names: an id, a path under a watched folder, or an S3 key / URI.
+fn find(j: &Journal, config: &Config, what: &str) -> Result<Vec<i64>, String> {
+    let err = |e: crate::journal::JournalError| e.to_string();
+    if let Ok(id) = what.trim_start_matches('#').parse::<i64>() {
+        if j.get(id).map_err(err)?.is_some() {
+            return Ok(vec![id]);
+        }
+    }
+    let path = std::path::absolute(what).unwrap_or_else(|_| what.into());
+    for w in &config.watch {
+        let root =
+            std::path::absolute(w.path.get_ref()).unwrap_or_else(|_| w.path.get_ref().clone());
+        // A path in the folder, or in its done/ or failed/ where finished inputs go.
+        let rel = path.strip_prefix(&root).ok().map(|rel| {
+            let mut parts = rel.components();
+            match parts.next().and_then(|c| c.as_os_str().to_str()) {
+                Some(crate::sources::names::FAILED_DIR | crate::sources::names::DONE_DIR) => {
+                    parts.as_path().to_path_buf()
+                }
+                _ => rel.to_path_buf(),
+            }
+        });
+        if let Some(rel) = rel {
+            let source = crate::daemon::source_id(&root);
+            return j
+                .inputs_named(Some(&source), &rel.to_string_lossy())
+                .map_err(err);
+        }
+    }
+    let key = what
+        .strip_prefix("s3://")
+        .and_then(|r| r.split_once('/'))
+        .map_or(what, |(_, key)| key);
+    j.inputs_named(None, key).map_err(err)
+}
+
+fn print_story(j: &Journal, id: i64) -> Result<(), String> {
+    let err = |e: crate::journal::JournalError| e.to_string();
+    let Some(input) = j.get(id).map_err(err)? else {
+        return Ok(());
+    };
+    println!(
+        "#{} {} {} (version {}): {}, {} attempt(s){}",
+        input.id,
+        input.source,
+        input.key,
+        input.version,
+        input.state.as_str(),
+        input.attempts,
+        input
+            .sha256
+            .as_deref()
+            .map(|s| format!(", sha256 {s}"))
+            .unwrap_or_default()
+    );
+    for (at, state, detail) in j.history(id).map_err(err)? {
+        println!(
+            "  {} {state}{}",
+            rfc3339(at),
+            detail.map(|d| format!(": {d}")).unwrap_or_default()
+        );
+    }
+    for n in j.notifications_for(id).map_err(err)? {
+        if n.state != "sent" {
+            println!(
+                "  (notification #{} {} → {}: {}, {} attempt(s){})",
+                n.id,
+                n.event,
+                n.target,
+                n.state,
+                n.attempts,
+                n.last_error.map(|e| format!(", {e}")).unwrap_or_default()
+            );
+        }
+    }
+    if !input.outputs.is_empty() {
+        println!("  outputs: {}", input.outputs.join(", "));
+    }
+    println!();
+    Ok(())
+}
