@@ -1,6 +1,7 @@
 //! hotfolderd: turns arriving audio files into transcripts, datasets and model updates.
 //! See ARCHITECTURE.md for the flow and the invariants.
 
+pub mod audit;
 pub mod aws;
 pub mod cli;
 pub mod commands;

@@ -109,6 +109,8 @@ fn history_tells_the_whole_story_of_a_twice_failed_file() {
     assert_eq!(at, expected.len(), "{events:?}\n{by_path}");
     assert!(by_path.contains("retry requested"), "{by_path}");
     assert!(by_path.contains("outputs: "), "{by_path}");
+    let audit = audit_matches_journal(d);
+    assert!(audit.iter().filter(|e| e.1 == "quarantined").count() == 2);
     // The reason of each failure is in the story.
     assert_eq!(
         by_path.matches("quarantined: decode").count()

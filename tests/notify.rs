@@ -144,9 +144,12 @@ fn every_notification_arrives_once_through_an_outage_and_a_kill() {
     );
     assert!(!bad["error"]["stage"].as_str().unwrap().is_empty(), "{bad}");
 
-    // The audit trail shows each notification once.
+    // The audit trail shows each notification once, and the audit log agrees with it
+    // through the kill.
     let trail: usize = journal_events(d, "notified");
     assert_eq!(trail, 3);
+    let audit = audit_matches_journal(d);
+    assert_eq!(audit.iter().filter(|e| e.1 == "notified").count(), 3);
 }
 
 /// How many events named `state` the journal holds.

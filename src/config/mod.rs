@@ -74,6 +74,32 @@ impl Default for DaemonConfig {
 #[serde(deny_unknown_fields)]
 pub struct JournalConfig {
     pub path: PathBuf,
+    /// The audit log (JSON lines); default: `audit.jsonl` beside the journal.
+    #[serde(default)]
+    pub audit_log: Option<PathBuf>,
+    /// Rotate the audit log when it reaches this size.
+    #[serde(default = "default_audit_max_size", deserialize_with = "s3::size")]
+    pub audit_max_size: Spanned<u64>,
+    /// Rotated audit logs to keep (`audit.jsonl.1` … `.N`).
+    #[serde(default = "default_audit_keep")]
+    pub audit_keep: u32,
+}
+
+impl JournalConfig {
+    pub fn audit_path(&self) -> PathBuf {
+        self.audit_log.clone().unwrap_or_else(|| {
+            self.path
+                .parent()
+                .map_or_else(|| PathBuf::from("audit.jsonl"), |p| p.join("audit.jsonl"))
+        })
+    }
+}
+
+fn default_audit_max_size() -> Spanned<u64> {
+    Spanned::new(0..0, 64 << 20)
+}
+fn default_audit_keep() -> u32 {
+    5
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,6 +3,7 @@
 //! marks it queued; workers take the oldest queued input. A restart requeues whatever was running, so nothing is lost and finished
 //! work is never redone.
 
+mod audit;
 mod http;
 mod intake;
 mod jobs;
@@ -291,6 +292,7 @@ async fn run_reloading(
     let mut journal = Journal::open(&config.journal.path)?;
     // Before any source starts, so every input that ends from now on is announced.
     let outbox = notify::Notifier::new(&config)?;
+    let (audit_log, audit_seq) = audit::open(&config.journal).map_err(DaemonError::Setup)?;
     journal.set_subscriptions(&notify::subscriptions(&config))?;
     let recovered = journal.recover()?;
     if recovered > 0 {
@@ -380,6 +382,11 @@ async fn run_reloading(
         ))
     });
     let (notify_stop, notify_stop_rx) = watch::channel(false);
+    let (audit_stop, audit_stop_rx) = watch::channel(false);
+    let auditor = {
+        let (s, stop) = (shared.clone(), audit_stop_rx);
+        tokio::task::spawn_blocking(move || audit::audit_loop(s, audit_log, audit_seq, stop))
+    };
     let sender = (!outbox.is_empty())
         .then(|| tokio::spawn(notify::send_loop(shared.clone(), outbox, notify_stop_rx)));
     let (folders, queues) = sources.counts();
@@ -431,6 +438,9 @@ async fn run_reloading(
     if let Some(s) = sender {
         let _ = s.await;
     }
+    // After the sender: its `notified` events go in the log too.
+    let _ = audit_stop.send(true);
+    let _ = auditor.await;
     let _ = notifier.await;
     if let Some(h) = http {
         let _ = h.await;

@@ -155,6 +155,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     sent_at     INTEGER
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
+CREATE TABLE IF NOT EXISTS meta (
+    name   TEXT PRIMARY KEY,
+    value  INTEGER NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS outbox_input AFTER INSERT ON events
 WHEN NEW.state IN ('done', 'failed', 'quarantined')
 BEGIN
@@ -450,7 +454,8 @@ impl Journal {
             params![json, id, result],
         )
         .map_err(&db)?;
-        step(&tx, &self.path, id, State::Done, None, now_ms())?;
+        let detail = format!("outputs: {}", outputs.join(", "));
+        step(&tx, &self.path, id, State::Done, Some(&detail), now_ms())?;
         tx.commit().map_err(&db)
     }
 
@@ -619,6 +624,62 @@ impl Journal {
             .query_map(params![source, key], |r| r.get(0))
             .map_err(self.db())?;
         rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+
+    /// Events after `seq` (the audit log's copy position), oldest first, with their input's
+    /// source and key: (seq, unix ms, input id, source, key, event, detail).
+    #[allow(clippy::type_complexity)]
+    pub fn events_after(
+        &self,
+        seq: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, i64, i64, String, String, String, Option<String>)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT e.id, e.at, e.input_id, i.source, i.key, e.state, e.detail
+                 FROM events e JOIN inputs i ON i.id = e.input_id
+                 WHERE e.id > ?1 ORDER BY e.id LIMIT ?2",
+            )
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map(params![seq, limit as i64], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
+            .map_err(self.db())?;
+        rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+
+    /// A number kept in the journal under `name` (0 when unset).
+    pub fn meta(&self, name: &str) -> Result<i64, JournalError> {
+        self.conn
+            .query_row(
+                "SELECT value FROM meta WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
+            .map_err(self.db())
+    }
+
+    pub fn set_meta(&mut self, name: &str, value: i64) -> Result<(), JournalError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (name, value) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![name, value],
+            )
+            .map_err(self.db())?;
+        Ok(())
     }
 
     /// The audit trail of one input: (unix ms, state, detail).

@@ -351,3 +351,31 @@ pub fn metric_value(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
             other => panic!("{name}: {other:?}"),
         })
 }
+
+/// The audit log under `d/state/` holds exactly the journal's events, in order, once each;
+/// returns them as (seq, event).
+pub fn audit_matches_journal(d: &Path) -> Vec<(i64, String)> {
+    let j = hotfolderd::journal::Journal::open(&d.join("state/journal.sqlite")).unwrap();
+    let journal_events: Vec<(i64, String)> = j
+        .events_after(0, 100_000)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.0, e.5))
+        .collect();
+    let audit: Vec<(i64, String)> = std::fs::read_to_string(d.join("state/audit.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["seq"].as_i64().unwrap(),
+                v["event"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        audit, journal_events,
+        "the audit log and the journal disagree"
+    );
+    audit
+}
