@@ -24,6 +24,14 @@ pub struct Queue {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Retry {
+    pub source: String,
+    /// "transient" (an error worth another attempt), "timeout", or "s3_unavailable" (an
+    /// outage waited out without using an attempt).
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Op {
     pub operation: String,
 }
@@ -58,6 +66,7 @@ pub struct Metrics {
     pub realtime_factor: Histogram,
     pub sqs_receive_errors: Family<Queue, Counter>,
     pub s3_errors: Family<Op, Counter>,
+    pub retries: Family<Retry, Counter>,
     pub breaker_open: Family<Queue, Gauge>,
     pub dataset_hours: Family<Dataset, FloatGauge>,
     pub dataset_new_hours: Family<Dataset, FloatGauge>,
@@ -80,6 +89,7 @@ pub fn metrics() -> &'static Metrics {
             realtime_factor: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
             sqs_receive_errors: Family::default(),
             s3_errors: Family::default(),
+            retries: Family::default(),
             breaker_open: Family::default(),
             dataset_hours: Family::default(),
             dataset_new_hours: Family::default(),
@@ -126,6 +136,11 @@ pub fn metrics() -> &'static Metrics {
             m.s3_errors.clone(),
         );
         r.register(
+            "job_retries",
+            "Jobs put back in the queue to be tried again, by source and kind",
+            m.retries.clone(),
+        );
+        r.register(
             "s3_breaker_open",
             "1 while a queue's circuit breaker keeps S3 calls back",
             m.breaker_open.clone(),
@@ -162,6 +177,17 @@ pub fn metrics() -> &'static Metrics {
         );
         Metrics { registry: r, ..m }
     })
+}
+
+/// A job goes back to the queue to be tried again.
+pub fn count_retry(source: &str, kind: &str) {
+    metrics()
+        .retries
+        .get_or_create(&Retry {
+            source: source.into(),
+            kind: kind.into(),
+        })
+        .inc();
 }
 
 /// One transcription finished: `audio` seconds of input in `took` seconds.

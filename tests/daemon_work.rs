@@ -127,12 +127,22 @@ fn a_job_past_its_time_limit_is_retried_once_then_failed_with_the_reason() {
         "job_timeout_factor = 0.0\njob_timeout_min = \"1ms\"\njob_timeout_max = \"1ms\"",
         "",
     );
+    let port = free_port();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n");
+    std::fs::write(&config, text).unwrap();
     let speech = speak(d, "slow", "This job never gets enough time.", "en-us");
     std::fs::create_dir_all(&inbox).unwrap();
     let daemon = start_daemon(&config);
     std::fs::copy(&speech, inbox.join("slow.wav")).unwrap();
     let report = inbox.join("failed/slow.wav.error.json");
     wait_until("the timed-out job to fail", || report.exists());
+    // The one retry is counted, by kind.
+    let (_, metrics) = http_get(port, "/metrics", None);
+    let retries =
+        |kind: &str| metric_value(&metrics, "hotfolderd_job_retries_total", &[("kind", kind)]);
+    assert_eq!(retries("timeout"), Some(1.0), "{metrics}");
+    assert_eq!(retries("transient"), None, "{metrics}");
     stop(daemon);
 
     let report: serde_json::Value =

@@ -300,6 +300,17 @@ pub(super) fn decide(input: &Input, outcome: Outcome) -> Decision {
     }
 }
 
+/// The `kind` label of a retry: its reason starts "timeout: …" for a job past its limit.
+pub(super) fn retry_kind(why: &str) -> &'static str {
+    if why.starts_with("timeout:") {
+        "timeout"
+    } else if why.starts_with("interrupted") {
+        "shutdown"
+    } else {
+        "transient"
+    }
+}
+
 /// 2^attempts seconds, at most about a minute.
 fn backoff(attempts: i64) -> Duration {
     Duration::from_secs(1 << attempts.clamp(0, 6))
@@ -329,6 +340,7 @@ fn record_outcome(
         }
         Decision::Retry { why, delay } => {
             tracing::warn!(file = %job.input().display(), reason = %why, ?delay, "will retry");
+            crate::metrics::count_retry(&input.source, retry_kind(&why));
             shared
                 .journal()
                 .retry_later(id, &why, delay.as_millis() as i64)

@@ -413,6 +413,7 @@ async fn record(
         Err(Stop::Unavailable(reason)) => {
             let wait = q.breaker.failure();
             tracing::warn!(%uri, %reason, ?wait, "S3 unavailable; the job waits");
+            crate::metrics::count_retry(&input.source, "s3_unavailable");
             return shared.journal().wait_later(
                 id,
                 &format!("S3 unavailable: {reason}"),
@@ -442,6 +443,7 @@ async fn record(
         }
         super::jobs::Decision::Retry { why, delay } => {
             tracing::warn!(%uri, reason = %why, ?delay, "will retry");
+            crate::metrics::count_retry(&input.source, super::jobs::retry_kind(&why));
             return shared
                 .journal()
                 .retry_later(id, &why, delay.as_millis() as i64);
