@@ -60,14 +60,26 @@ pub struct DaemonConfig {
     /// them (they stay queued and are redone on the next start).
     #[serde(default = "default_shutdown_grace", deserialize_with = "duration")]
     pub shutdown_grace: Spanned<Duration>,
+    /// How often retention (`keep_*`) and the clean-up of stale temporary files run.
+    #[serde(default = "default_cleanup_every", deserialize_with = "duration")]
+    pub cleanup_every: Spanned<Duration>,
+    /// New jobs wait while the journal's or an output folder's disk has less free.
+    #[serde(default, deserialize_with = "dataset::optional_size")]
+    pub min_free_disk: Option<u64>,
 }
 
 impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
             shutdown_grace: default_shutdown_grace(),
+            cleanup_every: default_cleanup_every(),
+            min_free_disk: None,
         }
     }
+}
+
+fn default_cleanup_every() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(3600))
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,6 +206,19 @@ pub struct WatchConfig {
     /// Process `x.wav` only once `x.wav<marker>` exists (e.g. ".done").
     #[serde(default)]
     pub marker: Option<String>,
+    /// Delete inputs kept in `done/` this long after they finished; absent: keep them.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub keep_done: Option<Duration>,
+    /// Delete inputs quarantined in `failed/` (and their reports) this long after.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub keep_failed: Option<Duration>,
+    /// Delete the transcripts in `output` this long after they were written.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub keep_outputs: Option<Duration>,
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(|s| Some(s.into_inner()))
 }
 
 fn default_threads() -> Spanned<i32> {
@@ -347,6 +372,12 @@ impl Config {
                 message,
             })
         };
+        if self.daemon.cleanup_every.get_ref().is_zero() {
+            err(
+                self.daemon.cleanup_every.span(),
+                "daemon.cleanup_every must be more than 0".into(),
+            );
+        }
         if *self.asr.threads.get_ref() < 1 {
             err(
                 self.asr.threads.span(),

@@ -9,6 +9,7 @@ mod intake;
 mod jobs;
 mod notify;
 mod receipts;
+mod retention;
 mod s3_job;
 mod s3_removed;
 mod service;
@@ -59,6 +60,9 @@ pub fn source_root(source: &str) -> Option<PathBuf> {
 }
 
 pub(crate) const QUEUE_PREFIX: &str = "sqs:";
+
+/// A temporary output file untouched this long belongs to no running write.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(600);
 
 /// The journal's `source` for an SQS queue.
 pub fn queue_source_id(queue_url: &str) -> String {
@@ -146,6 +150,7 @@ struct FolderInfo {
     output: PathBuf,
     formats: Vec<crate::pipeline::render::Format>,
     after: crate::config::After,
+    keep: retention::Keep,
 }
 
 impl FolderInfo {
@@ -353,6 +358,14 @@ async fn run_reloading(
         d.recover(&shared.journal).map_err(DaemonError::Setup)?;
     }
 
+    // Temporaries of writes a crash cut short: nothing is writing yet, so all of them.
+    for w in &config.watch {
+        let out = absolute(w.output.get_ref());
+        let n = crate::sinks::local::remove_stale_temps(&out, Duration::ZERO);
+        if n > 0 {
+            tracing::info!(output = %out.display(), removed = n, "removed temporary files left by an interrupted write");
+        }
+    }
     let (cand_tx, cand_rx) = mpsc::channel::<Candidate>(4096);
     let intake = tokio::spawn(intake::intake(shared.clone(), cand_rx));
     let (del_tx, del_rx) = mpsc::channel::<Delivery>(256);
@@ -389,6 +402,11 @@ async fn run_reloading(
     };
     let sender = (!outbox.is_empty())
         .then(|| tokio::spawn(notify::send_loop(shared.clone(), outbox, notify_stop_rx)));
+    let cleaner = tokio::spawn(retention::cleanup_loop(
+        shared.clone(),
+        *config.daemon.cleanup_every.get_ref(),
+        stop_rx.clone(),
+    ));
     let (folders, queues) = sources.counts();
     tracing::info!(folders, queues, workers, "hotfolderd running");
 
@@ -434,6 +452,7 @@ async fn run_reloading(
     }
     // Last: jobs that finished during the drain have their notifications in the outbox; what
     // is not sent by now goes out after the next start.
+    let _ = cleaner.await;
     let _ = notify_stop.send(true);
     if let Some(s) = sender {
         let _ = s.await;

@@ -41,14 +41,17 @@ pub(super) struct Sources {
 /// What a folder's settings are, for telling whether a reload changed them.
 fn folder_settings(w: &WatchConfig) -> String {
     format!(
-        "{:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+        "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
         w.path.get_ref(),
         w.output.get_ref(),
         w.stable_for.get_ref(),
         w.after,
         w.formats.get_ref(),
         w.rescan_every.get_ref(),
-        w.marker
+        w.marker,
+        w.keep_done,
+        w.keep_failed,
+        w.keep_outputs
     )
 }
 
@@ -148,8 +151,15 @@ impl Sources {
             output: absolute(w.output.get_ref()),
             formats: w.formats.get_ref().clone(),
             after: w.after,
+            keep: super::retention::Keep {
+                done: w.keep_done,
+                failed: w.keep_failed,
+                outputs: w.keep_outputs,
+            },
         };
-        let n = crate::sinks::local::remove_stale_temps(&info.output);
+        // Old enough that no running write can own it (a reload may restart a folder whose
+        // jobs are writing); at start-up `run` removes all of them first.
+        let n = crate::sinks::local::remove_stale_temps(&info.output, super::STALE_TEMP_AGE);
         if n > 0 {
             tracing::info!(output = %info.output.display(), removed = n, "removed temporary files left by an interrupted write");
         }

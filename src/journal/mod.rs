@@ -18,10 +18,12 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 mod dataset;
 mod outbox;
 mod queue;
+mod retention;
 mod state;
 
 pub use dataset::{Ledger, Run, RunState};
 pub use outbox::{Notification, OutboxCounts, Subscription};
+pub use retention::Removal;
 
 pub use queue::{Arrival, Arrived};
 pub use state::State;
@@ -86,6 +88,8 @@ CREATE TABLE IF NOT EXISTS inputs (
     updated_at  INTEGER NOT NULL,
     not_before  INTEGER NOT NULL DEFAULT 0,
     result      TEXT,
+    input_removed_at    INTEGER,
+    outputs_removed_at  INTEGER,
     UNIQUE (source, key, version)
 );
 CREATE INDEX IF NOT EXISTS inputs_state ON inputs (state);
@@ -250,8 +254,8 @@ fn see(
 }
 
 /// The schema version this code writes. 1 → 2 added `not_before` (retry backoff); 2 → 3
-/// added the dataset tables (created by [`SCHEMA`] on open); 3 → 4 added `inputs.result`
-/// and the notification outbox ([`OUTBOX_SCHEMA`]).
+/// added the dataset tables (created by [`SCHEMA`] on open); 3 → 4 added `inputs.result`,
+/// the retention marks and the notification outbox ([`OUTBOX_SCHEMA`]).
 const SCHEMA_VERSION: i64 = 4;
 
 /// Brings a journal written by an older hotfolderd up to [`SCHEMA_VERSION`]. A fresh file
@@ -262,7 +266,11 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch("ALTER TABLE inputs ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;")?;
     }
     if (1..4).contains(&version) {
-        conn.execute_batch("ALTER TABLE inputs ADD COLUMN result TEXT;")?;
+        conn.execute_batch(
+            "ALTER TABLE inputs ADD COLUMN result TEXT;
+             ALTER TABLE inputs ADD COLUMN input_removed_at INTEGER;
+             ALTER TABLE inputs ADD COLUMN outputs_removed_at INTEGER;",
+        )?;
     }
     if version < SCHEMA_VERSION {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -812,7 +820,9 @@ mod tests {
             let conn = Connection::open(&path).unwrap();
             let v1 = SCHEMA
                 .replace("    not_before  INTEGER NOT NULL DEFAULT 0,\n", "")
-                .replace("    result      TEXT,\n", "");
+                .replace("    result      TEXT,\n", "")
+                .replace("    input_removed_at    INTEGER,\n", "")
+                .replace("    outputs_removed_at  INTEGER,\n", "");
             conn.execute_batch(&v1).unwrap();
             conn.execute_batch("PRAGMA user_version = 1;").unwrap();
             conn.execute(

@@ -42,8 +42,8 @@ impl AtomicFile {
         // 0666 less the umask, like any file a program creates (tempfile's default is 0600,
         // which would hide outputs from the people and services meant to read them).
         let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".tmp")
+            .prefix(&format!(".{name}{TEMP_MARK}"))
+            .suffix(TEMP_SUFFIX)
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
             .tempfile_in(dir)
             .map_err(err)?;
@@ -86,9 +86,31 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
     file.commit()
 }
 
+/// Temporary names are `.NAME.hotfolderd-XXXXXX.tmp`: nothing else matches, so cleaning up
+/// never touches a user's own `.something.tmp`.
+const TEMP_MARK: &str = ".hotfolderd-";
+const TEMP_SUFFIX: &str = ".tmp";
+/// tempfile's random part.
+const TEMP_RANDOM: usize = 6;
+
+/// Whether `name` is one of this module's temporary names.
+pub fn is_own_temp(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(TEMP_SUFFIX) else {
+        return false;
+    };
+    let Some((front, random)) = stem.rsplit_once(TEMP_MARK) else {
+        return false;
+    };
+    front.len() > 1
+        && front.starts_with('.')
+        && random.len() == TEMP_RANDOM
+        && random.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 /// Removes temporary files `write_atomic` left under `dir` when the process was killed
-/// mid-write (`.NAME.XXXXXX.tmp`). Call before writing starts; returns how many.
-pub fn remove_stale_temps(dir: &Path) -> usize {
+/// mid-write, if last modified at least `older_than` ago (a write under way keeps its
+/// file fresh). Returns how many.
+pub fn remove_stale_temps(dir: &Path, older_than: std::time::Duration) -> usize {
     let mut removed = 0;
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -97,11 +119,11 @@ pub fn remove_stale_temps(dir: &Path) -> usize {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         match entry.file_type() {
-            Ok(t) if t.is_dir() => removed += remove_stale_temps(&path),
+            Ok(t) if t.is_dir() => removed += remove_stale_temps(&path, older_than),
             Ok(t)
                 if t.is_file()
-                    && name.starts_with('.')
-                    && name.ends_with(".tmp")
+                    && is_own_temp(&name)
+                    && age(&entry) >= older_than
                     && std::fs::remove_file(&path).is_ok() =>
             {
                 removed += 1;
@@ -112,9 +134,35 @@ pub fn remove_stale_temps(dir: &Path) -> usize {
     removed
 }
 
+fn age(entry: &std::fs::DirEntry) -> std::time::Duration {
+    entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_its_own_temporary_names_count() {
+        assert!(is_own_temp(".a.json.hotfolderd-Ab12Cd.tmp"));
+        assert!(is_own_temp(".x.hotfolderd-y.hotfolderd-000000.tmp"));
+        for user in [
+            ".notes.tmp",
+            ".a.json.Ab12Cd.tmp",
+            "a.json.hotfolderd-Ab12Cd.tmp",
+            ".a.json.hotfolderd-Ab12C.tmp",
+            ".a.json.hotfolderd-Ab12Cd!.tmp",
+            ".hotfolderd-Ab12Cd.tmp",
+            ".a.json.hotfolderd-Ab12Cd.tmp.bak",
+        ] {
+            assert!(!is_own_temp(user), "{user}");
+        }
+    }
 
     #[test]
     fn writes_whole_file_and_leaves_no_temporaries() {
@@ -150,11 +198,17 @@ mod tests {
     fn stale_temporaries_are_removed_and_outputs_kept() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("a")).unwrap();
-        std::fs::write(dir.path().join("a/.x.json.Ab12Cd.tmp"), b"half").unwrap();
+        std::fs::write(dir.path().join("a/.x.json.hotfolderd-Ab12Cd.tmp"), b"half").unwrap();
         std::fs::write(dir.path().join("a/x.json"), b"{}").unwrap();
         std::fs::write(dir.path().join("notes.tmp"), b"not ours").unwrap();
-        assert_eq!(remove_stale_temps(dir.path()), 1);
-        assert!(dir.path().join("a/x.json").exists() && dir.path().join("notes.tmp").exists());
+        std::fs::write(dir.path().join(".x.json.Ab12Cd.tmp"), b"not ours").unwrap();
+        // Too fresh: it may be a write under way.
+        let hour = std::time::Duration::from_secs(3600);
+        assert_eq!(remove_stale_temps(dir.path(), hour), 0);
+        assert_eq!(remove_stale_temps(dir.path(), std::time::Duration::ZERO), 1);
+        for kept in ["a/x.json", "notes.tmp", ".x.json.Ab12Cd.tmp"] {
+            assert!(dir.path().join(kept).exists(), "{kept}");
+        }
     }
 
     #[test]
