@@ -72,6 +72,7 @@ pub struct Metrics {
     pub dataset_new_hours: Family<Dataset, FloatGauge>,
     pub training_runs: Family<DatasetState, Gauge>,
     pub gpu_free_bytes: Family<Device, Gauge>,
+    pub disk_paused: Gauge,
     pub gpu_used_bytes: Family<Device, Gauge>,
     pub gpu_total_bytes: Family<Device, Gauge>,
 }
@@ -95,6 +96,7 @@ pub fn metrics() -> &'static Metrics {
             dataset_new_hours: Family::default(),
             training_runs: Family::default(),
             gpu_free_bytes: Family::default(),
+            disk_paused: Gauge::default(),
             gpu_used_bytes: Family::default(),
             gpu_total_bytes: Family::default(),
             registry: Registry::default(),
@@ -159,6 +161,11 @@ pub fn metrics() -> &'static Metrics {
             "training_runs",
             "Training runs by dataset and state",
             m.training_runs.clone(),
+        );
+        r.register(
+            "disk_paused",
+            "1 while new jobs wait because a disk is below [daemon] min_free_disk",
+            m.disk_paused.clone(),
         );
         r.register(
             "gpu_memory_free_bytes",

@@ -141,6 +141,9 @@ async fn readiness(shared: &Arc<Shared>) -> Vec<String> {
             problems.push(format!("{id}: the folder is missing"));
         }
     }
+    if let Some(why) = super::disk::too_full(shared) {
+        problems.push(format!("disk: {why}"));
+    }
     for (id, q) in shared
         .queues
         .read()

@@ -40,8 +40,12 @@ pub(super) async fn work(
             return;
         }
         let gpu_busy = shared.gpu_runs.load(std::sync::atomic::Ordering::SeqCst) > 0;
-        if gpu_busy || !gpu_memory_free(&shared, &mut waiting_for_gpu) {
-            // gpu_policy = "exclusive" with a run going, or too little GPU memory free.
+        if gpu_busy
+            || !gpu_memory_free(&shared, &mut waiting_for_gpu)
+            || !super::disk::room_to_work(&shared)
+        {
+            // gpu_policy = "exclusive" with a run going, too little GPU memory free, or a
+            // disk below min_free_disk.
             tokio::select! {
                 _ = shared.wake.notified() => {}
                 _ = stop.changed() => {}

@@ -4,6 +4,7 @@
 //! work is never redone.
 
 mod audit;
+mod disk;
 mod http;
 mod intake;
 mod jobs;
@@ -131,6 +132,10 @@ struct Shared {
     gpu: Arc<dyn GpuInfo>,
     /// A transcription starts only with this much GPU memory free (`[asr]`).
     asr_min_free_gpu: Option<u64>,
+    /// New jobs wait while a disk the daemon writes to has less free (`[daemon]`).
+    min_free_disk: Option<u64>,
+    /// Why jobs wait for disk space now, if they do (a change is logged once).
+    disk_low: Mutex<Option<String>>,
     /// Training runs holding the GPU exclusively (transcription waits while any do).
     gpu_runs: std::sync::atomic::AtomicUsize,
     /// Wakes the training trigger (a dataset took in new hours).
@@ -345,6 +350,8 @@ async fn run_reloading(
         datasets,
         gpu,
         asr_min_free_gpu: config.asr.min_free_gpu_memory,
+        min_free_disk: config.daemon.min_free_disk,
+        disk_low: Mutex::new(None),
         gpu_runs: std::sync::atomic::AtomicUsize::new(0),
         train_wake: Notify::new(),
         wake: Notify::new(),
