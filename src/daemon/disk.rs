@@ -27,6 +27,8 @@ pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
     }
     // SAFETY: statvfs returned 0, so it filled the buffer.
     let s = unsafe { s.assume_init() };
+    // The field types differ between platforms (u32 on some 32-bit ones).
+    #[allow(clippy::unnecessary_cast)]
     Ok((s.f_bavail as u64).saturating_mul(s.f_frsize as u64))
 }
 
