@@ -2,7 +2,7 @@
 //! finished file, even when it was down while the files finished and the daemon was killed
 //! (`kill -9`) and restarted meanwhile; a 410 is not retried and the notification waits,
 //! undeliverable, until `hotfolderd notify resend`; S3 results carry presigned links that
-//! download the outputs from the emulator.
+//! download the outputs from the emulator, and an SQS target gets the same document.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -215,8 +215,25 @@ fn s3_results_come_with_presigned_links_that_download_them() {
     let d = dir.path();
     let hook = Hook::start();
     let w = common::moto::world(&[]);
+    let notices = w.rt.block_on(async {
+        w.sqs
+            .create_queue()
+            .queue_name("notices")
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap()
+    });
     let config = w.config(d);
-    with_notify(&config, d, &hook, "force_path_style = true");
+    with_notify(
+        &config,
+        d,
+        &hook,
+        &format!(
+            "force_path_style = true\n[[notify]]\nkind = \"sqs\"\nqueue_url = {notices:?}\nevents = [\"done\"]\n"
+        ),
+    );
     let daemon = start_daemon_with(
         &config,
         Start {
@@ -227,8 +244,38 @@ fn s3_results_come_with_presigned_links_that_download_them() {
     let audio = std::fs::read(speak(d, "up", "Uploaded and announced.", "en-us")).unwrap();
     w.upload("in/up.wav", audio);
     wait_until("the notification", || !hook.received().is_empty());
+    // The same document on the queue, its key in the message attributes.
+    let message = w.rt.block_on(async {
+        for _ in 0..60 {
+            let got = w
+                .sqs
+                .receive_message()
+                .queue_url(&notices)
+                .message_attribute_names("All")
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            if let Some(m) = got.messages.unwrap_or_default().into_iter().next() {
+                return m;
+            }
+        }
+        panic!("nothing on the notices queue");
+    });
     stop(daemon);
+    let queued: serde_json::Value = serde_json::from_str(message.body().unwrap()).unwrap();
+    assert_eq!(queued["event"], "done");
+    assert_eq!(queued["source"]["key"], "in/up.wav");
+    let attrs = message.message_attributes().unwrap();
+    assert_eq!(
+        attrs["hotfolderd-delivery"].string_value(),
+        queued["delivery"].as_str()
+    );
     let doc = hook.received()[0].json();
+    assert_ne!(
+        doc["delivery"], queued["delivery"],
+        "one key per notification"
+    );
     assert_eq!(doc["event"], "done", "{doc}");
     assert_eq!(doc["source"]["bucket"], "media");
     assert_eq!(doc["source"]["key"], "in/up.wav");
