@@ -2,7 +2,7 @@
 //! finished file, even when it was down while the files finished and the daemon was killed
 //! (`kill -9`) and restarted meanwhile; a 410 is not retried and the notification waits,
 //! undeliverable, until `hotfolderd notify resend`; S3 results carry presigned links that
-//! download the outputs from the emulator, and an SQS target gets the same document.
+//! download the outputs from the emulator, and SQS and SNS targets get the same document.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -215,15 +215,40 @@ fn s3_results_come_with_presigned_links_that_download_them() {
     let d = dir.path();
     let hook = Hook::start();
     let w = common::moto::world(&[]);
-    let notices = w.rt.block_on(async {
-        w.sqs
-            .create_queue()
-            .queue_name("notices")
+    let queue = |name: &str| {
+        w.rt.block_on(async {
+            w.sqs
+                .create_queue()
+                .queue_name(name)
+                .send()
+                .await
+                .unwrap()
+                .queue_url
+                .unwrap()
+        })
+    };
+    let notices = queue("notices");
+    // A topic whose subscriber is a queue (raw delivery: the document as it was published).
+    let announced = queue("announced");
+    let topic = w.rt.block_on(async {
+        let sns = w.moto.sns().await;
+        let topic = sns
+            .create_topic()
+            .name("announce")
             .send()
             .await
             .unwrap()
-            .queue_url
-            .unwrap()
+            .topic_arn
+            .unwrap();
+        sns.subscribe()
+            .topic_arn(&topic)
+            .protocol("sqs")
+            .endpoint("arn:aws:sqs:us-east-1:123456789012:announced")
+            .attributes("RawMessageDelivery", "true")
+            .send()
+            .await
+            .unwrap();
+        topic
     });
     let config = w.config(d);
     with_notify(
@@ -231,7 +256,8 @@ fn s3_results_come_with_presigned_links_that_download_them() {
         d,
         &hook,
         &format!(
-            "force_path_style = true\n[[notify]]\nkind = \"sqs\"\nqueue_url = {notices:?}\nevents = [\"done\"]\n"
+            "force_path_style = true\n[[notify]]\nkind = \"sqs\"\nqueue_url = {notices:?}\nevents = [\"done\"]\n\
+             [[notify]]\nkind = \"sns\"\ntopic_arn = {topic:?}\nevents = [\"done\"]\n"
         ),
     );
     let daemon = start_daemon_with(
@@ -245,24 +271,31 @@ fn s3_results_come_with_presigned_links_that_download_them() {
     w.upload("in/up.wav", audio);
     wait_until("the notification", || !hook.received().is_empty());
     // The same document on the queue, its key in the message attributes.
-    let message = w.rt.block_on(async {
-        for _ in 0..60 {
-            let got = w
-                .sqs
-                .receive_message()
-                .queue_url(&notices)
-                .message_attribute_names("All")
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .unwrap();
-            if let Some(m) = got.messages.unwrap_or_default().into_iter().next() {
-                return m;
+    let first_message = |url: &str| {
+        w.rt.block_on(async {
+            for _ in 0..60 {
+                let got = w
+                    .sqs
+                    .receive_message()
+                    .queue_url(url)
+                    .message_attribute_names("All")
+                    .wait_time_seconds(1)
+                    .send()
+                    .await
+                    .unwrap();
+                if let Some(m) = got.messages.unwrap_or_default().into_iter().next() {
+                    return m;
+                }
             }
-        }
-        panic!("nothing on the notices queue");
-    });
+            panic!("nothing on {url}");
+        })
+    };
+    let message = first_message(&notices);
+    let published = first_message(&announced);
     stop(daemon);
+    let via_sns: serde_json::Value = serde_json::from_str(published.body().unwrap()).unwrap();
+    assert_eq!(via_sns["event"], "done");
+    assert_eq!(via_sns["source"]["key"], "in/up.wav");
     let queued: serde_json::Value = serde_json::from_str(message.body().unwrap()).unwrap();
     assert_eq!(queued["event"], "done");
     assert_eq!(queued["source"]["key"], "in/up.wav");

@@ -29,6 +29,8 @@ const MAX_ATTEMPTS: u32 = 4;
 pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// For `[[notify]] kind = "sns"`.
+    pub sns: aws_sdk_sns::Client,
 }
 
 /// Builds the clients. `force_path_style` addresses buckets as `endpoint/bucket/key`
@@ -51,6 +53,7 @@ pub async fn clients(force_path_style: bool) -> Clients {
     Clients {
         s3: aws_sdk_s3::Client::from_conf(s3),
         sqs: aws_sdk_sqs::Client::new(&shared),
+        sns: aws_sdk_sns::Client::new(&shared),
     }
 }
 

@@ -1,5 +1,5 @@
 //! `[[notify]]`: where to announce finished inputs and training runs (a webhook, an SQS
-//! queue), for which events and sources, and how hard to try.
+//! queue, an SNS topic), for which events and sources, and how hard to try.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,6 +23,7 @@ pub const EVENTS: &[&str] = &[
 pub enum NotifyKind {
     Webhook,
     Sqs,
+    Sns,
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,6 +39,9 @@ pub struct NotifyConfig {
     /// sqs: the queue to send the documents to.
     #[serde(default)]
     pub queue_url: Option<Spanned<String>>,
+    /// sns: the topic to publish the documents to.
+    #[serde(default)]
+    pub topic_arn: Option<Spanned<String>>,
     /// Path-style addressing for presigned S3 links and an S3-compatible endpoint.
     #[serde(default)]
     pub force_path_style: bool,
@@ -82,6 +86,7 @@ impl NotifyConfig {
         let dest = match self.kind.get_ref() {
             NotifyKind::Webhook => self.url.as_ref(),
             NotifyKind::Sqs => self.queue_url.as_ref(),
+            NotifyKind::Sns => self.topic_arn.as_ref(),
         };
         dest.map(|d| d.get_ref().clone()).unwrap_or_default()
     }
@@ -114,6 +119,20 @@ impl NotifyConfig {
             NotifyKind::Sqs => {
                 if self.queue_url.is_none() {
                     out.push((kind.clone(), format!("notify[{i}]: sqs needs queue_url")));
+                }
+            }
+            NotifyKind::Sns => {
+                if !self
+                    .topic_arn
+                    .as_ref()
+                    .is_some_and(|a| a.get_ref().starts_with("arn:"))
+                {
+                    out.push((
+                        kind.clone(),
+                        format!(
+                            "notify[{i}]: sns needs topic_arn (arn:aws:sns:REGION:ACCOUNT:NAME)"
+                        ),
+                    ));
                 }
             }
         }

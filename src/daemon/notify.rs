@@ -14,7 +14,7 @@ use super::{queue_source_id, source_id, source_root, DaemonError, Shared, QUEUE_
 use crate::config::{Config, NotifyKind};
 use crate::journal::{Notification, Subscription};
 use crate::notify::document::{self, InputFacts, Origin, Output};
-use crate::notify::{send_sqs, webhook, Sent, Target};
+use crate::notify::{send_sns, send_sqs, webhook, Sent, Target};
 
 /// How often an idle sender looks for new notifications.
 const POLL: Duration = Duration::from_millis(500);
@@ -199,6 +199,16 @@ async fn deliver(
             NotifyKind::Sqs => {
                 send_sqs(
                     &sender.aws().await.sqs,
+                    &t.name,
+                    &body,
+                    &n.delivery,
+                    &n.event,
+                )
+                .await
+            }
+            NotifyKind::Sns => {
+                send_sns(
+                    &sender.aws().await.sns,
                     &t.name,
                     &body,
                     &n.delivery,

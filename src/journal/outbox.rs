@@ -362,6 +362,25 @@ mod tests {
     }
 
     #[test]
+    fn training_runs_announce_their_start_and_end() {
+        let (_d, mut j) = journal();
+        subscribe(&mut j, &["training_started", "training_finished"], &[]);
+        assert!(j.run_start("r1", "calls", 7200.0).unwrap());
+        j.run_set_pid("r1", 42).unwrap();
+        let due = j.due_notifications(10).unwrap();
+        assert_eq!(due.len(), 1, "a pid update is not an end: {due:?}");
+        assert_eq!(
+            (due[0].event.as_str(), due[0].run_id.as_deref()),
+            ("training_started", Some("r1"))
+        );
+        j.run_end("r1", crate::journal::RunState::Succeeded, "ok")
+            .unwrap();
+        let due = j.due_notifications(10).unwrap();
+        assert_eq!(due.len(), 2);
+        assert_eq!(due[1].event, "training_finished");
+    }
+
+    #[test]
     fn without_subscriptions_nothing_is_queued() {
         let (_d, mut j) = journal();
         finished(&mut j, "watch:/a", "x.wav", State::Done);

@@ -77,6 +77,39 @@ fn rand_unit() -> f64 {
     (u64::from_le_bytes(n) >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// Publishes `body` to an SNS topic, with the delivery key and event as message attributes
+/// (which SNS hands on to SQS and HTTP subscribers).
+pub async fn send_sns(
+    sns: &aws_sdk_sns::Client,
+    topic_arn: &str,
+    body: &str,
+    delivery: &str,
+    event: &str,
+) -> Sent {
+    use aws_sdk_sns::types::MessageAttributeValue;
+    let attr = |v: &str| {
+        MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(v)
+            .build()
+    };
+    let (Ok(delivery_attr), Ok(event_attr)) = (attr(delivery), attr(event)) else {
+        return Sent::Refused("cannot build the message attributes".into());
+    };
+    let sent = sns
+        .publish()
+        .topic_arn(topic_arn)
+        .message(body)
+        .message_attributes("hotfolderd-delivery", delivery_attr)
+        .message_attributes("hotfolderd-event", event_attr)
+        .send()
+        .await;
+    match sent {
+        Ok(_) => Sent::Delivered,
+        Err(e) => Sent::Retry(crate::aws::describe(&e)),
+    }
+}
+
 /// Sends `body` to an SQS queue, with the delivery key and event as message attributes.
 pub async fn send_sqs(
     sqs: &aws_sdk_sqs::Client,

@@ -164,6 +164,21 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// An SNS client for the emulator.
+    pub async fn sns(&self) -> aws_sdk_sns::Client {
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(self.endpoint())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .load()
+            .await;
+        aws_sdk_sns::Client::new(&shared)
+    }
+}
+
 const QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:uploads";
 
 pub struct World {
