@@ -95,6 +95,10 @@ pub struct JournalConfig {
     /// Rotated audit logs to keep (`audit.jsonl.1` … `.N`).
     #[serde(default = "default_audit_keep")]
     pub audit_keep: u32,
+    /// Trim the step-by-step events of inputs finished longer ago than this (their first
+    /// and final events, and every input row, stay; the audit log keeps everything).
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub compact_after: Option<Duration>,
 }
 
 impl JournalConfig {

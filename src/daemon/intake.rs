@@ -10,7 +10,6 @@ use tokio::sync::mpsc;
 use super::{source_id, Shared};
 use crate::journal::{Arrival, Arrived, State};
 use crate::sources::fs::Candidate;
-use crate::worker::after_done;
 
 /// Most arrivals journaled in one transaction.
 const BATCH: usize = 1024;
@@ -57,7 +56,9 @@ fn record(shared: &Shared, candidates: &[Candidate]) {
                 queued += 1;
                 tracing::debug!(id, file = %c.root.join(&c.rel).display(), "queued");
             }
-            Arrived::Known(_, State::Done) => finish_after(shared, &source_id(&c.root), &c.rel),
+            Arrived::Known(id, State::Done) => {
+                finish_after(shared, id, &source_id(&c.root), &c.rel)
+            }
             Arrived::Known(..) => {}
         }
     }
@@ -65,7 +66,7 @@ fn record(shared: &Shared, candidates: &[Candidate]) {
 }
 
 /// Completes the after-action of an input whose outputs are already journaled.
-fn finish_after(shared: &Shared, source: &str, rel: &Path) {
+fn finish_after(shared: &Shared, id: i64, source: &str, rel: &Path) {
     let Some(folder) = shared
         .folder(source)
         .filter(|f| f.after != crate::config::After::Keep)
@@ -73,7 +74,7 @@ fn finish_after(shared: &Shared, source: &str, rel: &Path) {
         return;
     };
     let job = folder.job(rel.to_path_buf());
-    match after_done(&job) {
+    match super::jobs::after_done_noted(shared, id, &job) {
         Ok(()) => {
             tracing::info!(file = %job.input().display(), "finished the move interrupted by the last stop")
         }

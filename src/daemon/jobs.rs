@@ -232,7 +232,7 @@ async fn reuse_twin(
     match copied {
         Some(Ok(outputs)) => {
             shared.journal().finish(id, &outputs, result.as_ref())?;
-            move_finished(job);
+            move_finished(shared, id, job);
             tracing::info!(file = %job.input().display(), twin = twin.id, "done (same content as an earlier input; outputs reused)");
             Ok(true)
         }
@@ -244,10 +244,38 @@ async fn reuse_twin(
     }
 }
 
-fn move_finished(job: &FolderJob) {
-    if let Err(e) = after_done(job) {
+fn move_finished(shared: &Shared, id: i64, job: &FolderJob) {
+    if let Err(e) = after_done_noted(shared, id, job) {
         tracing::warn!(file = %job.input().display(), error = %e, "outputs are done, but the input could not be moved/deleted");
     }
+}
+
+/// The folder's `after` action for a finished input, recorded in its trail.
+pub(super) fn after_done_noted(shared: &Shared, id: i64, job: &FolderJob) -> std::io::Result<()> {
+    after_done(job)?;
+    let note = match job.after {
+        crate::config::After::Keep => None,
+        crate::config::After::Move => Some((
+            "moved",
+            format!(
+                "to {}",
+                job.root
+                    .join(crate::sources::names::DONE_DIR)
+                    .join(&job.rel)
+                    .display()
+            ),
+        )),
+        crate::config::After::Delete => Some((
+            "removed",
+            "the input, as after = \"delete\" asks".to_string(),
+        )),
+    };
+    if let Some((event, detail)) = note {
+        if let Err(e) = shared.journal().note(id, event, &detail) {
+            tracing::warn!(id, error = %e, "cannot record the input's move in the journal");
+        }
+    }
+    Ok(())
 }
 
 /// What the journal should do with a job that ended with an [`Outcome`].
@@ -331,7 +359,7 @@ fn record_outcome(
         Decision::Done(outputs, result) => {
             let result = result.and_then(|r| r.to_json());
             shared.journal().finish(id, &outputs, result.as_ref())?;
-            move_finished(job);
+            move_finished(shared, id, job);
             tracing::info!(file = %job.input().display(), "done");
             Ok(())
         }

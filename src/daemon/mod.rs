@@ -132,6 +132,8 @@ struct Shared {
     gpu: Arc<dyn GpuInfo>,
     /// A transcription starts only with this much GPU memory free (`[asr]`).
     asr_min_free_gpu: Option<u64>,
+    /// Trim the trails of inputs finished longer ago (`[journal] compact_after`).
+    compact_after: Option<Duration>,
     /// New jobs wait while a disk the daemon writes to has less free (`[daemon]`).
     min_free_disk: Option<u64>,
     /// Why jobs wait for disk space now, if they do (a change is logged once).
@@ -351,6 +353,7 @@ async fn run_reloading(
         gpu,
         asr_min_free_gpu: config.asr.min_free_gpu_memory,
         min_free_disk: config.daemon.min_free_disk,
+        compact_after: config.journal.compact_after,
         disk_low: Mutex::new(None),
         gpu_runs: std::sync::atomic::AtomicUsize::new(0),
         train_wake: Notify::new(),

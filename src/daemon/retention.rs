@@ -50,6 +50,17 @@ fn cleanup_once(shared: &Shared) {
         .map(|(id, f)| (id.clone(), f.clone()))
         .collect();
     let now = crate::notify::document::now_ms();
+    if let Some(after) = shared.compact_after {
+        let cut = now - after.as_millis() as i64;
+        match shared.journal().compact(cut) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                events = n,
+                "compacted the journal (the audit log keeps every event)"
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot compact the journal"),
+        }
+    }
     for (id, f) in folders {
         let n = crate::sinks::local::remove_stale_temps(&f.output, super::STALE_TEMP_AGE);
         if n > 0 {

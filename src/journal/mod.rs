@@ -620,6 +620,17 @@ impl Journal {
         rows.collect::<Result<_, _>>().map_err(self.db())
     }
 
+    /// Adds an event to input `id`'s trail without changing its state (e.g. "moved").
+    pub fn note(&mut self, id: i64, event: &str, detail: &str) -> Result<(), JournalError> {
+        self.conn
+            .execute(
+                "INSERT INTO events (input_id, at, state, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![id, now_ms(), event, detail],
+            )
+            .map_err(self.db())?;
+        Ok(())
+    }
+
     /// Ids of the inputs with this key (every version), from `source` or any, oldest first.
     pub fn inputs_named(&self, source: Option<&str>, key: &str) -> Result<Vec<i64>, JournalError> {
         let mut stmt = self

@@ -65,6 +65,32 @@ impl Journal {
             .collect()
     }
 
+    /// Trims the trails of inputs final before `before_ms`: keeps each one's `seen` event
+    /// and the events of its final state, drops the steps in between — but only events the
+    /// audit log already holds (`audit_seq`). Delivered notifications of that age go too.
+    /// Input rows, and so every count, stay. Returns how many events were removed.
+    pub fn compact(&mut self, before_ms: i64) -> Result<usize, JournalError> {
+        let db = db_error(&self.path);
+        let copied = self.meta("audit_seq")?;
+        let tx = begin(&mut self.conn, &self.path)?;
+        let removed = tx
+            .execute(
+                "DELETE FROM events WHERE id <= ?2 AND state != 'seen' AND id IN (
+                     SELECT e.id FROM events e JOIN inputs i ON i.id = e.input_id
+                     WHERE i.state IN ('done', 'failed', 'quarantined') AND i.updated_at < ?1
+                       AND e.state != i.state)",
+                params![before_ms, copied],
+            )
+            .map_err(&db)?;
+        tx.execute(
+            "DELETE FROM outbox WHERE state = 'sent' AND sent_at < ?1",
+            params![before_ms],
+        )
+        .map_err(&db)?;
+        tx.commit().map_err(&db)?;
+        Ok(removed)
+    }
+
     /// Records that retention removed `what` of input `id` (`detail`: which files, why).
     pub fn mark_removed(
         &mut self,
@@ -86,5 +112,45 @@ impl Journal {
         )
         .map_err(&db)?;
         tx.commit().map_err(&db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::journal::tests::journal;
+    use crate::journal::State;
+
+    #[test]
+    fn compaction_keeps_first_and_final_events_and_only_what_the_audit_log_has() {
+        let (_d, mut j) = journal();
+        let (id, _) = j.record_seen("watch:/a", "x.wav", "v", 1).unwrap();
+        for s in [State::Stable, State::Queued, State::Running] {
+            j.transition(id, s, None).unwrap();
+        }
+        j.finish(id, &["/o/x.txt".into()], None).unwrap();
+        j.note(id, "moved", "to done/").unwrap();
+        let later = crate::notify::document::now_ms() + 1000;
+        // Nothing copied to the audit log yet: nothing may go.
+        assert_eq!(j.compact(later).unwrap(), 0);
+        let last = j.events_after(0, 100).unwrap().last().unwrap().0;
+        j.set_meta("audit_seq", last).unwrap();
+        assert_eq!(
+            j.compact(later).unwrap(),
+            4,
+            "stable, queued, running, moved"
+        );
+        let left: Vec<String> = j.history(id).unwrap().into_iter().map(|e| e.1).collect();
+        assert_eq!(left, ["seen", "done"]);
+        assert_eq!(
+            j.counts()
+                .unwrap()
+                .iter()
+                .find(|c| c.0 == State::Done)
+                .unwrap()
+                .1,
+            1
+        );
+        // Inputs finished after the cut are left alone.
+        assert_eq!(j.compact(0).unwrap(), 0);
     }
 }
