@@ -61,6 +61,8 @@ pub(super) async fn work(
                     tracing::error!(id, error = %e, "journal update failed");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
+                // Its notifications (if it ended) are in the outbox now.
+                shared.outbox_wake.notify_one();
             }
             Ok(None) => {
                 let due = shared.journal().next_due_in_ms().ok().flatten();

@@ -144,6 +144,8 @@ struct Shared {
     train_wake: Notify,
     /// Idle workers wait on this; intake wakes them.
     wake: Notify,
+    /// The notification sender waits on this; a finished job wakes it.
+    outbox_wake: Notify,
     workers: usize,
     asr_limits: JobLimits,
     /// Stop tokens and start times of the jobs running now, by input id.
@@ -358,6 +360,7 @@ async fn run_reloading(
         gpu_runs: std::sync::atomic::AtomicUsize::new(0),
         train_wake: Notify::new(),
         wake: Notify::new(),
+        outbox_wake: Notify::new(),
         workers,
         asr_limits: config.asr.limits(),
         running: Mutex::new(HashMap::new()),

@@ -16,7 +16,8 @@ use crate::journal::{Notification, Subscription};
 use crate::notify::document::{self, InputFacts, Origin, Output};
 use crate::notify::{send_sns, send_sqs, webhook, Sent, Target};
 
-/// How often an idle sender looks for new notifications.
+/// How often an idle sender looks for new notifications (a finished job wakes it at once;
+/// this catches retries coming due and training runs).
 const POLL: Duration = Duration::from_millis(500);
 
 /// At most this many notifications in flight at once.
@@ -113,6 +114,7 @@ pub(super) async fn send_loop(
                 Vec::new()
             }
         };
+        let full = due.len() == BATCH;
         let mut sends = tokio::task::JoinSet::new();
         for n in due {
             let Some(sender) = notifier.senders.get(&n.target).cloned() else {
@@ -137,8 +139,13 @@ pub(super) async fn send_loop(
                 record(&shared, &sender.target, &n, sent);
             }
         }
+        if full {
+            // A backlog (a receiver back after an outage): keep going.
+            continue;
+        }
         tokio::select! {
             _ = stop.changed() => {}
+            _ = shared.outbox_wake.notified() => {}
             _ = tokio::time::sleep(POLL) => {}
         }
     }
