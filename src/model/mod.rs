@@ -2,7 +2,7 @@
 //! format whisper.cpp loads.
 
 pub mod ct2;
-mod ggml;
+pub mod ggml;
 pub mod import;
 mod mel;
 mod multipart;

@@ -316,11 +316,8 @@ fn record(
     for bad in &contents.bad {
         tracing::warn!(run = %id, manifest = %frozen.display(), line = bad.line, reason = %bad.reason, "manifest line not used");
     }
-    let metrics = std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let metrics =
+        parse_metrics(&std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap_or_default());
     RunRecord {
         run_id: id.to_string(),
         dataset: d.name.clone(),
@@ -436,4 +433,12 @@ pub fn reap(d: &Dataset, run: &Run, journal: &Mutex<Journal>) -> Result<(), Stri
 
 fn lock(journal: &Mutex<Journal>) -> std::sync::MutexGuard<'_, Journal> {
     journal.lock().unwrap_or_else(|p| p.into_inner())
+}
+/// The trainer's JSON-lines metrics: one object per line; lines that are not JSON objects
+/// (progress bars, warnings a library printed) are skipped.
+pub fn parse_metrics(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(serde_json::Value::is_object)
+        .collect()
 }
