@@ -35,7 +35,7 @@ fn journal(d: &Path) -> Journal {
 
 type Trail = Vec<(i64, String, Option<String>)>;
 
-/// The audit trail of the one input with this key: (unix ms, state, detail).
+/// The state changes of the one input with this key: (unix ms, state, detail).
 fn trail(d: &Path, key: &str) -> Trail {
     trail_if_any(d, key).unwrap_or_else(|| panic!("{key} is not in the journal"))
 }
@@ -48,7 +48,14 @@ fn trail_if_any(d: &Path, key: &str) -> Option<Trail> {
         .filter(|id| j.get(*id).unwrap().unwrap().key == key)
         .collect();
     assert!(ids.len() <= 1, "{key} journaled twice: {ids:?}");
-    ids.first().map(|id| j.history(*id).unwrap())
+    // State changes only: notes such as "moved" follow `done` in the trail.
+    ids.first().map(|id| {
+        j.history(*id)
+            .unwrap()
+            .into_iter()
+            .filter(|e| State::ALL.iter().any(|s| s.as_str() == e.1))
+            .collect()
+    })
 }
 
 fn set_mode(p: &Path, mode: u32) {
