@@ -198,7 +198,13 @@ impl AudioDecoder16k {
         let track_id = track.id;
         // The real rate is known for sure only from the first decoded buffer; start with the
         // declared one and rebuild if they differ.
-        let resampler = MonoResampler::new(sample_rate.max(1)).map_err(DecodeError::Resample)?;
+        // An undeclared rate (0) starts as 16 kHz (no resampling) until the first buffer.
+        let start_rate = if sample_rate == 0 {
+            crate::pipeline::resample::TARGET_RATE
+        } else {
+            sample_rate
+        };
+        let resampler = MonoResampler::new(start_rate).map_err(DecodeError::Resample)?;
         Ok(AudioDecoder16k {
             format,
             decoder,
@@ -389,5 +395,22 @@ mod tests {
             b"ID3\x04\x00\x00\x00\x00\x00\x00 some tag text"
         ));
         assert!(!looks_like_text(b"short"));
+    }
+}
+
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+
+    /// A WAV header claiming a rate of billions of Hz once made the resampler allocate over
+    /// a gigabyte; now it is refused with the reason (first byte: the fuzz target's hint).
+    #[test]
+    fn a_huge_declared_sample_rate_is_an_error_not_an_allocation() {
+        let input = include_bytes!("../../fuzz/seeds/audio_probe/regression-oom-huge-rate.seed");
+        let stream = Box::new(std::io::Cursor::new(input[1..].to_vec()));
+        let err = AudioDecoder16k::open_stream(stream, Some("wav"))
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("sample rate"), "{err}");
     }
 }

@@ -6,6 +6,9 @@ use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Indexing, Resampler, WindowFunction};
 
 pub const TARGET_RATE: u32 = 16_000;
+/// Sample rates real audio uses lie well inside these (8 kHz telephony to 768 kHz studio).
+const MIN_RATE: u32 = 1_000;
+const MAX_RATE: u32 = 768_000;
 /// Input frames per FFT. One large FFT per chunk (no sub-chunks): the anti-aliasing cutoff
 /// rises with FFT size, and with rubato's default ~256-frame sub-chunks a 48 kHz input lost
 /// enough of the 4–8 kHz band (fricatives) to triple tiny.en's word error rate. The extra
@@ -24,6 +27,13 @@ pub struct MonoResampler {
 
 impl MonoResampler {
     pub fn new(input_rate: u32) -> Result<Self, String> {
+        // The resampler's buffers grow with the rate: a hostile header claiming billions of
+        // Hz would allocate gigabytes (found by fuzzing, fuzz/seeds/audio_probe/regression-*).
+        if !(MIN_RATE..=MAX_RATE).contains(&input_rate) {
+            return Err(format!(
+                "sample rate {input_rate} Hz is outside {MIN_RATE}–{MAX_RATE} Hz: the header is corrupt, this is not real audio"
+            ));
+        }
         let inner = if input_rate == TARGET_RATE {
             None
         } else {
@@ -164,6 +174,10 @@ mod tests {
     fn sixteen_khz_passes_through() {
         let input = tone(16_000, 0.5, 300.0);
         let mut r = MonoResampler::new(16_000).unwrap();
+        for absurd in [0, 999, 768_001, u32::MAX] {
+            let why = MonoResampler::new(absurd).err().unwrap();
+            assert!(why.contains("corrupt"), "{why}");
+        }
         let mut out = Vec::new();
         r.push(&input, &mut out).unwrap();
         r.finish(&mut out).unwrap();
