@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A clean clone gains nothing from incremental caches, and they cost gigabytes of disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+echo "test: $(df -h --output=avail . | tail -1 | tr -d ' ') free on $(df --output=target . | tail -1)"
 scripts/deps.sh --test
 cargo build --locked --all-targets
 scripts/fetch-model.sh tiny.en target/debug/hotfolderd
@@ -16,10 +19,11 @@ export HOTFOLDERD_MODELS="$PWD/var/models"
 # The S3/SQS tests start this emulator themselves, each on its own free port.
 HOTFOLDERD_MOTO_SERVER="$(scripts/moto.sh)"
 export HOTFOLDERD_MOTO_SERVER
-# The fine-tuning recipe in trainers/ runs for real in tests/training.rs.
+# The fine-tuning recipe in trainers/ runs for real in tests/suite/training.rs.
 HOTFOLDERD_TRAINER_PYTHON="$(scripts/trainer-venv.sh)"
 export HOTFOLDERD_TRAINER_PYTHON
-# tests/package.rs builds the Debian package with cargo-deb.
+# tests/suite/package.rs builds the Debian package with cargo-deb.
 scripts/package.sh --install-tool
 # Two test threads on two cores; each speech test runs whisper on one thread.
 cargo test --locked -- --test-threads=2
+echo "test: target/ holds $(du -sh target | cut -f1); $(df -h --output=avail . | tail -1 | tr -d ' ') left"

@@ -1,0 +1,142 @@
+//! `hotfolderd run` as users run it: the real binary, a real model, real files dropped into
+//! a folder, SIGTERM, and a restart that must not redo anything.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::*;
+
+#[test]
+fn dropped_files_are_transcribed_once_and_bad_ones_fail_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let inbox = d.join("inbox");
+    let out = d.join("out");
+    let config = write_daemon_config(d, "500ms");
+    let speech = speak(d, "hello", "Hello from the hot folder.", "en-us");
+    let daemon = start_daemon(&config);
+    std::fs::create_dir_all(inbox.join("team a")).unwrap();
+    // A browser-style download and a nested file with a space in its folder name.
+    std::fs::copy(&speech, inbox.join("talk.wav.part")).unwrap();
+    std::fs::rename(inbox.join("talk.wav.part"), inbox.join("talk.wav")).unwrap();
+    std::fs::copy(&speech, inbox.join("team a/memo.wav")).unwrap();
+    std::fs::write(
+        inbox.join("notes.wav"),
+        "Meeting notes, not audio.\n".repeat(10),
+    )
+    .unwrap();
+
+    wait_until("outputs and the failure report", || {
+        out.join("talk.txt").exists()
+            && out.join("team a/memo.json").exists()
+            && inbox.join("failed/notes.wav.error.json").exists()
+            && inbox.join("done/team a/memo.wav").exists()
+            && inbox.join("done/talk.wav").exists()
+    });
+    stop(daemon);
+
+    let text = std::fs::read_to_string(out.join("talk.txt")).unwrap();
+    assert!(wer("Hello from the hot folder.", &text) <= 0.34, "{text}");
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(inbox.join("failed/notes.wav.error.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["stage"], "decode");
+    assert!(
+        report["reason"].as_str().unwrap().contains("text file"),
+        "{report}"
+    );
+    let s = status(&config);
+    assert!(
+        s.contains("done         2") && s.contains("quarantined  1"),
+        "{s}"
+    );
+    assert!(
+        s.contains("notes.wav: decode: looks like a text file"),
+        "{s}"
+    );
+
+    // `retry --failed` moves the bad file back and re-queues it; the daemon tries it again
+    // (and it fails again, for the same reason, with two attempts now).
+    let retry = Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
+        .args(["retry", "--failed", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        retry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retry.stderr)
+    );
+    assert!(
+        inbox.join("notes.wav").is_file() && !inbox.join("failed/notes.wav.error.json").exists()
+    );
+    let daemon = start_daemon(&config);
+    wait_until("the retried file to fail again", || {
+        inbox.join("failed/notes.wav.error.json").exists()
+    });
+    stop(daemon);
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(inbox.join("failed/notes.wav.error.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["attempts"], 2, "{report}");
+    let s = status(&config);
+
+    // A restart finds nothing to do: finished work is never redone.
+    let before = std::fs::metadata(out.join("talk.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let daemon = start_daemon(&config);
+    std::thread::sleep(Duration::from_secs(3));
+    stop(daemon);
+    assert_eq!(
+        std::fs::metadata(out.join("talk.json"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        before
+    );
+    assert_eq!(status(&config), s);
+    // No temporary files were left next to the outputs.
+    let leftovers: Vec<_> = files_under(&out)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn the_same_content_twice_is_transcribed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (inbox, out) = (d.join("inbox"), d.join("out"));
+    let config = write_daemon_config(d, "300ms");
+    let speech = speak(d, "same", "The same recording, uploaded twice.", "en-us");
+    let mut daemon = start_daemon(&config);
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::copy(&speech, inbox.join("first.wav")).unwrap();
+    wait_until("the first copy", || inbox.join("done/first.wav").exists());
+    std::fs::copy(&speech, inbox.join("again.wav")).unwrap();
+    wait_until("the second copy", || inbox.join("done/again.wav").exists());
+    assert!(signal_daemon(&mut daemon, "TERM").success());
+
+    let first: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("first.json")).unwrap()).unwrap();
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("again.json")).unwrap()).unwrap();
+    // The second set was made from the first result, not by transcribing again.
+    assert_eq!(again["deduplicated_from"], first["source"]);
+    assert!(again["source"].as_str().unwrap().ends_with("again.wav"));
+    assert_eq!(again["segments"], first["segments"]);
+    assert_eq!(again["sha256"], first["sha256"]);
+    for ext in ["srt", "vtt", "txt"] {
+        assert_eq!(
+            std::fs::read(out.join(format!("again.{ext}"))).unwrap(),
+            std::fs::read(out.join(format!("first.{ext}"))).unwrap()
+        );
+    }
+    assert!(status(&config).contains("done         2"));
+}

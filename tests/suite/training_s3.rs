@@ -1,0 +1,108 @@
+//! A dataset stored in S3 (the emulator), fed by a watched folder and by S3 uploads: its
+//! segment audio, manifest (with `s3://` audio paths) and each run's folder, `run.json`
+//! last, end up in the bucket.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use crate::common::moto::world;
+use crate::common::*;
+use serde_json::Value;
+
+#[test]
+fn a_dataset_in_s3_gets_its_audio_manifest_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let w = world(&[]);
+    let inbox = d.join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/script_trainer.py");
+    let config = d.join("hotfolderd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[journal]\npath = {:?}\n[asr]\nmodel = {:?}\nthreads = 1\n\
+             [[watch]]\npath = {inbox:?}\noutput = {:?}\nstable_for = \"500ms\"\n\
+             [[s3]]\nqueue_url = {:?}\ninput_bucket = \"media\"\ninput_prefix = \"in/\"\n\
+             output_bucket = \"results\"\noutput_prefix = \"transcripts/\"\nwait_time = \"1s\"\n\
+             force_path_style = true\n\
+             [[dataset]]\nname = \"calls\"\nsources = [{inbox:?}, {:?}]\n\
+             path = \"s3://results/datasets/calls\"\nforce_path_style = true\n\
+             train_after_hours = 0.0012\nmin_segment_seconds = 0.5\n\
+             [dataset.trainer]\ncommand = [\"python3\", {script:?}, \"ok\"]\n",
+            d.join("state/journal.sqlite"),
+            model("tiny.en"),
+            d.join("out"),
+            w.queue_url,
+            w.queue_url,
+        ),
+    )
+    .unwrap();
+    let daemon = start_daemon_with(
+        &config,
+        Start {
+            env: w.moto.env(),
+            ..Start::default()
+        },
+    );
+    let speech = |name: &str| {
+        speak(
+            d,
+            name,
+            &format!("The recording named {name} goes into the dataset."),
+            "en-us",
+        )
+    };
+    std::fs::copy(speech("local"), inbox.join("local.wav")).unwrap();
+    w.upload("in/remote.wav", std::fs::read(speech("remote")).unwrap());
+
+    let key_of_run = || {
+        w.output_keys()
+            .into_iter()
+            .find(|k| k.starts_with("datasets/calls/runs/") && k.ends_with("/run.json"))
+    };
+    wait_until("a run's record in S3", || key_of_run().is_some());
+    stop(daemon);
+
+    let run_key = key_of_run().unwrap();
+    let run: Value = serde_json::from_slice(&w.output(&run_key).unwrap()).unwrap();
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let run_prefix = run_key.trim_end_matches("run.json");
+    let keys = w.output_keys();
+    for file in [
+        "manifest.jsonl",
+        "train.log",
+        "metrics.jsonl",
+        "output/model.bin",
+    ] {
+        assert!(
+            keys.contains(&format!("{run_prefix}{file}")),
+            "{file} missing from {keys:?}"
+        );
+    }
+    let manifest = String::from_utf8(w.output("datasets/calls/manifest.jsonl").unwrap()).unwrap();
+    let lines: Vec<Value> = manifest
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let sources: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .map(|l| l["source"].as_str().unwrap())
+        .collect();
+    assert!(sources.contains("s3://media/in/remote.wav"), "{sources:?}");
+    assert!(
+        sources.iter().any(|s| s.ends_with("inbox/local.wav")),
+        "{sources:?}"
+    );
+    for l in &lines {
+        let audio = l["audio_filepath"].as_str().unwrap();
+        let key = audio
+            .strip_prefix("s3://results/")
+            .unwrap_or_else(|| panic!("not an S3 path: {audio}"));
+        let wav = w
+            .output(key)
+            .unwrap_or_else(|| panic!("{audio} is not in S3"));
+        let secs = (wav.len() - 44) as f64 / 32_000.0;
+        assert!((secs - l["duration"].as_f64().unwrap()).abs() < 1e-6);
+    }
+}
