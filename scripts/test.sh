@@ -25,5 +25,9 @@ export HOTFOLDERD_TRAINER_PYTHON
 # tests/suite/package.rs builds the Debian package with cargo-deb.
 scripts/package.sh --install-tool
 # Two test threads on two cores; each speech test runs whisper on one thread.
-cargo test --locked -- --test-threads=2
-echo "test: target/ holds $(du -sh target | cut -f1); $(df -h --output=avail . | tail -1 | tr -d ' ') left"
+cargo test --locked -- --test-threads=2 --skip soak::
+# The fault-injection soak (2 minutes of faults, then settling) with the machine to itself.
+cargo test --locked --test suite soak:: -- --nocapture
+# A 20-second smoke of every fuzz target (fuzz/, libFuzzer + ASan; the build takes ~15 min).
+scripts/fuzz.sh 20
+echo "test: target/ holds $(du -sh target | cut -f1), fuzz/target/ $(du -sh fuzz/target | cut -f1); $(df -h --output=avail . | tail -1 | tr -d ' ') left"

@@ -136,8 +136,9 @@ fn install_run_and_purge(deb: &Path) {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&enabled.stdout).trim(), "disabled");
     assert!(!Path::new("/etc/systemd/system/multi-user.target.wants/hotfolderd.service").exists());
+    // Only the installed binary: other tests run their own daemons meanwhile.
     let running = Command::new("pgrep")
-        .args(["-x", "hotfolderd"])
+        .args(["-f", "^/usr/bin/hotfolderd"])
         .output()
         .unwrap();
     assert!(

@@ -305,7 +305,7 @@ fn soak_under_faults_accounts_for_every_input_once() {
         sqs,
         queue_url,
     };
-    let settle = Duration::from_secs(300 + secs / 2);
+    let settle = Duration::from_secs(900 + secs / 2);
     let settled = reconcile::settle(&soak, &w, settle);
     let exit = soak.signal("TERM");
     let report = reconcile::reconcile(&soak, &w, faults, secs, seed, settled, exit);
