@@ -5,7 +5,8 @@
 #   scripts/reliability.sh
 # Shorter (the report says what was run): FUZZ_SECS (600 per target), SOAK_SECS (1800),
 # LEAK_STUB_JOBS (1000), LEAK_REAL_JOBS (50). Exits non-zero if any part found a problem;
-# the report is written either way.
+# the report is written either way. `--report-only` writes it again from the last results
+# (target/reliability/) without running anything.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 fuzz_secs="${FUZZ_SECS:-600}"
@@ -15,14 +16,24 @@ real_jobs="${LEAK_REAL_JOBS:-50}"
 work=target/reliability
 mkdir -p "$work" docs
 
-started=$(date -u +%Y-%m-%dT%H:%MZ)
-scripts/fuzz.sh "$fuzz_secs" >"$work/fuzz.txt" 2>"$work/fuzz.log"
-fuzz_status=$?
-scripts/soak.sh "$soak_secs" "$work/soak.md" >"$work/soak.log" 2>&1
-soak_status=$?
-[ -s "$work/soak.md" ] || echo "The soak did not finish: see $work/soak.log" >"$work/soak.md"
-scripts/leak-check.sh "$stub_jobs" "$real_jobs" >"$work/leak.md" 2>"$work/leak.log"
-leak_status=$?
+if [ "${1:-}" != "--report-only" ]; then
+    date -u +%Y-%m-%dT%H:%MZ >"$work/started"
+    scripts/fuzz.sh "$fuzz_secs" >"$work/fuzz.txt" 2>"$work/fuzz.log"
+    echo $? >"$work/fuzz.status"
+    echo "$fuzz_secs" >"$work/fuzz.secs"
+    rm -f "$work/soak.md"
+    scripts/soak.sh "$soak_secs" "$work/soak.md" >"$work/soak.log" 2>&1
+    echo $? >"$work/soak.status"
+    [ -s "$work/soak.md" ] || echo "The soak did not finish: see $work/soak.log" >"$work/soak.md"
+    scripts/leak-check.sh "$stub_jobs" "$real_jobs" >"$work/leak.md" 2>"$work/leak.log"
+    echo $? >"$work/leak.status"
+    date -u +%Y-%m-%dT%H:%MZ >"$work/ended"
+fi
+started=$(cat "$work/started")
+fuzz_status=$(cat "$work/fuzz.status")
+fuzz_secs=$(cat "$work/fuzz.secs")
+soak_status=$(cat "$work/soak.status")
+leak_status=$(cat "$work/leak.status")
 
 verdict() { if [ "$1" -eq 0 ]; then echo "passed"; else echo "**FAILED** (exit $1)"; fi; }
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
@@ -36,7 +47,7 @@ files, crashes, \`kill -9\`, S3 outages, full disks and hostile input. This repo
 evidence, and anyone can regenerate it with one command: \`scripts/reliability.sh\` (about
 2.5 hours on 2 cores; see the script for shorter settings).
 
-- **Run:** $started to $(date -u +%Y-%m-%dT%H:%MZ), commit \`$(git rev-parse --short HEAD)\`$(git diff --quiet HEAD || echo ' with uncommitted changes').
+- **Run:** $started to $(cat "$work/ended"), commit \`$(git rev-parse --short HEAD)\`$(git diff --quiet HEAD || echo ' with uncommitted changes').
 - **Machine:** $(nproc) cores ($cpu), $mem memory, $(. /etc/os-release && echo "$PRETTY_NAME"), $(uname -r); CPU only.
 - **Results:** fuzzing $(verdict $fuzz_status); soak $(verdict $soak_status); leak check $(verdict $leak_status).
 

@@ -49,7 +49,8 @@ fn spawn(port: u16, recording: Option<&Path>) -> Child {
             .env("MOTO_RECORDER_FILEPATH", r);
     }
     let child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Python starting and replaying its state can take a while on a loaded machine.
+    let deadline = Instant::now() + Duration::from_secs(120);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "moto_server did not start");
         std::thread::sleep(Duration::from_millis(100));
