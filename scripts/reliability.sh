@@ -22,6 +22,7 @@ if [ "${1:-}" != "--report-only" ]; then
     echo $? >"$work/fuzz.status"
     echo "$fuzz_secs" >"$work/fuzz.secs"
     rm -f "$work/soak.md"
+    echo "$soak_secs" >"$work/soak.secs"
     scripts/soak.sh "$soak_secs" "$work/soak.md" >"$work/soak.log" 2>&1
     echo $? >"$work/soak.status"
     [ -s "$work/soak.md" ] || echo "The soak did not finish: see $work/soak.log" >"$work/soak.md"
@@ -34,6 +35,11 @@ fuzz_status=$(cat "$work/fuzz.status")
 fuzz_secs=$(cat "$work/fuzz.secs")
 soak_status=$(cat "$work/soak.status")
 leak_status=$(cat "$work/leak.status")
+soak_secs=$(cat "$work/soak.secs")
+size="Full size (600 s per fuzz target, a 1800 s soak)."
+if [ "$fuzz_secs" -lt 600 ] || [ "$soak_secs" -lt 1800 ]; then
+    size="**Shortened run:** $fuzz_secs s per fuzz target and a $soak_secs s soak, not the full 600 s and 1800 s."
+fi
 
 verdict() { if [ "$1" -eq 0 ]; then echo "passed"; else echo "**FAILED** (exit $1)"; fi; }
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
@@ -49,6 +55,7 @@ evidence, and anyone can regenerate it with one command: \`scripts/reliability.s
 
 - **Run:** $started to $(cat "$work/ended"), commit \`$(git rev-parse --short HEAD)\`$(git diff --quiet HEAD || echo ' with uncommitted changes').
 - **Machine:** $(nproc) cores ($cpu), $mem memory, $(. /etc/os-release && echo "$PRETTY_NAME"), $(uname -r); CPU only.
+- **Size:** $size
 - **Results:** fuzzing $(verdict $fuzz_status); soak $(verdict $soak_status); leak check $(verdict $leak_status).
 
 ## Fuzzing
