@@ -187,6 +187,9 @@ pub struct Start<'a> {
     /// When the tests run as root: run it as `nobody` (after giving `nobody` the test's
     /// folder), so file permissions apply to it as they do to a service account.
     pub unprivileged_in: Option<&'a Path>,
+    /// When root: run it as `nobody` in folders the caller already handed over (a chown
+    /// racing files the daemon moves would fail).
+    pub as_nobody: bool,
 }
 
 /// Starts `hotfolderd run --config CONFIG` (logs to the test's stderr).
@@ -201,9 +204,12 @@ pub fn is_root() -> bool {
 
 pub fn start_daemon_with(config: &Path, how: Start<'_>) -> Daemon {
     let bin = env!("CARGO_BIN_EXE_hotfolderd");
-    let mut cmd = match how.unprivileged_in {
-        Some(dir) if is_root() => {
-            run(Command::new("chown").args(["-R", "65534:65534"]).arg(dir));
+    let root = is_root();
+    if let (Some(dir), true) = (how.unprivileged_in, root) {
+        run(Command::new("chown").args(["-R", "65534:65534"]).arg(dir));
+    }
+    let mut cmd = match how.unprivileged_in.is_some() || how.as_nobody {
+        true if root => {
             let mut c = Command::new("setpriv");
             c.args([
                 "--reuid=65534",
@@ -358,9 +364,11 @@ pub fn metric_value(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
         })
 }
 
-/// The audit log under `d/state/` holds exactly the journal's events, in order, once each;
-/// returns them as (seq, event).
-pub fn audit_matches_journal(d: &Path) -> Vec<(i64, String)> {
+/// Journal or audit-log events as (seq, event).
+pub type Events = Vec<(i64, String)>;
+
+/// (audit log, journal) events under `d/state/`.
+pub fn audit_and_journal_events(d: &Path) -> (Events, Events) {
     let j = hotfolderd::journal::Journal::open(&d.join("state/journal.sqlite")).unwrap();
     let journal_events: Vec<(i64, String)> = j
         .events_after(0, 100_000)
@@ -379,6 +387,13 @@ pub fn audit_matches_journal(d: &Path) -> Vec<(i64, String)> {
             )
         })
         .collect();
+    (audit, journal_events)
+}
+
+/// The audit log under `d/state/` holds exactly the journal's events, in order, once each;
+/// returns them as (seq, event).
+pub fn audit_matches_journal(d: &Path) -> Vec<(i64, String)> {
+    let (audit, journal_events) = audit_and_journal_events(d);
     assert_eq!(
         audit, journal_events,
         "the audit log and the journal disagree"

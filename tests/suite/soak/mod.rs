@@ -17,7 +17,7 @@ mod driver;
 mod reconcile;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -105,35 +105,20 @@ impl Soak {
 
     pub fn start_daemon(&self) {
         let n = self.starts.fetch_add(1, Ordering::SeqCst);
-        let log = std::fs::File::create(self.dir.join(format!("daemon-{n}.log"))).unwrap();
-        let bin = env!("CARGO_BIN_EXE_hotfolderd");
-        let mut cmd = if self.as_nobody {
-            let mut c = Command::new("setpriv");
-            c.args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--reset-env",
-                "env",
-            ]);
-            c.args(self.env.iter().map(|(k, v)| format!("{k}={v}")));
-            c.arg(bin);
-            c
-        } else {
-            let mut c = Command::new(bin);
-            c.envs(self.env.iter().map(|(k, v)| (k, v)));
-            c
-        };
-        cmd.args(["run", "--config"])
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(log);
-        *self.daemon.lock().unwrap() = Some(Daemon {
-            child: cmd.spawn().unwrap(),
-        });
+        let log = self.dir.join(format!("daemon-{n}.log"));
+        let daemon = start_daemon_with(
+            &self.config,
+            Start {
+                log: Some(&log),
+                env: self.env.clone(),
+                as_nobody: self.as_nobody,
+                ..Start::default()
+            },
+        );
+        *self.daemon.lock().unwrap() = Some(daemon);
     }
 
-    /// Sends `signal`; with KILL or TERM also waits for the exit. Returns the pid signalled.
+    /// Sends `signal`; other than HUP, also waits for the exit and returns its status.
     pub fn signal(&self, signal: &str) -> Option<std::process::ExitStatus> {
         let mut guard = self.daemon.lock().unwrap();
         let d = guard.as_mut()?;

@@ -12,8 +12,8 @@ use hotfolderd::sinks::s3::INPUT_SHA_META;
 
 use super::antagonist::Faults;
 use super::{Dropped, Origin, Soak};
-use crate::common::files_under;
 use crate::common::moto::World;
+use crate::common::{audit_and_journal_events, files_under};
 
 const FORMATS: [&str; 4] = ["json", "srt", "vtt", "txt"];
 
@@ -23,7 +23,8 @@ struct Row {
     history: Vec<(String, Option<String>)>,
 }
 
-fn journal_rows(path: &Path) -> Vec<Row> {
+/// Every input in the journal; its history too when `history` (settling needs only states).
+fn journal_rows(path: &Path, history: bool) -> Vec<Row> {
     if !path.exists() {
         return Vec::new();
     }
@@ -33,12 +34,15 @@ fn journal_rows(path: &Path) -> Vec<Row> {
         .flat_map(|s| j.in_state(*s).unwrap())
         .map(|id| Row {
             input: j.get(id).unwrap().unwrap(),
-            history: j
-                .history(id)
-                .unwrap()
-                .into_iter()
-                .map(|e| (e.1, e.2))
-                .collect(),
+            history: if history {
+                j.history(id)
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| (e.1, e.2))
+                    .collect()
+            } else {
+                Vec::new()
+            },
         })
         .collect()
 }
@@ -80,7 +84,7 @@ pub fn settle(soak: &Soak, w: &World, limit: Duration) -> bool {
     let journal = soak.dir.join("state/journal.sqlite");
     loop {
         soak.check_alive();
-        let rows = journal_rows(&journal);
+        let rows = journal_rows(&journal, false);
         let seen: BTreeMap<(bool, String), bool> = rows
             .iter()
             .map(|r| {
@@ -141,7 +145,7 @@ pub fn reconcile(
     exit: Option<std::process::ExitStatus>,
 ) -> Report {
     let ledger = soak.ledger.lock().unwrap().clone();
-    let rows = journal_rows(&soak.dir.join("state/journal.sqlite"));
+    let rows = journal_rows(&soak.dir.join("state/journal.sqlite"), true);
     let mut by_key: BTreeMap<(bool, String), Vec<&Row>> = BTreeMap::new();
     for r in &rows {
         by_key
@@ -423,27 +427,7 @@ fn check_json(json: &str, d: &Dropped) -> Result<bool, String> {
 
 /// The audit log holds exactly the journal's events, in order, once each.
 fn audit_agrees(d: &Path) -> Result<(), String> {
-    let j = Journal::open(&d.join("state/journal.sqlite")).map_err(|e| e.to_string())?;
-    let journal: Vec<(i64, String)> = j
-        .events_after(0, 10_000_000)
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|e| (e.0, e.5))
-        .collect();
-    let text = std::fs::read_to_string(d.join("state/audit.jsonl")).map_err(|e| e.to_string())?;
-    let audit: Vec<(i64, String)> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| {
-            (
-                v["seq"].as_i64().unwrap_or(-1),
-                v["event"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    if audit.len() != text.lines().count() {
-        return Err("the audit log has lines that do not parse".into());
-    }
+    let (audit, journal) = audit_and_journal_events(d);
     if audit != journal {
         let at = audit.iter().zip(&journal).position(|(a, b)| a != b);
         return Err(format!(
