@@ -42,6 +42,10 @@ pub enum DecodeError {
     Resample(String),
 }
 
+/// Full scale is 1.0; float formats may go over it, but 30 dB over is no longer sound, and
+/// bounding it keeps the resampler's sums finite.
+const MAX_AMPLITUDE: f32 = 32.0;
+
 fn open_error(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".into(),
@@ -301,6 +305,20 @@ impl AudioDecoder16k {
                 .chunks_exact(channels)
                 .map(|frame| frame.iter().sum::<f32>() / channels as f32),
         );
+        // Float PCM can hold NaN, infinity or absurd magnitudes; any of them turns the
+        // resampler's FFT into NaNs (rubato then panics; found by fuzzing,
+        // fuzz/seeds/audio_probe/regression-nan-float-pcm.seed).
+        if let Some(i) = self.mono.iter().position(|s| !s.is_finite()) {
+            let at = (self.source_frames + i as u64) as f64 / f64::from(self.info.sample_rate);
+            return Err(DecodeError::Corrupt {
+                at,
+                detail: "a sample is not a number (NaN or infinity): the audio data is damaged"
+                    .into(),
+            });
+        }
+        for s in &mut self.mono {
+            *s = s.clamp(-MAX_AMPLITUDE, MAX_AMPLITUDE);
+        }
         self.source_frames += self.mono.len() as u64;
         self.resampler
             .push(&self.mono, &mut self.ready)
@@ -412,5 +430,63 @@ mod fuzz_regressions {
             .err()
             .expect("refused");
         assert!(err.to_string().contains("sample rate"), "{err}");
+    }
+
+    /// A float WAV whose samples include NaN once panicked inside the resampler's FFT; now
+    /// the decode stops with an error that says the data is damaged.
+    #[test]
+    fn float_samples_that_are_not_numbers_are_an_error_not_a_panic() {
+        let input = include_bytes!("../../fuzz/seeds/audio_probe/regression-nan-float-pcm.seed");
+        let stream = Box::new(std::io::Cursor::new(input[1..].to_vec()));
+        let mut decoder = AudioDecoder16k::open_stream(stream, Some("wav")).expect("a wav header");
+        let mut buf = Vec::new();
+        let err = loop {
+            buf.clear();
+            match decoder.read(&mut buf, 16_000) {
+                Ok(0) => panic!("decoded to the end without an error"),
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        };
+        assert!(err.to_string().contains("not a number"), "{err}");
+    }
+
+    /// Huge but finite float samples are bounded, not passed on to overflow the FFT.
+    #[test]
+    fn huge_float_samples_decode_to_bounded_finite_audio() {
+        let mut wav = Vec::new();
+        let samples: Vec<f32> = (0..8_000)
+            .map(|i| if i % 2 == 0 { 3.0e38 } else { -3.0e38 })
+            .collect();
+        let data_len = (samples.len() * 4) as u32;
+        wav.extend_from_slice(b"RIFF");
+        wav.extend_from_slice(&(36 + data_len).to_le_bytes());
+        wav.extend_from_slice(b"WAVEfmt ");
+        wav.extend_from_slice(&16u32.to_le_bytes());
+        wav.extend_from_slice(&3u16.to_le_bytes()); // IEEE float
+        wav.extend_from_slice(&1u16.to_le_bytes());
+        wav.extend_from_slice(&44_100u32.to_le_bytes());
+        wav.extend_from_slice(&(44_100u32 * 4).to_le_bytes());
+        wav.extend_from_slice(&4u16.to_le_bytes());
+        wav.extend_from_slice(&32u16.to_le_bytes());
+        wav.extend_from_slice(b"data");
+        wav.extend_from_slice(&data_len.to_le_bytes());
+        for s in &samples {
+            wav.extend_from_slice(&s.to_le_bytes());
+        }
+        let stream = Box::new(std::io::Cursor::new(wav));
+        let mut decoder = AudioDecoder16k::open_stream(stream, Some("wav")).expect("a wav");
+        let mut all = Vec::new();
+        let mut buf = Vec::new();
+        while decoder.read(&mut buf, 16_000).expect("decodes") > 0 {
+            all.append(&mut buf);
+        }
+        assert!(!all.is_empty());
+        assert!(
+            all.iter()
+                .all(|s| s.is_finite() && s.abs() <= 2.0 * MAX_AMPLITUDE),
+            "max {:?}",
+            all.iter().map(|s| s.abs()).fold(0.0f32, f32::max)
+        );
     }
 }
