@@ -10,36 +10,20 @@ use crate::journal::Journal;
 use crate::notify::document::rfc3339;
 
 pub fn run(config_path: &Path, what: &str) -> ExitCode {
-    let config = match Config::load(config_path) {
-        Ok(c) => c,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            return ExitCode::from(2);
-        }
+    let (config, journal) = match super::open_journal(config_path) {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
-    let result = Journal::open(&config.journal.path)
-        .map_err(|e| e.to_string())
-        .and_then(|j| {
-            let ids = find(&j, &config, what)?;
-            if ids.is_empty() {
-                return Err(format!(
-                    "nothing in the journal for {what:?} (give a file path, an S3 key or s3:// URI, or an input id)"
-                ));
-            }
-            for id in ids {
-                print_story(&j, id)?;
-            }
-            Ok(())
-        });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("hotfolderd: {e}");
-            ExitCode::FAILURE
-        }
+    let ids = match find(&journal, &config, what) {
+        Ok(ids) => ids,
+        Err(e) => return super::exit_code(Err(e)),
+    };
+    if ids.is_empty() {
+        return super::exit_code(Err(format!(
+            "nothing in the journal for {what:?} (give a file path, an S3 key or s3:// URI, or an input id)"
+        )));
     }
+    super::exit_code(ids.into_iter().try_for_each(|id| print_story(&journal, id)))
 }
 
 /// The inputs `what` names: an id, a path under a watched folder, or an S3 key / URI.

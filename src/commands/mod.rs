@@ -7,9 +7,13 @@ pub mod notify;
 pub mod run;
 pub mod transcribe;
 
+use std::fmt::Display;
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::journal::Journal;
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
@@ -26,5 +30,39 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Man { out } => man::run(&out),
         Command::Notify(cmd) => notify::run(cmd),
         Command::History { config, what } => history::run(&config, &what),
+    }
+}
+
+/// Loads the config, printing every problem in it; a config that does not load exits 2, a
+/// usage error, as a bad flag does.
+fn load_config(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+/// The config and its journal, for the commands that read or change the journal.
+fn open_journal(path: &Path) -> Result<(Config, Journal), ExitCode> {
+    let config = load_config(path)?;
+    match Journal::open(&config.journal.path) {
+        Ok(journal) => Ok((config, journal)),
+        Err(e) => {
+            eprintln!("hotfolderd: {e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Success, or the error printed and exit 1.
+fn exit_code<E: Display>(result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hotfolderd: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

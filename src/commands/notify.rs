@@ -1,50 +1,37 @@
 //! `hotfolderd notify list|resend`: the notification outbox, and sending undeliverable
 //! notifications again (same delivery key, so receivers still drop duplicates).
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cli::NotifyCommand;
-use crate::config::Config;
 use crate::journal::Journal;
 use crate::notify::document::rfc3339;
 
-fn open(path: &Path) -> Result<Journal, String> {
-    let config = Config::load(path).map_err(|errors| {
-        errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
-    })?;
-    Journal::open(&config.journal.path).map_err(|e| e.to_string())
+pub fn run(cmd: NotifyCommand) -> ExitCode {
+    let (NotifyCommand::List { config, .. } | NotifyCommand::Resend { config, .. }) = &cmd;
+    let mut journal = match super::open_journal(config) {
+        Ok((_, journal)) => journal,
+        Err(code) => return code,
+    };
+    super::exit_code(match cmd {
+        NotifyCommand::List { state, .. } => list(&journal, &state),
+        NotifyCommand::Resend { ids, dead, .. } => resend(&mut journal, &ids, dead),
+    })
 }
 
-pub fn run(cmd: NotifyCommand) -> ExitCode {
-    let result = match cmd {
-        NotifyCommand::List { config, state } => open(&config).and_then(|j| list(&j, &state)),
-        NotifyCommand::Resend { config, ids, dead } => open(&config).and_then(|mut j| {
-            if ids.is_empty() && !dead {
-                return Err("name notification ids, or --dead for every dead one".into());
-            }
-            let n = j.resend_notifications(&ids).map_err(|e| e.to_string())?;
-            println!("{n} notification(s) queued again; the running daemon sends them");
-            if n < ids.len() {
-                return Err(format!(
-                    "{} of the ids are not dead notifications",
-                    ids.len() - n
-                ));
-            }
-            Ok(())
-        }),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("hotfolderd: {e}");
-            ExitCode::FAILURE
-        }
+fn resend(j: &mut Journal, ids: &[i64], dead: bool) -> Result<(), String> {
+    if ids.is_empty() && !dead {
+        return Err("name notification ids, or --dead for every dead one".into());
     }
+    let n = j.resend_notifications(ids).map_err(|e| e.to_string())?;
+    println!("{n} notification(s) queued again; the running daemon sends them");
+    if n < ids.len() {
+        return Err(format!(
+            "{} of the ids are not dead notifications",
+            ids.len() - n
+        ));
+    }
+    Ok(())
 }
 
 fn list(j: &Journal, state: &str) -> Result<(), String> {

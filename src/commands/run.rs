@@ -3,25 +3,13 @@ use std::process::ExitCode;
 
 use std::path::PathBuf;
 
-use crate::config::Config;
 use crate::journal::{Journal, State};
 use crate::sources::names::FAILED_DIR;
 
-fn load(path: &Path) -> Option<Config> {
-    match Config::load(path) {
-        Ok(c) => Some(c),
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            None
-        }
-    }
-}
-
 pub fn run(path: &Path) -> ExitCode {
-    let Some(config) = load(path) else {
-        return ExitCode::from(2);
+    let config = match super::load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -30,25 +18,13 @@ pub fn run(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(crate::daemon::run(config, path.to_path_buf())) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("hotfolderd: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    super::exit_code(runtime.block_on(crate::daemon::run(config, path.to_path_buf())))
 }
 
 pub fn status(path: &Path) -> ExitCode {
-    let Some(config) = load(path) else {
-        return ExitCode::from(2);
-    };
-    let journal = match Journal::open(&config.journal.path) {
-        Ok(j) => j,
-        Err(e) => {
-            eprintln!("hotfolderd: {e}");
-            return ExitCode::FAILURE;
-        }
+    let (config, journal) = match super::open_journal(path) {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
     let result = journal.counts().and_then(|counts| {
         for (state, n) in counts {
@@ -87,27 +63,15 @@ pub fn status(path: &Path) -> ExitCode {
         }
         Ok(())
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("hotfolderd: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    super::exit_code(result)
 }
 
 /// Moves each failed input back from `failed/` and re-queues it; the running daemon (or the
 /// next start) processes it again.
 pub fn retry(path: &Path, ids: &[i64], all_failed: bool) -> ExitCode {
-    let Some(config) = load(path) else {
-        return ExitCode::from(2);
-    };
-    let mut journal = match Journal::open(&config.journal.path) {
-        Ok(j) => j,
-        Err(e) => {
-            eprintln!("hotfolderd: {e}");
-            return ExitCode::FAILURE;
-        }
+    let (_, mut journal) = match super::open_journal(path) {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
     let ids = if all_failed {
         match journal.failed_ids() {

@@ -2,7 +2,6 @@
 //! a folder, SIGTERM, and a restart that must not redo anything.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
 use std::time::Duration;
 
 use crate::common::*;
@@ -59,16 +58,7 @@ fn dropped_files_are_transcribed_once_and_bad_ones_fail_with_a_reason() {
 
     // `retry --failed` moves the bad file back and re-queues it; the daemon tries it again
     // (and it fails again, for the same reason, with two attempts now).
-    let retry = Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
-        .args(["retry", "--failed", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        retry.status.success(),
-        "{}",
-        String::from_utf8_lossy(&retry.stderr)
-    );
+    hotfolderd(&["retry", "--failed"], &config);
     assert!(
         inbox.join("notes.wav").is_file() && !inbox.join("failed/notes.wav.error.json").exists()
     );

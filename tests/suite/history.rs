@@ -3,21 +3,7 @@
 //! found by its path, and by its id.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::process::Command;
-
 use crate::common::*;
-
-fn hotfolderd(args: &[&str], config: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The state names of the events in the story of input `id`, in order.
 fn story(text: &str, id: i64) -> Vec<String> {

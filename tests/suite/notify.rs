@@ -9,7 +9,6 @@ use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::Ordering;
 
 use crate::common::hook::{Hook, Request};
@@ -44,17 +43,6 @@ fn assert_signed(r: &Request) {
         r.headers.get("x-hotfolderd-delivery").map(String::as_str),
         r.json()["delivery"].as_str()
     );
-}
-
-fn hotfolderd(args: &[&str], config: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]

@@ -90,13 +90,8 @@ fn old_results_go_fresh_ones_and_user_files_stay() {
         3,
         "{audit:?}"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
-        .args(["history", "--config"])
-        .arg(&config)
-        .arg(inbox.join("done/old.wav"))
-        .output()
-        .unwrap();
-    let story = String::from_utf8_lossy(&out.stdout);
+    let old = inbox.join("done/old.wav");
+    let story = hotfolderd(&["history", old.to_str().unwrap()], &config);
     assert!(
         story.contains("deleted: retention (keep_done = 20s)"),
         "{story}"

@@ -265,15 +265,21 @@ pub fn wait_up_to(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// `hotfolderd status --config CONFIG`'s output.
-pub fn status(config: &Path) -> String {
+/// `hotfolderd ARGS... --config CONFIG`'s output; the command must succeed.
+pub fn hotfolderd(args: &[&str], config: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
-        .args(["status", "--config"])
+        .args(args)
+        .arg("--config")
         .arg(config)
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert!(out.status.success(), "{args:?}: {out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `hotfolderd status --config CONFIG`'s output.
+pub fn status(config: &Path) -> String {
+    hotfolderd(&["status"], config)
 }
 
 /// Every file under `dir`, sorted.

@@ -146,15 +146,20 @@ impl Moto {
         .collect()
     }
 
-    pub async fn clients(&self) -> (aws_sdk_s3::Client, aws_sdk_sqs::Client) {
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    /// The SDK settings every client of the emulator shares: its endpoint, dummy credentials.
+    async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(self.endpoint())
             .region(aws_sdk_s3::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_s3::config::Credentials::new(
                 "test", "test", None, None, "test",
             ))
             .load()
-            .await;
+            .await
+    }
+
+    pub async fn clients(&self) -> (aws_sdk_s3::Client, aws_sdk_sqs::Client) {
+        let shared = self.sdk_config().await;
         let s3 = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(true)
             .build();
@@ -168,15 +173,7 @@ impl Moto {
 impl Moto {
     /// An SNS client for the emulator.
     pub async fn sns(&self) -> aws_sdk_sns::Client {
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(self.endpoint())
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
-            .load()
-            .await;
-        aws_sdk_sns::Client::new(&shared)
+        aws_sdk_sns::Client::new(&self.sdk_config().await)
     }
 }
 
