@@ -79,8 +79,11 @@ fn inbox_leftovers(soak: &Soak) -> Vec<String> {
 }
 
 /// Waits until every dropped input is final, the inbox is empty and the queue drained.
-pub fn settle(soak: &Soak, w: &World, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
+/// The backlog a long soak leaves depends on the machine's speed, so the wait is bounded by
+/// progress: it gives up when no input has become final for `stall`.
+pub fn settle(soak: &Soak, w: &World, stall: Duration) -> bool {
+    let mut deadline = Instant::now() + stall;
+    let mut finals = 0;
     let journal = soak.dir.join("state/journal.sqlite");
     loop {
         soak.check_alive();
@@ -102,6 +105,11 @@ pub fn settle(soak: &Soak, w: &World, limit: Duration) -> bool {
         }) && seen.values().all(|f| *f);
         if all_final && inbox_leftovers(soak).is_empty() && w.messages_left() == (0, 0) {
             return true;
+        }
+        let now_final = seen.values().filter(|f| **f).count();
+        if now_final > finals {
+            finals = now_final;
+            deadline = Instant::now() + stall;
         }
         if Instant::now() > deadline {
             return false;
