@@ -24,6 +24,7 @@ echo "target            seconds  runs        corpus  result"
 status=0
 for t in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$t"
+    started=$SECONDS
     log="fuzz/target/$t.log"
     # -rss_limit_mb: a hostile size that allocates gigabytes is a finding, not a slow run.
     if (cd fuzz && cargo fuzz run -O "$t" "corpus/$t" "seeds/$t" -- \
@@ -36,6 +37,7 @@ for t in "${targets[@]}"; do
     fi
     runs=$(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
     corpus=$(find "fuzz/corpus/$t" -type f | wc -l)
-    printf '%-17s %7s  %-10s  %6s  %s\n' "$t" "$secs" "$runs" "$corpus" "$result"
+    # The seconds it really ran: a crash stops libFuzzer early.
+    printf '%-17s %7s  %-10s  %6s  %s\n' "$t" "$((SECONDS - started))" "$runs" "$corpus" "$result"
 done
 exit $status

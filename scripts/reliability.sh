@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Regenerates docs/RELIABILITY.md (issue 9): fuzzes every parser of untrusted bytes, runs the
 # fault-injection soak and the leak check, and writes their tables with the machine and the
-# commit they ran on. Full size takes about 2.5 hours on 2 cores (about 1.3 with
+# commit they ran on. Full size takes about 2.5 hours on 2 cores (about 1.5 with
 # SIDE_BY_SIDE=1, below):
 #   scripts/reliability.sh
 # Shorter (the report says what was run): FUZZ_SECS (600 per target), SOAK_SECS (1800),
 # LEAK_STUB_JOBS (1000), LEAK_REAL_JOBS (50). Exits non-zero if any part found a problem;
 # the report is written either way. `--report-only` writes it again from the last results
-# (target/reliability/) without running anything.
+# (target/reliability/) without running anything; `--fuzz-again TARGET...` re-fuzzes those
+# targets at the current commit (after fixing what they found) and writes the report.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 fuzz_secs="${FUZZ_SECS:-600}"
@@ -20,7 +21,23 @@ side_by_side="${SIDE_BY_SIDE:-0}"
 work=target/reliability
 mkdir -p "$work" docs
 
-if [ "${1:-}" != "--report-only" ]; then
+if [ "${1:-}" = "--fuzz-again" ]; then
+    # After a fix: fuzz TARGETs again at this commit; their rows in the table are replaced
+    # and the earlier ones kept (fuzz-earlier.txt), and the report shows both.
+    shift
+    scripts/fuzz.sh "$(cat "$work/fuzz.secs")" "$@" >"$work/fuzz-again.txt" 2>>"$work/fuzz.log"
+    commit=$(git rev-parse --short HEAD)
+    tail -n +2 "$work/fuzz-again.txt" | while IFS= read -r line; do
+        t=${line%% *}
+        grep "^$t " "$work/fuzz.txt" | sed "s/\$/ (commit $(cat "$work/commit"))/" >>"$work/fuzz-earlier.txt"
+        awk -v t="$t" -v row="$line (re-run at commit $commit)" \
+            '$1 == t { print row; next } { print }' "$work/fuzz.txt" >"$work/fuzz.txt.new"
+        mv "$work/fuzz.txt.new" "$work/fuzz.txt"
+    done
+    if grep -q CRASH "$work/fuzz.txt"; then echo 1; else echo 0; fi >"$work/fuzz.status"
+elif [ "${1:-}" != "--report-only" ]; then
+    rm -f "$work/fuzz-earlier.txt"
+    git rev-parse --short HEAD >"$work/commit"
     date -u +%Y-%m-%dT%H:%MZ >"$work/started"
     echo "$side_by_side" >"$work/side_by_side"
     fuzz() {
@@ -75,7 +92,7 @@ files, crashes, \`kill -9\`, S3 outages, full disks and hostile input. This repo
 evidence, and anyone can regenerate it with one command: \`scripts/reliability.sh\` (about
 2.5 hours on 2 cores; see the script for shorter settings).
 
-- **Run:** $started to $(cat "$work/ended"), commit \`$(git rev-parse --short HEAD)\`$(git diff --quiet HEAD || echo ' with uncommitted changes').
+- **Run:** $started to $(cat "$work/ended"), commit \`$(cat "$work/commit" 2>/dev/null || git rev-parse --short HEAD)\`$(git diff --quiet HEAD || echo ' with uncommitted changes').
 - **Machine:** $(nproc) cores ($cpu), $mem memory, $(. /etc/os-release && echo "$PRETTY_NAME"), $(uname -r); CPU only.
 - **Size:** $size
 - **Order:** $order
@@ -98,6 +115,9 @@ $fuzz_secs s per target:
 \`\`\`
 $(cat "$work/fuzz.txt")
 \`\`\`
+$(if [ -s "$work/fuzz-earlier.txt" ]; then
+    printf '\nRows marked "re-run" were fuzzed again after the fix for what they found (below); their\nearlier results:\n\n```\n%s\n```\n' "$(cat "$work/fuzz-earlier.txt")"
+fi)
 
 ## Fault-injection soak
 
@@ -130,6 +150,14 @@ $(cat "$work/leak.md")
 - **Fuzzing, audio probe:** a WAV header claiming ~4 billion Hz made the resampler allocate
   over 1 GB. Sample rates outside 1–768 kHz are now a decode error that names the rate;
   regression seed \`fuzz/seeds/audio_probe/regression-oom-huge-rate.seed\` and unit test
+  \`pipeline::decode::fuzz_regressions\`.
+- **Fuzzing, audio decoder (the 600 s run):** a float WAV whose samples include NaN made the
+  resampler's FFT produce NaNs, on which rubato panics. In the daemon the job's worker died and
+  the input was retried, then failed, as "worker ended abnormally"; \`hotfolderd transcribe\`
+  crashed. Now a sample that is not a finite number stops the decode with an error that
+  gives its time and says the data is damaged (the input is quarantined), and finite float
+  samples are bounded to ±32 (30 dB over full scale) so that the resampler's sums stay finite.
+  Regression seed \`fuzz/seeds/audio_probe/regression-nan-float-pcm.seed\`, unit tests in
   \`pipeline::decode::fuzz_regressions\`.
 EOF
 } >docs/RELIABILITY.md
