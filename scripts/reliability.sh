@@ -26,7 +26,7 @@ if [ "${1:-}" = "--fuzz-again" ]; then
     # and the earlier ones kept (fuzz-earlier.txt), and the report shows both.
     shift
     scripts/fuzz.sh "$(cat "$work/fuzz.secs")" "$@" >"$work/fuzz-again.txt" 2>>"$work/fuzz.log"
-    commit=$(git rev-parse --short HEAD)
+    commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ", uncommitted changes")
     tail -n +2 "$work/fuzz-again.txt" | while IFS= read -r line; do
         t=${line%% *}
         grep "^$t " "$work/fuzz.txt" | sed "s/\$/ (commit $(cat "$work/commit"))/" >>"$work/fuzz-earlier.txt"
@@ -38,6 +38,7 @@ if [ "${1:-}" = "--fuzz-again" ]; then
 elif [ "${1:-}" != "--report-only" ]; then
     rm -f "$work/fuzz-earlier.txt"
     git rev-parse --short HEAD >"$work/commit"
+    if git diff --quiet HEAD; then : >"$work/dirty"; else echo " with uncommitted changes" >"$work/dirty"; fi
     date -u +%Y-%m-%dT%H:%MZ >"$work/started"
     echo "$side_by_side" >"$work/side_by_side"
     fuzz() {
@@ -56,8 +57,10 @@ elif [ "${1:-}" != "--report-only" ]; then
     fi
     rm -f "$work/soak.md"
     echo "$soak_secs" >"$work/soak.secs"
+    soak_started=$SECONDS
     scripts/soak.sh "$soak_secs" "$work/soak.md" >"$work/soak.log" 2>&1
     echo $? >"$work/soak.status"
+    echo $((SECONDS - soak_started)) >"$work/soak.wall"
     [ -s "$work/soak.md" ] || echo "The soak did not finish: see $work/soak.log" >"$work/soak.md"
     scripts/leak-check.sh "$stub_jobs" "$real_jobs" >"$work/leak.md" 2>"$work/leak.log"
     echo $? >"$work/leak.status"
@@ -90,9 +93,9 @@ mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
 hotfolderd promises that every input is accounted for, exactly once — through half-written
 files, crashes, \`kill -9\`, S3 outages, full disks and hostile input. This report is the
 evidence, and anyone can regenerate it with one command: \`scripts/reliability.sh\` (about
-2.5 hours on 2 cores; see the script for shorter settings).
+2.5 hours on 2 cores, 1.5 with \`SIDE_BY_SIDE=1\`; see the script for shorter settings).
 
-- **Run:** $started to $(cat "$work/ended"), commit \`$(cat "$work/commit" 2>/dev/null || git rev-parse --short HEAD)\`$(git diff --quiet HEAD || echo ' with uncommitted changes').
+- **Run:** $started to $(cat "$work/ended"), commit \`$(cat "$work/commit" 2>/dev/null || git rev-parse --short HEAD)\`$(cat "$work/dirty" 2>/dev/null).
 - **Machine:** $(nproc) cores ($cpu), $mem memory, $(. /etc/os-release && echo "$PRETTY_NAME"), $(uname -r); CPU only.
 - **Size:** $size
 - **Order:** $order
@@ -135,6 +138,9 @@ output without an input, no temporary file left, no message left in the queue, a
 audit log equal to the journal's history.
 
 $(cat "$work/soak.md")
+
+The soak took $(cat "$work/soak.wall" 2>/dev/null || echo '?') s in all: its faults, then the wait until the daemon
+had worked through the backlog they left (it stops waiting after 10 minutes without progress).
 
 ## Leak check
 
