@@ -76,10 +76,7 @@ pub fn retry(path: &Path, ids: &[i64], all_failed: bool) -> ExitCode {
     let ids = if all_failed {
         match journal.failed_ids() {
             Ok(ids) => ids,
-            Err(e) => {
-                eprintln!("hotfolderd: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(e) => return super::exit_code(Err(e)),
         }
     } else {
         ids.to_vec()

@@ -82,21 +82,31 @@ pub fn wav_between(spool: &Path, start: f64, end: f64) -> std::io::Result<Vec<u8
 
 /// A WAV file around 16 kHz mono 16-bit little-endian PCM.
 pub fn wav(pcm: &[u8]) -> Vec<u8> {
-    let len = pcm.len() as u32;
-    let mut out = Vec::with_capacity(44 + pcm.len());
+    mono_wav(WAV_PCM, RATE, 16, pcm)
+}
+
+/// WAV format tags: integer PCM, IEEE float.
+pub const WAV_PCM: u16 = 1;
+pub const WAV_FLOAT: u16 = 3;
+
+/// A mono WAV file around little-endian `samples` of `bits` bits in `format`.
+pub fn mono_wav(format: u16, rate: u32, bits: u16, samples: &[u8]) -> Vec<u8> {
+    let len = samples.len() as u32;
+    let block = bits / 8;
+    let mut out = Vec::with_capacity(44 + samples.len());
     out.extend_from_slice(b"RIFF");
     out.extend_from_slice(&(36 + len).to_le_bytes());
     out.extend_from_slice(b"WAVEfmt ");
     out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&format.to_le_bytes());
     out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&RATE.to_le_bytes());
-    out.extend_from_slice(&(RATE * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * u32::from(block)).to_le_bytes());
+    out.extend_from_slice(&block.to_le_bytes());
+    out.extend_from_slice(&bits.to_le_bytes());
     out.extend_from_slice(b"data");
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(pcm);
+    out.extend_from_slice(samples);
     out
 }
 

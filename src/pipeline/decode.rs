@@ -308,15 +308,15 @@ impl AudioDecoder16k {
         // Float PCM can hold NaN, infinity or absurd magnitudes; any of them turns the
         // resampler's FFT into NaNs (rubato then panics; found by fuzzing,
         // fuzz/seeds/audio_probe/regression-nan-float-pcm.seed).
-        if let Some(i) = self.mono.iter().position(|s| !s.is_finite()) {
-            let at = (self.source_frames + i as u64) as f64 / f64::from(self.info.sample_rate);
-            return Err(DecodeError::Corrupt {
-                at,
-                detail: "a sample is not a number (NaN or infinity): the audio data is damaged"
-                    .into(),
-            });
-        }
-        for s in &mut self.mono {
+        for (i, s) in self.mono.iter_mut().enumerate() {
+            if !s.is_finite() {
+                let at = (self.source_frames + i as u64) as f64 / f64::from(self.info.sample_rate);
+                return Err(DecodeError::Corrupt {
+                    at,
+                    detail: "a sample is not a number (NaN or infinity): the audio data is damaged"
+                        .into(),
+                });
+            }
             *s = s.clamp(-MAX_AMPLITUDE, MAX_AMPLITUDE);
         }
         self.source_frames += self.mono.len() as u64;
@@ -454,26 +454,12 @@ mod fuzz_regressions {
     /// Huge but finite float samples are bounded, not passed on to overflow the FFT.
     #[test]
     fn huge_float_samples_decode_to_bounded_finite_audio() {
-        let mut wav = Vec::new();
-        let samples: Vec<f32> = (0..8_000)
-            .map(|i| if i % 2 == 0 { 3.0e38 } else { -3.0e38 })
+        use crate::dataset::pcm::{mono_wav, WAV_FLOAT};
+        // 44.1 kHz, so the samples go through the resampler's FFT.
+        let samples: Vec<u8> = (0..8_000)
+            .flat_map(|i| if i % 2 == 0 { 3.0e38f32 } else { -3.0e38 }.to_le_bytes())
             .collect();
-        let data_len = (samples.len() * 4) as u32;
-        wav.extend_from_slice(b"RIFF");
-        wav.extend_from_slice(&(36 + data_len).to_le_bytes());
-        wav.extend_from_slice(b"WAVEfmt ");
-        wav.extend_from_slice(&16u32.to_le_bytes());
-        wav.extend_from_slice(&3u16.to_le_bytes()); // IEEE float
-        wav.extend_from_slice(&1u16.to_le_bytes());
-        wav.extend_from_slice(&44_100u32.to_le_bytes());
-        wav.extend_from_slice(&(44_100u32 * 4).to_le_bytes());
-        wav.extend_from_slice(&4u16.to_le_bytes());
-        wav.extend_from_slice(&32u16.to_le_bytes());
-        wav.extend_from_slice(b"data");
-        wav.extend_from_slice(&data_len.to_le_bytes());
-        for s in &samples {
-            wav.extend_from_slice(&s.to_le_bytes());
-        }
+        let wav = mono_wav(WAV_FLOAT, 44_100, 32, &samples);
         let stream = Box::new(std::io::Cursor::new(wav));
         let mut decoder = AudioDecoder16k::open_stream(stream, Some("wav")).expect("a wav");
         let mut all = Vec::new();

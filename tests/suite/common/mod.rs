@@ -208,26 +208,23 @@ pub fn start_daemon_with(config: &Path, how: Start<'_>) -> Daemon {
     if let (Some(dir), true) = (how.unprivileged_in, root) {
         run(Command::new("chown").args(["-R", "65534:65534"]).arg(dir));
     }
-    let mut cmd = match how.unprivileged_in.is_some() || how.as_nobody {
-        true if root => {
-            let mut c = Command::new("setpriv");
-            c.args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--reset-env",
-                "env",
-            ]);
-            // --reset-env clears what `envs` would set: hand it over through env(1).
-            c.args(how.env.iter().map(|(k, v)| format!("{k}={v}")));
-            c.arg(bin);
-            c
-        }
-        _ => {
-            let mut c = Command::new(bin);
-            c.envs(how.env.iter().map(|(k, v)| (k, v)));
-            c
-        }
+    let mut cmd = if root && (how.unprivileged_in.is_some() || how.as_nobody) {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--reset-env",
+            "env",
+        ]);
+        // --reset-env clears what `envs` would set: hand it over through env(1).
+        c.args(how.env.iter().map(|(k, v)| format!("{k}={v}")));
+        c.arg(bin);
+        c
+    } else {
+        let mut c = Command::new(bin);
+        c.envs(how.env.iter().map(|(k, v)| (k, v)));
+        c
     };
     cmd.args(["run", "--config"]).arg(config);
     cmd.stdout(Stdio::null());
@@ -377,7 +374,8 @@ pub type Events = Vec<(i64, String)>;
 pub fn audit_and_journal_events(d: &Path) -> (Events, Events) {
     let j = hotfolderd::journal::Journal::open(&d.join("state/journal.sqlite")).unwrap();
     let journal_events: Vec<(i64, String)> = j
-        .events_after(0, 100_000)
+        // A long soak writes far more than a test's few hundred events.
+        .events_after(0, 10_000_000)
         .unwrap()
         .into_iter()
         .map(|e| (e.0, e.5))
