@@ -70,6 +70,7 @@ fn main() {
         duration: seconds as f64,
         segments,
         dropped_non_speech: 0,
+        vad_speech_seconds: None,
         decode_seconds: 0.0,
         asr_seconds: 0.0,
     };

@@ -38,6 +38,10 @@ else
     bin=target/$profile/hotfolderd
 fi
 
+# The package carries the Silero VAD model (under 1 MB), so the service skips non-speech
+# from the start; the Whisper model is the admin's choice.
+scripts/fetch-model.sh silero-vad "$bin"
+
 # Manual pages come from the CLI definition, so they match `--help` of this very binary.
 rm -rf target/man
 "$bin" man --out target/man

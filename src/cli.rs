@@ -1,16 +1,16 @@
 //! Command-line interface. Names follow whisper.cpp's `whisper-cli` where they overlap, so
 //! users can compare like with like.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::model::WeightType;
 use crate::pipeline::render::Format;
 use crate::pipeline::transcribe::{AudioCtx, DecodeOptions, ModelOptions, VadOptions};
+use crate::pipeline::vad_model;
 
 pub const DEFAULT_MODEL: &str = "var/models/ggml-tiny.en.bin";
-pub const DEFAULT_VAD_MODEL: &str = "var/models/ggml-silero-vad.bin";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -228,15 +228,17 @@ pub struct DecodeArgs {
     /// Keep segments that are only annotations like [BLANK_AUDIO] (dropped by default).
     #[arg(long = "keep-annotations")]
     pub keep_annotations: bool,
-    /// Skip non-speech with Silero VAD before decoding [default: on when the VAD model exists].
+    /// Skip non-speech with Silero VAD before decoding [default: on, with the model found
+    /// beside the Whisper model or in /var/lib/hotfolderd/models or /usr/share/hotfolderd/models;
+    /// without one, a warning says so]. `--vad` makes a missing model an error.
     #[arg(long, conflicts_with = "no_vad")]
     pub vad: bool,
     /// Decode all audio, speech or not.
     #[arg(long = "no-vad")]
     pub no_vad: bool,
-    /// Silero VAD model in ggml form (see `hotfolderd model import-silero`).
-    #[arg(long = "vad-model", env = "HOTFOLDERD_VAD_MODEL", default_value = DEFAULT_VAD_MODEL)]
-    pub vad_model: PathBuf,
+    /// Silero VAD model in ggml form (see `hotfolderd model import-silero`); it must exist.
+    #[arg(long = "vad-model", env = "HOTFOLDERD_VAD_MODEL")]
+    pub vad_model: Option<PathBuf>,
     /// Speech probability threshold.
     #[arg(long = "vad-threshold", default_value_t = 0.5)]
     pub vad_threshold: f32,
@@ -268,26 +270,33 @@ impl TranscribeArgs {
 }
 
 impl DecodeArgs {
-    /// The VAD model to use: on by default when its file exists; `--vad` insists on it.
-    fn vad_model(&self) -> Result<Option<PathBuf>, String> {
+    /// The VAD model to use, and a warning to print when VAD is wanted but none was found.
+    /// A model named with `--vad-model` (or `HOTFOLDERD_VAD_MODEL`) must exist; otherwise
+    /// one is looked for where setup and the package put it.
+    fn vad_model(&self, whisper_model: &Path) -> Result<(Option<PathBuf>, Option<String>), String> {
         if self.no_vad {
-            return Ok(None);
+            return Ok((None, None));
         }
-        if self.vad_model.is_file() {
-            return Ok(Some(self.vad_model.clone()));
+        if let Some(path) = &self.vad_model {
+            return vad_model::check(path)
+                .map(|p| (Some(p), None))
+                .map_err(|e| e.to_string());
         }
-        if self.vad {
-            return Err(format!(
-                "--vad: VAD model {} not found; run scripts/setup.sh or `hotfolderd model import-silero`",
-                self.vad_model.display()
-            ));
+        match vad_model::find(whisper_model) {
+            Some(p) => Ok((Some(p), None)),
+            None if self.vad => Err(format!("--vad: {}", vad_model::not_found(whisper_model))),
+            None => Ok((None, Some(vad_model::not_found(whisper_model)))),
         }
-        Ok(None)
     }
 
-    pub fn to_options(&self) -> Result<DecodeOptions, String> {
+    /// The options for `whisper_model`, and a warning to print once (no VAD model found).
+    pub fn to_options(
+        &self,
+        whisper_model: &Path,
+    ) -> Result<(DecodeOptions, Option<String>), String> {
         let defaults = DecodeOptions::default();
-        Ok(DecodeOptions {
+        let (vad_model, warning) = self.vad_model(whisper_model)?;
+        let opts = DecodeOptions {
             threads: self.threads.unwrap_or(defaults.threads),
             language: self.language.clone(),
             translate: self.translate,
@@ -307,7 +316,7 @@ impl DecodeArgs {
             prompt: self.prompt.clone(),
             suppress_nst: self.suppress_nst,
             keep_annotations: self.keep_annotations,
-            vad_model: self.vad_model()?,
+            vad_model,
             window_seconds: self.window_seconds as usize,
             vad: VadOptions {
                 threshold: self.vad_threshold,
@@ -319,6 +328,7 @@ impl DecodeArgs {
             },
             audio_ctx: self.audio_ctx,
             cancel: defaults.cancel,
-        })
+        };
+        Ok((opts, warning))
     }
 }

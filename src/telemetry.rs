@@ -12,7 +12,7 @@ pub fn init(verbose: bool) {
     let filter = std::env::var("HOTFOLDERD_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .map(EnvFilter::new)
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default},whisper_rs=warn")));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default},whisper_rs=warn,whisper_cpp=warn")));
     let registry = tracing_subscriber::registry().with(filter);
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         if let Ok(journald) = tracing_journald::layer() {

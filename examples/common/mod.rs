@@ -42,6 +42,7 @@ impl Transcriber for Stub {
                 words: Vec::new(),
             }],
             dropped_non_speech: 0,
+            vad_speech_seconds: None,
             decode_seconds: 0.0,
             asr_seconds: 0.0,
         })

@@ -13,8 +13,13 @@ use crate::pipeline::render::{self, Format};
 use crate::pipeline::transcribe::{DecodeOptions, Transcriber, WhisperTranscriber};
 
 pub fn run(args: &TranscribeArgs) -> ExitCode {
-    let opts = match args.decode.to_options() {
-        Ok(o) => o,
+    let opts = match args.decode.to_options(&args.model) {
+        Ok((o, warning)) => {
+            if let Some(w) = warning {
+                eprintln!("hotfolderd: {w}");
+            }
+            o
+        }
         Err(e) => {
             eprintln!("hotfolderd: {e}");
             return ExitCode::from(2);

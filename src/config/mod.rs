@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use crate::pipeline::render::Format;
+use crate::pipeline::vad_model;
 
 mod dataset;
 mod notify;
@@ -114,6 +115,9 @@ impl JournalConfig {
 fn default_audit_max_size() -> Spanned<u64> {
     Spanned::new(0..0, 64 << 20)
 }
+fn default_vad() -> bool {
+    true
+}
 fn default_audit_keep() -> u32 {
     5
 }
@@ -129,9 +133,13 @@ pub struct AsrConfig {
     /// Transcriptions at once (one GPU: 1).
     #[serde(default = "default_workers")]
     pub workers: Spanned<usize>,
-    /// Silero VAD model; non-speech is skipped when set.
+    /// Skip non-speech with Silero VAD (default on). The model is `vad_model`, or else the
+    /// one found beside `model` or in the models folders; without one a warning says so.
+    #[serde(default = "default_vad")]
+    pub vad: bool,
+    /// Silero VAD model; when set it must exist.
     #[serde(default)]
-    pub vad_model: Option<PathBuf>,
+    pub vad_model: Option<Spanned<PathBuf>>,
     /// Unload the model after this long without work (its memory, VRAM on a GPU build, is
     /// given back) and load it again for the next file; "0s": never.
     #[serde(default = "default_idle_unload", deserialize_with = "duration")]
@@ -154,7 +162,31 @@ pub struct AsrConfig {
     pub job_timeout_max: Spanned<Duration>,
 }
 
+/// Where the daemon's VAD model comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VadChoice {
+    /// `vad_model`, or the model found where setup and the package put it.
+    Model(PathBuf),
+    /// `vad = false`.
+    Off,
+    /// Wanted but not found: the warning to log once.
+    NotFound(String),
+}
+
 impl AsrConfig {
+    pub fn vad_choice(&self) -> VadChoice {
+        if !self.vad {
+            return VadChoice::Off;
+        }
+        if let Some(p) = &self.vad_model {
+            return VadChoice::Model(p.get_ref().clone());
+        }
+        match vad_model::find(&self.model) {
+            Some(p) => VadChoice::Model(p),
+            None => VadChoice::NotFound(vad_model::not_found(&self.model)),
+        }
+    }
+
     pub fn limits(&self) -> JobLimits {
         JobLimits {
             factor: *self.job_timeout_factor.get_ref(),
@@ -393,6 +425,11 @@ impl Config {
                 self.asr.workers.span(),
                 "asr.workers must be at least 1".into(),
             );
+        }
+        if let (true, Some(p)) = (self.asr.vad, &self.asr.vad_model) {
+            if let Err(e) = vad_model::check(p.get_ref()) {
+                err(p.span(), format!("asr.vad_model: {e} (asr.vad = false)"));
+            }
         }
         let factor = *self.asr.job_timeout_factor.get_ref();
         if !factor.is_finite() || factor < 0.0 {

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::config::{Config, JobLimits, Malformed, S3After, S3Config};
+use crate::config::{Config, JobLimits, Malformed, S3After, S3Config, VadChoice};
 use crate::dataset::Dataset;
 use crate::journal::{Journal, JournalError};
 use crate::pipeline::cancel::Cancel;
@@ -312,10 +312,24 @@ async fn run_reloading(
     if recovered > 0 {
         tracing::info!(recovered, "requeued inputs interrupted by the last stop");
     }
+    let vad_model = match config.asr.vad_choice() {
+        VadChoice::Model(p) => {
+            tracing::info!(vad_model = %p.display(), "non-speech is skipped with VAD");
+            Some(p)
+        }
+        VadChoice::Off => {
+            tracing::info!("VAD is off ([asr] vad = false): all audio is decoded");
+            None
+        }
+        VadChoice::NotFound(warning) => {
+            tracing::warn!("{warning} ([asr] vad = false)");
+            None
+        }
+    };
     let opts = DecodeOptions {
         threads: *config.asr.threads.get_ref(),
         language: config.asr.language.clone(),
-        vad_model: config.asr.vad_model.clone().filter(|p| p.is_file()),
+        vad_model,
         audio_ctx: config.asr.audio_ctx,
         ..DecodeOptions::default()
     };

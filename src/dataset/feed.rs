@@ -284,6 +284,7 @@ mod tests {
                 words: Vec::new(),
             }],
             dropped_non_speech: 0,
+            vad_speech_seconds: None,
             decode_seconds: 0.0,
             asr_seconds: 0.0,
         }

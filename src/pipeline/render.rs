@@ -52,9 +52,18 @@ pub struct Document<'a> {
     pub text: String,
     pub segments: &'a [Segment],
     pub dropped_non_speech: usize,
+    pub vad: VadReport,
     pub timings: Timings,
     pub options: &'a DecodeOptions,
     pub version: &'static str,
+}
+
+/// Whether non-speech was skipped with VAD, with which model, and how much speech it kept.
+#[derive(Debug, Serialize)]
+pub struct VadReport {
+    pub used: bool,
+    pub model: Option<String>,
+    pub speech_seconds: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -98,6 +107,14 @@ pub fn document<'a>(
         text: t.text(),
         segments: &t.segments,
         dropped_non_speech: t.dropped_non_speech,
+        vad: VadReport {
+            used: t.vad_speech_seconds.is_some(),
+            model: t
+                .vad_speech_seconds
+                .and(options.vad_model.as_ref())
+                .map(|p| p.display().to_string()),
+            speech_seconds: t.vad_speech_seconds,
+        },
         timings: Timings {
             decode_seconds: t.decode_seconds,
             asr_seconds: t.asr_seconds,

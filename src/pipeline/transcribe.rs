@@ -15,7 +15,10 @@ use whisper_rs::{
 use super::cancel::{Cancel, Stopped};
 use super::decode::DecodeError;
 use super::resample::TARGET_RATE;
-use super::transcript::{is_non_speech_annotation, words_from_tokens, Segment, Token, Transcript};
+use super::seek::{self, BufferEnd, SeekTracker, CHUNK_SAMPLES};
+use super::transcript::{
+    is_non_speech_annotation, push_in_order, words_from_tokens, Segment, Token, Transcript,
+};
 use super::vad::{Joined, SpeechMap, Vad, LOOKAHEAD};
 
 /// Audio in 16 kHz mono f32, pulled in pieces.
@@ -187,17 +190,14 @@ pub async fn transcribe_blocking(
         .map_err(|e| TranscribeError::Asr(format!("transcription task ended abnormally: {e}")))?
 }
 
-/// Seconds of audio given to whisper.cpp per call. whisper.cpp computes a mel spectrogram
-/// for the whole buffer it is given, so this bounds memory independently of input length.
-/// 30 s is whisper's own chunk: one encoder pass per call, as whisper-cli does internally.
-/// Measured on 10 min of speech (tiny.en, beam 5, 2 threads): 30 s windows 40.4 s and 281 MB
-/// peak; 60 s 62.9 s (each window ends in a short chunk that still costs a full encoder pass);
-/// 120 s 48.8 s and 305 MB; one 600 s window 38.1 s and 365 MB.
+/// Seconds of audio read ahead (× [`LOOKAHEAD`] with VAD, to find 30 s of speech): memory is
+/// bounded by this, not by the input's length. Each whisper.cpp call decodes 30 s of it (see
+/// [`super::seek`]), so the transcript is the same at any window length.
 pub const WINDOW_SECONDS: usize = 30;
 /// Whisper decodes 30 s at a time; shorter windows would waste most of each encoder pass.
 pub const MIN_WINDOW_SECONDS: usize = 30;
-/// A segment ending closer than this to a window's end may have been cut; it is redone.
-const GUARD_SAMPLES: usize = TARGET_RATE as usize;
+/// Tokens of text context whisper.cpp carries from one pass to the next (half the decoder's).
+const MAX_TEXT_CONTEXT: usize = 224;
 /// whisper.cpp refuses input shorter than one second.
 const MIN_SAMPLES: usize = TARGET_RATE as usize + TARGET_RATE as usize / 10;
 
@@ -242,7 +242,7 @@ impl WhisperTranscriber {
                     .into(),
             ));
         }
-        whisper_rs::install_logging_hooks();
+        super::whisper_log::install();
         let mut params = WhisperContextParameters::default();
         params.flash_attn(opts.flash_attn);
         params.use_gpu(opts.use_gpu && cfg!(any(feature = "cuda", feature = "vulkan")));
@@ -351,11 +351,11 @@ impl WhisperTranscriber {
         Ok(whisper_rs::get_lang_str(id).unwrap_or("en").to_string())
     }
 
-    /// Reads the segments whisper found; `map` turns its seconds into seconds in the input.
-    fn segments(&self, state: &WhisperState, map: &TimeMap) -> Vec<(Segment, Vec<i32>)> {
+    /// Reads the segments of one call; `map` turns its seconds into seconds in the input.
+    fn segments(&self, state: &WhisperState, map: &TimeMap) -> CallResult {
         let to_start = &|t: f64| map.start(t);
         let eot = self.ctx.token_eot();
-        let mut out = Vec::new();
+        let mut out = CallResult::default();
         for seg in state.as_iter() {
             let mut tokens = Vec::new();
             let mut last_token_t0 = None;
@@ -364,6 +364,8 @@ impl WhisperTranscriber {
                     continue;
                 };
                 let data = tok.token_data();
+                // Timestamp and special tokens too: whisper-cli's context carries them.
+                out.context.push(data.id);
                 if data.id >= eot {
                     continue;
                 }
@@ -382,6 +384,8 @@ impl WhisperTranscriber {
             }
             let seg_t0 = seg.start_timestamp() as f64 / 100.0;
             let seg_t1 = seg.end_timestamp() as f64 / 100.0;
+            out.count += 1;
+            out.last_end = Some(seg.end_timestamp());
             let last_t0 = last_token_t0.unwrap_or(seg_t0).max(seg_t0);
             let span = (to_start(seg_t0), map.bounded_end(last_t0, seg_t1));
             if tokens.is_empty() {
@@ -389,15 +393,80 @@ impl WhisperTranscriber {
                     .to_str_lossy()
                     .map(|c| c.into_owned())
                     .unwrap_or_default();
-                out.push((
-                    segment(span, text, seg.no_speech_probability(), Vec::new()),
-                    Vec::new(),
-                ));
+                out.segments
+                    .push(segment(span, text, seg.no_speech_probability(), Vec::new()));
                 continue;
             }
-            out.extend(split_at_gaps(span, tokens, seg.no_speech_probability()));
+            out.segments
+                .extend(split_at_gaps(span, tokens, seg.no_speech_probability()));
         }
         out
+    }
+}
+
+/// What one `whisper_full` call found.
+#[derive(Default)]
+struct CallResult {
+    segments: Vec<Segment>,
+    /// Every token whisper produced, in order: the text context for the next call.
+    context: Vec<i32>,
+    /// How many segments whisper found, and where the last one ended (in its frames).
+    count: i32,
+    last_end: Option<i64>,
+}
+
+/// The audio one call decodes, and how it ends (see [`super::seek`]).
+struct CallInput {
+    joined: Option<Joined>,
+    /// Samples of the raw buffer it covers.
+    covered: usize,
+    end: BufferEnd,
+}
+
+impl WhisperTranscriber {
+    /// Chooses the audio for the next call from the raw buffer `buf`: the next 30 s, or the
+    /// next 30 s of speech.
+    fn call_input(
+        vad: Option<(&mut Vad, &mut SpeechMap)>,
+        buf: &[f32],
+        buf_start: u64,
+        eof: bool,
+    ) -> Result<CallInput, TranscribeError> {
+        let Some((vad, speech)) = vad else {
+            let covered = buf.len().min(CHUNK_SAMPLES);
+            return Ok(CallInput {
+                joined: None,
+                covered,
+                end: if eof && covered == buf.len() {
+                    BufferEnd::Input
+                } else {
+                    BufferEnd::Cut
+                },
+            });
+        };
+        speech
+            .update(vad, buf, buf_start)
+            .map_err(TranscribeError::Asr)?;
+        let mut spans = speech.spans_in(buf_start, buf.len());
+        // Speech that runs on past the buffer is left for a later call, unless it is all
+        // there is (then it is cut, and the call does not end cleanly).
+        let open = !eof && spans.last().is_some_and(|s| s.1 == buf.len());
+        if open && spans.len() > 1 {
+            spans.pop();
+        }
+        let (joined, covered, whole) = Joined::limited(buf, &spans, CHUNK_SAMPLES);
+        let end = if !whole || (open && covered == buf.len()) {
+            BufferEnd::Cut
+        } else if eof && covered == buf.len() {
+            BufferEnd::Input
+        } else {
+            BufferEnd::Pause
+        };
+        Ok(CallInput {
+            joined: Some(joined),
+            covered,
+            end,
+        })
     }
 }
 
@@ -441,9 +510,15 @@ impl Transcriber for WhisperTranscriber {
         } else {
             window
         };
+        let max_ctx = if opts.max_context >= 0 {
+            opts.max_context as usize
+        } else {
+            MAX_TEXT_CONTEXT
+        };
         let mut speech = SpeechMap::default();
-        let mut segments = Vec::new();
+        let mut segments: Vec<Segment> = Vec::new();
         let mut dropped = 0usize;
+        let mut speech_samples = 0u64;
         let (mut decode_s, mut asr_s) = (0f64, 0f64);
 
         loop {
@@ -465,26 +540,26 @@ impl Transcriber for WhisperTranscriber {
             let t = Instant::now();
             let real_len = buf.len();
             let offset = buf_start as f64 / f64::from(TARGET_RATE);
-            // A window that ends at a pause has no cut segment to guard against.
-            let (joined, covered, guard) = match vad.as_mut() {
-                Some(v) => {
-                    speech
-                        .update(v, &buf, buf_start)
-                        .map_err(TranscribeError::Asr)?;
-                    let spans = speech.spans_in(buf_start, real_len);
-                    let (j, covered, at_pause) = Joined::limited(&buf, &spans, window);
-                    (Some(j), covered, if at_pause { 0 } else { GUARD_SAMPLES })
-                }
-                None => (None, real_len, GUARD_SAMPLES),
-            };
-            // The last window is the one that reaches the end of the input.
-            let last = eof && covered == real_len;
-            let mut input: Cow<[f32]> = match &joined {
+            let call =
+                Self::call_input(vad.as_mut().map(|v| (v, &mut speech)), &buf, buf_start, eof)?;
+            let mut input: Cow<[f32]> = match &call.joined {
                 Some(j) => Cow::Borrowed(&j.samples),
-                None => Cow::Borrowed(&buf),
+                None => Cow::Borrowed(&buf[..call.covered]),
             };
-            let mut found = Vec::new();
-            if !input.is_empty() {
+            let done = call.end == BufferEnd::Input;
+            let mut cut = call.covered;
+            // A lone stretch of speech that runs on past the buffer but is shorter than a
+            // pass: wait until more of it is read (the silence before it is skipped).
+            let wait_for_more = call.end == BufferEnd::Cut && input.len() < CHUNK_SAMPLES;
+            if wait_for_more {
+                cut = call
+                    .joined
+                    .as_ref()
+                    .and_then(|j| j.first_source_sample())
+                    .unwrap_or(0)
+                    .max(1);
+            } else if !input.is_empty() {
+                speech_samples += input.len() as u64;
                 if input.len() < MIN_SAMPLES {
                     input.to_mut().resize(MIN_SAMPLES, 0.0);
                 }
@@ -496,10 +571,22 @@ impl Transcriber for WhisperTranscriber {
                         l
                     }
                 };
+                let tracker = SeekTracker::new(input.len(), call.end);
                 let mut params = self.params(opts, &lang, &context);
-                // Only when this window is the whole input: a fitted context on one window of
+                let data = std::ptr::from_ref(&tracker)
+                    .cast_mut()
+                    .cast::<std::ffi::c_void>();
+                // SAFETY: `tracker` outlives `state.full` below, the only call that uses
+                // `params`, and is only read through shared references (its fields are cells).
+                unsafe {
+                    params.set_start_encoder_callback(Some(seek::on_encoder_begin));
+                    params.set_start_encoder_callback_user_data(data);
+                    params.set_progress_callback(Some(seek::on_progress));
+                    params.set_progress_callback_user_data(data);
+                }
+                // Only when this call is the whole input: a fitted context on one window of
                 // many would change the model's view of time between windows.
-                if opts.audio_ctx == AudioCtx::Fit && last && buf_start == 0 {
+                if opts.audio_ctx == AudioCtx::Fit && done && buf_start == 0 {
                     if let Some(ctx) = fitted_audio_ctx(input.len()) {
                         params.set_audio_ctx(ctx);
                     }
@@ -513,33 +600,32 @@ impl Transcriber for WhisperTranscriber {
                 })?;
                 let map = TimeMap {
                     offset,
-                    joined: joined.as_ref(),
+                    joined: call.joined.as_ref(),
                 };
-                found = self.segments(&state, &map);
+                let found = self.segments(&state, &map);
+                if !done {
+                    // Resume where whisper would have sought to, in the raw buffer.
+                    let at = tracker.resume_at(found.count, found.last_end) as f64
+                        / f64::from(TARGET_RATE);
+                    let raw = call.joined.as_ref().map_or(at, |j| j.to_original_start(at));
+                    cut = ((raw * f64::from(TARGET_RATE)).round() as usize).clamp(1, call.covered);
+                }
+                let end_of_audio = (buf_start + real_len as u64) as f64 / f64::from(TARGET_RATE);
+                for seg in found.segments {
+                    let clipped = clip(seg, end_of_audio);
+                    if !opts.keep_annotations && is_non_speech_annotation(&clipped.text) {
+                        dropped += 1;
+                        continue;
+                    }
+                    push_in_order(&mut segments, clipped);
+                }
+                context.extend(found.context);
+                if context.len() > max_ctx {
+                    context.drain(..context.len() - max_ctx);
+                }
             }
             asr_s += t.elapsed().as_secs_f64();
-            let (keep, cut) = split_window(&found, offset, covered, last, guard);
-            for (seg, ids) in found.into_iter().take(keep) {
-                let clipped = clip(
-                    seg,
-                    (buf_start + real_len as u64) as f64 / f64::from(TARGET_RATE),
-                );
-                if !opts.keep_annotations && is_non_speech_annotation(&clipped.text) {
-                    dropped += 1;
-                    continue;
-                }
-                context.extend(ids);
-                segments.push(clipped);
-            }
-            let max_ctx = if opts.max_context >= 0 {
-                opts.max_context as usize
-            } else {
-                224
-            };
-            if context.len() > max_ctx {
-                context.drain(..context.len() - max_ctx);
-            }
-            if last {
+            if done {
                 buf_start += real_len as u64;
                 break;
             }
@@ -551,6 +637,9 @@ impl Transcriber for WhisperTranscriber {
             duration: buf_start as f64 / f64::from(TARGET_RATE),
             segments,
             dropped_non_speech: dropped,
+            vad_speech_seconds: vad
+                .is_some()
+                .then(|| speech_samples as f64 / f64::from(TARGET_RATE)),
             decode_seconds: decode_s,
             asr_seconds: asr_s,
         })
@@ -616,12 +705,8 @@ fn segment(
 }
 
 /// Splits one whisper segment's (token, id, logprob) list wherever the audio between two
-/// tokens is longer than [`SPLIT_GAP_SECONDS`]; returns segments with their token ids.
-fn split_at_gaps(
-    span: (f64, f64),
-    tokens: Vec<(Token, i32, f32)>,
-    no_speech: f32,
-) -> Vec<(Segment, Vec<i32>)> {
+/// tokens is longer than [`SPLIT_GAP_SECONDS`].
+fn split_at_gaps(span: (f64, f64), tokens: Vec<(Token, i32, f32)>, no_speech: f32) -> Vec<Segment> {
     let mut groups: Vec<Vec<(Token, i32, f32)>> = vec![Vec::new()];
     let mut prev_end: Option<f64> = None;
     for t in tokens {
@@ -651,8 +736,7 @@ fn split_at_gaps(
             };
             let end = if i + 1 == n { span.1.max(last) } else { last };
             let text: String = g.iter().map(|t| t.0.text.as_str()).collect();
-            let ids = g.iter().map(|t| t.1).collect();
-            (segment((start, end), text, no_speech, g), ids)
+            segment((start, end), text, no_speech, g)
         })
         .collect()
 }
@@ -672,58 +756,9 @@ fn clip(mut seg: Segment, end_of_audio: f64) -> Segment {
     seg
 }
 
-/// Decides how many segments of a window to keep and where the next window starts (in
-/// samples from this window's start). On the last window everything is kept. Otherwise a
-/// segment that ends within `guard` of the window's end may be cut mid-word, so it is dropped
-/// and its audio is decoded again at the start of the next window.
-fn split_window<T>(
-    found: &[(Segment, T)],
-    offset: f64,
-    len: usize,
-    eof: bool,
-    guard: usize,
-) -> (usize, usize) {
-    if eof {
-        return (found.len(), len);
-    }
-    let rate = f64::from(TARGET_RATE);
-    let to_sample = |t: f64| (((t - offset) * rate).round().max(0.0) as usize).min(len);
-    let limit = len.saturating_sub(guard);
-    let keep = found
-        .iter()
-        .take_while(|(s, _)| to_sample(s.end) <= limit)
-        .count();
-    let (keep, cut) = match (keep, found.get(keep)) {
-        (0, None) => (0, limit),
-        (0, Some((next, _))) if to_sample(next.start) > 0 => (0, to_sample(next.start)),
-        // A segment filling the window from its very start: keep it rather than lose it.
-        (0, Some((next, _))) => (1, to_sample(next.end)),
-        (k, _) => (k, to_sample(found[k - 1].0.end)),
-    };
-    // Always make progress.
-    (keep, cut.max(1))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn seg(start: f64, end: f64) -> (Segment, ()) {
-        (
-            Segment {
-                start,
-                end,
-                text: "x".into(),
-                no_speech_prob: 0.0,
-                avg_logprob: 0.0,
-                tokens: vec![],
-                words: vec![],
-            },
-            (),
-        )
-    }
-
-    const R: usize = TARGET_RATE as usize;
 
     fn tok(text: &str, start: f64, end: f64) -> (Token, i32, f32) {
         let t = Token {
@@ -745,14 +780,14 @@ mod tests {
         ];
         let out = split_at_gaps((0.0, 73.2), toks, 0.01);
         assert_eq!(out.len(), 2);
-        assert_eq!(out[0].0.text, " Good morning.");
-        assert_eq!((out[0].0.start, out[0].0.end), (0.0, 0.9));
-        assert_eq!(out[1].0.text, " Second part.");
-        assert_eq!((out[1].0.start, out[1].0.end), (72.0, 73.2));
-        assert_eq!(out[1].1.len(), 2);
+        assert_eq!(out[0].text, " Good morning.");
+        assert_eq!((out[0].start, out[0].end), (0.0, 0.9));
+        assert_eq!(out[1].text, " Second part.");
+        assert_eq!((out[1].start, out[1].end), (72.0, 73.2));
+        assert_eq!(out[1].tokens.len(), 2);
         // A segment start far before its first token is moved to that token.
         let out = split_at_gaps((76.0, 124.2), vec![tok(" Finally", 121.5, 122.0)], 0.0);
-        assert_eq!((out[0].0.start, out[0].0.end), (121.5, 124.2));
+        assert_eq!((out[0].start, out[0].end), (121.5, 124.2));
         // Short pauses do not split.
         let toks = vec![tok(" a", 0.0, 0.2), tok(" b", 0.9, 1.0)];
         assert_eq!(split_at_gaps((0.0, 1.0), toks, 0.0).len(), 1);
@@ -768,63 +803,6 @@ mod tests {
             fitted_audio_ctx(secs(29.5)),
             None,
             "the full context is no bigger"
-        );
-    }
-
-    #[test]
-    fn last_window_keeps_everything() {
-        let f = [seg(0.0, 5.0), seg(5.0, 10.0)];
-        assert_eq!(
-            split_window(&f, 0.0, 10 * R, true, GUARD_SAMPLES),
-            (2, 10 * R)
-        );
-    }
-
-    #[test]
-    fn a_segment_at_the_window_edge_is_redone() {
-        // Window starts at 100 s and holds 20 s; the guard is the last second.
-        let f = [seg(100.0, 105.0), seg(105.0, 118.5), seg(118.5, 120.0)];
-        assert_eq!(
-            split_window(&f, 100.0, 20 * R, false, GUARD_SAMPLES),
-            (2, 18 * R + R / 2)
-        );
-        let f = [seg(100.0, 105.0), seg(105.0, 119.5)];
-        assert_eq!(
-            split_window(&f, 100.0, 20 * R, false, GUARD_SAMPLES),
-            (1, 5 * R)
-        );
-    }
-
-    #[test]
-    fn a_window_ending_at_a_pause_keeps_its_last_segment() {
-        let f = [seg(0.0, 12.0), seg(12.0, 29.8)];
-        assert_eq!(
-            split_window(&f, 0.0, 30 * R, false, 0),
-            (2, 29 * R + 4 * R / 5)
-        );
-    }
-
-    #[test]
-    fn silence_advances_but_keeps_the_guard() {
-        let f: [(Segment, ()); 0] = [];
-        assert_eq!(
-            split_window(&f, 0.0, 120 * R, false, GUARD_SAMPLES),
-            (0, 119 * R)
-        );
-    }
-
-    #[test]
-    fn speech_starting_late_is_redone_from_its_start() {
-        let f = [seg(110.0, 120.0)];
-        assert_eq!(
-            split_window(&f, 0.0, 120 * R, false, GUARD_SAMPLES),
-            (0, 110 * R)
-        );
-        // A single segment covering the window is kept, and the next window starts after it.
-        let f = [seg(0.0, 120.0)];
-        assert_eq!(
-            split_window(&f, 0.0, 120 * R, false, GUARD_SAMPLES),
-            (1, 120 * R)
         );
     }
 }

@@ -39,6 +39,8 @@ pub struct Transcript {
     pub segments: Vec<Segment>,
     /// Segments dropped as non-speech (`[BLANK_AUDIO]`, `(wind howling)`, …).
     pub dropped_non_speech: usize,
+    /// Seconds of speech VAD found and whisper decoded; `None` when VAD was off.
+    pub vad_speech_seconds: Option<f64>,
     /// Seconds spent decoding audio and running the model.
     pub decode_seconds: f64,
     pub asr_seconds: f64,
@@ -49,6 +51,25 @@ impl Transcript {
         let parts: Vec<&str> = self.segments.iter().map(|s| s.text.trim()).collect();
         parts.join(" ")
     }
+}
+
+/// Appends `seg` so that segments never overlap or go back in time: it starts no earlier
+/// than the previous one ended, and its tokens and words lie inside it. (whisper's times are
+/// estimates; across two passes the first may end a little after the second begins.)
+pub fn push_in_order(segments: &mut Vec<Segment>, mut seg: Segment) {
+    let floor = segments.last().map_or(0.0, |s| s.end);
+    seg.start = seg.start.max(floor);
+    seg.end = seg.end.max(seg.start);
+    let (lo, hi) = (seg.start, seg.end);
+    for t in &mut seg.tokens {
+        t.start = t.start.clamp(lo, hi);
+        t.end = t.end.clamp(t.start, hi);
+    }
+    for w in &mut seg.words {
+        w.start = w.start.clamp(lo, hi);
+        w.end = w.end.clamp(w.start, hi);
+    }
+    segments.push(seg);
 }
 
 /// Groups tokens into words: a token that starts with a space starts a new word.

@@ -159,6 +159,11 @@ impl Joined {
         (Joined { samples, pieces }, raw.len(), true)
     }
 
+    /// Where the first joined piece starts in the window it came from.
+    pub fn first_source_sample(&self) -> Option<usize> {
+        self.pieces.first().map(|p| p.1)
+    }
+
     /// Maps an end time in the joined audio to the original window: a time in an inserted
     /// gap belongs to the speech before it.
     pub fn to_original(&self, t: f64) -> f64 {

@@ -21,6 +21,7 @@ mod history;
 mod http;
 mod idle_unload;
 mod logging;
+mod long_form;
 mod models;
 mod non_speech;
 mod notify;

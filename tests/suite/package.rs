@@ -7,8 +7,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use crate::common::*;
+use crate::long_form;
 
 fn output(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
@@ -59,6 +61,7 @@ fn the_package_installs_the_service_disabled_with_its_conffile() {
         "/usr/share/doc/hotfolderd/README.md",
         "/usr/share/man/man1/hotfolderd.1.gz",
         "/usr/share/man/man1/hotfolderd-run.1.gz",
+        "/usr/share/hotfolderd/models/ggml-silero-vad.bin",
     ] {
         assert!(entry(path).starts_with("-rw-r--r-- 0/0"), "{}", entry(path));
     }
@@ -158,17 +161,26 @@ fn install_run_and_purge(deb: &Path) {
             .spawn()
             .unwrap(),
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let wav = speak(tmp.path(), "pkg", "Installed from the package.", "en-us");
+    // A long recording, with the VAD model the package installed and its configuration names.
     run(Command::new("install")
         .args(["-o", "hotfolderd", "-g", "hotfolderd", "-m", "0640"])
-        .arg(&wav)
+        .arg(&long_form::long_speech().wav)
         .arg("/var/lib/hotfolderd/inbox/pkg.wav"));
-    wait_until("the installed service's transcript", || {
-        Path::new("/var/lib/hotfolderd/out/pkg.json").is_file()
-    });
+    wait_up_to(
+        Duration::from_secs(20 * 60),
+        "the installed service's transcript",
+        || Path::new("/var/lib/hotfolderd/out/pkg.json").is_file(),
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read("/var/lib/hotfolderd/out/pkg.json").unwrap())
+            .unwrap();
+    assert_eq!(doc["vad"]["used"], true, "{}", doc["vad"]);
+    assert_eq!(
+        doc["vad"]["model"],
+        "/usr/share/hotfolderd/models/ggml-silero-vad.bin"
+    );
     let text = std::fs::read_to_string("/var/lib/hotfolderd/out/pkg.txt").unwrap();
-    assert!(text.to_lowercase().contains("package"), "{text}");
+    long_form::assert_text_keeps_every_sentence(&text, 0.15, "installed service, VAD");
     assert!(signal_daemon(&mut daemon, "TERM").success());
 
     // A changed conffile survives a reinstall of the same package.

@@ -91,12 +91,142 @@ pub fn transcribe_file(t: &dyn Transcriber, path: &Path, opts: &DecodeOptions) -
     t.transcribe(&mut d, opts).unwrap()
 }
 
-fn words(s: &str) -> Vec<String> {
+/// Lowercased words without punctuation, numbers spelled out (whisper writes "40" for
+/// "forty"): the same normalisation as scripts/wer.py.
+pub fn words(s: &str) -> Vec<String> {
     s.to_lowercase()
+        .replace(',', "")
         .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .map(|w| w.trim_matches('\''))
         .filter(|w| !w.is_empty())
-        .map(str::to_string)
+        .flat_map(|w| match w.parse::<u64>() {
+            Ok(n) => spell(n),
+            Err(_) => vec![w.to_string()],
+        })
         .collect()
+}
+
+fn spell(n: u64) -> Vec<String> {
+    const ONES: [&str; 20] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ];
+    const TENS: [&str; 10] = [
+        "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+    ];
+    let mut out: Vec<String> = Vec::new();
+    match n {
+        0..=19 => out.push(ONES[n as usize].into()),
+        20..=99 => {
+            out.push(TENS[(n / 10) as usize].into());
+            if n % 10 > 0 {
+                out.push(ONES[(n % 10) as usize].into());
+            }
+        }
+        100..=999 => {
+            out.extend([ONES[(n / 100) as usize].to_string(), "hundred".into()]);
+            if n % 100 > 0 {
+                out.extend(spell(n % 100));
+            }
+        }
+        1000..=999_999 => {
+            out.extend(spell(n / 1000));
+            out.push("thousand".into());
+            if n % 1000 > 0 {
+                out.extend(spell(n % 1000));
+            }
+        }
+        _ => out.push(n.to_string()),
+    }
+    out
+}
+
+/// Errors and insertions charged to one reference sentence by [`align`].
+#[derive(Debug, Clone, Default)]
+pub struct SentenceScore {
+    pub words: usize,
+    pub errors: usize,
+    /// Its words that nothing in the hypothesis matched or replaced: speech lost.
+    pub deletions: usize,
+    /// Hypothesis words beside it that match nothing: speech invented or repeated.
+    pub insertions: usize,
+    /// The hypothesis words aligned to it.
+    pub heard: Vec<String>,
+}
+
+impl SentenceScore {
+    pub fn error_rate(&self) -> f64 {
+        self.errors as f64 / self.words.max(1) as f64
+    }
+}
+
+/// Aligns `hypothesis` to the sentences of a script (minimum edit distance) and says what
+/// each sentence got: a sentence that was dropped has an error rate of 1, one that came out
+/// twice has as many insertions as it has words.
+pub fn align(sentences: &[String], hypothesis: &str) -> Vec<SentenceScore> {
+    let mut r: Vec<String> = Vec::new();
+    let mut owner: Vec<usize> = Vec::new();
+    let mut scores = vec![SentenceScore::default(); sentences.len()];
+    for (k, s) in sentences.iter().enumerate() {
+        let w = words(s);
+        scores[k].words = w.len();
+        owner.extend(std::iter::repeat_n(k, w.len()));
+        r.extend(w);
+    }
+    let h = words(hypothesis);
+    let (n, m) = (r.len(), h.len());
+    let mut d = vec![vec![0u32; m + 1]; n + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i as u32;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j as u32;
+    }
+    for i in 1..=n {
+        for j in 1..=m {
+            let sub = d[i - 1][j - 1] + u32::from(r[i - 1] != h[j - 1]);
+            d[i][j] = sub.min(d[i - 1][j] + 1).min(d[i][j - 1] + 1);
+        }
+    }
+    let (mut i, mut j) = (n, m);
+    while i > 0 || j > 0 {
+        if i > 0 && j > 0 && d[i][j] == d[i - 1][j - 1] + u32::from(r[i - 1] != h[j - 1]) {
+            let s = &mut scores[owner[i - 1]];
+            s.errors += usize::from(r[i - 1] != h[j - 1]);
+            s.heard.insert(0, h[j - 1].clone());
+            i -= 1;
+            j -= 1;
+        } else if i > 0 && d[i][j] == d[i - 1][j] + 1 {
+            scores[owner[i - 1]].errors += 1;
+            scores[owner[i - 1]].deletions += 1;
+            i -= 1;
+        } else {
+            let s = &mut scores[if i > 0 { owner[i - 1] } else { 0 }];
+            s.errors += 1;
+            s.insertions += 1;
+            s.heard.insert(0, format!("+{}", h[j - 1]));
+            j -= 1;
+        }
+    }
+    scores
 }
 
 /// Word error rate: word-level edit distance over the reference length.
@@ -114,14 +244,20 @@ pub fn wer(reference: &str, hypothesis: &str) -> f64 {
     prev[h.len()] as f64 / r.len().max(1) as f64
 }
 
-/// Timestamps are ordered and inside the audio.
+/// Timestamps are ordered and inside the audio, and no segment overlaps another.
 pub fn assert_sane_timestamps(t: &Transcript) {
     let mut last_start = 0.0;
+    let mut last_end = 0.0;
     for s in &t.segments {
         assert!(
             s.start >= last_start - 1e-6,
             "segments out of order: {:?}",
             t.segments
+        );
+        assert!(
+            s.start >= last_end - 1e-6,
+            "segment starts at {} before the previous one ended at {last_end}: {s:?}",
+            s.start
         );
         assert!(s.start <= s.end, "segment ends before it starts: {s:?}");
         assert!(
@@ -136,6 +272,7 @@ pub fn assert_sane_timestamps(t: &Transcript) {
             );
         }
         last_start = s.start;
+        last_end = s.end;
     }
 }
 
@@ -144,6 +281,29 @@ fn wer_counts_edits() {
     assert_eq!(wer("the cat sat", "the cat sat"), 0.0);
     assert!((wer("the cat sat", "the bat sat down") - 2.0 / 3.0).abs() < 1e-9);
     assert_eq!(wer("a b", ""), 1.0);
+    assert_eq!(wer("forty ships at six", "40 ships at 6."), 0.0);
+    assert_eq!(
+        words("In 1984, 215 people"),
+        [
+            "in", "one", "thousand", "nine", "hundred", "eighty", "four", "two", "hundred",
+            "fifteen", "people"
+        ]
+    );
+}
+
+#[test]
+fn alignment_charges_each_sentence() {
+    let script = ["the cat sat".to_string(), "a dog ran home".to_string()];
+    let s = align(&script, "the cat sat a dog ran home");
+    assert_eq!((s[0].errors, s[1].errors), (0, 0));
+    // Dropped, and repeated.
+    let s = align(&script, "a dog ran home");
+    assert_eq!(
+        (s[0].error_rate(), s[0].deletions, s[1].errors),
+        (1.0, 3, 0)
+    );
+    let s = align(&script, "the cat sat a dog ran home a dog ran home");
+    assert_eq!(s.iter().map(|x| x.insertions).sum::<usize>(), 4);
 }
 
 /// Writes a daemon config under `dir` (journal in `state/`, one folder `inbox` → `out`,
