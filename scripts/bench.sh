@@ -8,6 +8,8 @@
 #
 #   WHISPER_CPP_DIR=/path/to/whisper.cpp scripts/bench.sh [THREADS]
 #   WHISPER_CPP_DIR=/path/to/whisper.cpp scripts/bench.sh --windows [THREADS]
+#   (HOTFOLDERD_BIN picks another build than target/release/hotfolderd; BENCH_SKIP_RSS=1
+#   leaves out the 1- and 60-minute memory runs)
 #
 # --windows: WER, time and peak RSS for window lengths 30, 60, 120 and 300 s, with VAD and
 # without, flash attention on and off (16 runs), and whisper-cli's WER on the same file.
@@ -21,7 +23,7 @@ cd "$(dirname "$0")/.."
 mode=main
 if [ "${1:-}" = "--windows" ]; then mode=windows; shift; fi
 threads="${1:-2}"
-bin=target/release/hotfolderd
+bin="${HOTFOLDERD_BIN:-target/release/hotfolderd}"
 model=var/models/ggml-tiny.en.bin
 vad_model=var/models/ggml-silero-vad.bin
 work=.cache/bench
@@ -73,15 +75,15 @@ ratio() { # label, ours, baseline: time ratio, INVALID when our WER is worse by 
         printf '%s: %.3f (WER %.3f against %.3f)\n' "$1" "$r" "$a" "$b"
     fi
 }
-run_hf() { # label, extra args...: hotfolderd on the 10-minute file
-    local label="$1"; shift
+run_hf() { # label, model, extra args...: hotfolderd on the 10-minute file
+    local label="$1" m="$2"; shift 2
     local s kb
-    read -r s kb < <(measure "$label" "$bin" transcribe "${common[@]}" "$@" -f txt --out "$work/$label" "$audio")
+    read -r s kb < <(measure "$label" "$bin" transcribe "${common[@]}" --model "$m" "$@" -f txt --out "$work/$label" "$audio")
     echo "$s" > "$work/secs.$label"
     report "$label" "$s" "$kb" "$work/$label/speech-10min.txt"
 }
 
-common=(--threads "$threads" --beam-size 5 --best-of 5 --language en --model "$model")
+common=(--threads "$threads" --beam-size 5 --best-of 5 --language en)
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); threads: $threads"
 echo "input: $audio ($seconds s, $(scripts/wer.py "$speech/script-10min.txt" "$speech/script-10min.txt" | sed -E 's/.*\(([0-9]+) in.*/\1/') words spoken)"
 
@@ -109,7 +111,7 @@ if [ "$mode" = windows ]; then
                 args=(--window-seconds "$w")
                 [ "$vad" = on ] && args+=(--vad-model "$vad_model") || args+=(--no-vad)
                 [ "$fa" = off ] && args+=(--no-flash-attn)
-                run_hf "w$w-vad-$vad-fa-$fa" "${args[@]}"
+                run_hf "w$w-vad-$vad-fa-$fa" "$model" "${args[@]}"
             done
         done
     done
@@ -129,10 +131,10 @@ fi
 q8="$work/ggml-tiny.en-q8_0.bin"
 [ -s "$q8" ] || "$bin" model import-ct2 "$ct2" --out "$q8" --quantize q8_0 >/dev/null
 
-run_hf "hotfolderd f16, VAD" --vad-model "$vad_model"
-run_hf "hotfolderd f16, no VAD" --no-vad
-run_hf "hotfolderd q8_0, VAD" --vad-model "$vad_model" --model "$q8"
-run_hf "hotfolderd q8_0, no VAD" --no-vad --model "$q8"
+run_hf "hotfolderd f16, VAD" "$model" --vad-model "$vad_model"
+run_hf "hotfolderd f16, no VAD" "$model" --no-vad
+run_hf "hotfolderd q8_0, VAD" "$q8" --vad-model "$vad_model"
+run_hf "hotfolderd q8_0, no VAD" "$q8" --no-vad
 
 # --- faster-whisper on the same CTranslate2 weights ------------------------------------------
 venv=.cache/bench-venv
@@ -163,7 +165,8 @@ ratio "time hotfolderd q8_0 no VAD / faster-whisper" "hotfolderd q8_0, no VAD" f
 ratio "time hotfolderd q8_0 VAD / faster-whisper" "hotfolderd q8_0, VAD" faster-whisper
 
 # --- memory: 1 minute vs 60 minutes (defaults: beam search, VAD) ------------------------------
-read -r _ kb1 < <(measure rss1 "$bin" transcribe "${common[@]}" --vad-model "$vad_model" -f txt --out "$work/rss" "$speech/speech-1min.wav")
-read -r _ kb60 < <(measure rss60 "$bin" transcribe "${common[@]}" --vad-model "$vad_model" -f txt --out "$work/rss" "$speech/speech-60min.wav")
+[ -n "${BENCH_SKIP_RSS:-}" ] && exit 0
+read -r _ kb1 < <(measure rss1 "$bin" transcribe "${common[@]}" --model "$model" --vad-model "$vad_model" -f txt --out "$work/rss" "$speech/speech-1min.wav")
+read -r _ kb60 < <(measure rss60 "$bin" transcribe "${common[@]}" --model "$model" --vad-model "$vad_model" -f txt --out "$work/rss" "$speech/speech-60min.wav")
 printf 'peak RSS, defaults: 1 min %.1f MB, 60 min %.1f MB, difference %.1f MB\n' \
     "$(echo "$kb1 / 1024" | bc -l)" "$(echo "$kb60 / 1024" | bc -l)" "$(echo "($kb60 - $kb1) / 1024" | bc -l)"

@@ -251,8 +251,9 @@ pub struct DecodeArgs {
     /// Longest speech segment before a forced split, in seconds.
     #[arg(long = "vad-max-speech-duration-s", default_value_t = f32::MAX)]
     pub vad_max_speech_duration_s: f32,
-    /// Padding around detected speech, in milliseconds.
-    #[arg(long = "vad-speech-pad-ms", default_value_t = 30)]
+    /// Padding around detected speech, in milliseconds (whisper-cli: 30; 30 cut into first
+    /// words here).
+    #[arg(long = "vad-speech-pad-ms", default_value_t = crate::pipeline::transcribe::DEFAULT_SPEECH_PAD_MS)]
     pub vad_speech_pad_ms: i32,
     /// Overlap between speech segments, in seconds.
     #[arg(long = "vad-samples-overlap", default_value_t = 0.1)]

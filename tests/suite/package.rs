@@ -157,6 +157,9 @@ fn install_run_and_purge(deb: &Path) {
         child: Command::new("setpriv")
             .args(["--reuid=hotfolderd", "--regid=hotfolderd", "--init-groups"])
             .args(["/usr/bin/hotfolderd", "run"])
+            // One thread: its 4 would spin against the other tests' whisper threads on a
+            // 2-core machine (a 5-minute file then took over 20 minutes).
+            .env("HOTFOLDERD_ASR_THREADS", "1")
             .args(["--config", "/etc/hotfolderd/hotfolderd.toml"])
             .spawn()
             .unwrap(),
