@@ -450,20 +450,23 @@ impl WhisperTranscriber {
                 },
             });
         };
-        speech
-            .update(vad, buf, buf_start)
+        let known = speech
+            .update(vad, buf, buf_start, eof)
             .map_err(TranscribeError::Asr)?;
-        let mut spans = speech.spans_in(buf_start, buf.len());
-        // Speech that runs on past the buffer is left for a later call, unless it is all
-        // there is (then it is cut, and the call does not end cleanly).
-        let open = !eof && spans.last().is_some_and(|s| s.1 == buf.len());
+        // Only audio VAD has looked at counts: the buffer may run on past it.
+        let analysed = (known.saturating_sub(buf_start) as usize).min(buf.len());
+        let all = eof && analysed == buf.len();
+        let mut spans = speech.spans_in(buf_start, analysed);
+        // Speech that runs on past what was analysed is left for a later call, unless it is
+        // all there is (then it is cut, and the call does not end cleanly).
+        let open = !all && spans.last().is_some_and(|s| s.1 == analysed);
         if open && spans.len() > 1 {
             spans.pop();
         }
-        let (joined, covered, whole) = Joined::limited(buf, &spans, CHUNK_SAMPLES);
-        let end = if !whole || (open && covered == buf.len()) {
+        let (joined, covered, whole) = Joined::limited(&buf[..analysed], &spans, CHUNK_SAMPLES);
+        let end = if !whole || (open && covered == analysed) {
             BufferEnd::Cut
-        } else if eof && covered == buf.len() {
+        } else if all && covered == buf.len() {
             BufferEnd::Input
         } else {
             BufferEnd::Pause
@@ -631,6 +634,12 @@ impl Transcriber for WhisperTranscriber {
                 }
             }
             asr_s += t.elapsed().as_secs_f64();
+            if !done && cut == 0 {
+                // Cannot happen (every call covers some audio); never loop on it.
+                return Err(TranscribeError::Asr(format!(
+                    "no progress at {offset:.2} s: the call loop would repeat forever"
+                )));
+            }
             if done {
                 buf_start += real_len as u64;
                 break;

@@ -78,35 +78,63 @@ impl Vad {
 /// window can be filled with speech even from audio that is mostly pauses.
 pub const LOOKAHEAD: usize = 4;
 /// Audio analysed again at the seam between two VAD runs, so a span crossing it is whole.
-const OVERLAP: u64 = TARGET_RATE as u64;
+const OVERLAP: usize = TARGET_RATE as usize;
+/// VAD runs over blocks of this much audio at fixed places in the input (plus the overlap
+/// before each), so the spans found do not depend on how much audio is buffered: with
+/// buffer-sized pieces, 30 s and 300 s windows gave WER 0.104 and 0.117 on the same file.
+const BLOCK: u64 = 30 * TARGET_RATE as u64;
 
 /// Speech spans over the whole input, in absolute samples, found incrementally: each sample
 /// goes through VAD once (plus a short overlap at each seam), however windows are cut.
 #[derive(Default)]
 pub struct SpeechMap {
     spans: Vec<(u64, u64)>,
+    /// Analysed up to here.
     done: u64,
+    /// The last [`OVERLAP`] samples before `done`: the next block's context, kept here as the
+    /// buffer may have moved past them.
+    tail: Vec<f32>,
 }
 
 impl SpeechMap {
-    /// Analyses whatever part of `buf` (starting at absolute sample `start`) is new.
-    pub fn update(&mut self, vad: &mut Vad, buf: &[f32], start: u64) -> Result<(), String> {
+    /// Analyses every whole block of `buf` (which starts at absolute sample `start`) not yet
+    /// analysed, and at the end of the input (`eof`) the rest; returns how far (absolute) the
+    /// spans are now known. `buf` must not start after that point.
+    pub fn update(
+        &mut self,
+        vad: &mut Vad,
+        buf: &[f32],
+        start: u64,
+        eof: bool,
+    ) -> Result<u64, String> {
         let end = start + buf.len() as u64;
-        if end <= self.done {
-            return Ok(());
-        }
-        let from = self.done.saturating_sub(OVERLAP).max(start);
-        let found = vad.speech(&buf[(from - start) as usize..])?;
-        self.spans.retain(|s| s.0 < from);
-        for (a, b) in found {
-            let (a, b) = (a as u64 + from, b as u64 + from);
-            match self.spans.last_mut() {
-                Some(last) if a <= last.1 => last.1 = last.1.max(b),
-                _ => self.spans.push((a, b)),
+        while self.done < end {
+            let block_end = if eof {
+                end.min(self.done + BLOCK)
+            } else {
+                (self.done / BLOCK + 1) * BLOCK
+            };
+            if block_end > end || self.done < start {
+                break;
             }
+            let new = &buf[(self.done - start) as usize..(block_end - start) as usize];
+            let from = self.done - self.tail.len() as u64;
+            let mut input = Vec::with_capacity(self.tail.len() + new.len());
+            input.extend_from_slice(&self.tail);
+            input.extend_from_slice(new);
+            let found = vad.speech(&input)?;
+            self.spans.retain(|s| s.0 < from);
+            for (a, b) in found {
+                let (a, b) = (a as u64 + from, b as u64 + from);
+                match self.spans.last_mut() {
+                    Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                    _ => self.spans.push((a, b)),
+                }
+            }
+            self.tail = input[input.len().saturating_sub(OVERLAP)..].to_vec();
+            self.done = block_end;
         }
-        self.done = end;
-        Ok(())
+        Ok(self.done)
     }
 
     /// Spans inside `[start, start + len)`, relative to `start`; forgets earlier ones.
@@ -226,6 +254,7 @@ mod tests {
         let mut m = SpeechMap {
             spans: vec![(R as u64, 3 * R as u64), (10 * R as u64, 12 * R as u64)],
             done: 20 * R as u64,
+            tail: Vec::new(),
         };
         assert_eq!(
             m.spans_in(2 * R as u64, 9 * R),
