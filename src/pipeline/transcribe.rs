@@ -460,11 +460,16 @@ impl WhisperTranscriber {
         // Speech that runs on past what was analysed is left for a later call, unless it is
         // all there is (then it is cut, and the call does not end cleanly).
         let open = !all && spans.last().is_some_and(|s| s.1 == analysed);
+        // Then this call ends where that speech begins: at a pause.
+        let mut limit = analysed;
         if open && spans.len() > 1 {
-            spans.pop();
+            if let Some(last) = spans.pop() {
+                limit = last.0;
+            }
         }
-        let (joined, covered, whole) = Joined::limited(&buf[..analysed], &spans, CHUNK_SAMPLES);
-        let end = if !whole || (open && covered == analysed) {
+        let still_open = open && limit == analysed;
+        let (joined, covered, whole) = Joined::limited(&buf[..limit], &spans, CHUNK_SAMPLES);
+        let end = if !whole || (still_open && covered == analysed) {
             BufferEnd::Cut
         } else if all && covered == buf.len() {
             BufferEnd::Input
@@ -559,14 +564,19 @@ impl Transcriber for WhisperTranscriber {
             let mut cut = call.covered;
             // A lone stretch of speech that runs on past the buffer but is shorter than a
             // pass: wait until more of it is read (the silence before it is skipped).
-            let wait_for_more = call.end == BufferEnd::Cut && input.len() < CHUNK_SAMPLES;
+            let wait_for_more = call.end == BufferEnd::Cut
+                && input.len() < CHUNK_SAMPLES
+                && call
+                    .joined
+                    .as_ref()
+                    .and_then(|j| j.first_source_sample())
+                    .is_some_and(|first| first > 0);
             if wait_for_more {
                 cut = call
                     .joined
                     .as_ref()
                     .and_then(|j| j.first_source_sample())
-                    .unwrap_or(0)
-                    .max(1);
+                    .unwrap_or(0);
             } else if !input.is_empty() {
                 speech_samples += input.len() as u64;
                 if input.len() < MIN_SAMPLES {
@@ -644,6 +654,7 @@ impl Transcriber for WhisperTranscriber {
                 buf_start += real_len as u64;
                 break;
             }
+
             buf.drain(..cut);
             buf_start += cut as u64;
         }
