@@ -6,7 +6,8 @@ use crate::config::{Config, VadChoice};
 pub fn run(path: &Path) -> ExitCode {
     match Config::load(path) {
         Ok(c) => {
-            let vad = match c.asr.vad_choice() {
+            let choice = c.asr.vad_choice();
+            let vad = match &choice {
                 VadChoice::Model(p) => format!("VAD model {}", p.display()),
                 VadChoice::Off => "VAD off".to_string(),
                 VadChoice::NotFound(_) => "no VAD model found".to_string(),
@@ -19,7 +20,7 @@ pub fn run(path: &Path) -> ExitCode {
                 c.journal.path.display(),
                 c.asr.model.display()
             );
-            if let VadChoice::NotFound(warning) = c.asr.vad_choice() {
+            if let VadChoice::NotFound(warning) = choice {
                 eprintln!("{}: warning: {warning} (asr.vad = false)", path.display());
             }
             ExitCode::SUCCESS

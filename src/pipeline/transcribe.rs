@@ -513,9 +513,7 @@ impl Transcriber for WhisperTranscriber {
             _ => Vec::new(),
         };
         let mut vad = match &opts.vad_model {
-            Some(path) => {
-                Some(Vad::load(path, &opts.vad, opts.threads).map_err(TranscribeError::Options)?)
-            }
+            Some(path) => Some(Vad::load(path, &opts.vad).map_err(TranscribeError::Options)?),
             None => None,
         };
         // With VAD, look further ahead so each window can be filled with speech.
@@ -564,19 +562,12 @@ impl Transcriber for WhisperTranscriber {
             let mut cut = call.covered;
             // A lone stretch of speech that runs on past the buffer but is shorter than a
             // pass: wait until more of it is read (the silence before it is skipped).
-            let wait_for_more = call.end == BufferEnd::Cut
-                && input.len() < CHUNK_SAMPLES
-                && call
-                    .joined
-                    .as_ref()
-                    .and_then(|j| j.first_source_sample())
-                    .is_some_and(|first| first > 0);
-            if wait_for_more {
-                cut = call
-                    .joined
-                    .as_ref()
-                    .and_then(|j| j.first_source_sample())
-                    .unwrap_or(0);
+            let wait_for_more = (call.end == BufferEnd::Cut && input.len() < CHUNK_SAMPLES)
+                .then(|| call.joined.as_ref().and_then(Joined::first_source_sample))
+                .flatten()
+                .filter(|&first| first > 0);
+            if let Some(first) = wait_for_more {
+                cut = first;
             } else if !input.is_empty() {
                 speech_samples += input.len() as u64;
                 if input.len() < MIN_SAMPLES {

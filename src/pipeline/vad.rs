@@ -20,7 +20,7 @@ pub struct Vad {
 }
 
 impl Vad {
-    pub fn load(path: &Path, opts: &VadOptions, threads: i32) -> Result<Self, String> {
+    pub fn load(path: &Path, opts: &VadOptions) -> Result<Self, String> {
         let p = path
             .to_str()
             .filter(|s| !s.contains('\0'))
@@ -31,7 +31,6 @@ impl Vad {
         let mut params = WhisperVadContextParams::new();
         // One thread: each 32 ms frame is its own tiny graph, and a second thread only adds a
         // barrier per frame (with the cores busy, 30 s took over 25 s instead of a fraction).
-        let _ = threads;
         params.set_n_threads(1);
         params.set_use_gpu(false);
         let ctx = WhisperVadContext::new(p, params)

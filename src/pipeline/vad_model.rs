@@ -48,17 +48,15 @@ pub fn check(path: &Path) -> Result<PathBuf, VadModelError> {
 
 /// What to say, once, when VAD is wanted but no model was found.
 pub fn not_found(whisper_model: &Path) -> String {
-    let looked: Vec<String> = candidates(whisper_model)
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
+    let candidates = candidates(whisper_model);
+    let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
     format!(
         "no VAD model found (looked for {}): transcribing without VAD, so silence and noise \
          are decoded too. Import it beside the model with `scripts/fetch-model.sh silero-vad \
          BINARY` or `hotfolderd model import-silero silero_vad_16k.safetensors --out {}`; \
          turn VAD off explicitly to silence this",
         looked.join(", "),
-        candidates(whisper_model)
+        candidates
             .first()
             .map_or_else(|| FILE_NAME.to_string(), |p| p.display().to_string())
     )
