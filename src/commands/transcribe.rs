@@ -1,16 +1,17 @@
-//! `hotfolderd transcribe FILE...`: every file is handled on its own; a bad file prints one
-//! error line and the rest still run. Exit code 1 when any file failed.
+//! `hotfolderd transcribe FILE...`: every file goes through the daemon's job path
+//! (`job::run`) with no journal; a bad file prints one error line and the rest still run.
+//! Exit code 1 when any file failed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use crate::cli::TranscribeArgs;
-use crate::hash::sha256_file;
-use crate::pipeline::decode::AudioDecoder16k;
-use crate::pipeline::render::{self, Format};
-use crate::pipeline::transcribe::{DecodeOptions, Transcriber, WhisperTranscriber};
+use crate::job::{self, LocalDir, LocalFile};
+use crate::pipeline::transcribe::{Transcriber, WhisperTranscriber};
 
 pub fn run(args: &TranscribeArgs) -> ExitCode {
     let opts = match args.decode.to_options(&args.model) {
@@ -32,13 +33,35 @@ pub fn run(args: &TranscribeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let transcriber: Arc<dyn Transcriber> = Arc::new(transcriber);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hotfolderd: cannot start: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut formats = args.format.clone();
     formats.sort();
     formats.dedup();
+    let cx = job::Context {
+        transcriber: &transcriber,
+        opts,
+        limits: None,
+        formats: &formats,
+        journal: None,
+        spool_dir: Path::new("."),
+        datasets: &[],
+    };
     let mut claimed: HashMap<PathBuf, PathBuf> = HashMap::new();
     let mut failed = 0usize;
     for file in &args.files {
-        let result = output_stem(file, args.out.as_deref()).and_then(|stem| {
+        let stem = job::output_stem(file, args.out.as_deref())
+            .ok_or_else(|| "has no file name".to_string());
+        let result = stem.and_then(|stem| {
             if let Some(other) = claimed.get(&stem) {
                 return Err(format!(
                     "its outputs would overwrite those of {} (same name); use --out to separate them",
@@ -46,7 +69,7 @@ pub fn run(args: &TranscribeArgs) -> ExitCode {
                 ));
             }
             claimed.insert(stem.clone(), file.clone());
-            transcribe_one(&transcriber, file, &stem, &formats, &opts)
+            runtime.block_on(transcribe_one(&cx, file, stem))
         });
         match result {
             Ok(summary) => {
@@ -68,52 +91,21 @@ pub fn run(args: &TranscribeArgs) -> ExitCode {
     }
 }
 
-/// `<out>/<stem>` (or next to the input), to which `.<format>` is appended.
-fn output_stem(file: &Path, out: Option<&Path>) -> Result<PathBuf, String> {
-    let stem = file
-        .file_stem()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| "has no file name".to_string())?;
-    let dir = match out {
-        Some(d) => d.to_path_buf(),
-        None => file.parent().map(Path::to_path_buf).unwrap_or_default(),
-    };
-    Ok(dir.join(stem))
-}
-
-fn transcribe_one(
-    transcriber: &dyn Transcriber,
+/// One file through the job path (no journal: no dedup, no datasets); the summary to print.
+async fn transcribe_one(
+    cx: &job::Context<'_>,
     file: &Path,
-    stem: &Path,
-    formats: &[Format],
-    opts: &DecodeOptions,
+    stem: PathBuf,
 ) -> Result<String, String> {
     let started = Instant::now();
-    let mut decoder = AudioDecoder16k::open_path(file).map_err(|e| e.to_string())?;
-    let transcript = transcriber
-        .transcribe(&mut decoder, opts)
-        .map_err(|e| e.to_string())?;
-    let sha256 = sha256_file(file).map_err(|e| format!("cannot hash: {e}"))?;
-    let info = decoder.info().clone();
+    let mut input = LocalFile::standalone(file);
+    let done = job::run(cx, &mut input, &LocalDir::new(stem))
+        .await
+        .map_err(|f| f.reason())?;
     let total = started.elapsed().as_secs_f64();
-    let doc = render::document(
-        file.display().to_string(),
-        sha256,
-        transcriber.model_name(),
-        &info,
-        &transcript,
-        opts,
-        total,
-    );
-    let written: Vec<String> = render::write_all(&doc, formats, |f| {
-        let mut path = stem.as_os_str().to_owned();
-        path.push(".");
-        path.push(f.extension());
-        PathBuf::from(path)
-    })?
-    .iter()
-    .map(|p| p.display().to_string())
-    .collect();
+    let Some(transcript) = done.transcript else {
+        return Ok(format!("{}: → {}", file.display(), done.outputs.join(", ")));
+    };
     let mut summary = format!(
         "{}: {:.1} s of {} audio in {:.1} s (×{:.2} real time) → {}",
         file.display(),
@@ -125,7 +117,7 @@ fn transcribe_one(
         } else {
             0.0
         },
-        written.join(", ")
+        done.outputs.join(", ")
     );
     for s in &transcript.segments {
         summary.push_str(&format!(

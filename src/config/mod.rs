@@ -225,7 +225,7 @@ pub enum After {
     Delete,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatchConfig {
     pub path: Spanned<PathBuf>,
@@ -251,6 +251,13 @@ pub struct WatchConfig {
     /// Delete the transcripts in `output` this long after they were written.
     #[serde(default, deserialize_with = "optional_duration")]
     pub keep_outputs: Option<Duration>,
+    /// Larger files are quarantined without being read: "4GiB", "500MB", or bytes.
+    #[serde(default = "default_max_file_size", deserialize_with = "s3::size")]
+    pub max_file_size: Spanned<u64>,
+}
+
+fn default_max_file_size() -> Spanned<u64> {
+    Spanned::new(0..0, 4 << 30)
 }
 
 fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -444,6 +451,12 @@ impl Config {
                 "asr.job_timeout_max is shorter than asr.job_timeout_min".into(),
             );
         }
+        if !self.s3.is_empty() && *self.asr.job_timeout_max.get_ref() > s3::SQS_MAX_HIDDEN {
+            err(
+                self.asr.job_timeout_max.span(),
+                "asr.job_timeout_max is longer than 12h, the longest SQS keeps a received message hidden: a job running longer would be delivered to another daemon and done twice; set it to 12h or less".into(),
+            );
+        }
         for (i, w) in self.watch.iter().enumerate() {
             let (input, output) = (w.path.get_ref(), w.output.get_ref());
             if input.as_os_str().is_empty() {
@@ -486,6 +499,17 @@ impl Config {
         for (i, q) in self.s3.iter().enumerate() {
             for (span, message) in q.problems(i) {
                 err(span, message);
+            }
+            for (j, other) in self.s3.iter().enumerate().skip(i + 1) {
+                if other.queue_url.get_ref() == q.queue_url.get_ref() {
+                    err(
+                        other.queue_url.span(),
+                        format!(
+                            "s3[{j}].queue_url repeats s3[{i}].queue_url {}: two pollers of one queue would each take the other's events; give each [[s3]] its own queue",
+                            q.queue_url.get_ref()
+                        ),
+                    );
+                }
             }
         }
         if let Some(h) = &self.http {

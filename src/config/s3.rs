@@ -10,6 +10,10 @@ use toml::Spanned;
 use super::{default_formats, duration};
 use crate::pipeline::render::Format;
 
+/// The longest SQS keeps a received message hidden (its visibility timeout, however often
+/// it is extended, counts from the receive).
+pub const SQS_MAX_HIDDEN: Duration = Duration::from_secs(12 * 3600);
+
 /// What happens to the input object once its outputs are durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -41,7 +45,7 @@ pub enum OnRemoved {
     DeleteOutputs,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3Config {
     pub queue_url: Spanned<String>,
@@ -176,7 +180,7 @@ impl S3Config {
             ));
         }
         let vis = *self.visibility_timeout.get_ref();
-        if vis < Duration::from_secs(10) || vis > Duration::from_secs(12 * 3600) {
+        if vis < Duration::from_secs(10) || vis > SQS_MAX_HIDDEN {
             out.push((
                 self.visibility_timeout.span(),
                 format!("s3[{i}].visibility_timeout must be between 10s and 12h"),
@@ -192,6 +196,12 @@ impl S3Config {
             out.push((
                 self.formats.span(),
                 format!("s3[{i}].formats is empty: no outputs would be written"),
+            ));
+        }
+        if self.after == S3After::Delete && self.on_removed == OnRemoved::DeleteOutputs {
+            out.push((
+                self.queue_url.span(),
+                format!("s3[{i}] has after = \"delete\" with on_removed = \"delete_outputs\": the daemon's own deletion of each finished input would delete the transcripts it just wrote; use after = \"keep\" or \"tag\", or on_removed = \"ignore\""),
             ));
         }
         if self.output_bucket.get_ref() == self.input_bucket.get_ref()

@@ -73,13 +73,19 @@ fn finish_after(shared: &Shared, id: i64, source: &str, rel: &Path) {
     else {
         return;
     };
-    let job = folder.job(rel.to_path_buf());
-    match super::jobs::after_done_noted(shared, id, &job) {
-        Ok(()) => {
-            tracing::info!(file = %job.input().display(), "finished the move interrupted by the last stop")
+    let place = folder.place(rel.to_path_buf());
+    let file = place.root.join(&place.rel);
+    match crate::job::after_done(&place) {
+        Ok(note) => {
+            if let Some((event, detail)) = note {
+                if let Err(e) = shared.journal().note(id, event, &detail) {
+                    tracing::warn!(id, error = %e, "cannot record the input's move in the journal");
+                }
+            }
+            tracing::info!(file = %file.display(), "finished the move interrupted by the last stop")
         }
         Err(e) => {
-            tracing::warn!(file = %job.input().display(), error = %e, "could not move/delete a finished input")
+            tracing::warn!(file = %file.display(), error = %e, "could not move/delete a finished input")
         }
     }
 }

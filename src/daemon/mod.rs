@@ -7,16 +7,15 @@ mod audit;
 mod disk;
 mod http;
 mod intake;
-mod jobs;
 mod notify;
 mod receipts;
 mod retention;
-mod s3_job;
 mod s3_removed;
 mod service;
 mod sources;
 mod sqs_intake;
 mod training;
+mod worker;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -35,7 +34,6 @@ use crate::pipeline::transcribe::{DecodeOptions, Transcriber, WhisperTranscriber
 use crate::sources::fs::Candidate;
 use crate::sources::sqs::{Delivery, QueueSpec};
 use crate::training::gpu::GpuInfo;
-use crate::worker::FolderJob;
 
 /// After the grace period, how long stopped jobs get to record that they were stopped.
 const STOP_SETTLE: Duration = Duration::from_secs(5);
@@ -113,10 +111,18 @@ impl QueueInfo {
             reach: Arc::default(),
         }
     }
+
+    /// Where the outputs named `name` (`job::journaled_output_name`) go, less the format's
+    /// extension: the name less `input_prefix`, under `output_prefix`.
+    fn output_stem(&self, name: &str) -> String {
+        let rel = name.strip_prefix(&self.spec.input_prefix).unwrap_or(name);
+        format!("{}{rel}", self.output_prefix)
+    }
 }
 
 struct Shared {
-    journal: Mutex<Journal>,
+    /// Shared with blocking job steps (datasets) as well as the async tasks.
+    journal: Arc<Mutex<Journal>>,
     /// The configured sources by source id; SIGHUP replaces them (`sources.rs`).
     folders: RwLock<HashMap<String, FolderInfo>>,
     queues: RwLock<HashMap<String, Arc<QueueInfo>>>,
@@ -159,19 +165,9 @@ struct FolderInfo {
     output: PathBuf,
     formats: Vec<crate::pipeline::render::Format>,
     after: crate::config::After,
+    /// Larger inputs are quarantined without being read.
+    max_file_size: u64,
     keep: retention::Keep,
-}
-
-impl FolderInfo {
-    fn job(&self, rel: PathBuf) -> FolderJob {
-        FolderJob {
-            root: self.root.clone(),
-            rel,
-            output: self.output.clone(),
-            formats: self.formats.clone(),
-            after: self.after,
-        }
-    }
 }
 
 impl Shared {
@@ -359,7 +355,7 @@ async fn run_reloading(
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers = (*config.asr.workers.get_ref()).max(1);
     let shared = Arc::new(Shared {
-        journal: Mutex::new(journal),
+        journal: Arc::new(Mutex::new(journal)),
         folders: RwLock::new(HashMap::new()),
         queues: RwLock::new(HashMap::new()),
         receipts: Mutex::new(receipts::Receipts::default()),
@@ -401,7 +397,7 @@ async fn run_reloading(
     sources.apply(&config).await;
     let mut pool = tokio::task::JoinSet::new();
     for _ in 0..workers {
-        pool.spawn(jobs::work(
+        pool.spawn(worker::work(
             shared.clone(),
             transcriber.clone(),
             opts.clone(),
@@ -496,22 +492,28 @@ async fn run_reloading(
 
 /// Every third of the visibility timeout, extends every message held from one queue (its
 /// inputs queued or running here), so none reappears for another daemon while this one
-/// still has it.
-async fn heartbeat(shared: Arc<Shared>, queue_url: String, mut stop: watch::Receiver<bool>) {
+/// still has it. Once the source is stopped (a reload removed it, or the daemon is
+/// stopping) only the messages of jobs still running are extended, until the last of them
+/// has finished or been handed back: a job finishing in the shutdown grace period is never
+/// delivered to another daemon meanwhile.
+async fn heartbeat(shared: Arc<Shared>, queue_url: String, stop: watch::Receiver<bool>) {
     let Some(q) = shared.queue(&queue_source_id(&queue_url)) else {
         return;
     };
     let every = q.spec.visibility_timeout / 3;
     loop {
-        tokio::select! {
-            _ = stop.changed() => {
-                if *stop.borrow() {
-                    return;
-                }
+        tokio::time::sleep(every).await;
+        let winding_down = *stop.borrow() || *shared.stopping.borrow();
+        let held = if winding_down {
+            let running: Vec<i64> = shared.running().keys().copied().collect();
+            let held = shared.receipts().held_from(&queue_url, Some(&running));
+            if held.is_empty() {
+                return;
             }
-            _ = tokio::time::sleep(every) => {}
-        }
-        let held = shared.receipts().held_from(&queue_url);
+            held
+        } else {
+            shared.receipts().held_from(&queue_url, None)
+        };
         for m in held {
             use crate::sources::sqs::{extend, ExtendError};
             match extend(&q.clients.sqs, &m, q.spec.visibility_timeout).await {

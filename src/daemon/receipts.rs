@@ -27,12 +27,14 @@ impl Receipts {
             .is_some_and(|l| l.iter().any(|m| m.message_id == message_id))
     }
 
-    /// Every message held from `queue_url` (for the heartbeat).
-    pub fn held_from(&self, queue_url: &str) -> Vec<Message> {
+    /// Every message held from `queue_url` (for the heartbeat); with `only`, those of the
+    /// inputs it names.
+    pub fn held_from(&self, queue_url: &str, only: Option<&[i64]>) -> Vec<Message> {
         let mut all: Vec<Message> = self
             .by_input
-            .values()
-            .flatten()
+            .iter()
+            .filter(|(id, _)| only.is_none_or(|ids| ids.contains(id)))
+            .flat_map(|(_, l)| l)
             .filter(|m| m.queue_url == queue_url)
             .cloned()
             .collect();
@@ -92,7 +94,7 @@ mod tests {
         r.add(1, m("a", "h2")); // redelivered: new handle
         r.add(2, m("b", "h3"));
         r.add(3, m("b", "h3")); // one message, two records
-        let held = r.held_from("q");
+        let held = r.held_from("q", None);
         assert_eq!(held.len(), 2, "a and b, once each");
         assert_eq!(held[0].receipt_handle, "h2");
         assert_eq!(r.inputs_from("q"), 3);

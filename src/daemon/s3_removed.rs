@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use super::s3_job::output_key;
 use super::{queue_source_id, QueueInfo, Shared};
 use crate::aws::describe;
 use crate::sources::s3_event::ObjectEvent;
@@ -17,7 +16,7 @@ pub(super) async fn handle(shared: Arc<Shared>, message: Message, event: ObjectE
         return;
     };
     let uri = format!("s3://{}/{}", event.bucket, event.key);
-    match delete_outputs(&q, &event.key).await {
+    match delete_outputs(&shared, &q, &message.queue_url, &event.key).await {
         Ok(Removal::Deleted(n)) => {
             // An upload of the same bytes later must be transcribed again, not skipped as
             // an input already done.
@@ -59,7 +58,14 @@ enum Removal {
     InputBack,
 }
 
-async fn delete_outputs(q: &QueueInfo, key: &str) -> Result<Removal, String> {
+/// Deletes the outputs the journal recorded for every version of `key` (names are the
+/// journal's: another input's outputs with a similar name are never touched).
+async fn delete_outputs(
+    shared: &Shared,
+    q: &QueueInfo,
+    queue_url: &str,
+    key: &str,
+) -> Result<Removal, String> {
     let s3 = &q.clients.s3;
     match s3
         .head_object()
@@ -72,14 +78,39 @@ async fn delete_outputs(q: &QueueInfo, key: &str) -> Result<Removal, String> {
         Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {}
         Err(e) => return Err(describe(&e)),
     }
-    for format in &q.formats {
-        let out = output_key(q, key, format.extension());
+    let outputs = journaled_outputs(shared, &queue_source_id(queue_url), key)
+        .map_err(|e| format!("cannot read the journal: {e}"))?;
+    for uri in &outputs {
+        let Some((bucket, out)) = uri
+            .strip_prefix("s3://")
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            continue;
+        };
         s3.delete_object()
-            .bucket(&q.output_bucket)
-            .key(&out)
+            .bucket(bucket)
+            .key(out)
             .send()
             .await
-            .map_err(|e| format!("s3://{}/{out}: {}", q.output_bucket, describe(&e)))?;
+            .map_err(|e| format!("{uri}: {}", describe(&e)))?;
     }
-    Ok(Removal::Deleted(q.formats.len()))
+    Ok(Removal::Deleted(outputs.len()))
+}
+
+/// Every output recorded for any version of `key`, once each.
+fn journaled_outputs(
+    shared: &Shared,
+    source: &str,
+    key: &str,
+) -> Result<Vec<String>, crate::journal::JournalError> {
+    let j = shared.journal();
+    let mut all = Vec::new();
+    for id in j.inputs_named(Some(source), key)? {
+        if let Some(input) = j.get(id)? {
+            all.extend(input.outputs);
+        }
+    }
+    all.sort();
+    all.dedup();
+    Ok(all)
 }

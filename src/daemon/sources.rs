@@ -17,7 +17,7 @@ use crate::sources::sqs::{poll_queue, Delivery};
 
 /// One source's tasks, and what it was started with.
 struct Running {
-    settings: String,
+    settings: Settings,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -38,42 +38,12 @@ pub(super) struct Sources {
     running: HashMap<String, Running>,
 }
 
-/// What a folder's settings are, for telling whether a reload changed them.
-fn folder_settings(w: &WatchConfig) -> String {
-    format!(
-        "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
-        w.path.get_ref(),
-        w.output.get_ref(),
-        w.stable_for.get_ref(),
-        w.after,
-        w.formats.get_ref(),
-        w.rescan_every.get_ref(),
-        w.marker,
-        w.keep_done,
-        w.keep_failed,
-        w.keep_outputs
-    )
-}
-
-fn queue_settings(c: &S3Config) -> String {
-    format!(
-        "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
-        c.queue_url.get_ref(),
-        c.input_bucket.get_ref(),
-        c.input_prefix,
-        c.output_bucket.get_ref(),
-        c.output_prefix.get_ref(),
-        c.formats.get_ref(),
-        c.after,
-        c.visibility_timeout.get_ref(),
-        c.max_messages.get_ref(),
-        c.wait_time.get_ref(),
-        c.max_object_size.get_ref(),
-        c.multipart_threshold.get_ref(),
-        c.force_path_style,
-        c.malformed,
-        c.on_removed,
-    )
+/// What a source was started with: a reload restarts it when any field differs (compared
+/// whole, so a new setting can never be left out of the comparison).
+#[derive(PartialEq)]
+enum Settings {
+    Folder(WatchConfig),
+    Queue(S3Config),
 }
 
 impl Sources {
@@ -92,12 +62,18 @@ impl Sources {
 
     /// Starts, stops and restarts sources so they match `config`. Returns (started, stopped).
     pub async fn apply(&mut self, config: &Config) -> (usize, usize) {
-        let mut wanted: HashMap<String, String> = HashMap::new();
+        let mut wanted: HashMap<String, Settings> = HashMap::new();
         for w in &config.watch {
-            wanted.insert(source_id(&absolute(w.path.get_ref())), folder_settings(w));
+            wanted.insert(
+                source_id(&absolute(w.path.get_ref())),
+                Settings::Folder(w.clone()),
+            );
         }
         for c in &config.s3 {
-            wanted.insert(queue_source_id(c.queue_url.get_ref()), queue_settings(c));
+            wanted.insert(
+                queue_source_id(c.queue_url.get_ref()),
+                Settings::Queue(c.clone()),
+            );
         }
         let mut stopped = 0;
         let ids: Vec<String> = self.running.keys().cloned().collect();
@@ -151,6 +127,7 @@ impl Sources {
             output: absolute(w.output.get_ref()),
             formats: w.formats.get_ref().clone(),
             after: w.after,
+            max_file_size: *w.max_file_size.get_ref(),
             keep: super::retention::Keep {
                 done: w.keep_done,
                 failed: w.keep_failed,
@@ -185,7 +162,7 @@ impl Sources {
         self.running.insert(
             id,
             Running {
-                settings: folder_settings(w),
+                settings: Settings::Folder(w.clone()),
                 stop,
                 tasks: vec![task],
             },
@@ -212,7 +189,8 @@ impl Sources {
             q.reach.clone(),
             stop_rx.clone(),
         ));
-        let beat = tokio::spawn(heartbeat(
+        // Not awaited on stop: it outlives the source until its running jobs are done.
+        tokio::spawn(heartbeat(
             self.shared.clone(),
             q.spec.queue_url.clone(),
             stop_rx,
@@ -220,9 +198,9 @@ impl Sources {
         self.running.insert(
             id,
             Running {
-                settings: queue_settings(c),
+                settings: Settings::Queue(c.clone()),
                 stop,
-                tasks: vec![poller, beat],
+                tasks: vec![poller],
             },
         );
     }

@@ -645,6 +645,27 @@ impl Journal {
         rows.collect::<Result<_, _>>().map_err(self.db())
     }
 
+    /// The keys of `source` that start with `prefix`, each with the id it was first
+    /// journaled under, oldest first (for naming outputs: `job::output_name`).
+    pub fn keys_starting_with(
+        &self,
+        source: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, i64)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT key, MIN(id) AS first FROM inputs
+                 WHERE source = ?1 AND substr(key, 1, length(?2)) = ?2
+                 GROUP BY key ORDER BY first",
+            )
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map(params![source, prefix], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.db())?;
+        rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+
     /// Events after `seq` (the audit log's copy position), oldest first, with their input's
     /// source and key: (seq, unix ms, input id, source, key, event, detail).
     #[allow(clippy::type_complexity)]

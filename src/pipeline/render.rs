@@ -130,22 +130,6 @@ pub fn document<'a>(
     }
 }
 
-/// Renders every format and writes each atomically to `path_for(format)`; returns the paths.
-pub fn write_all(
-    doc: &Document,
-    formats: &[Format],
-    path_for: impl Fn(Format) -> std::path::PathBuf,
-) -> Result<Vec<std::path::PathBuf>, String> {
-    let mut written = Vec::with_capacity(formats.len());
-    for format in formats {
-        let bytes = render(*format, doc).map_err(|e| format!("cannot render {format:?}: {e}"))?;
-        let path = path_for(*format);
-        crate::sinks::local::write_atomic(&path, &bytes).map_err(|e| e.to_string())?;
-        written.push(path);
-    }
-    Ok(written)
-}
-
 fn timestamp(seconds: f64, sep: char) -> String {
     let ms = (seconds.max(0.0) * 1000.0).round() as u64;
     let (h, m, s, ms) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);

@@ -62,3 +62,34 @@ fn the_shipped_example_checks_clean() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("config/hotfolderd.toml: ok"));
 }
+
+/// Settings that would break exactly-once are refused, each with its reason: the daemon's
+/// own deletes deleting fresh transcripts, two pollers on one queue, and jobs outliving
+/// the longest SQS keeps a message hidden.
+#[test]
+fn combinations_that_would_redo_or_lose_work_are_refused() {
+    let s3 = |extra: &str| {
+        format!(
+            "[[s3]]\nqueue_url = \"http://127.0.0.1:1/q\"\ninput_bucket = \"media\"\noutput_bucket = \"results\"\n{extra}"
+        )
+    };
+    let (code, _, stderr) = check(&format!(
+        "[journal]\npath = \"j\"\n[asr]\nmodel = \"m\"\njob_timeout_max = \"13h\"\n{}{}",
+        s3("after = \"delete\"\non_removed = \"delete_outputs\"\n"),
+        s3(""),
+    ));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("h.toml:5:19: asr.job_timeout_max is longer than 12h"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("s3[0] has after = \"delete\" with on_removed = \"delete_outputs\": the daemon's own deletion"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("s3[1].queue_url repeats s3[0].queue_url"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("h.toml: 3 problems"), "{stderr}");
+}

@@ -25,6 +25,7 @@ mod long_form;
 mod models;
 mod non_speech;
 mod notify;
+mod one_path;
 mod package;
 mod reload;
 mod retention;

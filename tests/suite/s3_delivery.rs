@@ -133,3 +133,58 @@ fn a_long_job_stays_hidden_and_a_killed_daemons_job_is_finished_by_another() {
         "{text}"
     );
 }
+
+/// SIGTERM lets the running job finish within the grace period. Its message must stay
+/// hidden meanwhile: the heartbeat used to stop with the sources, so after one visibility
+/// timeout a second daemon on the queue received the message and did the job again.
+#[test]
+fn a_job_finishing_in_the_shutdown_grace_is_not_delivered_to_another_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let speech = long_speech(dir.path());
+    let w = world(&[]);
+    let grace = "[daemon]\nshutdown_grace = \"10m\"\n";
+    let config_a = w.config_keys(&a, "10s", "", grace);
+    let config_b = w.config_with(&b, "10s");
+    let start = |config: &Path| {
+        start_daemon_with(
+            config,
+            Start {
+                env: w.moto.env(),
+                ..Start::default()
+            },
+        )
+    };
+    let mut daemon_a = start(&config_a);
+    w.upload("in/drained.wav", speech);
+    wait_until("A to start the job", || {
+        journal_rows(&a).iter().any(|r| r.1 == State::Running)
+    });
+    let daemon_b = start(&config_b);
+    // A drains: the job finishes inside the grace period, then A exits.
+    assert!(signal_daemon(&mut daemon_a, "TERM").success());
+    assert_eq!(
+        journal_rows(&a),
+        vec![("in/drained.wav".to_string(), State::Done, 1)],
+        "A finished its job while stopping"
+    );
+    let j = Journal::open(&a.join("state/journal.sqlite")).unwrap();
+    let id = j.inputs_named(None, "in/drained.wav").unwrap()[0];
+    let trail = j.history(id).unwrap();
+    let at = |s: &str| trail.iter().find(|e| e.1 == s).map(|e| e.0).unwrap();
+    assert!(
+        at("done") - at("running") > 15_000,
+        "the job was too short to outlast the visibility timeout after SIGTERM: {trail:?}"
+    );
+    // Longer than a visibility timeout after A's end: a message left visible would be B's.
+    std::thread::sleep(Duration::from_secs(12));
+    stop(daemon_b);
+    assert!(
+        journal_rows(&b).is_empty(),
+        "B received the message of the job A finished while stopping: {:?}",
+        journal_rows(&b)
+    );
+    assert_eq!(w.messages_left(), (0, 0));
+}

@@ -1,0 +1,288 @@
+//! The worker loop: each worker takes the oldest due input from the journal (claimed
+//! atomically, so `[asr] workers` of them never share one), routes it to the one job path
+//! (`job::run`) with the input and output its source has, journals how it ended
+//! (`job::decide`), then finishes the input and deletes the SQS messages of a final one.
+//! Transient failures go back to the queue with a backoff instead of holding a worker asleep.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{QueueInfo, Shared};
+use crate::job::{self, Decision, Done, Failure, InFolder, Input, LocalDir, LocalFile};
+use crate::journal::{JournalError, State};
+use crate::pipeline::cancel::Cancel;
+use crate::pipeline::transcribe::{DecodeOptions, Transcriber};
+
+/// How often an idle worker looks at the journal even without a wake-up.
+const IDLE_POLL: Duration = Duration::from_secs(5);
+/// How often a worker waiting for GPU memory looks again.
+const GPU_POLL: Duration = Duration::from_secs(1);
+
+/// Takes queued inputs until told to stop.
+pub(super) async fn work(
+    shared: Arc<Shared>,
+    transcriber: Arc<dyn Transcriber>,
+    opts: DecodeOptions,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut waiting_for_gpu = false;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let gpu_busy = shared.gpu_runs.load(std::sync::atomic::Ordering::SeqCst) > 0;
+        if gpu_busy
+            || !gpu_memory_free(&shared, &mut waiting_for_gpu)
+            || !super::disk::room_to_work(&shared)
+        {
+            // gpu_policy = "exclusive" with a run going, too little GPU memory free, or a
+            // disk below min_free_disk.
+            tokio::select! {
+                _ = shared.wake.notified() => {}
+                _ = stop.changed() => {}
+                _ = tokio::time::sleep(GPU_POLL) => {}
+            }
+            continue;
+        }
+        let claimed = shared.journal().claim_next();
+        match claimed {
+            Ok(Some(input)) => {
+                let id = input.id;
+                if let Err(e) = run_one(&shared, input, &transcriber, &opts).await {
+                    tracing::error!(id, error = %e, "journal update failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                // Its notifications (if it ended) are in the outbox now.
+                shared.outbox_wake.notify_one();
+            }
+            Ok(None) => {
+                let due = shared.journal().next_due_in_ms().ok().flatten();
+                let nap = due.map_or(IDLE_POLL, |ms| {
+                    Duration::from_millis(ms.max(10) as u64).min(IDLE_POLL)
+                });
+                tokio::select! {
+                    _ = shared.wake.notified() => {}
+                    _ = stop.changed() => {}
+                    _ = tokio::time::sleep(nap) => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "journal unreadable; retrying");
+                tokio::time::sleep(IDLE_POLL).await;
+            }
+        }
+    }
+}
+
+/// Whether `[asr] min_free_gpu_memory` is free (or not asked for, or there is no GPU).
+/// Says so once when a worker starts waiting, and once when it stops.
+fn gpu_memory_free(shared: &Shared, waiting: &mut bool) -> bool {
+    if shared.asr_min_free_gpu.is_none() {
+        return true;
+    }
+    let verdict = crate::training::gpu::check(shared.gpu.as_ref(), shared.asr_min_free_gpu);
+    match (&verdict, *waiting) {
+        (Err(why), false) => tracing::info!(%why, "transcription waits for GPU memory"),
+        (Ok(()), true) => tracing::info!("GPU memory free again; transcribing"),
+        _ => {}
+    }
+    *waiting = verdict.is_err();
+    verdict.is_ok()
+}
+
+/// Removes the job's stop token from the shared table however the job ends.
+struct Running<'a> {
+    shared: &'a Shared,
+    id: i64,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.shared.running().remove(&self.id);
+    }
+}
+
+/// Routes a claimed input to the job path with its source's input and output.
+async fn run_one(
+    shared: &Arc<Shared>,
+    row: crate::journal::Input,
+    transcriber: &Arc<dyn Transcriber>,
+    opts: &DecodeOptions,
+) -> Result<(), JournalError> {
+    let id = row.id;
+    let cancel = Cancel::default();
+    shared
+        .running()
+        .insert(id, (cancel.clone(), std::time::Instant::now()));
+    let _running = Running { shared, id };
+    if *shared.stopping.borrow() {
+        // Claimed just as the shutdown began: leave it for the next start.
+        return shared.journal().retry_later(id, "daemon stopping", 0);
+    }
+    let opts = DecodeOptions {
+        cancel,
+        ..opts.clone()
+    };
+    let no_datasets = Vec::new();
+    let cx = job::Context {
+        transcriber,
+        opts,
+        limits: Some(shared.asr_limits),
+        formats: &[],
+        journal: Some((&shared.journal, id)),
+        spool_dir: &shared.spool,
+        datasets: shared.feeds.get(&row.source).unwrap_or(&no_datasets),
+    };
+    let name = job::journaled_output_name(&shared.journal(), &row.source, &row.key)?;
+    if let Some(folder) = shared.folder(&row.source) {
+        let place = folder.place(PathBuf::from(&row.key));
+        let output = LocalDir::new(folder.output.join(&name));
+        let mut input = LocalFile::in_folder(place);
+        let cx = job::Context {
+            formats: &folder.formats,
+            ..cx
+        };
+        let outcome = job::run(&cx, &mut input, &output).await;
+        return settle(shared, &row, &input, outcome).await;
+    }
+    if let Some(q) = shared.queue(&row.source) {
+        let (mut input, output) = s3_job(&q, &row.key, &name);
+        let cx = job::Context {
+            formats: &q.formats,
+            ..cx
+        };
+        let outcome = job::run(&cx, &mut input, &output).await;
+        return settle(shared, &row, &input, outcome).await;
+    }
+    // A source removed from the config: its inputs wait for it to come back.
+    tracing::warn!(id, source = %row.source, "input from a source no longer configured; left queued");
+    shared
+        .journal()
+        .retry_later(id, "its source is not in the configuration", 60_000)
+}
+
+/// The object `key` of an `[[s3]]` source, and where its outputs (`name`) go.
+fn s3_job<'a>(
+    q: &'a QueueInfo,
+    key: &'a str,
+    name: &str,
+) -> (job::S3Object<'a>, job::S3Prefix<'a>) {
+    let input = job::S3Object::new(
+        &q.clients.s3,
+        &q.spec.input_bucket,
+        key,
+        q.max_object_size,
+        q.after,
+        &q.breaker,
+    );
+    let output = job::S3Prefix {
+        s3: &q.clients.s3,
+        bucket: &q.output_bucket,
+        stem: q.output_stem(name),
+        multipart_threshold: q.multipart_threshold,
+        breaker: &q.breaker,
+    };
+    (input, output)
+}
+
+/// Journals how a job ended; a finished input is then moved, deleted or tagged, and once an
+/// input is final the SQS messages that announced it are deleted.
+async fn settle(
+    shared: &Shared,
+    row: &crate::journal::Input,
+    input: &impl Input,
+    outcome: Result<Done, Failure>,
+) -> Result<(), JournalError> {
+    let (id, name) = (row.id, input.name());
+    match job::decide(row.attempts, outcome) {
+        Decision::Done(done) => {
+            let result = done.result.as_ref().and_then(|r| r.to_json());
+            shared
+                .journal()
+                .finish(id, &done.outputs, result.as_ref())?;
+            match &done.reused_from {
+                Some(twin) => {
+                    tracing::info!(file = %name, twin, "done (same content as an earlier input; outputs reused)")
+                }
+                None => tracing::info!(file = %name, "done"),
+            }
+            finish(shared, id, input).await;
+            if done.fed {
+                shared.train_wake.notify_one();
+            }
+        }
+        Decision::Reject { stage, reason } => {
+            let state = input.reject(stage, &reason, row.attempts).await;
+            shared
+                .journal()
+                .transition(id, state, Some(&format!("{stage}: {reason}")))?;
+        }
+        Decision::GiveUp(detail) => {
+            tracing::warn!(file = %name, reason = %detail, "failed; the input stays where it is");
+            shared
+                .journal()
+                .transition(id, State::Failed, Some(&detail))?;
+        }
+        Decision::Retry { why, delay, kind } => {
+            tracing::warn!(file = %name, reason = %why, ?delay, "will retry");
+            crate::metrics::count_retry(&row.source, kind.as_str());
+            return shared
+                .journal()
+                .retry_later(id, &why, delay.as_millis() as i64);
+        }
+        Decision::Wait { why, delay } => {
+            tracing::warn!(file = %name, reason = %why, ?delay, "unavailable; the job waits");
+            // S3 is the only service a job waits for.
+            crate::metrics::count_retry(&row.source, "s3_unavailable");
+            return shared
+                .journal()
+                .wait_later(id, &why, delay.as_millis() as i64);
+        }
+    }
+    delete_messages(shared, row).await;
+    Ok(())
+}
+
+/// The input's `after` action once its outputs are journaled, recorded in its trail.
+async fn finish(shared: &Shared, id: i64, input: &impl Input) {
+    match input.finish().await {
+        Ok(Some((event, detail))) => {
+            if let Err(e) = shared.journal().note(id, event, &detail) {
+                tracing::warn!(id, error = %e, "cannot record the input's after-action in the journal");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(file = %input.name(), error = %e, "outputs are done, but the input could not be moved/deleted/tagged")
+        }
+    }
+}
+
+/// A final input's SQS messages (those that announced nothing else still pending).
+async fn delete_messages(shared: &Shared, row: &crate::journal::Input) {
+    let messages = shared.receipts().finish(row.id);
+    if messages.is_empty() {
+        return;
+    }
+    let Some(q) = shared.queue(&row.source) else {
+        return;
+    };
+    for m in messages {
+        crate::sources::sqs::delete(&q.clients.sqs, &m).await;
+    }
+}
+
+impl super::FolderInfo {
+    /// Where a folder input lies and what happens to it once finished.
+    pub(super) fn place(&self, rel: PathBuf) -> InFolder {
+        InFolder {
+            root: self.root.clone(),
+            rel,
+            after: self.after,
+            max_size: self.max_file_size,
+        }
+    }
+}

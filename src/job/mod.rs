@@ -1,0 +1,333 @@
+//! The one job path, for every input wherever it came from and wherever its outputs go:
+//!
+//! admit → dedup → open → decode + transcribe → render → put outputs → feed datasets
+//!
+//! [`run`] is written once over an [`Input`] (a local file, an S3 object) and an
+//! [`Output`] (a local folder, an S3 prefix). The daemon then journals how it ended
+//! ([`decide`]) and finishes the input (`daemon::worker`); `hotfolderd transcribe` runs the
+//! same path with no journal.
+
+mod decide;
+mod failure;
+mod input;
+mod local_dir;
+mod local_file;
+mod output;
+mod output_name;
+mod s3_object;
+mod s3_prefix;
+
+pub use decide::{decide, Decision, RetryKind, MAX_ATTEMPTS, MAX_TIMEOUT_ATTEMPTS};
+pub use failure::{Failure, Stage};
+pub use input::{Body, Finished, Input, Opened, Sha256};
+pub use local_dir::LocalDir;
+pub use local_file::{after_done, InFolder, LocalFile};
+pub use output::Output;
+pub use output_name::{output_name, stem_of};
+pub use s3_object::{unsafe_key, S3Object};
+pub use s3_prefix::S3Prefix;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::config::JobLimits;
+use crate::dataset::pcm::{pcm_tap, PcmSpool};
+use crate::dataset::{Dataset, Feed};
+use crate::journal::Journal;
+use crate::pipeline::decode::{AudioDecoder16k, Tap};
+use crate::pipeline::render::{self, Format};
+use crate::pipeline::transcribe::{DecodeOptions, TranscribeError, Transcriber};
+use crate::pipeline::transcript::Transcript;
+
+/// What a job runs with.
+pub struct Context<'a> {
+    pub transcriber: &'a Arc<dyn Transcriber>,
+    pub opts: DecodeOptions,
+    /// Turns the audio's declared duration into the job's time limit (`None`: no limit).
+    pub limits: Option<JobLimits>,
+    pub formats: &'a [Format],
+    /// The daemon's journal and this input's row in it; `None` for `hotfolderd transcribe`.
+    pub journal: Option<(&'a Arc<Mutex<Journal>>, i64)>,
+    /// Where spool files go (downloads that need seeking, decoded audio for datasets).
+    pub spool_dir: &'a Path,
+    /// The datasets this input also goes to.
+    pub datasets: &'a [Arc<Dataset>],
+}
+
+/// A finished job.
+#[derive(Debug)]
+pub struct Done {
+    /// Where each output went (paths or `s3://` URIs).
+    pub outputs: Vec<String>,
+    pub result: Option<JobResult>,
+    /// `None` when the outputs were copied from a twin.
+    pub transcript: Option<Transcript>,
+    /// The journal id of the earlier input with the same content, if its outputs were reused.
+    pub reused_from: Option<i64>,
+    /// Whether datasets took the input in (the trainer may have new hours to look at).
+    pub fed: bool,
+}
+
+/// What a finished transcription found, kept in the journal for notifications.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct JobResult {
+    pub audio_seconds: f64,
+    pub language: String,
+    pub model: String,
+    pub decode_seconds: f64,
+    pub asr_seconds: f64,
+    pub segments: usize,
+}
+
+impl JobResult {
+    pub fn of(t: &Transcript, model: &str) -> JobResult {
+        JobResult {
+            audio_seconds: t.duration,
+            language: t.language.clone(),
+            model: model.to_string(),
+            decode_seconds: t.decode_seconds,
+            asr_seconds: t.asr_seconds,
+            segments: t.segments.len(),
+        }
+    }
+
+    pub fn to_json(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(self).ok()
+    }
+}
+
+/// Runs one input's job up to (not including) journaling how it ended.
+pub async fn run(
+    cx: &Context<'_>,
+    input: &mut impl Input,
+    output: &impl Output,
+) -> Result<Done, Failure> {
+    input.admit().await?;
+    if let Some(sha) = input.sha256_first().await? {
+        if let Some(done) = dedup(cx, input.name(), &sha, output).await? {
+            return Ok(done);
+        }
+    }
+    let feeding = cx.journal.filter(|_| !cx.datasets.is_empty());
+    let keep = feeding
+        .map(|_| PcmSpool::create(cx.spool_dir))
+        .transpose()
+        .map_err(|e| {
+            Failure::transient(
+                Stage::Dataset,
+                format!("cannot create an audio spool file: {e}"),
+            )
+        })?;
+    let tap = keep.as_ref().map(|(s, _)| pcm_tap(s.clone()));
+    let opened = input.open(cx.spool_dir).await?;
+    let transcribed = transcribe(cx, input.name().to_string(), opened, tap).await;
+    // A broken transfer is the transfer's failure, whatever the decoder made of it.
+    input.close(transcribed.is_err()).await?;
+    let t = transcribed?;
+    let mut outputs = Vec::with_capacity(t.outputs.len());
+    for (format, bytes) in t.outputs {
+        outputs.push(output.put(format, bytes, &t.sha256).await?);
+    }
+    let mut transcript = t.transcript;
+    if let (Some((journal, _)), Some((spool, pcm))) = (feeding, keep) {
+        let (datasets, journal, spool_dir) = (
+            cx.datasets.to_vec(),
+            journal.clone(),
+            cx.spool_dir.to_path_buf(),
+        );
+        let (source, sha) = (input.name().to_string(), t.sha256.clone());
+        let (added, back) = tokio::task::spawn_blocking(move || {
+            let kept = spool.lock().unwrap_or_else(|p| p.into_inner()).finish();
+            let added = kept
+                .map_err(|e| format!("cannot keep the decoded audio: {e}"))
+                .and_then(|_| {
+                    let feed = Feed {
+                        datasets: &datasets,
+                        journal: &journal,
+                        spool_dir: &spool_dir,
+                    };
+                    feed.add(&source, &sha, &transcript, &pcm)
+                });
+            (added, transcript)
+        })
+        .await
+        .map_err(|e| Failure::transient(Stage::Dataset, format!("ended abnormally: {e}")))?;
+        added.map_err(|reason| Failure::transient(Stage::Dataset, reason))?;
+        transcript = back;
+    }
+    Ok(Done {
+        outputs,
+        result: Some(JobResult::of(&transcript, &cx.transcriber.model_name())),
+        transcript: Some(transcript),
+        reused_from: None,
+        fed: feeding.is_some(),
+    })
+}
+
+/// The same content finished before (under any name): its outputs are reused for this
+/// input, when the output can do that.
+async fn dedup(
+    cx: &Context<'_>,
+    name: &str,
+    sha: &str,
+    output: &impl Output,
+) -> Result<Option<Done>, Failure> {
+    let Some((journal, id)) = cx.journal else {
+        return Ok(None);
+    };
+    let journal_failed = |e: crate::journal::JournalError| {
+        Failure::transient(Stage::Hash, format!("cannot record the content hash: {e}"))
+    };
+    let (twin, result) = {
+        let mut j = journal.lock().unwrap_or_else(|p| p.into_inner());
+        j.set_sha256(id, sha).map_err(journal_failed)?;
+        let twin = j
+            .done_with_sha256(sha)
+            .map_err(journal_failed)?
+            .filter(|t| t.id != id);
+        let result = match &twin {
+            Some(t) => j.result(t.id).map_err(journal_failed)?,
+            None => None,
+        };
+        (twin, result)
+    };
+    let Some(twin) = twin else {
+        return Ok(None);
+    };
+    match output.reuse(cx.formats, &twin.outputs, name).await {
+        Some(Ok(outputs)) => Ok(Some(Done {
+            outputs,
+            result: result.and_then(|r| serde_json::from_value(r).ok()),
+            transcript: None,
+            reused_from: Some(twin.id),
+            fed: false,
+        })),
+        Some(Err(e)) => {
+            tracing::warn!(file = %name, reason = %e, "could not reuse outputs; transcribing");
+            Ok(None)
+        }
+        None => Ok(None),
+    }
+}
+
+/// A finished transcription: the rendered outputs and what they were made from.
+struct Transcribed {
+    outputs: Vec<(Format, Vec<u8>)>,
+    transcript: Transcript,
+    sha256: String,
+}
+
+async fn transcribe(
+    cx: &Context<'_>,
+    name: String,
+    opened: Opened,
+    tap: Option<Tap>,
+) -> Result<Transcribed, Failure> {
+    let (transcriber, opts, limits, formats) = (
+        cx.transcriber.clone(),
+        cx.opts.clone(),
+        cx.limits,
+        cx.formats.to_vec(),
+    );
+    tokio::task::spawn_blocking(move || {
+        transcribe_blocking(&transcriber, opts, limits, &formats, name, opened, tap)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(Failure::transient(
+            Stage::Transcribe,
+            format!("worker ended abnormally: {e}"),
+        ))
+    })
+}
+
+/// Decodes, transcribes and renders on the calling (blocking) thread.
+fn transcribe_blocking(
+    transcriber: &Arc<dyn Transcriber>,
+    opts: DecodeOptions,
+    limits: Option<JobLimits>,
+    formats: &[Format],
+    name: String,
+    opened: Opened,
+    tap: Option<Tap>,
+) -> Result<Transcribed, Failure> {
+    let started = Instant::now();
+    let decoder = match opened.body {
+        Body::File(path) => AudioDecoder16k::open_path(&path),
+        Body::Stream { reader, extension } => {
+            AudioDecoder16k::open_stream(reader, extension.as_deref())
+        }
+    };
+    let mut decoder = decoder.map_err(|e| Failure::permanent(Stage::Decode, e.to_string()))?;
+    decoder.set_tap(tap);
+    let opts = match limits {
+        Some(l) => DecodeOptions {
+            cancel: opts
+                .cancel
+                .limited(l.job_timeout(decoder.info().declared_seconds)),
+            ..opts
+        },
+        None => opts,
+    };
+    let transcript = transcriber
+        .transcribe(&mut decoder, &opts)
+        .map_err(|e| match e {
+            TranscribeError::Stopped(why) => Failure::Stopped(why),
+            TranscribeError::Decode(e) => Failure::permanent(Stage::Decode, e.to_string()),
+            e => Failure::transient(Stage::Transcribe, e.to_string()),
+        })?;
+    let info = decoder.info().clone();
+    drop(decoder);
+    crate::metrics::observe_job(transcript.duration, started.elapsed().as_secs_f64());
+    let sha256 = opened.sha256.wait()?;
+    let doc = render::document(
+        name,
+        sha256.clone(),
+        transcriber.model_name(),
+        &info,
+        &transcript,
+        &opts,
+        started.elapsed().as_secs_f64(),
+    );
+    let outputs = formats
+        .iter()
+        .map(|f| {
+            render::render(*f, &doc)
+                .map(|bytes| (*f, bytes))
+                .map_err(|e| Failure::transient(Stage::Render, format!("cannot render {f:?}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Transcribed {
+        outputs,
+        transcript,
+        sha256,
+    })
+}
+
+/// The output name of input `key` from `source` (a path or key without the format's
+/// extension), as the journal decides it: see `output_name`.
+pub fn journaled_output_name(
+    journal: &Journal,
+    source: &str,
+    key: &str,
+) -> Result<String, crate::journal::JournalError> {
+    let mut prefix = stem_of(key).to_string();
+    loop {
+        let family = journal.keys_starting_with(source, &prefix)?;
+        match output_name::wider_prefix(&prefix, &family) {
+            Some(wider) => prefix = wider.to_string(),
+            None => return Ok(output_name(key, &family)),
+        }
+    }
+}
+
+/// `<dir>/<stem>`, to which `.<format>` is appended: a file's outputs beside it or in `dir`.
+pub fn output_stem(file: &Path, dir: Option<&Path>) -> Option<PathBuf> {
+    let stem = file.file_stem().filter(|s| !s.is_empty())?;
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => file.parent().map(Path::to_path_buf).unwrap_or_default(),
+    };
+    Some(dir.join(stem))
+}
