@@ -55,6 +55,7 @@ pub fn run(args: &TranscribeArgs) -> ExitCode {
         journal: None,
         spool_dir: Path::new("."),
         datasets: &[],
+        dedup_scope: None,
     };
     let mut claimed: HashMap<PathBuf, PathBuf> = HashMap::new();
     let mut failed = 0usize;

@@ -15,7 +15,7 @@ mod notify;
 mod s3;
 pub use dataset::{DatasetConfig, GpuPolicy, TrainerConfig};
 pub use notify::{NotifyConfig, NotifyKind, EVENTS};
-pub use s3::{parse_size, Malformed, OnRemoved, S3After, S3Config};
+pub use s3::{parse_size, Foreign, Malformed, OnRemoved, S3After, S3Config};
 
 pub const DEFAULT_PATH: &str = "config/hotfolderd.toml";
 

@@ -35,6 +35,18 @@ pub enum Malformed {
     Keep,
 }
 
+/// What happens to a message this source does not want: an event for another bucket, a key
+/// outside `input_prefix`, or an event type it does not act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Foreign {
+    /// Delete it (the queue is this source's alone).
+    Delete,
+    /// Leave it: it becomes visible again for its own consumer, or the queue's redrive
+    /// policy moves it to the dead-letter queue.
+    Keep,
+}
+
 /// What an `ObjectRemoved` event for an input does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -85,6 +97,8 @@ pub struct S3Config {
     /// `ObjectRemoved` events: "ignore" (the default) or "delete_outputs".
     #[serde(default = "default_on_removed")]
     pub on_removed: OnRemoved,
+    #[serde(default = "default_foreign")]
+    pub foreign: Foreign,
 }
 
 fn empty() -> Spanned<String> {
@@ -107,6 +121,9 @@ fn default_max_object_size() -> Spanned<u64> {
 }
 fn default_multipart_threshold() -> Spanned<u64> {
     Spanned::new(0..0, crate::sinks::s3::DEFAULT_MULTIPART_THRESHOLD)
+}
+fn default_foreign() -> Foreign {
+    Foreign::Delete
 }
 fn default_on_removed() -> OnRemoved {
     OnRemoved::Ignore

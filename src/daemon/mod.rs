@@ -96,6 +96,7 @@ impl QueueInfo {
             wait_time: *c.wait_time.get_ref(),
             visibility_timeout: *c.visibility_timeout.get_ref(),
             removals: c.on_removed == crate::config::OnRemoved::DeleteOutputs,
+            foreign: c.foreign,
         };
         QueueInfo {
             clients: crate::aws::clients(c.force_path_style).await,
@@ -157,6 +158,8 @@ struct Shared {
     /// Stop tokens and start times of the jobs running now, by input id.
     running: Mutex<HashMap<i64, (Cancel, std::time::Instant)>>,
     stopping: watch::Receiver<bool>,
+    /// The model and options content dedup matches on (`job::dedup_scope`).
+    dedup_scope: String,
 }
 
 #[derive(Clone)]
@@ -329,6 +332,17 @@ async fn run_reloading(
         audio_ctx: config.asr.audio_ctx,
         ..DecodeOptions::default()
     };
+    let dedup_scope = {
+        let model = config.asr.model.clone();
+        let hashed = tokio::task::spawn_blocking(move || crate::hash::sha256_file(&model)).await;
+        // `run` has loaded the model from this file; a transcriber handed to `run_with`
+        // (benchmarks' stubs) may have none, and is known by its name.
+        let model_sha = match hashed {
+            Ok(Ok(sha)) => sha,
+            _ => transcriber.model_name(),
+        };
+        crate::job::dedup_scope(&model_sha, &opts)
+    };
     let beside_journal = |name: &str| {
         config
             .journal
@@ -375,6 +389,7 @@ async fn run_reloading(
         asr_limits: config.asr.limits(),
         running: Mutex::new(HashMap::new()),
         stopping: stop_rx.clone(),
+        dedup_scope,
     });
 
     for d in &shared.datasets {

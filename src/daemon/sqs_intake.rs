@@ -31,22 +31,30 @@ pub(super) async fn sqs_intake(shared: Arc<Shared>, mut rx: mpsc::Receiver<Deliv
     }
 }
 
+/// How the journal tells one upload of a key from another: its `versionId` in a versioned
+/// bucket; else its ETag with the event's `sequencer` (S3 orders a key's events by it), so
+/// the same bytes uploaded again after something else are a new version; a redelivered
+/// event has the same sequencer. The S3 job reads exactly this version (`job::S3Object`).
+pub(super) fn object_version(event: &crate::sources::s3_event::ObjectEvent) -> String {
+    let etag = event.etag.as_deref().map(|e| e.trim_matches('"'));
+    let id = match (&event.version_id, etag, &event.sequencer) {
+        (Some(v), _, _) => format!("v:{v}"),
+        (None, Some(e), _) => format!("etag:{e}"),
+        (None, None, Some(_)) => String::new(),
+        (None, None, None) => return format!("size:{}", event.size.unwrap_or(0)),
+    };
+    match &event.sequencer {
+        Some(s) if id.is_empty() => format!("seq:{s}"),
+        Some(s) => format!("{id}@seq:{s}"),
+        None => id,
+    }
+}
+
 /// Journals one delivery; returns the message if it should be deleted now.
 fn record(shared: &Shared, d: Delivery) -> Option<Message> {
     match d {
         Delivery::Object { message, event } => {
-            let version = event
-                .version_id
-                .clone()
-                .map(|v| format!("v:{v}"))
-                .or_else(|| {
-                    event
-                        .etag
-                        .clone()
-                        .map(|e| format!("etag:{}", e.trim_matches('"')))
-                })
-                .or_else(|| event.sequencer.clone().map(|s| format!("seq:{s}")))
-                .unwrap_or_else(|| format!("size:{}", event.size.unwrap_or(0)));
+            let version = object_version(&event);
             let arrival = Arrival {
                 source: queue_source_id(&message.queue_url),
                 key: event.key.clone(),

@@ -135,10 +135,13 @@ async fn run_one(
         journal: Some((&shared.journal, id)),
         spool_dir: &shared.spool,
         datasets: shared.feeds.get(&row.source).unwrap_or(&no_datasets),
+        dedup_scope: Some(&shared.dedup_scope),
     };
     let name = job::journaled_output_name(&shared.journal(), &row.source, &row.key)?;
     if let Some(folder) = shared.folder(&row.source) {
-        let place = folder.place(PathBuf::from(&row.key));
+        let mut place = folder.place(PathBuf::from(&row.key));
+        // The version is "len:mtime_ns:inode" (`FileMeta::version`).
+        place.inode = row.version.rsplit(':').next().and_then(|i| i.parse().ok());
         let output = LocalDir::new(folder.output.join(&name));
         let mut input = LocalFile::in_folder(place);
         let cx = job::Context {
@@ -149,7 +152,7 @@ async fn run_one(
         return settle(shared, &row, &input, outcome).await;
     }
     if let Some(q) = shared.queue(&row.source) {
-        let (mut input, output) = s3_job(&q, &row.key, &name);
+        let (mut input, output) = s3_job(&q, &row.key, &row.version, &name);
         let cx = job::Context {
             formats: &q.formats,
             ..cx
@@ -168,8 +171,10 @@ async fn run_one(
 fn s3_job<'a>(
     q: &'a QueueInfo,
     key: &'a str,
+    version: &str,
     name: &str,
 ) -> (job::S3Object<'a>, job::S3Prefix<'a>) {
+    let pin = job::Pin::parse(version);
     let input = job::S3Object::new(
         &q.clients.s3,
         &q.spec.input_bucket,
@@ -177,6 +182,7 @@ fn s3_job<'a>(
         q.max_object_size,
         q.after,
         &q.breaker,
+        pin.clone(),
     );
     let output = job::S3Prefix {
         s3: &q.clients.s3,
@@ -184,6 +190,7 @@ fn s3_job<'a>(
         stem: q.output_stem(name),
         multipart_threshold: q.multipart_threshold,
         breaker: &q.breaker,
+        sequencer: pin.sequencer,
     };
     (input, output)
 }
@@ -283,6 +290,7 @@ impl super::FolderInfo {
             rel,
             after: self.after,
             max_size: self.max_file_size,
+            inode: None,
         }
     }
 }

@@ -10,8 +10,12 @@ use crate::sources::s3_body::Downloaded;
 
 /// The bytes to decode.
 pub enum Body {
-    /// A file that can be read and sought (a local input, or an object spooled to disk).
+    /// A file that can be read and sought (a file named on the command line, or an object
+    /// spooled to disk).
     File(PathBuf),
+    /// A file the input opened itself (without following links, checked to be the one that
+    /// was journaled); `path` names it for the format probe.
+    Opened { file: std::fs::File, path: PathBuf },
     /// Bytes as they arrive, read front to back; the extension helps the format probe.
     Stream {
         reader: Box<dyn std::io::Read + Send + Sync>,

@@ -1,6 +1,11 @@
 //! An input that is a local file: in a watched folder (finished by moving, keeping or
 //! deleting it; rejected into `failed/` with `NAME.error.json` beside it), or named on the
 //! command line (left where it is either way).
+//!
+//! A folder's file is opened without following links, and must be the file that was
+//! journaled (its inode) at the path it was journaled under, with no symbolic link on the
+//! way: a file swapped for a link, or for another file, between the stability check and
+//! the open is refused and left where it is (the new file is an input of its own).
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +25,8 @@ pub struct InFolder {
     pub after: After,
     /// `max_file_size`: larger files are rejected without being read.
     pub max_size: u64,
+    /// The inode of the version that was journaled.
+    pub inode: Option<u64>,
 }
 
 pub struct LocalFile {
@@ -27,6 +34,9 @@ pub struct LocalFile {
     name: String,
     folder: Option<InFolder>,
     sha256: Option<String>,
+    /// What is at the path now is not the journaled file (a link, another file): a rejection
+    /// leaves it where it is.
+    not_ours: bool,
 }
 
 impl LocalFile {
@@ -37,6 +47,7 @@ impl LocalFile {
             name: path.display().to_string(),
             folder: None,
             sha256: None,
+            not_ours: false,
         }
     }
 
@@ -47,7 +58,62 @@ impl LocalFile {
             path,
             folder: Some(folder),
             sha256: None,
+            not_ours: false,
         }
+    }
+
+    /// Refuses what is at the path now: it is not the journaled file.
+    fn not_ours(&mut self, why: &str) -> Failure {
+        self.not_ours = true;
+        Failure::permanent(Stage::Validate, why)
+    }
+
+    /// Opens a folder's file without following links and checks that it is the file that
+    /// was journaled, where it was journaled.
+    fn open_checked(&mut self, folder: &InFolder) -> Result<std::fs::File, Failure> {
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        use std::os::unix::io::AsRawFd;
+        // O_NONBLOCK: a FIFO put in its place must not block the open.
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&self.path);
+        let file = match opened {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(self.not_ours(SWAPPED_FOR_LINK));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Failure::permanent(Stage::Validate, VANISHED));
+            }
+            Err(e) => {
+                return Err(Failure::transient(
+                    Stage::Fetch,
+                    format!("cannot open {}: {e}", self.name),
+                ))
+            }
+        };
+        let meta = file.metadata().map_err(|e| {
+            Failure::transient(Stage::Fetch, format!("cannot stat {}: {e}", self.name))
+        })?;
+        if folder.inode.is_some_and(|ino| ino != meta.ino()) {
+            return Err(self.not_ours(
+                "the file was replaced by another between the stability check and the read; the new file is an input of its own",
+            ));
+        }
+        // The path it really has: a link on the way (a folder swapped for a link to
+        // somewhere else) shows here.
+        let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        let expected = std::fs::canonicalize(&folder.root).map(|r| r.join(&folder.rel));
+        if let (Ok(real), Ok(expected)) = (real, expected) {
+            if real != expected {
+                return Err(self.not_ours(&format!(
+                    "it lies behind a symbolic link (it is really {}), which could point outside the watched folder; copy or move the file itself in",
+                    real.display()
+                )));
+            }
+        }
+        Ok(file)
     }
 
     pub fn path(&self) -> &Path {
@@ -65,21 +131,18 @@ impl Input for LocalFile {
         let Some(folder) = &self.folder else {
             return Ok(());
         };
-        let size = match std::fs::metadata(&self.path) {
+        let max_size = folder.max_size;
+        let size = match std::fs::symlink_metadata(&self.path) {
+            Ok(m) if m.file_type().is_symlink() => return Err(self.not_ours(SWAPPED_FOR_LINK)),
             Ok(m) if m.is_file() => m.len(),
-            _ => {
-                return Err(Failure::permanent(
-                    Stage::Validate,
-                    "input vanished before it was processed",
-                ))
-            }
+            _ => return Err(Failure::permanent(Stage::Validate, VANISHED)),
         };
-        if size > folder.max_size {
+        if size > max_size {
             return Err(Failure::permanent(
                 Stage::Validate,
                 format!(
                     "{} is {size} bytes, over max_file_size {} (raise it in [[watch]] if this is expected)",
-                    self.name, folder.max_size
+                    self.name, max_size
                 ),
             ));
         }
@@ -102,10 +165,14 @@ impl Input for LocalFile {
             Some(s) => Sha256::Known(s),
             None => Sha256::OfFile(self.path.clone()),
         };
-        Ok(Opened {
-            body: Body::File(self.path.clone()),
-            sha256,
-        })
+        let body = match self.folder.clone() {
+            Some(folder) => Body::Opened {
+                file: self.open_checked(&folder)?,
+                path: self.path.clone(),
+            },
+            None => Body::File(self.path.clone()),
+        };
+        Ok(Opened { body, sha256 })
     }
 
     async fn close(&mut self, _decode_failed: bool) -> Result<(), Failure> {
@@ -123,7 +190,8 @@ impl Input for LocalFile {
         let Some(folder) = &self.folder else {
             return State::Failed;
         };
-        if !self.path.exists() {
+        if self.not_ours || std::fs::symlink_metadata(&self.path).is_err() {
+            tracing::warn!(file = %self.name, %stage, %reason, "failed; what is at its path now is left alone");
             return State::Failed;
         }
         match quarantine(folder, stage, reason, attempts) {
@@ -138,6 +206,9 @@ impl Input for LocalFile {
         }
     }
 }
+
+const VANISHED: &str = "input vanished before it was processed";
+const SWAPPED_FOR_LINK: &str = "the file was replaced by a symbolic link, which could point outside the watched folder; copy or move the file itself in";
 
 /// The folder's `after` action for a finished input, and the note for its trail.
 pub fn after_done(f: &InFolder) -> std::io::Result<Finished> {
@@ -182,4 +253,102 @@ fn move_under(root: &Path, dir: &str, rel: &Path) -> std::io::Result<PathBuf> {
     }
     std::fs::rename(root.join(rel), &to)?;
     Ok(to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// A folder with `rel` in it (journaled as it is now) and a file outside the folder.
+    fn folder(rel: &str) -> (tempfile::TempDir, InFolder, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("inbox");
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"RIFF journaled").unwrap();
+        let outside = dir.path().join("secret.wav");
+        std::fs::write(&outside, b"RIFF not yours").unwrap();
+        let f = InFolder {
+            root,
+            rel: PathBuf::from(rel),
+            after: After::Move,
+            max_size: 1 << 20,
+            inode: Some(std::fs::metadata(&path).unwrap().ino()),
+        };
+        (dir, f, outside)
+    }
+
+    /// Runs admit and open; on a failure, the rejection too. The reason and the state.
+    fn open(f: &InFolder) -> Result<(), (String, State)> {
+        block_on(async {
+            let mut input = LocalFile::in_folder(f.clone());
+            let opened = match input.admit().await {
+                Ok(()) => input.open(Path::new("/tmp")).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match opened {
+                Ok(()) => Ok(()),
+                Err(e) => Err((e.reason(), input.reject(Stage::Validate, "x", 1).await)),
+            }
+        })
+    }
+
+    #[test]
+    fn the_journaled_file_opens() {
+        let (_d, f, _) = folder("a.wav");
+        assert!(open(&f).is_ok());
+    }
+
+    #[test]
+    fn a_file_swapped_for_a_link_is_refused_and_left_alone() {
+        let (_d, f, outside) = folder("a.wav");
+        let path = f.root.join(&f.rel);
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&outside, &path).unwrap();
+        let (why, state) = open(&f).unwrap_err();
+        assert!(why.contains("replaced by a symbolic link"), "{why}");
+        assert_eq!(state, State::Failed);
+        assert!(std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(!f.root.join("failed").exists(), "nothing was moved");
+    }
+
+    #[test]
+    fn a_file_swapped_for_another_is_refused_and_left_alone() {
+        let (_d, f, _) = folder("a.wav");
+        let path = f.root.join(&f.rel);
+        let other = f.root.join("other");
+        std::fs::write(&other, b"RIFF a newer file").unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        let (why, state) = open(&f).unwrap_err();
+        assert!(why.contains("replaced by another"), "{why}");
+        assert_eq!(state, State::Failed);
+        assert!(path.exists() && !f.root.join("failed").exists());
+    }
+
+    #[test]
+    fn a_file_behind_a_linked_folder_is_refused() {
+        let (d, mut f, _) = folder("real/a.wav");
+        let elsewhere = d.path().join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("a.wav"), b"RIFF outside").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, f.root.join("linked")).unwrap();
+        f.rel = PathBuf::from("linked/a.wav");
+        f.inode = Some(std::fs::metadata(elsewhere.join("a.wav")).unwrap().ino());
+        let (why, state) = open(&f).unwrap_err();
+        assert!(why.contains("lies behind a symbolic link"), "{why}");
+        assert_eq!(state, State::Failed);
+        assert!(elsewhere.join("a.wav").exists(), "the outside file stays");
+    }
 }

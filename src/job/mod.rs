@@ -24,7 +24,7 @@ pub use local_dir::LocalDir;
 pub use local_file::{after_done, InFolder, LocalFile};
 pub use output::Output;
 pub use output_name::{output_name, stem_of};
-pub use s3_object::{unsafe_key, S3Object};
+pub use s3_object::{unsafe_key, Pin, S3Object};
 pub use s3_prefix::S3Prefix;
 
 use std::path::{Path, PathBuf};
@@ -53,6 +53,31 @@ pub struct Context<'a> {
     pub spool_dir: &'a Path,
     /// The datasets this input also goes to.
     pub datasets: &'a [Arc<Dataset>],
+    /// The model and options, as `dedup_scope` hashes them: an earlier input is a twin only
+    /// if it was transcribed with the same. `None`: no dedup.
+    pub dedup_scope: Option<&'a str>,
+}
+
+/// What besides the content decides the text: the model file's sha256 and every decoding
+/// option (language, translate, prompt, beam, temperatures, thresholds, VAD…) except the
+/// thread count and the per-job stop token.
+pub fn dedup_scope(model_sha256: &str, opts: &DecodeOptions) -> String {
+    use sha2::{Digest, Sha256 as Hasher};
+    let options = serde_json::to_string(&DecodeOptions {
+        threads: 0,
+        ..opts.clone()
+    })
+    .unwrap_or_default();
+    let mut h = Hasher::new();
+    h.update(model_sha256.as_bytes());
+    h.update(b"\n");
+    h.update(options.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// The key two inputs must share for one's outputs to serve the other.
+fn dedup_key(content_sha256: &str, scope: &str) -> String {
+    format!("{content_sha256}:{scope}")
 }
 
 /// A finished job.
@@ -165,25 +190,26 @@ pub async fn run(
     })
 }
 
-/// The same content finished before (under any name): its outputs are reused for this
-/// input, when the output can do that.
+/// The same content finished before (under any name) with the same model and options: its
+/// outputs are reused for this input, when the output can do that.
 async fn dedup(
     cx: &Context<'_>,
     name: &str,
     sha: &str,
     output: &impl Output,
 ) -> Result<Option<Done>, Failure> {
-    let Some((journal, id)) = cx.journal else {
+    let (Some((journal, id)), Some(scope)) = (cx.journal, cx.dedup_scope) else {
         return Ok(None);
     };
+    let key = dedup_key(sha, scope);
     let journal_failed = |e: crate::journal::JournalError| {
         Failure::transient(Stage::Hash, format!("cannot record the content hash: {e}"))
     };
     let (twin, result) = {
         let mut j = journal.lock().unwrap_or_else(|p| p.into_inner());
-        j.set_sha256(id, sha).map_err(journal_failed)?;
+        j.set_dedup_key(id, sha, &key).map_err(journal_failed)?;
         let twin = j
-            .done_with_sha256(sha)
+            .done_with_dedup_key(&key)
             .map_err(journal_failed)?
             .filter(|t| t.id != id);
         let result = match &twin {
@@ -255,6 +281,7 @@ fn transcribe_blocking(
     let started = Instant::now();
     let decoder = match opened.body {
         Body::File(path) => AudioDecoder16k::open_path(&path),
+        Body::Opened { file, path } => AudioDecoder16k::open_file(file, &path),
         Body::Stream { reader, extension } => {
             AudioDecoder16k::open_stream(reader, extension.as_deref())
         }

@@ -34,6 +34,8 @@ pub struct S3Object<'a> {
     pub after: S3After,
     /// Trips when S3 is unreachable, so queued jobs wait instead of hammering it.
     pub breaker: &'a Breaker,
+    /// The upload that was journaled: nothing else is read.
+    pub pin: Pin,
     uri: String,
     download: Option<tokio::task::JoinHandle<Downloaded>>,
     spool: Option<tempfile::NamedTempFile>,
@@ -47,6 +49,7 @@ impl<'a> S3Object<'a> {
         max_size: u64,
         after: S3After,
         breaker: &'a Breaker,
+        pin: Pin,
     ) -> S3Object<'a> {
         S3Object {
             s3,
@@ -55,6 +58,7 @@ impl<'a> S3Object<'a> {
             max_size,
             after,
             breaker,
+            pin,
             uri: format!("s3://{bucket}/{key}"),
             download: None,
             spool: None,
@@ -70,8 +74,24 @@ impl<'a> S3Object<'a> {
         }
     }
 
+    /// The download broke after S3 had answered (the HEAD, then the GET's headers): S3 is
+    /// up, so this uses an attempt. A break that repeats on every attempt (a connection
+    /// dropped mid-stream, a checksum mismatch) then ends as a failure with its reason,
+    /// instead of waiting forever; a real outage shows at the next attempt's HEAD.
+    /// The object is no longer the upload this input is.
+    fn replaced(&self) -> Failure {
+        Failure::permanent(
+            Stage::Fetch,
+            format!(
+                "{} changed since the upload this input is (ETag {}): a newer upload replaced it, and is an input of its own",
+                self.uri,
+                self.pin.etag.as_deref().unwrap_or("?")
+            ),
+        )
+    }
+
     fn interrupted(&self, why: String) -> Failure {
-        self.failed(Stage::Fetch, true, format!("{}: {why}", self.uri))
+        Failure::transient(Stage::Fetch, format!("{}: {why}", self.uri))
     }
 
     async fn get(&self) -> Result<aws_sdk_s3::primitives::ByteStream, Failure> {
@@ -80,9 +100,14 @@ impl<'a> S3Object<'a> {
             .get_object()
             .bucket(self.bucket)
             .key(self.key)
+            .set_version_id(self.pin.version_id.clone())
+            .set_if_match(self.pin.if_match())
             .send()
             .await
             .map_err(|e| {
+                if changed(&e) {
+                    return self.replaced();
+                }
                 self.failed(
                     Stage::Fetch,
                     is_outage(&e),
@@ -148,6 +173,43 @@ pub(super) fn s3_outage(stage: Stage, reason: &str, breaker: &Breaker) -> Failur
     }
 }
 
+/// Which upload of a key a journaled S3 input is, parsed from its journal version
+/// (`daemon::sqs_intake::object_version`): HEAD and GET ask for exactly it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pin {
+    pub version_id: Option<String>,
+    pub etag: Option<String>,
+    /// Orders the uploads of one key (compared as `sequencer_order` does).
+    pub sequencer: Option<String>,
+}
+
+impl Pin {
+    pub fn parse(version: &str) -> Pin {
+        let (id, sequencer) = match version.split_once("@seq:") {
+            Some((id, s)) => (id, Some(s.to_string())),
+            None => (version, version.strip_prefix("seq:").map(str::to_string)),
+        };
+        Pin {
+            version_id: id.strip_prefix("v:").map(str::to_string),
+            etag: id.strip_prefix("etag:").map(str::to_string),
+            sequencer,
+        }
+    }
+
+    /// `If-Match` for an unversioned object: the ETag, quoted as S3 sends it.
+    fn if_match(&self) -> Option<String> {
+        match (&self.version_id, &self.etag) {
+            (None, Some(e)) => Some(format!("\"{e}\"")),
+            _ => None,
+        }
+    }
+}
+
+/// Whether S3 answered 412: the object is no longer the upload asked for.
+fn changed<E>(e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> bool {
+    e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
+}
+
 /// Why a key cannot be processed, if it cannot.
 pub fn unsafe_key(key: &str) -> Option<&'static str> {
     if key.is_empty() || key.ends_with('/') {
@@ -187,10 +249,16 @@ impl Input for S3Object<'_> {
             .head_object()
             .bucket(self.bucket)
             .key(self.key)
+            .set_version_id(self.pin.version_id.clone())
+            .set_if_match(self.pin.if_match())
             .send()
             .await;
         let size = match head {
             Ok(h) => h.content_length().unwrap_or(0).max(0) as u64,
+            Err(e) if changed(&e) => {
+                self.breaker.success();
+                return Err(self.replaced());
+            }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {
                 self.breaker.success();
                 return Err(Failure::permanent(
@@ -320,6 +388,19 @@ impl Input for S3Object<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pins_parse_from_journal_versions() {
+        let p = Pin::parse("v:3HL4kqtJ@seq:0055AED6");
+        assert_eq!(p.version_id.as_deref(), Some("3HL4kqtJ"));
+        assert_eq!((p.etag, p.sequencer.as_deref()), (None, Some("0055AED6")));
+        let p = Pin::parse("etag:b194@seq:0A");
+        assert_eq!(p.if_match().as_deref(), Some("\"b194\""));
+        assert_eq!(p.sequencer.as_deref(), Some("0A"));
+        assert_eq!(Pin::parse("etag:b194").sequencer, None);
+        assert_eq!(Pin::parse("seq:0B").sequencer.as_deref(), Some("0B"));
+        assert_eq!(Pin::parse("size:10"), Pin::default());
+    }
 
     #[test]
     fn unsafe_keys_are_named() {

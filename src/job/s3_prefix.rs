@@ -15,6 +15,9 @@ pub struct S3Prefix<'a> {
     pub stem: String,
     pub multipart_threshold: u64,
     pub breaker: &'a Breaker,
+    /// The input upload's place in its key's order: an older upload's job never replaces
+    /// the outputs of a newer one.
+    pub sequencer: Option<String>,
 }
 
 impl S3Prefix<'_> {
@@ -37,6 +40,7 @@ impl Output for S3Prefix<'_> {
             format,
             input_sha256,
             multipart_threshold: self.multipart_threshold,
+            sequencer: self.sequencer.as_deref(),
         };
         match put_once(self.s3, &target, bytes).await {
             Ok(_) => Ok(format!("s3://{}/{key}", self.bucket)),

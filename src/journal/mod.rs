@@ -90,6 +90,7 @@ CREATE TABLE IF NOT EXISTS inputs (
     result      TEXT,
     input_removed_at    INTEGER,
     outputs_removed_at  INTEGER,
+    dedup_key   TEXT,
     UNIQUE (source, key, version)
 );
 CREATE INDEX IF NOT EXISTS inputs_state ON inputs (state);
@@ -255,8 +256,9 @@ fn see(
 
 /// The schema version this code writes. 1 → 2 added `not_before` (retry backoff); 2 → 3
 /// added the dataset tables (created by [`SCHEMA`] on open); 3 → 4 added `inputs.result`,
-/// the retention marks and the notification outbox ([`OUTBOX_SCHEMA`]).
-const SCHEMA_VERSION: i64 = 4;
+/// the retention marks and the notification outbox ([`OUTBOX_SCHEMA`]); 4 → 5 added
+/// `inputs.dedup_key` (content, model and options: see `job::dedup_key`).
+const SCHEMA_VERSION: i64 = 5;
 
 /// Brings a journal written by an older hotfolderd up to [`SCHEMA_VERSION`]. A fresh file
 /// (version 0) already has the current tables from [`SCHEMA`].
@@ -272,6 +274,12 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
              ALTER TABLE inputs ADD COLUMN outputs_removed_at INTEGER;",
         )?;
     }
+    if (1..5).contains(&version) {
+        // Inputs finished before have no key, so they are never reused as twins: the next
+        // copy of their content is transcribed once more, with the model of the day.
+        conn.execute_batch("ALTER TABLE inputs ADD COLUMN dedup_key TEXT;")?;
+    }
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS inputs_dedup_key ON inputs (dedup_key);")?;
     if version < SCHEMA_VERSION {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }
@@ -444,6 +452,41 @@ impl Journal {
         Ok(())
     }
 
+    /// Records input `id`'s content hash and its dedup key (content, model and the options
+    /// that change the text).
+    pub fn set_dedup_key(
+        &mut self,
+        id: i64,
+        sha256: &str,
+        dedup_key: &str,
+    ) -> Result<(), JournalError> {
+        self.conn
+            .execute(
+                "UPDATE inputs SET sha256 = ?1, dedup_key = ?2 WHERE id = ?3",
+                params![sha256, dedup_key, id],
+            )
+            .map_err(self.db())?;
+        Ok(())
+    }
+
+    /// The oldest `done` input with this dedup key: its outputs are what this model and
+    /// these options made of the same content.
+    pub fn done_with_dedup_key(&self, dedup_key: &str) -> Result<Option<Input>, JournalError> {
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM inputs WHERE dedup_key = ?1 AND state = 'done' ORDER BY id LIMIT 1",
+                params![dedup_key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.db())?;
+        match id {
+            Some(id) => self.get(id),
+            None => Ok(None),
+        }
+    }
+
     /// Marks a running input done with the outputs it produced and what the transcription
     /// found (`result`: audio seconds, language, model; for notifications), in one
     /// transaction.
@@ -465,23 +508,6 @@ impl Journal {
         let detail = format!("outputs: {}", outputs.join(", "));
         step(&tx, &self.path, id, State::Done, Some(&detail), now_ms())?;
         tx.commit().map_err(&db)
-    }
-
-    /// A finished input with this content, whose outputs can be reused.
-    pub fn done_with_sha256(&self, sha256: &str) -> Result<Option<Input>, JournalError> {
-        let id: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT id FROM inputs WHERE sha256 = ?1 AND state = 'done' ORDER BY id LIMIT 1",
-                params![sha256],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(self.db())?;
-        match id {
-            Some(id) => self.get(id),
-            None => Ok(None),
-        }
     }
 
     /// Just the state of input `id` (the transition check needs nothing else).
@@ -753,14 +779,18 @@ mod tests {
         for s in [State::Stable, State::Queued, State::Running] {
             j.transition(id, s, None).unwrap();
         }
-        j.set_sha256(id, "abc").unwrap();
+        j.set_dedup_key(id, "abc", "abc+model").unwrap();
         j.finish(id, &["/out/a.json".into()], None).unwrap();
         let input = j.get(id).unwrap().unwrap();
         assert_eq!((input.state, input.attempts), (State::Done, 1));
         assert_eq!(input.outputs, vec!["/out/a.json".to_string()]);
         let states: Vec<String> = j.history(id).unwrap().into_iter().map(|e| e.1).collect();
         assert_eq!(states, ["seen", "stable", "queued", "running", "done"]);
-        assert_eq!(j.done_with_sha256("abc").unwrap().map(|i| i.id), Some(id));
+        assert_eq!(
+            j.done_with_dedup_key("abc+model").unwrap().map(|i| i.id),
+            Some(id)
+        );
+        assert_eq!(j.done_with_dedup_key("abc+other model").unwrap(), None);
     }
 
     #[test]
@@ -854,7 +884,9 @@ mod tests {
                 .replace("    not_before  INTEGER NOT NULL DEFAULT 0,\n", "")
                 .replace("    result      TEXT,\n", "")
                 .replace("    input_removed_at    INTEGER,\n", "")
-                .replace("    outputs_removed_at  INTEGER,\n", "");
+                .replace("    outputs_removed_at  INTEGER,\n", "")
+                .replace("    dedup_key   TEXT,\n", "");
+            assert!(!v1.contains("dedup_key"));
             conn.execute_batch(&v1).unwrap();
             conn.execute_batch("PRAGMA user_version = 1;").unwrap();
             conn.execute(
@@ -870,7 +902,9 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
-        assert_eq!(j.claim_next().unwrap().map(|i| i.key), Some("k".into()));
+        let input = j.claim_next().unwrap().unwrap();
+        assert_eq!(input.key, "k");
+        j.set_dedup_key(input.id, "abc", "abc+model").unwrap();
     }
 
     #[test]

@@ -93,25 +93,38 @@ pub struct AudioDecoder16k {
     tap: Option<Tap>,
 }
 
+/// A regular, non-empty file.
+fn check_kind(meta: &std::fs::Metadata) -> Result<(), DecodeError> {
+    if meta.is_dir() {
+        return Err(DecodeError::NotAFile("is a directory, not an audio file"));
+    }
+    if !meta.is_file() {
+        return Err(DecodeError::NotAFile(
+            "is not a regular file (a pipe, socket or device)",
+        ));
+    }
+    if meta.len() == 0 {
+        return Err(DecodeError::Empty);
+    }
+    Ok(())
+}
+
 /// A consumer of the decoded 16 kHz mono stream, alongside the transcriber.
 pub type Tap = Box<dyn FnMut(&[f32]) + Send>;
 
 impl AudioDecoder16k {
     pub fn open_path(path: &Path) -> Result<Self, DecodeError> {
+        // Before opening: opening a FIFO would wait for a writer.
+        check_kind(&std::fs::metadata(path).map_err(DecodeError::Open)?)?;
+        let file = File::open(path).map_err(DecodeError::Open)?;
+        Self::open_file(file, path)
+    }
+
+    /// Decodes a file already opened (the daemon opens inputs itself, without following
+    /// links); `path` gives the extension hint.
+    pub fn open_file(mut file: File, path: &Path) -> Result<Self, DecodeError> {
         use std::io::{Read, Seek, SeekFrom};
-        let meta = std::fs::metadata(path).map_err(DecodeError::Open)?;
-        if meta.is_dir() {
-            return Err(DecodeError::NotAFile("is a directory, not an audio file"));
-        }
-        if !meta.is_file() {
-            return Err(DecodeError::NotAFile(
-                "is not a regular file (a pipe, socket or device)",
-            ));
-        }
-        if meta.len() == 0 {
-            return Err(DecodeError::Empty);
-        }
-        let mut file = File::open(path).map_err(DecodeError::Open)?;
+        check_kind(&file.metadata().map_err(DecodeError::Open)?)?;
         let mut head = Vec::with_capacity(512);
         (&mut file)
             .take(512)

@@ -13,6 +13,8 @@ use crate::pipeline::render::Format;
 
 /// Metadata key carrying the sha256 of the input an output was made from.
 pub const INPUT_SHA_META: &str = "hotfolderd-input-sha256";
+/// Metadata key carrying the S3 event sequencer of the input upload an output was made from.
+pub const INPUT_SEQUENCER_META: &str = "hotfolderd-input-sequencer";
 
 /// A failed S3 call: `outage` when the service was unreachable or overloaded (wait and
 /// retry without blaming the input), otherwise an answer about this request.
@@ -28,6 +30,8 @@ pub enum Put {
     Written,
     /// Another daemon already wrote the same result.
     AlreadyThere,
+    /// The object holds the output of a newer upload of the input: left as it is.
+    Newer,
 }
 
 pub fn content_type(format: Format) -> &'static str {
@@ -37,6 +41,16 @@ pub fn content_type(format: Format) -> &'static str {
         Format::Vtt => "text/vtt; charset=utf-8",
         Format::Txt => "text/plain; charset=utf-8",
     }
+}
+
+/// What an output records about its input: its sha256, and its upload's sequencer.
+fn metadata(o: &OutputObject<'_>) -> Option<std::collections::HashMap<String, String>> {
+    let mut m =
+        std::collections::HashMap::from([(INPUT_SHA_META.to_string(), o.input_sha256.to_string())]);
+    if let Some(s) = o.sequencer {
+        m.insert(INPUT_SEQUENCER_META.to_string(), s.to_string());
+    }
+    Some(m)
 }
 
 fn precondition_failed<E: ProvideErrorMetadata>(e: &E) -> bool {
@@ -60,6 +74,16 @@ pub struct OutputObject<'a> {
     pub input_sha256: &'a str,
     /// Bodies this large or larger are sent as a multipart upload.
     pub multipart_threshold: u64,
+    /// The input upload's S3 event sequencer, when known.
+    pub sequencer: Option<&'a str>,
+}
+
+/// S3's order of a key's event sequencers: hex strings, the shorter padded on the right
+/// with zeros before comparing.
+pub fn sequencer_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let width = a.len().max(b.len());
+    let pad = |s: &str| format!("{:0<width$}", s.to_ascii_uppercase());
+    pad(a).cmp(&pad(b))
 }
 
 /// The condition a write is made under.
@@ -102,6 +126,22 @@ pub async fn put_once(
         .map(String::as_str);
     if theirs == Some(o.input_sha256) && head.content_length().unwrap_or(0) > 0 {
         return Ok(Put::AlreadyThere);
+    }
+    let their_sequencer = head
+        .metadata()
+        .and_then(|m| m.get(INPUT_SEQUENCER_META))
+        .map(String::as_str);
+    if let (Some(theirs), Some(ours)) = (their_sequencer, o.sequencer) {
+        if sequencer_order(theirs, ours) == std::cmp::Ordering::Greater {
+            tracing::info!(
+                bucket,
+                key,
+                ours,
+                theirs,
+                "the output of a newer upload of the input is there; left as it is"
+            );
+            return Ok(Put::Newer);
+        }
     }
     // An output of an earlier version of this input (or of something else): replace it,
     // but only if nobody changed it since we looked.
@@ -149,7 +189,7 @@ async fn write(
         .bucket(o.bucket)
         .key(o.key)
         .content_type(content_type(o.format))
-        .metadata(INPUT_SHA_META, o.input_sha256)
+        .set_metadata(metadata(o))
         .body(ByteStream::from(bytes.to_vec()));
     let req = match condition {
         Condition::Absent => req.if_none_match("*"),
@@ -171,7 +211,7 @@ async fn write_in_parts(
         .bucket(o.bucket)
         .key(o.key)
         .content_type(content_type(o.format))
-        .metadata(INPUT_SHA_META, o.input_sha256)
+        .set_metadata(metadata(o))
         .send()
         .await
         .map_err(|e| failure(o, &e))?;
@@ -243,4 +283,22 @@ async fn upload_parts(
         Condition::Etag(etag) => req.if_match(etag),
     };
     req.send().await.map(|_| ()).map_err(|e| failure(o, &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cmp::Ordering;
+
+    #[test]
+    fn sequencers_compare_padded_on_the_right() {
+        assert_eq!(
+            sequencer_order("0055AED6DCD90281E5", "0055AED6DCD90281E6"),
+            Ordering::Less
+        );
+        // Shorter: padded with zeros, so "0A" is "0A00".
+        assert_eq!(sequencer_order("0A", "0A00"), Ordering::Equal);
+        assert_eq!(sequencer_order("0B", "0A99"), Ordering::Greater);
+        assert_eq!(sequencer_order("0a", "0A"), Ordering::Equal);
+    }
 }

@@ -247,16 +247,19 @@ pub async fn watch_folder(
     let (ev_tx, mut ev_rx) = mpsc::channel::<notify::Result<Event>>(4096);
     let overflowed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = overflowed.clone();
-    let mut watcher = notify::recommended_watcher(move |res| {
+    let handler = move |res| {
         // Never block inotify's thread: when the channel is full, remember to rescan.
         if ev_tx.try_send(res).is_err() {
             flag.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-    })
-    .map_err(|source| SourceError::Watch {
-        path: spec.root.clone(),
-        source,
-    })?;
+    };
+    // Never into a linked folder: it could be anywhere.
+    let config = notify::Config::default().with_follow_symlinks(false);
+    let mut watcher =
+        notify::RecommendedWatcher::new(handler, config).map_err(|source| SourceError::Watch {
+            path: spec.root.clone(),
+            source,
+        })?;
     watcher
         .watch(&spec.root, RecursiveMode::Recursive)
         .map_err(|source| SourceError::Watch {

@@ -21,6 +21,8 @@ pub struct QueueSpec {
     pub visibility_timeout: Duration,
     /// Deliver `ObjectRemoved` events (to delete the input's outputs) instead of dropping them.
     pub removals: bool,
+    /// Delete or leave the messages this source does not want.
+    pub foreign: crate::config::Foreign,
 }
 
 /// One SQS message as received.
@@ -159,6 +161,14 @@ pub async fn poll_queue(
                         tracing::info!(queue = %spec.queue_url, message = %message.message_id, "{why}; deleting the message");
                         delete(&sqs, &message).await;
                     }
+                    Sorted::Foreign(message, why) => {
+                        if spec.foreign == crate::config::Foreign::Keep {
+                            tracing::info!(queue = %spec.queue_url, message = %message.message_id, "{why}; left in the queue (foreign = \"keep\")");
+                        } else {
+                            tracing::info!(queue = %spec.queue_url, message = %message.message_id, "{why}; deleting the message (foreign = \"delete\")");
+                            delete(&sqs, &message).await;
+                        }
+                    }
                 }
             }
         }
@@ -169,10 +179,13 @@ enum Sorted {
     Deliver(Delivery),
     /// Nothing to do for this message: delete it.
     Drop(Message, String),
+    /// Not for this source (another bucket, prefix or event type): `foreign` says.
+    Foreign(Message, String),
 }
 
-/// What to do with one message: deliver its object events for our bucket and prefix, or
-/// drop it (test events, other buckets, deletes), or deliver it as malformed.
+/// What to do with one message: deliver its object events for our bucket and prefix, drop
+/// a test event, set aside one for another bucket, prefix or event type, or deliver it as
+/// malformed.
 fn sort(spec: &QueueSpec, message: Message, body: String) -> Vec<Sorted> {
     let events = match parse_body(&body) {
         Ok(Body::Test) => return vec![Sorted::Drop(message, "s3:TestEvent".into())],
@@ -202,7 +215,7 @@ fn sort(spec: &QueueSpec, message: Message, body: String) -> Vec<Sorted> {
             ),
             None => "no records".into(),
         };
-        return vec![Sorted::Drop(message, why)];
+        return vec![Sorted::Foreign(message, why)];
     }
     ours.into_iter()
         .map(|event| {
@@ -286,6 +299,7 @@ mod tests {
             wait_time: Duration::from_secs(20),
             visibility_timeout: Duration::from_secs(60),
             removals: false,
+            foreign: crate::config::Foreign::Delete,
         }
     }
 
@@ -329,7 +343,7 @@ mod tests {
         ] {
             let got = sort(&spec(), msg(), body);
             assert!(
-                matches!(&got[..], [Sorted::Drop(_, w)] if w.contains(why)),
+                matches!(&got[..], [Sorted::Foreign(_, w)] if w.contains(why)),
                 "{why}"
             );
         }
@@ -351,7 +365,7 @@ mod tests {
             matches!(&got[..], [Sorted::Deliver(Delivery::Removed { event, .. })] if event.key == "in/a.wav")
         );
         let got = sort(&spec, msg(), removed.replace("media", "other"));
-        assert!(matches!(&got[..], [Sorted::Drop(..)]));
+        assert!(matches!(&got[..], [Sorted::Foreign(..)]));
     }
 
     #[test]

@@ -156,22 +156,25 @@ fn journal_events(d: &Path, state: &str) -> usize {
         .sum()
 }
 
-#[test]
-fn a_410_is_not_retried_and_waits_for_resend() {
+/// A daemon whose webhook receiver answers `status` (0: never), with one spoken file
+/// dropped: (its folder, the receiver, the config, the daemon).
+fn one_file_for(status: u16, text: &str) -> (tempfile::TempDir, Hook, std::path::PathBuf, Daemon) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let hook = Hook::start();
-    hook.status.store(410, Ordering::SeqCst);
+    hook.status.store(status, Ordering::SeqCst);
     let config = write_daemon_config(d, "300ms");
     with_notify(&config, d, &hook, "");
     let inbox = d.join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
     let daemon = start_daemon(&config);
-    std::fs::copy(
-        speak(d, "gone", "Nobody wants this one.", "en-us"),
-        inbox.join("gone.wav"),
-    )
-    .unwrap();
+    std::fs::copy(speak(d, "one", text, "en-us"), inbox.join("one.wav")).unwrap();
+    (dir, hook, config, daemon)
+}
+
+#[test]
+fn a_410_is_not_retried_and_waits_for_resend() {
+    let (_dir, hook, config, daemon) = one_file_for(410, "Nobody wants this one.");
     wait_until("the notification given up", || {
         status(&config).contains("1 undeliverable")
     });
@@ -317,4 +320,30 @@ fn s3_results_come_with_presigned_links_that_download_them() {
             "{key} differs"
         );
     }
+}
+
+/// A receiver that accepts the connection and never answers (not a refused port): each send
+/// times out after the webhook's `timeout` and is retried with backoff; once the receiver
+/// answers again the notification arrives, once.
+#[test]
+fn a_receiver_that_never_answers_times_out_and_is_retried() {
+    let (_dir, hook, config, daemon) = one_file_for(0, "Nobody answers yet.");
+    wait_until("two sends left unanswered", || {
+        hook.received().iter().filter(|r| r.status == 0).count() >= 2
+    });
+    let s = status(&config);
+    assert!(s.contains("1 pending"), "{s}");
+    hook.status.store(200, Ordering::SeqCst);
+    wait_until("the notification answered", || {
+        hook.received().iter().any(|r| r.status == 200)
+    });
+    stop(daemon);
+    let all = hook.received();
+    assert_eq!(all.iter().filter(|r| r.status == 200).count(), 1, "{all:?}");
+    let keys: BTreeSet<&String> = all
+        .iter()
+        .map(|r| &r.headers["x-hotfolderd-delivery"])
+        .collect();
+    assert_eq!(keys.len(), 1, "every retry keeps its delivery key");
+    assert!(status(&config).contains("1 sent, 0 pending, 0 undeliverable"));
 }

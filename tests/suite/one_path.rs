@@ -1,6 +1,10 @@
 //! Holes in exactly-once that two job paths let in, each shut on the one job path: inputs
 //! whose names differ only in their extension keep separate outputs (folder and S3, across
-//! restarts); folder inputs over `max_file_size` are quarantined unread, with the reason.
+//! restarts); folder inputs over `max_file_size` are quarantined unread, with the reason;
+//! with `foreign = "keep"` messages for another prefix stay in the queue; content dedup
+//! reuses a twin only if the same model made it; a linked folder is not watched through;
+//! an S3 job reads exactly the upload its event announced, and the same bytes uploaded again
+//! after others are transcribed again.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
@@ -171,4 +175,186 @@ fn s3_inputs_differing_only_in_extension_keep_their_own_outputs() {
         text("a.txt")
     );
     assert!(text("a.mp3.txt").unwrap().contains("milk"));
+}
+
+/// Messages this source does not want were always deleted, though the README said
+/// "ignored": with `foreign = "keep"` they stay for their own consumer (or the DLQ).
+#[test]
+fn foreign_messages_are_left_in_the_queue_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let speech = std::fs::read(speak(d, "s", "Only this one is ours.", "en-us")).unwrap();
+    let w = world(&[]);
+    let config = w.config_keys(d, "10s", "", "foreign = \"keep\"\n");
+    let daemon = start_daemon_with(
+        &config,
+        Start {
+            env: w.moto.env(),
+            ..Start::default()
+        },
+    );
+    w.upload("elsewhere/theirs.wav", speech.clone());
+    w.upload("in/ours.wav", speech);
+    wait_until("our upload done", || {
+        w.output("transcripts/ours.txt").is_some()
+    });
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    stop(daemon);
+    let (visible, hidden) = w.messages_left();
+    assert_eq!(
+        visible + hidden,
+        1,
+        "the message for elsewhere/ stays in the queue, ours is deleted"
+    );
+    assert_eq!(journal_rows(d).len(), 1, "{:?}", journal_rows(d));
+}
+
+fn json_of(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Dedup matched on the content alone, so after switching to a better model the same
+/// content dropped again got the old model's transcript.
+#[test]
+fn content_dedup_reuses_only_what_the_same_model_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let inbox = d.join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let clip = speak(d, "c", "The same words, twice.", "en-us");
+    let config = write_daemon_config(d, "1s");
+    let out = d.join("out");
+    let daemon = start_daemon(&config);
+    std::fs::copy(&clip, inbox.join("one.wav")).unwrap();
+    wait_until("one done", || out.join("one.json").exists());
+    stop(daemon);
+
+    let tiny = model("tiny.en").display().to_string();
+    let base = model("base").display().to_string();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace(&tiny, &base)).unwrap();
+    let daemon = start_daemon(&config);
+    std::fs::copy(&clip, inbox.join("two.wav")).unwrap();
+    wait_until("two done", || out.join("two.json").exists());
+    std::fs::copy(&clip, inbox.join("three.wav")).unwrap();
+    wait_until("three done", || out.join("three.json").exists());
+    stop(daemon);
+
+    let (one, two, three) = (
+        json_of(&out.join("one.json")),
+        json_of(&out.join("two.json")),
+        json_of(&out.join("three.json")),
+    );
+    assert_eq!(one["model"], "ggml-tiny.en.bin");
+    assert_eq!(
+        two["model"], "ggml-base.bin",
+        "two was transcribed by the new model"
+    );
+    assert!(two.get("deduplicated_from").is_none(), "{two}");
+    assert_eq!(three["model"], "ggml-base.bin");
+    assert!(
+        three["deduplicated_from"]
+            .as_str()
+            .unwrap()
+            .ends_with("inbox/two.wav"),
+        "three reuses the twin the same model made: {three}"
+    );
+}
+
+/// The watcher followed a symbolic link to a folder elsewhere, and transcribed (and moved
+/// away) files it found there.
+#[test]
+fn a_linked_folder_is_not_watched_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (inbox, elsewhere) = (d.join("inbox"), d.join("elsewhere"));
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, inbox.join("linked")).unwrap();
+    let clip = speak(d, "c", "Not for this folder.", "en-us");
+    let config = write_daemon_config(d, "1s");
+    let daemon = start_daemon(&config);
+    std::fs::copy(&clip, inbox.join("first.wav")).unwrap();
+    wait_until("first done", || d.join("out/first.txt").exists());
+    std::fs::copy(&clip, elsewhere.join("secret.wav")).unwrap();
+    std::fs::copy(&clip, inbox.join("second.wav")).unwrap();
+    wait_until("second done", || d.join("out/second.txt").exists());
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    stop(daemon);
+    assert!(
+        elsewhere.join("secret.wav").exists(),
+        "the file elsewhere stays"
+    );
+    assert!(!d.join("out/linked").exists());
+    let mut keys: Vec<String> = journal_rows(d).into_iter().map(|r| r.0).collect();
+    keys.sort();
+    assert_eq!(keys, ["first.wav", "second.wav"]);
+}
+
+/// An S3 event as S3 sends it, with the object's ETag and the event's sequencer.
+fn created(key: &str, etag: &str, sequencer: &str) -> String {
+    serde_json::json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-12-02T12:00:00.000Z", "eventName": "ObjectCreated:Put",
+        "s3": {"s3SchemaVersion": "1.0",
+            "bucket": {"name": "media", "arn": "arn:aws:s3:::media"},
+            "object": {"key": key, "size": 10, "eTag": etag, "sequencer": sequencer}}
+    }]})
+    .to_string()
+}
+
+/// Upload A, then B, then A again under one key of an unversioned bucket: the third event
+/// looked like the first (same ETag) and was dropped as done, leaving B's transcript. And
+/// reads were not pinned: an event for an upload that has since been replaced transcribed
+/// whatever was there.
+#[test]
+fn s3_jobs_read_exactly_the_announced_upload_and_a_b_a_ends_with_a() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = std::fs::read(speak(d, "a", "The tiger sleeps in the jungle.", "en-us")).unwrap();
+    let b = std::fs::read(speak(d, "b", "Seven bottles of milk.", "en-us")).unwrap();
+    let w = world(&[]);
+    w.silence_bucket();
+    let daemon = start_daemon_with(
+        &w.config(d),
+        Start {
+            env: w.moto.env(),
+            ..Start::default()
+        },
+    );
+    let text = || {
+        w.output("transcripts/x.txt")
+            .map(|t| String::from_utf8_lossy(&t).to_lowercase())
+            .unwrap_or_default()
+    };
+    let etag_a = w.upload_etag("in/x.wav", a.clone());
+    w.send_body(created("in/x.wav", &etag_a, "0A"));
+    wait_until("A transcribed", || text().contains("tiger"));
+    let etag_b = w.upload_etag("in/x.wav", b);
+    w.send_body(created("in/x.wav", &etag_b, "0B"));
+    wait_until("B transcribed", || text().contains("milk"));
+    w.upload_etag("in/x.wav", a);
+    w.send_body(created("in/x.wav", &etag_a, "0C"));
+    wait_until("A again transcribed", || text().contains("tiger"));
+    // An event for B, which is no longer there: nothing else is read in its place.
+    w.send_body(created("in/x.wav", &etag_b, "0D"));
+    wait_until("the stale event handled", || {
+        journal_rows(d).len() == 4 && w.messages_left() == (0, 0)
+    });
+    stop(daemon);
+    assert!(text().contains("tiger"), "{}", text());
+    let j = hotfolderd::journal::Journal::open(&d.join("state/journal.sqlite")).unwrap();
+    let failed: Vec<_> = j
+        .in_state(State::Failed)
+        .unwrap()
+        .into_iter()
+        .map(|id| j.get(id).unwrap().unwrap())
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let why = failed[0].last_error.clone().unwrap_or_default();
+    assert!(
+        why.contains("changed since the upload this input is"),
+        "{why}"
+    );
+    assert_eq!(j.in_state(State::Done).unwrap().len(), 3);
 }

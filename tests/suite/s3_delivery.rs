@@ -29,6 +29,22 @@ fn long_speech(d: &Path) -> Vec<u8> {
     std::fs::read(long).unwrap()
 }
 
+/// Homes for two daemons on one queue, the long speech, and the emulator.
+fn two_daemons_homes() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    Vec<u8>,
+    crate::common::moto::World,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let speech = long_speech(dir.path());
+    (dir, a, b, speech, world(&[]))
+}
+
 #[test]
 fn the_same_event_twice_gives_one_result() {
     let dir = tempfile::tempdir().unwrap();
@@ -58,12 +74,7 @@ fn the_same_event_twice_gives_one_result() {
 
 #[test]
 fn a_long_job_stays_hidden_and_a_killed_daemons_job_is_finished_by_another() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    std::fs::create_dir_all(&a).unwrap();
-    std::fs::create_dir_all(&b).unwrap();
-    let speech = long_speech(dir.path());
-    let w = world(&[]);
+    let (dir, a, b, speech, w) = two_daemons_homes();
     let (config_a, config_b) = (w.config_with(&a, "10s"), w.config_with(&b, "10s"));
     let log_a = dir.path().join("a.log");
     let start = |config: &Path, log: Option<&Path>| {
@@ -139,12 +150,7 @@ fn a_long_job_stays_hidden_and_a_killed_daemons_job_is_finished_by_another() {
 /// timeout a second daemon on the queue received the message and did the job again.
 #[test]
 fn a_job_finishing_in_the_shutdown_grace_is_not_delivered_to_another_daemon() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    std::fs::create_dir_all(&a).unwrap();
-    std::fs::create_dir_all(&b).unwrap();
-    let speech = long_speech(dir.path());
-    let w = world(&[]);
+    let (_dir, a, b, speech, w) = two_daemons_homes();
     let grace = "[daemon]\nshutdown_grace = \"10m\"\n";
     let config_a = w.config_keys(&a, "10s", "", grace);
     let config_b = w.config_with(&b, "10s");

@@ -127,3 +127,102 @@ fn the_emulator_killed_for_a_minute_loses_nothing() {
         );
     }
 }
+
+/// A download that breaks mid-stream on every attempt, while S3 answers everything else,
+/// counted as an outage: the job waited and retried forever, tripping the breaker for every
+/// other job. Now each break uses an attempt, and the input fails with the reason.
+#[test]
+fn a_download_that_breaks_every_time_fails_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let short = speak(d, "s", "Short enough.", "en-us");
+    let long = d.join("long.wav");
+    sox(&[
+        short.to_str().unwrap(),
+        long.to_str().unwrap(),
+        "repeat",
+        "30",
+    ]);
+    let w = crate::common::moto::world(&[]);
+    // Each connection is dropped after 512 KiB from the emulator: the 3 MB object never
+    // arrives whole; the short one and every other answer do.
+    let proxy = Proxy::truncating(w.moto.port, 512 << 10);
+    let daemon = start_daemon_with(
+        &w.config(d),
+        Start {
+            env: w.moto.env_at(proxy.port),
+            ..Start::default()
+        },
+    );
+    w.upload("in/broken.wav", std::fs::read(&long).unwrap());
+    w.upload("in/fine.wav", std::fs::read(&short).unwrap());
+    let failed = |d: &std::path::Path| {
+        let j = Journal::open(&d.join("state/journal.sqlite")).unwrap();
+        j.in_state(State::Failed)
+            .unwrap()
+            .into_iter()
+            .filter_map(|id| j.get(id).unwrap())
+            .collect::<Vec<_>>()
+    };
+    wait_up_to(
+        Duration::from_secs(300),
+        "the broken download to fail and the short one to be done",
+        || w.output("transcripts/fine.txt").is_some() && !failed(d).is_empty(),
+    );
+    stop(daemon);
+    let f = failed(d);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].key, "in/broken.wav");
+    assert_eq!(f[0].attempts, 5, "{f:?}");
+    let why = f[0].last_error.clone().unwrap_or_default();
+    assert!(
+        why.contains("fetch: s3://media/in/broken.wav") && why.contains("gave up after 5 attempts"),
+        "{why}"
+    );
+}
+
+/// S3 and SQS behind a listener that accepts connections and never answers (not a refused
+/// port): every call times out, nothing hangs for good, and once answers come again the
+/// upload made meanwhile is done.
+#[test]
+fn an_endpoint_that_never_answers_times_out_and_the_daemon_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let before = std::fs::read(speak(d, "a", "Before the silence.", "en-us")).unwrap();
+    let during = std::fs::read(speak(d, "b", "During the silence.", "en-us")).unwrap();
+    let w = crate::common::moto::world(&[]);
+    let mut proxy = Proxy::start(w.moto.port);
+    let mut daemon = start_daemon_with(
+        &w.config(d),
+        Start {
+            env: w.moto.env_at(proxy.port),
+            ..Start::default()
+        },
+    );
+    w.upload("in/before.wav", before);
+    wait_until("the first upload done", || {
+        w.output("transcripts/before.txt").is_some()
+    });
+    proxy.black_hole();
+    w.upload("in/during.wav", during);
+    // Longer than one call attempt may last (40 s): what was sent now is never answered.
+    std::thread::sleep(Duration::from_secs(45));
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon died"
+    );
+    assert!(w.output("transcripts/during.txt").is_none());
+    proxy.answer_again();
+    wait_up_to(
+        Duration::from_secs(300),
+        "the upload made during the silence to be done",
+        || w.output("transcripts/during.txt").is_some() && w.messages_left() == (0, 0),
+    );
+    assert!(signal_daemon(&mut daemon, "TERM").success());
+    proxy.cut();
+    let rows = journal_rows(d);
+    assert!(
+        rows.iter().all(|r| r.1 == State::Done && r.2 == 1),
+        "{rows:?}"
+    );
+}

@@ -14,7 +14,28 @@ fn target<'a>(key: &'a str, sha: &'a str, threshold: u64) -> OutputObject<'a> {
         format: Format::Json,
         input_sha256: sha,
         multipart_threshold: threshold,
+        sequencer: None,
     }
+}
+
+/// An older upload's job never replaces the outputs of a newer upload of the same key: the
+/// S3 event sequencer each output records decides.
+#[test]
+fn an_older_uploads_output_never_replaces_a_newer_ones() {
+    let w = world(&[]);
+    let put = |sha: &str, seq: &str, body: &str| {
+        let o = OutputObject {
+            sequencer: Some(seq),
+            ..target("a.txt", sha, 16 << 20)
+        };
+        w.rt.block_on(put_once(&w.s3, &o, body.as_bytes().to_vec()))
+            .unwrap()
+    };
+    assert_eq!(put("bbbb", "00B", "newer"), Put::Written);
+    assert_eq!(put("aaaa", "00A0", "older"), Put::Newer);
+    assert_eq!(w.output("a.txt").unwrap(), b"newer");
+    assert_eq!(put("cccc", "00C", "newest"), Put::Written);
+    assert_eq!(w.output("a.txt").unwrap(), b"newest");
 }
 
 #[test]

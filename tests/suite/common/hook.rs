@@ -1,6 +1,7 @@
 //! A webhook receiver on 127.0.0.1 for the notification tests: records every request
 //! (headers and body) and answers with the status the test sets. `stop` closes the port
-//! (senders get "connection refused"); `start_on` opens it again.
+//! (senders get "connection refused"); `start_on` opens it again. Status 0 answers nothing:
+//! the request is read and the connection held open, unanswered, until the hook is dropped.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -61,6 +62,7 @@ impl Hook {
         let open = Arc::new(AtomicBool::new(true));
         let (o, requests, status) = (open.clone(), self.requests.clone(), self.status.clone());
         let thread = std::thread::spawn(move || {
+            let mut unanswered = Vec::new();
             while o.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((stream, _)) => {
@@ -68,8 +70,13 @@ impl Hook {
                         stream
                             .set_read_timeout(Some(Duration::from_secs(10)))
                             .unwrap();
-                        if let Some(r) = serve(stream, status.load(Ordering::SeqCst)) {
+                        let held = stream.try_clone().unwrap();
+                        let status = status.load(Ordering::SeqCst);
+                        if let Some(r) = serve(stream, status) {
                             requests.lock().unwrap().push(r);
+                        }
+                        if status == 0 {
+                            unanswered.push(held);
                         }
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
@@ -117,6 +124,14 @@ fn serve(stream: std::net::TcpStream, status: u16) -> Option<Request> {
     let len: usize = headers.get("content-length")?.parse().ok()?;
     let mut body = vec![0; len];
     reader.read_exact(&mut body).ok()?;
+    if status == 0 {
+        return Some(Request {
+            path,
+            headers,
+            body,
+            status,
+        });
+    }
     let mut out = stream;
     write!(
         out,

@@ -325,6 +325,35 @@ impl World {
         });
     }
 
+    /// Uploads without an event (the bucket sends none after `silence_bucket`); the ETag.
+    pub fn upload_etag(&self, key: &str, bytes: Vec<u8>) -> String {
+        self.upload(key, bytes);
+        self.rt.block_on(async {
+            let h = self
+                .s3
+                .head_object()
+                .bucket("media")
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            h.e_tag().unwrap().trim_matches('"').to_string()
+        })
+    }
+
+    /// The bucket stops sending events: the test sends its own (`send_body`).
+    pub fn silence_bucket(&self) {
+        self.rt.block_on(async {
+            self.s3
+                .put_bucket_notification_configuration()
+                .bucket("media")
+                .notification_configuration(NotificationConfiguration::builder().build())
+                .send()
+                .await
+                .unwrap();
+        });
+    }
+
     pub fn delete_input(&self, key: &str) {
         self.rt.block_on(async {
             self.s3
