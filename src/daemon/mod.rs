@@ -11,9 +11,9 @@ mod notify;
 mod receipts;
 mod retention;
 mod s3_removed;
-mod service;
 mod sources;
 mod sqs_intake;
+mod systemd;
 mod training;
 mod worker;
 
@@ -252,7 +252,7 @@ pub async fn run(config: Config, path: PathBuf) -> Result<(), DaemonError> {
         model
     };
     let (tx, rx) = mpsc::channel(1);
-    let hup = tokio::spawn(service::reload_on_sighup(path, tx));
+    let hup = tokio::spawn(systemd::reload_on_sighup(path, tx));
     let gpu: Arc<dyn GpuInfo> = Arc::new(crate::training::gpu::Nvml::default());
     let result = run_reloading(config, transcriber, gpu, wait_for_signal(), rx).await;
     hup.abort();
@@ -424,7 +424,7 @@ async fn run_reloading(
         None => None,
     };
     // Everything is started (the model was loaded before `run_with`): tell systemd.
-    let notifier = tokio::spawn(service::notifier(shared.clone(), stop_rx.clone()));
+    let systemd_reporter = tokio::spawn(systemd::report(shared.clone(), stop_rx.clone()));
     let trainer = (!shared.datasets.is_empty()).then(|| {
         tokio::spawn(training::trainer_loop(
             shared.clone(),
@@ -452,7 +452,7 @@ async fn run_reloading(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            Some(new) = reloads.recv() => service::reload(&mut sources, &new).await,
+            Some(new) = reloads.recv() => systemd::reload(&mut sources, &new).await,
         }
     }
     let grace = *config.daemon.shutdown_grace.get_ref();
@@ -498,7 +498,7 @@ async fn run_reloading(
     // After the sender: its `notified` events go in the log too.
     let _ = audit_stop.send(true);
     let _ = auditor.await;
-    let _ = notifier.await;
+    let _ = systemd_reporter.await;
     if let Some(h) = http {
         let _ = h.await;
     }

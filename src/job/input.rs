@@ -59,6 +59,19 @@ pub struct Opened {
 /// What finishing an input did, for its trail in the journal: (event, detail).
 pub type Finished = Option<(&'static str, String)>;
 
+/// Finishing a done input failed: its outputs stand, the input is where it was.
+#[derive(Debug, thiserror::Error)]
+pub enum FinishError {
+    #[error("cannot move or delete {path}: {source}")]
+    Local {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot delete or tag {uri}: {reason}")]
+    S3 { uri: String, reason: String },
+}
+
 pub trait Input: Send + Sync {
     /// The input as outputs and logs name it: a path, or an `s3://` URI.
     fn name(&self) -> &str;
@@ -78,7 +91,7 @@ pub trait Input: Send + Sync {
     fn close(&mut self, decode_failed: bool) -> impl Future<Output = Result<(), Failure>> + Send;
 
     /// After the outputs are journaled: move, keep, delete or tag the input.
-    fn finish(&self) -> impl Future<Output = Result<Finished, String>> + Send;
+    fn finish(&self) -> impl Future<Output = Result<Finished, FinishError>> + Send;
 
     /// A permanent failure: quarantine the input where its source has a place for that.
     /// Returns the state to journal (`quarantined`, or `failed`).

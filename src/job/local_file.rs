@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::failure::{Failure, Stage};
-use super::input::{Body, Finished, Input, Opened, Sha256};
+use super::input::{Body, FinishError, Finished, Input, Opened, Sha256};
 use crate::config::After;
 use crate::journal::State;
 use crate::sinks::local::write_atomic;
@@ -179,9 +179,12 @@ impl Input for LocalFile {
         Ok(())
     }
 
-    async fn finish(&self) -> Result<Finished, String> {
+    async fn finish(&self) -> Result<Finished, FinishError> {
         match &self.folder {
-            Some(f) => after_done(f).map_err(|e| e.to_string()),
+            Some(f) => after_done(f).map_err(|source| FinishError::Local {
+                path: self.path.clone(),
+                source,
+            }),
             None => Ok(None),
         }
     }

@@ -19,7 +19,7 @@ mod s3_prefix;
 
 pub use decide::{decide, Decision, RetryKind, MAX_ATTEMPTS, MAX_TIMEOUT_ATTEMPTS};
 pub use failure::{Failure, Stage};
-pub use input::{Body, Finished, Input, Opened, Sha256};
+pub use input::{Body, FinishError, Finished, Input, Opened, Sha256};
 pub use local_dir::LocalDir;
 pub use local_file::{after_done, InFolder, LocalFile};
 pub use output::Output;

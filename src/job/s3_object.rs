@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256 as Hasher};
 use tokio::io::AsyncWriteExt;
 
 use super::failure::{Failure, Stage};
-use super::input::{Body, Finished, Input, Opened, Sha256};
+use super::input::{Body, FinishError, Finished, Input, Opened, Sha256};
 use crate::aws::{describe, is_outage, Breaker};
 use crate::config::S3After;
 use crate::journal::State;
@@ -343,8 +343,12 @@ impl Input for S3Object<'_> {
         }
     }
 
-    async fn finish(&self) -> Result<Finished, String> {
+    async fn finish(&self) -> Result<Finished, FinishError> {
         let s3 = self.s3;
+        let failed = |reason: String| FinishError::S3 {
+            uri: self.uri.clone(),
+            reason,
+        };
         match self.after {
             S3After::Keep => Ok(None),
             S3After::Delete => s3
@@ -359,14 +363,14 @@ impl Input for S3Object<'_> {
                         "the input object, as after = \"delete\" asks".into(),
                     ))
                 })
-                .map_err(|e| describe(&e)),
+                .map_err(|e| failed(describe(&e))),
             S3After::Tag => {
                 let tagging = aws_sdk_s3::types::Tag::builder()
                     .key("hotfolderd")
                     .value("done")
                     .build()
                     .and_then(|t| aws_sdk_s3::types::Tagging::builder().tag_set(t).build())
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| failed(e.to_string()))?;
                 s3.put_object_tagging()
                     .bucket(self.bucket)
                     .key(self.key)
@@ -374,7 +378,7 @@ impl Input for S3Object<'_> {
                     .send()
                     .await
                     .map(|_| Some(("tagged", "hotfolderd=done".into())))
-                    .map_err(|e| describe(&e))
+                    .map_err(|e| failed(describe(&e)))
             }
         }
     }

@@ -20,27 +20,29 @@ pub(super) fn under_systemd() -> bool {
     std::env::var_os("NOTIFY_SOCKET").is_some()
 }
 
-fn notify(state: &[NotifyState]) {
+fn send(state: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(state) {
         tracing::warn!(error = %e, "cannot notify systemd");
     }
 }
 
-pub(super) async fn notifier(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+/// Tells systemd the daemon is ready, keeps STATUS= and the watchdog going, and says
+/// STOPPING=1 at the end.
+pub(super) async fn report(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     if !under_systemd() {
         return;
     }
     let watchdog = sd_notify::watchdog_enabled();
     let every = watchdog.map_or(STATUS_EVERY, |w| (w / 2).min(STATUS_EVERY));
     let status = status_line(&shared).await.unwrap_or_default();
-    notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
+    send(&[NotifyState::Ready, NotifyState::Status(&status)]);
     tracing::info!(?watchdog, "told systemd we are ready");
     let mut healthy_before = true;
     loop {
         tokio::select! {
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() {
-                    notify(&[NotifyState::Stopping, NotifyState::Status("stopping: finishing running jobs")]);
+                    send(&[NotifyState::Stopping, NotifyState::Status("stopping: finishing running jobs")]);
                     return;
                 }
             }
@@ -67,9 +69,9 @@ pub(super) async fn notifier(shared: Arc<Shared>, mut stop: watch::Receiver<bool
         }
         healthy_before = healthy;
         if watchdog.is_some() && healthy {
-            notify(&[NotifyState::Watchdog, NotifyState::Status(&status)]);
+            send(&[NotifyState::Watchdog, NotifyState::Status(&status)]);
         } else {
-            notify(&[NotifyState::Status(&status)]);
+            send(&[NotifyState::Status(&status)]);
         }
     }
 }
@@ -147,7 +149,7 @@ pub(super) async fn reload(sources: &mut super::sources::Sources, config: &crate
         if let Ok(now) = NotifyState::monotonic_usec_now() {
             states.push(now);
         }
-        notify(&states);
+        send(&states);
     }
     let (started, stopped) = sources.apply(config).await;
     let (folders, queues) = sources.counts();
@@ -159,6 +161,6 @@ pub(super) async fn reload(sources: &mut super::sources::Sources, config: &crate
         "configuration reloaded (changes outside [[watch]] and [[s3]] apply at the next restart)"
     );
     if under_systemd() {
-        notify(&[NotifyState::Ready]);
+        send(&[NotifyState::Ready]);
     }
 }
