@@ -240,10 +240,12 @@ async fn settle(
                 .journal()
                 .retry_later(id, &why, delay.as_millis() as i64);
         }
-        Decision::Wait { why, delay } => {
-            tracing::warn!(file = %name, reason = %why, ?delay, "unavailable; the job waits");
-            // S3 is the only service a job waits for.
-            crate::metrics::count_retry(&row.source, "s3_unavailable");
+        Decision::Wait { why, delay, tried } => {
+            if tried {
+                tracing::warn!(file = %name, reason = %why, ?delay, "unavailable; the job waits");
+                // S3 is the only service a job waits for.
+                crate::metrics::count_retry(&row.source, "s3_unavailable");
+            }
             return shared
                 .journal()
                 .wait_later(id, &why, delay.as_millis() as i64);

@@ -44,8 +44,13 @@ pub enum Decision {
         delay: Duration,
         kind: RetryKind,
     },
-    /// A service is down: back to the queue after `delay`, not counting the attempt.
-    Wait { why: String, delay: Duration },
+    /// A service is down: back to the queue after `delay`, not counting the attempt;
+    /// `tried`: whether the job called it (else its breaker was open: nothing to report).
+    Wait {
+        why: String,
+        delay: Duration,
+        tried: bool,
+    },
 }
 
 /// `attempts`: how many times this input has been claimed, this one included.
@@ -63,6 +68,12 @@ pub fn decide(attempts: i64, outcome: Result<Done, Failure>) -> Decision {
         } => Decision::Wait {
             why: format!("{stage}: unavailable: {reason}"),
             delay: wait,
+            tried: true,
+        },
+        Failure::Deferred { reason, wait } => Decision::Wait {
+            why: reason,
+            delay: wait,
+            tried: false,
         },
         Failure::Stopped(Stopped::Cancelled) => Decision::Retry {
             why: "interrupted by shutdown; requeued".into(),

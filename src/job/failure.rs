@@ -62,6 +62,9 @@ pub enum Failure {
         reason: String,
         wait: Duration,
     },
+    /// Not tried: a service it needs was down a moment ago (its breaker is open). Waits
+    /// `wait` without an attempt, a log line or a retry counted.
+    Deferred { reason: String, wait: Duration },
     /// It ran past its time limit, or the daemon is shutting down.
     Stopped(Stopped),
 }
@@ -86,7 +89,8 @@ impl Failure {
         match self {
             Failure::Permanent { reason, .. }
             | Failure::Transient { reason, .. }
-            | Failure::Unavailable { reason, .. } => reason.clone(),
+            | Failure::Unavailable { reason, .. }
+            | Failure::Deferred { reason, .. } => reason.clone(),
             Failure::Stopped(why) => why.to_string(),
         }
     }
@@ -101,6 +105,7 @@ impl std::fmt::Display for Failure {
             Failure::Unavailable { stage, reason, .. } => {
                 write!(f, "{stage}: unavailable: {reason}")
             }
+            Failure::Deferred { reason, .. } => f.write_str(reason),
             Failure::Stopped(why) => write!(f, "{why}"),
         }
     }

@@ -232,8 +232,7 @@ impl Input for S3Object<'_> {
     async fn admit(&mut self) -> Result<(), Failure> {
         if let Err(wait) = self.breaker.admit() {
             // S3 was down a moment ago: do not call it, and do not count an attempt.
-            return Err(Failure::Unavailable {
-                stage: Stage::Fetch,
+            return Err(Failure::Deferred {
                 reason: "waiting for S3 to become reachable again".into(),
                 wait,
             });

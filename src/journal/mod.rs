@@ -682,12 +682,15 @@ impl Journal {
             .conn
             .prepare(
                 "SELECT key, MIN(id) AS first FROM inputs
-                 WHERE source = ?1 AND substr(key, 1, length(?2)) = ?2
+                 WHERE source = ?1 AND key >= ?2 AND key < ?3 AND substr(key, 1, length(?2)) = ?2
                  GROUP BY key ORDER BY first",
             )
             .map_err(self.db())?;
+        // The range lets SQLite use the (source, key, version) index; the last code point
+        // sorts after every key that starts with the prefix.
+        let end = format!("{prefix}\u{10FFFF}");
         let rows = stmt
-            .query_map(params![source, prefix], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map(params![source, prefix, end], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(self.db())?;
         rows.collect::<Result<_, _>>().map_err(self.db())
     }
