@@ -6,7 +6,11 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
+    sha256_reader(std::fs::File::open(path)?)
+}
+
+/// The sha256 of everything `reader` yields.
+pub fn sha256_reader(mut file: impl Read) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {

@@ -516,18 +516,26 @@ async fn heartbeat(shared: Arc<Shared>, queue_url: String, stop: watch::Receiver
         return;
     };
     let every = q.spec.visibility_timeout / 3;
+    // Once winding down: the jobs running at that moment, the only ones still extended (a
+    // source restarted on the same queue has its own heartbeat for the jobs after them).
+    let mut draining: Option<Vec<i64>> = None;
     loop {
         tokio::time::sleep(every).await;
-        let winding_down = *stop.borrow() || *shared.stopping.borrow();
-        let held = if winding_down {
-            let running: Vec<i64> = shared.running().keys().copied().collect();
-            let held = shared.receipts().held_from(&queue_url, Some(&running));
-            if held.is_empty() {
-                return;
+        if draining.is_none() && (*stop.borrow() || *shared.stopping.borrow()) {
+            draining = Some(shared.running().keys().copied().collect());
+        }
+        let held = match &mut draining {
+            Some(ids) => {
+                let running = shared.running();
+                ids.retain(|id| running.contains_key(id));
+                drop(running);
+                let held = shared.receipts().held_from(&queue_url, Some(ids));
+                if held.is_empty() {
+                    return;
+                }
+                held
             }
-            held
-        } else {
-            shared.receipts().held_from(&queue_url, None)
+            None => shared.receipts().held_from(&queue_url, None),
         };
         for m in held {
             use crate::sources::sqs::{extend, ExtendError};

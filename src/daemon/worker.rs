@@ -137,7 +137,16 @@ async fn run_one(
         datasets: shared.feeds.get(&row.source).unwrap_or(&no_datasets),
         dedup_scope: Some(&shared.dedup_scope),
     };
-    let name = job::journaled_output_name(&shared.journal(), &row.source, &row.key)?;
+    let named = job::journaled_output_name(&shared.journal(), &row.source, &row.key);
+    let name = match named {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(id, error = %e, "cannot read the journal to name the outputs; retrying");
+            return shared
+                .journal()
+                .retry_later(id, &format!("journal: {e}"), 5_000);
+        }
+    };
     if let Some(folder) = shared.folder(&row.source) {
         let mut place = folder.place(PathBuf::from(&row.key));
         // The version is "len:mtime_ns:inode" (`FileMeta::version`).
@@ -149,7 +158,7 @@ async fn run_one(
             ..cx
         };
         let outcome = job::run(&cx, &mut input, &output).await;
-        return settle(shared, &row, &input, outcome).await;
+        return settle(shared, &row, &input, outcome, None).await;
     }
     if let Some(q) = shared.queue(&row.source) {
         let (mut input, output) = s3_job(&q, &row.key, &row.version, &name);
@@ -158,7 +167,7 @@ async fn run_one(
             ..cx
         };
         let outcome = job::run(&cx, &mut input, &output).await;
-        return settle(shared, &row, &input, outcome).await;
+        return settle(shared, &row, &input, outcome, Some(&q)).await;
     }
     // A source removed from the config: its inputs wait for it to come back.
     tracing::warn!(id, source = %row.source, "input from a source no longer configured; left queued");
@@ -196,12 +205,14 @@ fn s3_job<'a>(
 }
 
 /// Journals how a job ended; a finished input is then moved, deleted or tagged, and once an
-/// input is final the SQS messages that announced it are deleted.
+/// input is final the SQS messages that announced it are deleted (through `queue`, the
+/// source the job ran with: a reload may have removed it from the configuration since).
 async fn settle(
     shared: &Shared,
     row: &crate::journal::Input,
     input: &impl Input,
     outcome: Result<Done, Failure>,
+    queue: Option<&QueueInfo>,
 ) -> Result<(), JournalError> {
     let (id, name) = (row.id, input.name());
     match job::decide(row.attempts, outcome) {
@@ -251,7 +262,7 @@ async fn settle(
                 .wait_later(id, &why, delay.as_millis() as i64);
         }
     }
-    delete_messages(shared, row).await;
+    delete_messages(shared, row, queue).await;
     Ok(())
 }
 
@@ -270,13 +281,15 @@ async fn finish(shared: &Shared, id: i64, input: &impl Input) {
     }
 }
 
-/// A final input's SQS messages (those that announced nothing else still pending).
-async fn delete_messages(shared: &Shared, row: &crate::journal::Input) {
+/// Deletes a final input's SQS messages (those that announced nothing else still pending).
+async fn delete_messages(shared: &Shared, row: &crate::journal::Input, queue: Option<&QueueInfo>) {
     let messages = shared.receipts().finish(row.id);
     if messages.is_empty() {
         return;
     }
-    let Some(q) = shared.queue(&row.source) else {
+    let current = shared.queue(&row.source);
+    let Some(q) = queue.or(current.as_deref()) else {
+        tracing::warn!(id = row.id, "no queue to delete the messages of a final input from; they come back and are deleted on sight");
         return;
     };
     for m in messages {

@@ -47,6 +47,7 @@ impl Output for LocalDir {
         formats: &[Format],
         twin: &[String],
         input: &str,
+        sha256: &str,
     ) -> Option<Result<Vec<String>, Failure>> {
         let mut planned = Vec::new();
         for &format in formats {
@@ -57,6 +58,9 @@ impl Output for LocalDir {
             let bytes = std::fs::read(&from).ok()?;
             let bytes = if format == Format::Json {
                 let mut doc = serde_json::from_slice::<serde_json::Value>(&bytes).ok()?;
+                if doc["sha256"].as_str() != Some(sha256) {
+                    return None;
+                }
                 doc["deduplicated_from"] = doc["source"].clone();
                 doc["source"] = serde_json::Value::String(input.to_string());
                 let mut v = serde_json::to_vec_pretty(&doc).ok()?;

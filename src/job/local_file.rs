@@ -37,6 +37,8 @@ pub struct LocalFile {
     /// What is at the path now is not the journaled file (a link, another file): a rejection
     /// leaves it where it is.
     not_ours: bool,
+    /// The folder's file, opened and checked once: hashed, then decoded from the start.
+    opened: Option<std::fs::File>,
 }
 
 impl LocalFile {
@@ -48,6 +50,7 @@ impl LocalFile {
             folder: None,
             sha256: None,
             not_ours: false,
+            opened: None,
         }
     }
 
@@ -59,6 +62,7 @@ impl LocalFile {
             folder: Some(folder),
             sha256: None,
             not_ours: false,
+            opened: None,
         }
     }
 
@@ -85,6 +89,12 @@ impl LocalFile {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Failure::permanent(Stage::Validate, VANISHED));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(Failure::permanent(
+                    Stage::Validate,
+                    format!("cannot open {}: {e}; make it readable by the daemon's user, then `hotfolderd retry` it", self.name),
+                ));
             }
             Err(e) => {
                 return Err(Failure::transient(
@@ -119,6 +129,16 @@ impl LocalFile {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Whether the file at the path is still the journaled one (not replaced meanwhile), so
+    /// it may be moved, deleted or quarantined.
+    fn still_journaled(&self, folder: &InFolder) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(m) if m.file_type().is_file() => folder.inode.is_none_or(|ino| ino == m.ino()),
+            _ => false,
+        }
+    }
 }
 
 impl Input for LocalFile {
@@ -150,14 +170,33 @@ impl Input for LocalFile {
     }
 
     async fn sha256_first(&mut self) -> Result<Option<String>, Failure> {
-        let path = self.path.clone();
-        // Unreadable: no dedup, and the decoder says what is wrong with the file.
-        let sha = tokio::task::spawn_blocking(move || crate::hash::sha256_file(&path))
-            .await
-            .ok()
-            .and_then(Result::ok);
-        self.sha256.clone_from(&sha);
-        Ok(sha)
+        let Some(folder) = self.folder.clone() else {
+            let path = self.path.clone();
+            // Unreadable: no dedup, and the decoder says what is wrong with the file.
+            let sha = tokio::task::spawn_blocking(move || crate::hash::sha256_file(&path))
+                .await
+                .ok()
+                .and_then(Result::ok);
+            self.sha256.clone_from(&sha);
+            return Ok(sha);
+        };
+        // The file that is hashed (and dedup trusts) is the one that is checked and decoded.
+        let file = self.open_checked(&folder)?;
+        let name = self.name.clone();
+        let hashed = tokio::task::spawn_blocking(move || {
+            use std::io::{Seek, SeekFrom};
+            let mut file = file;
+            let sha = crate::hash::sha256_reader(&mut file)?;
+            file.seek(SeekFrom::Start(0))?;
+            Ok::<_, std::io::Error>((file, sha))
+        })
+        .await
+        .map_err(|e| Failure::transient(Stage::Hash, format!("hashing ended abnormally: {e}")))?
+        .map_err(|e| Failure::transient(Stage::Hash, format!("cannot read {name}: {e}")))?;
+        let (file, sha) = hashed;
+        self.opened = Some(file);
+        self.sha256 = Some(sha.clone());
+        Ok(Some(sha))
     }
 
     async fn open(&mut self, _spool_dir: &Path) -> Result<Opened, Failure> {
@@ -166,10 +205,16 @@ impl Input for LocalFile {
             None => Sha256::OfFile(self.path.clone()),
         };
         let body = match self.folder.clone() {
-            Some(folder) => Body::Opened {
-                file: self.open_checked(&folder)?,
-                path: self.path.clone(),
-            },
+            Some(folder) => {
+                let file = match self.opened.take() {
+                    Some(f) => f,
+                    None => self.open_checked(&folder)?,
+                };
+                Body::Opened {
+                    file,
+                    path: self.path.clone(),
+                }
+            }
             None => Body::File(self.path.clone()),
         };
         Ok(Opened { body, sha256 })
@@ -181,6 +226,10 @@ impl Input for LocalFile {
 
     async fn finish(&self) -> Result<Finished, FinishError> {
         match &self.folder {
+            Some(f) if !self.still_journaled(f) => Ok(Some((
+                "left",
+                "the file at its path is no longer the one transcribed (replaced meanwhile); it is an input of its own".into(),
+            ))),
             Some(f) => after_done(f).map_err(|source| FinishError::Local {
                 path: self.path.clone(),
                 source,
@@ -193,7 +242,7 @@ impl Input for LocalFile {
         let Some(folder) = &self.folder else {
             return State::Failed;
         };
-        if self.not_ours || std::fs::symlink_metadata(&self.path).is_err() {
+        if self.not_ours || !self.still_journaled(folder) {
             tracing::warn!(file = %self.name, %stage, %reason, "failed; what is at its path now is left alone");
             return State::Failed;
         }
@@ -353,5 +402,30 @@ mod tests {
         assert!(why.contains("lies behind a symbolic link"), "{why}");
         assert_eq!(state, State::Failed);
         assert!(elsewhere.join("a.wav").exists(), "the outside file stays");
+    }
+
+    /// A file replaced at its path after it was opened (a user re-dropping a corrected
+    /// file) is the new file's own input: finishing or rejecting the old job leaves it.
+    #[test]
+    fn a_file_replaced_during_its_job_is_not_moved_or_quarantined() {
+        let (_d, f, _) = folder("a.wav");
+        let path = f.root.join(&f.rel);
+        let (finished, rejected) = block_on(async {
+            let mut input = LocalFile::in_folder(f.clone());
+            input.admit().await.unwrap();
+            input.sha256_first().await.unwrap();
+            input.open(Path::new("/tmp")).await.unwrap();
+            let newer = f.root.join("newer");
+            std::fs::write(&newer, b"RIFF the corrected file").unwrap();
+            std::fs::rename(&newer, &path).unwrap();
+            (
+                input.finish().await.unwrap(),
+                input.reject(Stage::Decode, "x", 1).await,
+            )
+        });
+        assert_eq!(finished.map(|n| n.0), Some("left"));
+        assert_eq!(rejected, State::Failed);
+        assert_eq!(std::fs::read(&path).unwrap(), b"RIFF the corrected file");
+        assert!(!f.root.join("done").exists() && !f.root.join("failed").exists());
     }
 }

@@ -221,7 +221,7 @@ async fn dedup(
     let Some(twin) = twin else {
         return Ok(None);
     };
-    match output.reuse(cx.formats, &twin.outputs, name).await {
+    match output.reuse(cx.formats, &twin.outputs, name, sha).await {
         Some(Ok(outputs)) => Ok(Some(Done {
             outputs,
             result: result.and_then(|r| serde_json::from_value(r).ok()),
@@ -339,14 +339,8 @@ pub fn journaled_output_name(
     source: &str,
     key: &str,
 ) -> Result<String, crate::journal::JournalError> {
-    let mut prefix = stem_of(key).to_string();
-    loop {
-        let family = journal.keys_starting_with(source, &prefix)?;
-        match output_name::wider_prefix(&prefix, &family) {
-            Some(wider) => prefix = wider.to_string(),
-            None => return Ok(output_name(key, &family)),
-        }
-    }
+    let family = journal.keys_starting_with(source, output_name::root_of(key))?;
+    Ok(output_name(key, &family))
 }
 
 /// `<dir>/<stem>`, to which `.<format>` is appended: a file's outputs beside it or in `dir`.

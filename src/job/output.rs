@@ -18,11 +18,13 @@ pub trait Output: Send + Sync {
     /// Makes this input's outputs in `formats` from those of an earlier input with the same
     /// content (`twin`), naming `input` as their source. `None` when that is not possible
     /// here (some of the twin's outputs are gone, or live elsewhere); then the input is
-    /// transcribed.
+    /// transcribed. Outputs that no longer record `sha256` (overwritten since) are not
+    /// reused.
     fn reuse(
         &self,
         formats: &[Format],
         twin: &[String],
         input: &str,
+        sha256: &str,
     ) -> impl Future<Output = Option<Result<Vec<String>, Failure>>> + Send;
 }

@@ -3,8 +3,13 @@
 //! less the extension (`movie.mkv` → `movie.srt`, where media players look), unless an input
 //! journaled earlier in the same source already has that name: then after the whole key
 //! (`a.mp3` → `a.mp3.json` beside `a.wav`'s `a.json`), and if that is taken too, the whole
-//! key and the journal id it was first seen under (`a.mp3.17.json`). Names are handed out
-//! in the order keys were first journaled, so a later arrival never renames an earlier one.
+//! key and the journal id it was first seen under (`a.mp3.17.json`, then `a.mp3.17.2.json`…).
+//! Names are handed out in the order keys were first journaled, so a later arrival never
+//! renames an earlier one.
+//!
+//! Every name a key can get is its root (the last segment up to its first `.`) followed by
+//! nothing or by `.…`, so only keys with the same root can compete for a name: that family
+//! is what the journal is asked for, and every member sees the same family.
 
 use std::collections::HashSet;
 
@@ -18,29 +23,39 @@ pub fn stem_of(key: &str) -> &str {
     }
 }
 
-/// Every key that could compete with `key` for a name starts with this prefix, given the
-/// keys `known` to start with `prefix` so far; `None` when `prefix` already covers them.
-pub fn wider_prefix<'a>(prefix: &str, known: &'a [(String, i64)]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|(k, _)| stem_of(k))
-        .filter(|s| s.len() < prefix.len())
-        .min_by_key(|s| s.len())
+/// `key` up to the first `.` of its last segment (one that starts the segment does not
+/// count): `dir/a.mp3.wav` → `dir/a`.
+pub fn root_of(key: &str) -> &str {
+    let segment = key.rfind('/').map_or(0, |i| i + 1);
+    match key[segment..]
+        .char_indices()
+        .skip(1)
+        .find(|(_, c)| *c == '.')
+    {
+        Some((dot, _)) => &key[..segment + dot],
+        None => key,
+    }
 }
 
-/// The output name (path or key without extension) of `key`, among `family`: every key of
-/// its source that starts with the prefix `wider_prefix` settled on, with the id each was
-/// first journaled under.
+/// The output name (path or key without extension) of `key` among `family`: the keys of its
+/// source that start with its root, with the id each was first journaled under (others
+/// with another root are ignored).
 pub fn output_name(key: &str, family: &[(String, i64)]) -> String {
-    let mut members: Vec<&(String, i64)> = family.iter().collect();
+    let root = root_of(key);
+    let mut members: Vec<&(String, i64)> =
+        family.iter().filter(|(k, _)| root_of(k) == root).collect();
     members.sort_by_key(|(_, id)| *id);
     let mut taken: HashSet<String> = HashSet::new();
     for (k, id) in members {
-        let candidates = [stem_of(k).to_string(), k.clone(), format!("{k}.{id}")];
-        let name = candidates
+        let mut name = [stem_of(k).to_string(), k.clone(), format!("{k}.{id}")]
             .into_iter()
             .find(|n| !taken.contains(n))
             .unwrap_or_else(|| format!("{k}.{id}"));
+        let mut n = 2;
+        while taken.contains(&name) {
+            name = format!("{k}.{id}.{n}");
+            n += 1;
+        }
         if k == key {
             return name;
         }
@@ -63,6 +78,13 @@ mod tests {
         assert_eq!(stem_of("dir.x/file"), "dir.x/file");
         assert_eq!(stem_of("dir/.hidden"), "dir/.hidden");
         assert_eq!(stem_of("movie.mkv"), "movie");
+    }
+
+    #[test]
+    fn roots_end_at_the_first_dot_of_the_last_segment() {
+        assert_eq!(root_of("dir.x/a.mp3.wav"), "dir.x/a");
+        assert_eq!(root_of("dir/.hidden.wav"), "dir/.hidden");
+        assert_eq!(root_of("plain"), "plain");
     }
 
     #[test]
@@ -93,10 +115,35 @@ mod tests {
         assert_eq!(output_name("a.mp3", &f), "a.mp3.7");
     }
 
+    /// Every key of a family gets a name of its own, whichever member asks, and a later
+    /// arrival changes no earlier name (found by review: `a.mp3.7.wav` and `a.mp3` both
+    /// got `a.mp3.7`; `x.wav.9.mp3` could take `x.wav`'s `x.wav.9`).
     #[test]
-    fn the_prefix_widens_to_the_shortest_stem_among_the_keys_found() {
-        let found = family(&[("a.mp3", 2), ("a.mp3.wav", 1)]);
-        assert_eq!(wider_prefix("a.mp3", &found), Some("a"));
-        assert_eq!(wider_prefix("a", &family(&[("a.wav", 1)])), None);
+    fn names_are_unique_and_stable_as_keys_arrive() {
+        let arrivals = [
+            ("a.wav", 1),
+            ("a.mp3.wav", 2),
+            ("a.mp3.7.wav", 3),
+            ("a.mp3", 7),
+            ("x.mp3", 8),
+            ("x.wav.mp3", 9),
+            ("x.wav", 10),
+            ("x.wav.10.mp3", 11),
+            ("x.wav.10", 12),
+        ];
+        let mut before: std::collections::HashMap<&str, String> = Default::default();
+        for n in 1..=arrivals.len() {
+            let f = family(&arrivals[..n]);
+            let names: Vec<String> = arrivals[..n]
+                .iter()
+                .map(|(k, _)| output_name(k, &f))
+                .collect();
+            let unique: HashSet<&String> = names.iter().collect();
+            assert_eq!(unique.len(), n, "{names:?}");
+            for ((k, _), name) in arrivals[..n].iter().zip(&names) {
+                let was = before.entry(k).or_insert_with(|| name.clone());
+                assert_eq!(was, name, "{k} was renamed");
+            }
+        }
     }
 }

@@ -78,6 +78,28 @@ impl<'a> S3Object<'a> {
     /// up, so this uses an attempt. A break that repeats on every attempt (a connection
     /// dropped mid-stream, a checksum mismatch) then ends as a failure with its reason,
     /// instead of waiting forever; a real outage shows at the next attempt's HEAD.
+    /// Whether the key's current object is still the upload this input is (checked before
+    /// deleting or tagging it, so a newer upload is never deleted in its place).
+    async fn still_current(&self) -> Result<bool, String> {
+        let head = self
+            .s3
+            .head_object()
+            .bucket(self.bucket)
+            .key(self.key)
+            .set_if_match(self.pin.if_match())
+            .send()
+            .await;
+        match head {
+            Ok(h) => {
+                Ok(self.pin.version_id.is_none()
+                    || h.version_id() == self.pin.version_id.as_deref())
+            }
+            Err(e) if changed(&e) => Ok(false),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(describe(&e)),
+        }
+    }
+
     /// The object is no longer the upload this input is.
     fn replaced(&self) -> Failure {
         Failure::permanent(
@@ -348,6 +370,12 @@ impl Input for S3Object<'_> {
             uri: self.uri.clone(),
             reason,
         };
+        if self.after != S3After::Keep && !self.still_current().await.map_err(failed)? {
+            return Ok(Some((
+                "left",
+                "the object is no longer the upload transcribed (a newer one replaced it); left as it is".into(),
+            )));
+        }
         match self.after {
             S3After::Keep => Ok(None),
             S3After::Delete => s3
@@ -373,6 +401,7 @@ impl Input for S3Object<'_> {
                 s3.put_object_tagging()
                     .bucket(self.bucket)
                     .key(self.key)
+                    .set_version_id(self.pin.version_id.clone())
                     .tagging(tagging)
                     .send()
                     .await

@@ -54,6 +54,7 @@ impl Output for S3Prefix<'_> {
         _formats: &[Format],
         _twin: &[String],
         _input: &str,
+        _sha256: &str,
     ) -> Option<Result<Vec<String>, Failure>> {
         // The hash of an S3 input is known only once it has been read: no dedup yet.
         None

@@ -263,6 +263,9 @@ const SCHEMA_VERSION: i64 = 5;
 /// Brings a journal written by an older hotfolderd up to [`SCHEMA_VERSION`]. A fresh file
 /// (version 0) already has the current tables from [`SCHEMA`].
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    // One transaction: a crash mid-way leaves the file as it was, not half migrated.
+    let tx = conn.unchecked_transaction()?;
+    let conn: &Connection = &tx;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version == 1 {
         conn.execute_batch("ALTER TABLE inputs ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;")?;
@@ -283,7 +286,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if version < SCHEMA_VERSION {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }
-    Ok(())
+    tx.commit()
 }
 
 /// Moves input `id` to `to` inside `tx`, if `to` is allowed from its current state: the row

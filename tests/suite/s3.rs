@@ -24,9 +24,10 @@ fn failures(d: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-fn s3_record(bucket: &str, encoded_key: &str, size: usize) -> String {
+/// An S3 event record; `etag` is the object's (jobs read exactly that upload).
+fn s3_record(bucket: &str, encoded_key: &str, size: usize, etag: &str) -> String {
     format!(
-        r#"{{"Records":[{{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1","eventTime":"2026-11-23T12:00:00.000Z","eventName":"ObjectCreated:Put","s3":{{"s3SchemaVersion":"1.0","bucket":{{"name":"{bucket}","arn":"arn:aws:s3:::{bucket}"}},"object":{{"key":"{encoded_key}","size":{size},"eTag":"0123456789abcdef"}}}}}}]}}"#
+        r#"{{"Records":[{{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1","eventTime":"2026-11-23T12:00:00.000Z","eventName":"ObjectCreated:Put","s3":{{"s3SchemaVersion":"1.0","bucket":{{"name":"{bucket}","arn":"arn:aws:s3:::{bucket}"}},"object":{{"key":"{encoded_key}","size":{size},"eTag":"{etag}"}}}}}}]}}"#
     )
 }
 
@@ -79,13 +80,14 @@ fn uploads_become_transcripts_in_the_output_bucket_and_bad_messages_are_recorded
             "MessageId": "6f4a6c52-8d2e-5a9f-9c47-0d2b1d3f6f11",
             "TopicArn": "arn:aws:sns:us-east-1:123456789012:uploads",
             "Subject": "Amazon S3 Notification",
-            "Message": s3_record("media", "in/sns/topic.wav", 10),
+            "Message": s3_record("media", "in/sns/topic.wav", 10, &w.etag("in/sns/topic.wav")),
             "Timestamp": "2026-11-23T12:00:00.000Z",
             "SignatureVersion": "1",
             "Signature": "EXAMPLE",
         })
         .to_string(),
     );
+    let bridge_etag = w.etag("in/bridge/2026-11-23T12:00:00 bus.wav");
     w.send_body(
         serde_json::json!({
             "version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103",
@@ -93,15 +95,25 @@ fn uploads_become_transcripts_in_the_output_bucket_and_bad_messages_are_recorded
             "time": "2026-11-23T12:00:00Z", "region": "us-east-1",
             "resources": ["arn:aws:s3:::media"],
             "detail": {"version": "0", "bucket": {"name": "media"},
-                "object": {"key": "in/bridge/2026-11-23T12:00:00 bus.wav", "size": 10, "etag": "abc"},
+                "object": {"key": "in/bridge/2026-11-23T12:00:00 bus.wav", "size": 10, "etag": bridge_etag},
                 "reason": "PutObject"}
         })
         .to_string(),
     );
     // Bad messages and bad objects.
     w.send_body("this is not JSON {".into());
-    w.send_body(s3_record("media", "in/never-uploaded.wav", 10));
-    w.send_body(s3_record("media", "in/..%2F..%2Fetc%2Fpasswd.wav", 10));
+    w.send_body(s3_record(
+        "media",
+        "in/never-uploaded.wav",
+        10,
+        "0123456789abcdef",
+    ));
+    w.send_body(s3_record(
+        "media",
+        "in/..%2F..%2Fetc%2Fpasswd.wav",
+        10,
+        "0123456789abcdef",
+    ));
     w.upload("in/too-big.wav", vec![0u8; 11_000_000]);
 
     let out = |k: &str| w.output(&format!("transcripts/{k}"));

@@ -53,7 +53,10 @@ fn the_same_event_twice_gives_one_result() {
         std::fs::read(speak(d, "s", "Delivered twice, transcribed once.", "en-us")).unwrap();
     let w = world(&[("in/twice.wav", speech)]);
     let config = w.config(d);
-    let event = r#"{"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"media"},"object":{"key":"in/twice.wav","size":10,"eTag":"feedface"}}}]}"#.to_string();
+    let event = format!(
+        r#"{{"Records":[{{"eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{{"bucket":{{"name":"media"}},"object":{{"key":"in/twice.wav","size":10,"eTag":"{}"}}}}}}]}}"#,
+        w.etag("in/twice.wav")
+    );
     w.send_body(event.clone());
     w.send_body(event);
     let daemon = start_daemon_with(

@@ -328,6 +328,11 @@ impl World {
     /// Uploads without an event (the bucket sends none after `silence_bucket`); the ETag.
     pub fn upload_etag(&self, key: &str, bytes: Vec<u8>) -> String {
         self.upload(key, bytes);
+        self.etag(key)
+    }
+
+    /// The ETag of input object `key`, unquoted, as S3 events carry it.
+    pub fn etag(&self, key: &str) -> String {
         self.rt.block_on(async {
             let h = self
                 .s3
