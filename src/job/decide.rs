@@ -8,9 +8,9 @@ use super::Done;
 use crate::pipeline::cancel::Stopped;
 
 /// Transient failures are retried this many times before the input is marked failed.
-pub const MAX_ATTEMPTS: i64 = 5;
+const MAX_ATTEMPTS: i64 = 5;
 /// A job that ran past its time limit is tried this many times in all.
-pub const MAX_TIMEOUT_ATTEMPTS: i64 = 2;
+const MAX_TIMEOUT_ATTEMPTS: i64 = 2;
 
 /// Why an input goes back to the queue (the `kind` label of the retries metric).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -126,10 +126,6 @@ impl LocalFile {
         Ok(file)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Whether the file at the path is still the journaled one (not replaced meanwhile), so
     /// it may be moved, deleted or quarantined.
     fn still_journaled(&self, folder: &InFolder) -> bool {

@@ -17,13 +17,13 @@ mod output_name;
 mod s3_object;
 mod s3_prefix;
 
-pub use decide::{decide, Decision, RetryKind, MAX_ATTEMPTS, MAX_TIMEOUT_ATTEMPTS};
+pub use decide::{decide, Decision, RetryKind};
 pub use failure::{Failure, Stage};
 pub use input::{Body, FinishError, Finished, Input, Opened, Sha256};
 pub use local_dir::LocalDir;
 pub use local_file::{after_done, InFolder, LocalFile};
 pub use output::Output;
-pub use output_name::{output_name, stem_of};
+pub use output_name::output_name;
 pub use s3_object::{unsafe_key, Pin, S3Object};
 pub use s3_prefix::S3Prefix;
 
