@@ -11,7 +11,7 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
@@ -263,10 +263,19 @@ const SCHEMA_VERSION: i64 = 5;
 /// Brings a journal written by an older hotfolderd up to [`SCHEMA_VERSION`]. A fresh file
 /// (version 0) already has the current tables from [`SCHEMA`].
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    // One transaction: a crash mid-way leaves the file as it was, not half migrated.
-    let tx = conn.unchecked_transaction()?;
+    let user_version = |c: &Connection| c.pragma_query_value(None, "user_version", |r| r.get(0));
+    // A current file needs no write at all: `hotfolderd status` beside a busy daemon must not
+    // compete for the write lock.
+    if user_version(conn)? == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // One transaction: a crash mid-way leaves the file as it was, not half migrated. It takes
+    // the write lock up front (IMMEDIATE), where the busy timeout applies: a deferred one that
+    // read first and then wrote fails at once with "database is locked" when another
+    // connection committed in between (WAL cannot upgrade a stale snapshot).
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let conn: &Connection = &tx;
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let version: i64 = user_version(conn)?;
     if version == 1 {
         conn.execute_batch("ALTER TABLE inputs ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;")?;
     }
@@ -336,6 +345,46 @@ fn step(
     Ok(())
 }
 
+/// How long a statement waits for another connection's lock (the daemon's, or a command's
+/// run beside it) before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Puts the file in WAL mode. Switching needs every other connection gone, and SQLite answers
+/// "database is locked" at once rather than through the busy timeout, so two processes
+/// opening a fresh journal together (the daemon starting, `hotfolderd status` beside it)
+/// retry here until one of them has switched it.
+fn use_wal(conn: &Connection, timeout: Duration) -> rusqlite::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return Ok(());
+        }
+        let busy = match conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
+        {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            // Still another mode: someone else held the file.
+            Ok(mode) => rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                Some(format!(
+                    "could not switch the journal from {mode} to WAL mode"
+                )),
+            ),
+            Err(e) if is_busy(&e) => e,
+            Err(e) => return Err(e),
+        };
+        if Instant::now() >= deadline {
+            return Err(busy);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+}
+
 impl Journal {
     /// Opens (creating if needed) the journal at `path`, in WAL mode with synchronous=FULL:
     /// a committed transition survives a crash or power cut.
@@ -351,10 +400,8 @@ impl Journal {
             source,
         };
         let conn = Connection::open(path).map_err(db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
+        use_wal(&conn, BUSY_TIMEOUT).map_err(db)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(db)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
@@ -878,6 +925,29 @@ mod tests {
         assert_eq!(j.in_state(State::Queued).unwrap(), vec![id]);
         let counts = j.counts().unwrap();
         assert!(counts.contains(&(State::Queued, 1)) && counts.contains(&(State::Done, 0)));
+    }
+
+    #[test]
+    fn a_fresh_journal_opened_by_several_at_once_opens_for_all() {
+        // `hotfolderd status` run while the daemon started: both created the file, and one
+        // migration's deferred read-then-write failed with "database is locked".
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("journal.sqlite");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+            let openers: Vec<_> = (0..4)
+                .map(|_| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        Journal::open(&path).map(drop)
+                    })
+                })
+                .collect();
+            for opener in openers {
+                opener.join().unwrap().unwrap();
+            }
+        }
     }
 
     #[test]
