@@ -116,6 +116,41 @@ pub enum ModelCommand {
         #[arg(long, value_enum, default_value = "f16")]
         quantize: WeightType,
     },
+    /// Write a Hugging Face transformers Whisper folder (config, safetensors weights,
+    /// tokenizer, generation and preprocessor configs) from a ggml model or its CTranslate2
+    /// source: the starting weights for fine-tuning.
+    #[command(name = "export-hf")]
+    ExportHf {
+        /// ggml model file, or CTranslate2 model directory; default: the configured [asr] model.
+        model: Option<PathBuf>,
+        /// New folder to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// tokenizer.json of the model; default: tokenizer-NAME.json or tokenizer.json beside it.
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        /// Config naming the served model, when MODEL is not given.
+        #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Convert a Hugging Face Whisper folder (full fine-tune, or a PEFT LoRA adapter merged
+    /// into its base) to a ggml model file whisper.cpp loads.
+    #[command(name = "import-hf")]
+    ImportHf {
+        /// Folder with config.json + model.safetensors, or adapter_config.json +
+        /// adapter_model.safetensors.
+        dir: PathBuf,
+        /// ggml model file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Storage of the weight matrices: f16, or quantized (smaller, faster).
+        #[arg(long, value_enum, default_value = "f16")]
+        quantize: WeightType,
+        /// For an adapter: the Hugging Face folder it was trained from (default: the adapter's
+        /// base_model_name_or_path, when that is a local folder).
+        #[arg(long)]
+        base: Option<PathBuf>,
+    },
     /// Convert Silero VAD weights (silero_vad_16k.safetensors from PyPI's silero-vad) to the
     /// ggml VAD model whisper.cpp uses to skip non-speech.
     #[command(name = "import-silero")]

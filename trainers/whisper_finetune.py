@@ -1,27 +1,31 @@
 #!/usr/bin/env python3
-"""Fine-tune Whisper on a hotfolderd dataset manifest (JAX/Flax + Hugging Face transformers).
+"""Fine-tune Whisper on a hotfolderd dataset manifest (PyTorch + transformers 5 + PEFT).
 
 hotfolderd starts this with HOTFOLDERD_MANIFEST (a frozen JSONL manifest: audio_filepath,
-duration, text, ...) and HOTFOLDERD_OUTPUT_DIR (where checkpoints go) in its environment.
-Every line printed to stdout is one JSON object: a metrics record. Notes and warnings go to
-stderr.
+duration, text, ...) and HOTFOLDERD_OUTPUT_DIR (where the trained model goes) in its
+environment. Every line printed to stdout is one JSON object: a metrics record. Notes and
+warnings go to stderr. The result, output/final, is a Hugging Face folder (full fine-tune) or
+a PEFT adapter folder (LoRA); `hotfolderd model import-hf` turns either into a ggml model.
 
-    # a real model (downloaded by transformers from the Hugging Face hub, on the GPU box):
-    python3 trainers/whisper_finetune.py --model openai/whisper-small.en --max-steps 2000
-    # LoRA on the attention projections instead of all weights:
-    python3 trainers/whisper_finetune.py --model openai/whisper-small.en --lora-rank 8
-    # what the test suite runs on CPU: a tiny model built from a config, no downloads
-    python3 trainers/whisper_finetune.py --tiny --tokenizer var/models/tokenizer-tiny.en.json \\
-        --max-steps 3 --batch-size 2
+    # start from the model the daemon serves, exported first:
+    hotfolderd model export-hf var/models/ggml-tiny.en.bin --out var/hf/tiny.en
+    python3 trainers/whisper_finetune.py --model var/hf/tiny.en --max-steps 2000
+    # LoRA on chosen projections instead of all weights:
+    python3 trainers/whisper_finetune.py --model var/hf/tiny.en --lora-rank 8 \\
+        --lora-targets q_proj,k_proj,v_proj,out_proj
+    # a tiny random Whisper built from a config (a smoke test, no weights needed):
+    python3 trainers/whisper_finetune.py --tiny --tokenizer var/models/tokenizer-tiny.en.json
 
-Install: python3 -m venv var/trainer-venv && var/trainer-venv/bin/pip install -r
-trainers/requirements.txt (CPU); on a CUDA box install jax[cuda12] of the same version.
+--model defaults to HOTFOLDERD_BASE_MODEL. On a CUDA box it trains in bf16 (fp16 where bf16
+is missing) with gradient checkpointing; on CPU in f32.
+Install: scripts/trainer-venv.sh (trainers/requirements.txt, pinned).
 """
 
 import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import time
 import wave
@@ -46,21 +50,30 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--manifest", default=os.environ.get("HOTFOLDERD_MANIFEST"))
     p.add_argument("--output-dir", default=os.environ.get("HOTFOLDERD_OUTPUT_DIR"))
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", help="Flax Whisper to start from (hub id or local folder)")
-    src.add_argument("--tiny", action="store_true", help="a tiny random Whisper built from a config")
-    p.add_argument("--tokenizer", help="tokenizer.json (required with --tiny)")
+    p.add_argument("--model", default=os.environ.get("HOTFOLDERD_BASE_MODEL"),
+                   help="Hugging Face Whisper folder to start from (hotfolderd model export-hf)")
+    p.add_argument("--tiny", action="store_true", help="a tiny random Whisper built from a config")
+    p.add_argument("--tokenizer", help="tokenizer.json (with --tiny; else the model's own)")
+    p.add_argument("--language", default="en", help="for lines without one (multilingual models)")
     p.add_argument("--max-steps", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--learning-rate", type=float, default=1e-5)
     p.add_argument("--warmup-steps", type=int, default=50)
     p.add_argument("--lora-rank", type=int, default=0, help="0: train all weights")
     p.add_argument("--lora-alpha", type=float, default=16.0)
+    p.add_argument("--lora-dropout", type=float, default=0.05)
+    p.add_argument("--lora-targets", default="q_proj,v_proj",
+                   help="comma-separated module names LoRA adapts")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--gradient-checkpointing", default="auto", choices=["auto", "on", "off"])
     p.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     if not a.manifest or not a.output_dir:
         p.error("--manifest and --output-dir (or HOTFOLDERD_MANIFEST and HOTFOLDERD_OUTPUT_DIR) are required")
+    if not a.tiny and not a.model:
+        p.error("no model to start from: pass --model DIR (a folder from `hotfolderd model export-hf`), "
+                "or set HOTFOLDERD_BASE_MODEL, or --tiny for a random smoke-test model")
     if a.tiny and not a.tokenizer:
         p.error("--tiny needs --tokenizer")
     return a
@@ -98,17 +111,26 @@ def read_wav(path, offset=None, duration=None):
     return pcm.astype(np.float32) / 32768.0
 
 
+def buckets(lines, batch_size, rng):
+    """Batches of neighbouring durations (so label widths stay close), in a shuffled order."""
+    order = sorted(range(len(lines)), key=lambda i: float(lines[i]["duration"]))
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
 def main():
     args = parse_args()
-    import jax
-    import jax.numpy as jnp
-    import optax
-    from flax import traverse_util
-    from transformers import (
-        FlaxWhisperForConditionalGeneration,
-        WhisperConfig,
-        WhisperFeatureExtractor,
-    )
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    torch.manual_seed(args.seed)
+    cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda" if cuda else "cpu")
+    amp = None
+    if cuda:
+        amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
     lines, bad = read_manifest(args.manifest)
     for n, why in bad:
@@ -120,32 +142,41 @@ def main():
         return 2
 
     if args.tiny:
-        from tokenizers import Tokenizer
-
         tok = Tokenizer.from_file(args.tokenizer)
-        tok.no_padding()
-        sot, eot = tok.token_to_id("<|startoftranscript|>"), tok.token_to_id("<|endoftext|>")
+        eot = tok.token_to_id("<|endoftext|>")
         config = WhisperConfig(
             vocab_size=51864, num_mel_bins=80, d_model=64, encoder_layers=1, decoder_layers=1,
             encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=128,
             decoder_ffn_dim=128, max_source_positions=1500, max_target_positions=448,
-            decoder_start_token_id=sot, pad_token_id=eot, bos_token_id=eot, eos_token_id=eot,
+            decoder_start_token_id=tok.token_to_id("<|startoftranscript|>"),
+            pad_token_id=eot, bos_token_id=eot, eos_token_id=eot,
         )
-        model = FlaxWhisperForConditionalGeneration(config, seed=args.seed, dtype=jnp.float32)
-
-        def encode(text):
-            # The tokenizer adds <|startoftranscript|><|notimestamps|> … <|endoftext|>.
-            return tok.encode(" " + text.strip()).ids
+        model = WhisperForConditionalGeneration(config)
+        source = None
     else:
-        from transformers import WhisperTokenizer
-
-        model = FlaxWhisperForConditionalGeneration.from_pretrained(args.model)
-        hf_tok = WhisperTokenizer.from_pretrained(args.model)
+        source = os.path.abspath(args.model)
+        model = WhisperForConditionalGeneration.from_pretrained(source)
+        tok = Tokenizer.from_file(args.tokenizer or os.path.join(source, "tokenizer.json"))
         config = model.config
-        eot = config.eos_token_id
+    tok.no_padding()
+    eot = tok.token_to_id("<|endoftext|>")
+    multilingual = config.vocab_size >= 51865
 
-        def encode(text):
-            return hf_tok(" " + text.strip()).input_ids
+    def special(text):
+        i = tok.token_to_id(text)
+        if i is None:
+            raise SystemExit(f"the tokenizer has no {text} token")
+        return i
+
+    # The prompt whisper.cpp decodes with, so training and serving see the same context.
+    def prefix(line):
+        ids = [special("<|startoftranscript|>")]
+        if multilingual:
+            ids += [special(f"<|{line.get('language') or args.language}|>"), special("<|transcribe|>")]
+        return ids + [special("<|notimestamps|>")]
+
+    def encode(line):
+        return prefix(line) + tok.encode(" " + line["text"].strip(), add_special_tokens=False).ids + [eot]
 
     features = WhisperFeatureExtractor(feature_size=config.num_mel_bins)
     max_len = config.max_target_positions
@@ -153,82 +184,80 @@ def main():
     def batch_of(items):
         audio = [read_wav(l["audio_filepath"], l.get("offset"), l.get("duration") if l.get("offset") else None)
                  for l in items]
-        mel = features(audio, sampling_rate=16000, return_tensors="np").input_features
-        ids = [encode(l["text"])[:max_len + 1] for l in items]
-        width = max(len(i) for i in ids) - 1
-        dec = np.full((len(ids), width), eot, dtype=np.int32)
-        labels = np.full((len(ids), width), -100, dtype=np.int32)
+        mel = features(audio, sampling_rate=16000, return_tensors="pt").input_features
+        ids = [encode(l)[:max_len + 1] for l in items]
+        # Widths rounded up to a multiple of 8: fewer distinct shapes for the kernels.
+        width = -(-(max(len(i) for i in ids) - 1) // 8) * 8
+        dec = torch.full((len(ids), width), eot, dtype=torch.long)
+        labels = torch.full((len(ids), width), -100, dtype=torch.long)
         for r, i in enumerate(ids):
-            dec[r, : len(i) - 1] = i[:-1]
-            labels[r, : len(i) - 1] = i[1:]
-        return jnp.asarray(mel), jnp.asarray(dec), jnp.asarray(labels)
+            dec[r, : len(i) - 1] = torch.tensor(i[:-1])
+            labels[r, : len(i) - 1] = torch.tensor(i[1:])
+        return mel.to(device), dec.to(device), labels.to(device)
 
-    params = model.params
     lora = args.lora_rank > 0
     if lora:
-        flat = traverse_util.flatten_dict(params)
-        key = jax.random.PRNGKey(args.seed)
-        adapters = {}
-        for path, w in flat.items():
-            if path[-1] == "kernel" and path[-2] in ("q_proj", "v_proj"):
-                key, sub = jax.random.split(key)
-                adapters["/".join(path)] = {
-                    "a": jax.random.normal(sub, (w.shape[0], args.lora_rank)) * 0.01,
-                    "b": jnp.zeros((args.lora_rank, w.shape[1])),
-                }
-        scale = args.lora_alpha / args.lora_rank
-        trainable = adapters
+        from peft import LoraConfig, get_peft_model
 
-        def full_params(t):
-            merged = dict(flat)
-            for name, ab in t.items():
-                path = tuple(name.split("/"))
-                merged[path] = flat[path] + scale * ab["a"] @ ab["b"]
-            return traverse_util.unflatten_dict(merged)
-    else:
-        trainable = params
-
-        def full_params(t):
-            return t
-
-    schedule = optax.linear_schedule(0.0, args.learning_rate, max(1, args.warmup_steps))
-    opt = optax.adamw(schedule, weight_decay=0.0 if lora else 0.01)
-    opt_state = opt.init(trainable)
-
-    def loss_fn(t, mel, dec, labels, rng):
-        logits = model(mel, decoder_input_ids=dec, params=full_params(t), dropout_rng=rng, train=True).logits
-        mask = labels >= 0
-        ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.where(mask, labels, 0))
-        return jnp.sum(ce * mask) / jnp.maximum(1, jnp.sum(mask))
-
-    @jax.jit
-    def step(t, opt_state, mel, dec, labels, rng):
-        loss, grads = jax.value_and_grad(loss_fn)(t, mel, dec, labels, rng)
-        updates, opt_state = opt.update(grads, opt_state, t)
-        return optax.apply_updates(t, updates), opt_state, loss
+        targets = [t.strip() for t in args.lora_targets.split(",") if t.strip()]
+        model = get_peft_model(model, LoraConfig(
+            r=args.lora_rank, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+            target_modules=targets, bias="none"))
+    checkpointing = args.gradient_checkpointing == "on" or (args.gradient_checkpointing == "auto" and cuda)
+    if checkpointing:
+        model.gradient_checkpointing_enable()
+        if lora:
+            model.enable_input_require_grads()
+    model.to(device).train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    emit(event="model", parameters=sum(p.numel() for p in model.parameters()),
+         trainable=sum(p.numel() for p in trainable), device=str(device),
+         dtype=str(amp or torch.float32).replace("torch.", ""), lora_rank=args.lora_rank,
+         gradient_checkpointing=checkpointing)
+    opt = torch.optim.AdamW(trainable, lr=args.learning_rate, weight_decay=0.0 if lora else 0.01)
+    warmup = max(1, args.warmup_steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
 
     def save(name):
         out = os.path.join(args.output_dir, name)
-        model.save_pretrained(out, params=full_params(trainable))
-        if lora:
-            from flax.serialization import to_bytes
-
-            with open(os.path.join(out, "lora_adapters.msgpack"), "wb") as f:
-                f.write(to_bytes(trainable))
+        model.save_pretrained(out)
+        if args.tiny:
+            shutil.copy(args.tokenizer, os.path.join(out, "tokenizer.json"))
+        else:
+            # What import-hf and transformers' processors need beside the weights.
+            for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                      "preprocessor_config.json", "generation_config.json"):
+                if os.path.isfile(os.path.join(source, f)) and not os.path.exists(os.path.join(out, f)):
+                    shutil.copy(os.path.join(source, f), os.path.join(out, f))
         emit(event="checkpoint", step=n, path=os.path.relpath(out, args.output_dir))
 
-    rng = jax.random.PRNGKey(args.seed)
-    order = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(args.seed)
     started = time.time()
     n, loss = 0, float("nan")
+    pending = []
     while n < args.max_steps:
-        picks = order.choice(len(lines), size=min(args.batch_size, len(lines)), replace=False)
+        if not pending:
+            pending = buckets(lines, args.batch_size, rng)
+        picks = pending.pop()
+        t0 = time.time()
         mel, dec, labels = batch_of([lines[i] for i in picks])
-        rng, sub = jax.random.split(rng)
-        trainable, opt_state, loss_v = step(trainable, opt_state, mel, dec, labels, sub)
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            out = model(input_features=mel, decoder_input_ids=dec, labels=labels)
+        opt.zero_grad(set_to_none=True)
+        if scaler:
+            scaler.scale(out.loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            out.loss.backward()
+            opt.step()
+        lr = sched.get_last_lr()[0]
+        sched.step()
         n += 1
-        loss = float(loss_v)
-        emit(step=n, loss=loss, learning_rate=float(schedule(n)), seconds=round(time.time() - started, 3))
+        loss = float(out.loss.detach())
+        emit(step=n, loss=loss, learning_rate=lr, samples_per_second=round(len(picks) / (time.time() - t0), 3),
+             seconds=round(time.time() - started, 3))
         if not math.isfinite(loss):
             note(f"loss is {loss} at step {n}; stopping")
             return 1

@@ -12,6 +12,7 @@ use half::f16;
 
 use super::ct2::Ct2Model;
 use super::ggml::{self, Hparams, TensorType};
+use super::whisper_names::Kind;
 use super::{mel, quantize, vocab, ModelError};
 use crate::sinks::local::AtomicFile;
 
@@ -29,7 +30,7 @@ pub enum WeightType {
 }
 
 impl WeightType {
-    fn ftype(self) -> i32 {
+    pub(super) fn ftype(self) -> i32 {
         match self {
             WeightType::F32 => 0,
             WeightType::F16 => 1,
@@ -37,17 +38,6 @@ impl WeightType {
             WeightType::Q5_1 => 9 + GGML_QNT_VERSION * 1000,
         }
     }
-}
-
-/// What a tensor is, which decides how it is stored (as whisper.cpp's loader expects).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// 2-D weight matrices: the model's weight type.
-    Matrix,
-    /// Convolution kernels: f16 unless the whole model is f32.
-    Conv,
-    /// Biases, norms, positional embeddings: always f32.
-    Float,
 }
 
 /// One output tensor: rows `[row0, row0 + rows)` of a source variable.
@@ -222,7 +212,12 @@ fn count_layers(model: &Ct2Model, prefix: &str) -> usize {
 }
 
 /// Stores `values` per kind and model weight type; returns the ggml type written.
-fn encode(values: &[f32], kind: Kind, wtype: WeightType, out: &mut Vec<u8>) -> TensorType {
+pub(super) fn encode(
+    values: &[f32],
+    kind: Kind,
+    wtype: WeightType,
+    out: &mut Vec<u8>,
+) -> TensorType {
     out.clear();
     let f32_out = |out: &mut Vec<u8>| {
         out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
@@ -233,7 +228,7 @@ fn encode(values: &[f32], kind: Kind, wtype: WeightType, out: &mut Vec<u8>) -> T
         TensorType::F16
     };
     match (kind, wtype) {
-        (Kind::Float, _) | (_, WeightType::F32) => f32_out(out),
+        (Kind::Float | Kind::ConvBias, _) | (_, WeightType::F32) => f32_out(out),
         (Kind::Conv, _) | (Kind::Matrix, WeightType::F16) => f16_out(out),
         (Kind::Matrix, WeightType::Q8_0) => {
             quantize::q8_0(values, out);
@@ -490,5 +485,23 @@ fn ffn(add: &mut Add, dst: &str, src: &str) {
             vec![],
             Kind::Float,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ct2_plan_writes_the_tensors_of_the_shared_table_in_its_order() {
+        let planned: Vec<(String, bool)> = plan(384, 4, 4)
+            .into_iter()
+            .map(|p| (p.name, p.kind == Kind::Matrix))
+            .collect();
+        let table: Vec<(String, bool)> = super::super::whisper_names::tensors(4, 4)
+            .into_iter()
+            .map(|t| (t.ggml, t.kind == Kind::Matrix))
+            .collect();
+        assert_eq!(planned, table);
     }
 }

@@ -1,7 +1,10 @@
 //! ggml block quantisation of weight matrices (the reference algorithms from ggml-quants.c),
-//! so the importer can write the smaller, faster models whisper.cpp loads directly.
+//! so the importer can write the smaller, faster models whisper.cpp loads directly, and the
+//! way back to f32 for exporting a quantized model.
 
 use half::f16;
+
+use super::ggml::TensorType;
 
 /// Elements per block for q8_0 and q5_1.
 pub const BLOCK: usize = 32;
@@ -47,39 +50,84 @@ pub fn q5_1(values: &[f32], out: &mut Vec<u8>) {
     }
 }
 
+/// Bytes per block of [`BLOCK`] values, for each block-quantized type.
+pub fn block_bytes(t: TensorType) -> Option<usize> {
+    match t {
+        TensorType::F32 | TensorType::F16 => None,
+        TensorType::Q4_0 => Some(18),
+        TensorType::Q4_1 => Some(20),
+        TensorType::Q5_0 => Some(22),
+        TensorType::Q5_1 => Some(24),
+        TensorType::Q8_0 => Some(34),
+    }
+}
+
+/// The f32 values of `bytes` stored as `t` (ggml-quants.c's `dequantize_row_*`).
+pub fn dequantize(t: TensorType, bytes: &[u8]) -> Result<Vec<f32>, String> {
+    let half = |b: &[u8], i: usize| f16::from_le_bytes([b[i], b[i + 1]]).to_f32();
+    let unit = match t {
+        TensorType::F32 => 4,
+        TensorType::F16 => 2,
+        _ => block_bytes(t).unwrap_or(1),
+    };
+    if bytes.len() % unit != 0 {
+        return Err(format!(
+            "{} bytes is not a whole number of {t:?} blocks",
+            bytes.len()
+        ));
+    }
+    let chunks = bytes.chunks_exact(unit);
+    let out = match t {
+        TensorType::F32 => chunks
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        TensorType::F16 => chunks.map(|b| half(b, 0)).collect(),
+        TensorType::Q8_0 => chunks
+            .flat_map(|b| {
+                let d = half(b, 0);
+                b[2..].iter().map(move |q| f32::from(*q as i8) * d)
+            })
+            .collect(),
+        TensorType::Q4_0 | TensorType::Q4_1 | TensorType::Q5_0 | TensorType::Q5_1 => {
+            let mut out = Vec::with_capacity(bytes.len() / unit * BLOCK);
+            for b in chunks {
+                // Layout: d, [m], [qh: u32], 16 bytes of nibbles (low half, high half).
+                let d = half(b, 0);
+                let with_min = matches!(t, TensorType::Q4_1 | TensorType::Q5_1);
+                let m = if with_min { half(b, 2) } else { 0.0 };
+                let at = if with_min { 4 } else { 2 };
+                let five = matches!(t, TensorType::Q5_0 | TensorType::Q5_1);
+                let qh = if five {
+                    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+                } else {
+                    0
+                };
+                let qs = &b[if five { at + 4 } else { at }..];
+                // Unsigned types add the minimum; signed ones centre on 8 (4-bit) or 16.
+                let offset = match t {
+                    TensorType::Q4_0 => 8.0,
+                    TensorType::Q5_0 => 16.0,
+                    _ => 0.0,
+                };
+                let mut block = [0f32; BLOCK];
+                for j in 0..BLOCK / 2 {
+                    let hi_bit = |k: usize| if five { ((qh >> k) & 1) << 4 } else { 0 };
+                    let lo = u32::from(qs[j] & 0x0F) | hi_bit(j);
+                    let hi = u32::from(qs[j] >> 4) | hi_bit(j + BLOCK / 2);
+                    block[j] = (lo as f32 - offset) * d + m;
+                    block[j + BLOCK / 2] = (hi as f32 - offset) * d + m;
+                }
+                out.extend_from_slice(&block);
+            }
+            out
+        }
+    };
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn dequant_q8_0(bytes: &[u8]) -> Vec<f32> {
-        bytes
-            .chunks(34)
-            .flat_map(|b| {
-                let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
-                b[2..].iter().map(move |q| f32::from(*q as i8) * d)
-            })
-            .collect()
-    }
-
-    fn dequant_q5_1(bytes: &[u8]) -> Vec<f32> {
-        bytes
-            .chunks(24)
-            .flat_map(|b| {
-                let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
-                let m = f16::from_le_bytes([b[2], b[3]]).to_f32();
-                let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
-                let qs = &b[8..24];
-                let mut out = vec![0f32; 32];
-                for j in 0..16 {
-                    let lo = u32::from(qs[j] & 0x0F) | (((qh >> j) & 1) << 4);
-                    let hi = u32::from(qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4);
-                    out[j] = lo as f32 * d + m;
-                    out[j + 16] = hi as f32 * d + m;
-                }
-                out
-            })
-            .collect()
-    }
 
     fn ramp() -> Vec<f32> {
         (0..64).map(|i| ((i as f32) * 0.37).sin() * 0.8).collect()
@@ -91,7 +139,7 @@ mod tests {
         let mut out = Vec::new();
         q8_0(&x, &mut out);
         assert_eq!(out.len(), 2 * 34);
-        for (a, b) in x.iter().zip(dequant_q8_0(&out)) {
+        for (a, b) in x.iter().zip(dequantize(TensorType::Q8_0, &out).unwrap()) {
             assert!((a - b).abs() <= 0.8 / 127.0, "{a} vs {b}");
         }
     }
@@ -102,7 +150,7 @@ mod tests {
         let mut out = Vec::new();
         q5_1(&x, &mut out);
         assert_eq!(out.len(), 2 * 24);
-        for (a, b) in x.iter().zip(dequant_q5_1(&out)) {
+        for (a, b) in x.iter().zip(dequantize(TensorType::Q5_1, &out).unwrap()) {
             assert!((a - b).abs() <= 1.6 / 31.0 * 0.51 + 1e-3, "{a} vs {b}");
         }
     }

@@ -4,114 +4,15 @@
 //! fixed, so this is renaming and storing as the loader expects (convolution kernels f16,
 //! everything else f32).
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use half::f16;
 
 use super::ggml::{write_tensor, TensorType, MAGIC};
+use super::safetensors::SafeTensors;
 use super::ModelError;
 use crate::sinks::local::AtomicFile;
-
-const MAX_HEADER: u64 = 16 * 1024 * 1024;
-
-#[derive(serde::Deserialize)]
-struct Entry {
-    dtype: String,
-    shape: Vec<usize>,
-    data_offsets: [u64; 2],
-}
-
-struct SafeTensors {
-    file: File,
-    data_start: u64,
-    len: u64,
-    entries: BTreeMap<String, Entry>,
-}
-
-impl SafeTensors {
-    fn open(path: &Path) -> Result<Self, ModelError> {
-        let invalid = |reason: String| ModelError::Invalid {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let io = |source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut file = File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        let mut n = [0u8; 8];
-        file.read_exact(&mut n).map_err(io)?;
-        let header_len = u64::from_le_bytes(n);
-        if header_len > MAX_HEADER || 8 + header_len > len {
-            return Err(invalid(format!(
-                "safetensors header of {header_len} bytes does not fit the file"
-            )));
-        }
-        let mut header = vec![0u8; header_len as usize];
-        file.read_exact(&mut header).map_err(io)?;
-        let mut raw: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&header)
-            .map_err(|e| invalid(format!("bad safetensors header: {e}")))?;
-        raw.remove("__metadata__");
-        let mut entries = BTreeMap::new();
-        for (name, value) in raw {
-            let e: Entry = serde_json::from_value(value)
-                .map_err(|e| invalid(format!("tensor {name}: {e}")))?;
-            entries.insert(name, e);
-        }
-        Ok(SafeTensors {
-            file,
-            data_start: 8 + header_len,
-            len,
-            entries,
-        })
-    }
-
-    fn shape(&self, name: &str) -> Option<&[usize]> {
-        self.entries.get(name).map(|e| e.shape.as_slice())
-    }
-
-    fn read_f32(&mut self, name: &str, path: &Path) -> Result<(Vec<usize>, Vec<f32>), ModelError> {
-        let invalid = |reason: String| ModelError::Invalid {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let e = self.entries.get(name).ok_or_else(|| {
-            invalid(format!(
-                "tensor {name:?} is missing: is this Silero VAD v5/v6?"
-            ))
-        })?;
-        if e.dtype != "F32" {
-            return Err(invalid(format!(
-                "tensor {name:?} is {}, expected F32",
-                e.dtype
-            )));
-        }
-        let [start, end] = e.data_offsets;
-        let count: usize = e.shape.iter().product();
-        if end < start || end - start != count as u64 * 4 || self.data_start + end > self.len {
-            return Err(invalid(format!("tensor {name:?} has inconsistent offsets")));
-        }
-        let shape = e.shape.clone();
-        let mut bytes = vec![0u8; count * 4];
-        let io = |source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        self.file
-            .seek(SeekFrom::Start(self.data_start + start))
-            .map_err(io)?;
-        self.file.read_exact(&mut bytes).map_err(io)?;
-        let values = bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        Ok((shape, values))
-    }
-}
 
 pub fn import_silero(input: &Path, out: &Path) -> Result<usize, ModelError> {
     let mut st = SafeTensors::open(input)?;
@@ -195,7 +96,11 @@ pub fn import_silero(input: &Path, out: &Path) -> Result<usize, ModelError> {
     ));
     let mut bytes = Vec::new();
     for (src, dst, half) in &plan {
-        let (mut shape, values) = st.read_f32(src, input)?;
+        let (mut shape, values) = st.read_f32(src)?.ok_or_else(|| {
+            invalid(format!(
+                "tensor {src:?} is missing: is this Silero VAD v5/v6?"
+            ))
+        })?;
         if src == "final_conv.weight" {
             // [1, in, 1] is a pointwise convolution: whisper.cpp holds it as [1, in].
             shape.retain(|d| *d != 1);

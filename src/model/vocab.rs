@@ -25,6 +25,19 @@ fn unicode_to_byte() -> HashMap<char, u8> {
     map
 }
 
+/// One byte-level BPE token's raw bytes, or the first character that is not one.
+pub fn decode_token(table: &HashMap<char, u8>, token: &str) -> Result<Vec<u8>, char> {
+    token
+        .chars()
+        .map(|c| table.get(&c).copied().ok_or(c))
+        .collect()
+}
+
+/// The table [`decode_token`] needs.
+pub fn byte_table() -> HashMap<char, u8> {
+    unicode_to_byte()
+}
+
 /// Decodes the vocabulary lines up to (not including) `<|endoftext|>`.
 /// Lines are split on `\n` only: a token may itself be `\r`-like after decoding.
 pub fn decode_vocabulary(text: &str) -> Result<Vec<Vec<u8>>, String> {
@@ -34,18 +47,8 @@ pub fn decode_vocabulary(text: &str) -> Result<Vec<Vec<u8>>, String> {
         if line == "<|endoftext|>" {
             return Ok(tokens);
         }
-        let mut bytes = Vec::with_capacity(line.len());
-        for c in line.chars() {
-            match table.get(&c) {
-                Some(b) => bytes.push(*b),
-                None => {
-                    return Err(format!(
-                        "line {}: {c:?} is not a byte-level BPE character",
-                        i + 1
-                    ))
-                }
-            }
-        }
+        let bytes = decode_token(&table, line)
+            .map_err(|c| format!("line {}: {c:?} is not a byte-level BPE character", i + 1))?;
         tokens.push(bytes);
     }
     Err("no <|endoftext|> token: this is not a Whisper vocabulary".into())

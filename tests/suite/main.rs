@@ -17,6 +17,7 @@ mod disk_floor;
 mod formats;
 mod fs_source;
 mod gpu;
+mod hf_models;
 mod history;
 mod http;
 mod idle_unload;

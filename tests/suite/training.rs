@@ -284,29 +284,28 @@ fn sigterm_during_a_run_interrupts_it_cleanly() {
     }
 }
 
-/// The fine-tuning recipe the project ships (trainers/whisper_finetune.py: JAX/Flax on CPU,
-/// a tiny Whisper built from a config, the tokenizer that came with tiny.en) runs as the
-/// dataset's trainer; its checkpoint is published with the run.
+/// The fine-tuning recipe the project ships (trainers/whisper_finetune.py: PyTorch +
+/// transformers on CPU) fine-tunes the real tiny.en, exported with `model export-hf`, as the
+/// dataset's trainer; its model is published with the run, and import-hf makes it serve.
 #[test]
 fn the_shipped_trainer_fine_tunes_on_the_dataset_and_its_checkpoint_is_published() {
-    let python = std::env::var("HOTFOLDERD_TRAINER_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/trainer-venv/bin/python",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    });
-    assert!(
-        Path::new(&python).is_file(),
-        "{python} is missing: run scripts/test.sh (scripts/trainer-venv.sh installs it)"
-    );
+    let python = crate::hf_models::trainer_python();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let cfg = config(d, 0.001, "unused", "");
     let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("trainers/whisper_finetune.py");
     let text = std::fs::read_to_string(&cfg).unwrap();
+    let base = d.join("hf-tiny.en");
+    let exported = std::process::Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
+        .args(["model", "export-hf"])
+        .arg(crate::common::model("tiny.en"))
+        .arg("--out")
+        .arg(&base)
+        .status()
+        .unwrap();
+    assert!(exported.success());
     let command = format!(
-        "command = [{python:?}, {recipe:?}, \"--tiny\", \"--tokenizer\", {:?}, \"--max-steps\", \"3\", \"--batch-size\", \"2\", \"--learning-rate\", \"1e-3\", \"--warmup-steps\", \"1\"]",
-        models_dir().join("tokenizer-tiny.en.json")
+        "command = [{python:?}, {recipe:?}, \"--model\", {base:?}, \"--max-steps\", \"3\", \"--batch-size\", \"2\", \"--learning-rate\", \"1e-5\", \"--warmup-steps\", \"1\"]"
     );
     let text: String = text
         .lines()
@@ -345,10 +344,28 @@ fn the_shipped_trainer_fine_tunes_on_the_dataset_and_its_checkpoint_is_published
         .map(|a| a["path"].as_str().unwrap())
         .collect();
     assert!(
-        artifacts.contains(&"output/final/flax_model.msgpack"),
+        artifacts.contains(&"output/final/model.safetensors"),
         "{artifacts:?}"
     );
-    assert!(folder.join("output/final/config.json").is_file());
+    let trained = d.join("trained.bin");
+    let imported = std::process::Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
+        .args(["model", "import-hf"])
+        .arg(folder.join("output/final"))
+        .arg("--out")
+        .arg(&trained)
+        .status()
+        .unwrap();
+    assert!(imported.success());
+    let wav = crate::common::speak(d, "check", "Alpha beta gamma delta.", "en-us");
+    let t = crate::common::transcribe_file(
+        &hotfolderd::pipeline::transcribe::WhisperTranscriber::load(&trained).unwrap(),
+        &wav,
+        &crate::common::options(),
+    );
+    assert!(
+        !t.text().trim().is_empty(),
+        "the trained model transcribes nothing"
+    );
 }
 
 #[test]
