@@ -82,18 +82,23 @@ fn hf_check(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-#[test]
-fn export_then_import_gives_back_the_same_model_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let folder = d.join("hf");
+/// tiny.en exported into `folder`.
+fn export_tiny(folder: &Path) {
     ok(&[
         "model",
         "export-hf",
         p(&model("tiny.en")),
         "--out",
-        p(&folder),
+        p(folder),
     ]);
+}
+
+#[test]
+fn export_then_import_gives_back_the_same_model_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let folder = d.join("hf");
+    export_tiny(&folder);
     for f in [
         "config.json",
         "generation_config.json",
@@ -189,13 +194,7 @@ fn transformers_loads_the_export_and_transcribes_as_hotfolderd_does() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let folder = d.join("hf");
-    ok(&[
-        "model",
-        "export-hf",
-        p(&model("tiny.en")),
-        "--out",
-        p(&folder),
-    ]);
+    export_tiny(&folder);
     let wav = speak(d, "speech", SPEECH, "en-us");
     let theirs = hf_check(&["generate", p(&folder), p(&wav)]);
     let ours = transcribe_with(&model("tiny.en"), &wav, &d.join("out"));
@@ -220,13 +219,7 @@ fn a_lora_adapter_from_the_recipe_merges_as_peft_merges_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let base = d.join("hf");
-    ok(&[
-        "model",
-        "export-hf",
-        p(&model("tiny.en")),
-        "--out",
-        p(&base),
-    ]);
+    export_tiny(&base);
     let wav = speak(d, "speech", SPEECH, "en-us");
     let manifest = d.join("manifest.jsonl");
     std::fs::write(
