@@ -1,8 +1,9 @@
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cli::ModelCommand;
 use crate::model::silero::import_silero;
-use crate::model::{export_hf, import_ct2, import_hf, ImportSummary};
+use crate::model::{export_hf, import_ct2, import_hf, ImportSummary, ModelError};
 
 pub fn run(cmd: ModelCommand) -> ExitCode {
     match cmd {
@@ -28,70 +29,74 @@ pub fn run(cmd: ModelCommand) -> ExitCode {
                     Err(code) => return code,
                 },
             };
-            match export_hf(&model, &out, tokenizer.as_deref()) {
-                Ok(s) => {
-                    println!(
+            report(
+                "model export",
+                export_hf(&model, &out, tokenizer.as_deref()),
+                |s| {
+                    format!(
                         "exported {} → {} ({} tensors, {:.1} MB f32, {}; tokenizer from {})",
                         model.display(),
                         s.output.display(),
                         s.tensors,
                         s.bytes as f64 / 1e6,
-                        if s.multilingual {
-                            "multilingual"
-                        } else {
-                            "English-only"
-                        },
+                        language_kind(s.multilingual),
                         s.tokenizer.display()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("hotfolderd: model export failed: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+                    )
+                },
+            )
         }
-        ModelCommand::ImportSilero { file, out } => match import_silero(&file, &out) {
-            Ok(n) => {
-                println!(
+        ModelCommand::ImportSilero { file, out } => {
+            report("VAD model import", import_silero(&file, &out), |n| {
+                format!(
                     "imported {} → {} ({n} tensors)",
                     file.display(),
                     out.display()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("hotfolderd: VAD model import failed: {e}");
-                ExitCode::FAILURE
-            }
-        },
+                )
+            })
+        }
     }
 }
 
-fn report_import(
-    source: &std::path::Path,
-    result: Result<ImportSummary, crate::model::ModelError>,
+/// Prints what a model command did, or why it failed (exit 1).
+fn report<T>(
+    what: &str,
+    result: Result<T, ModelError>,
+    done: impl FnOnce(T) -> String,
 ) -> ExitCode {
     match result {
-        Ok(s) => {
-            println!(
-                    "imported {} → {} ({} tensors, {:.1} MB, {}; {} encoder + {} decoder layers of width {}, {} tokens, {})",
-                    source.display(),
-                    s.output.display(),
-                    s.tensors,
-                    s.bytes as f64 / 1e6,
-                    s.weight_type,
-                    s.audio_layers,
-                    s.text_layers,
-                    s.state,
-                    s.n_vocab,
-                    if s.multilingual { "multilingual" } else { "English-only" }
-                );
+        Ok(v) => {
+            println!("{}", done(v));
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("hotfolderd: model import failed: {e}");
+            eprintln!("hotfolderd: {what} failed: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn report_import(source: &Path, result: Result<ImportSummary, ModelError>) -> ExitCode {
+    report("model import", result, |s| {
+        format!(
+            "imported {} → {} ({} tensors, {:.1} MB, {}; {} encoder + {} decoder layers of width {}, {} tokens, {})",
+            source.display(),
+            s.output.display(),
+            s.tensors,
+            s.bytes as f64 / 1e6,
+            s.weight_type,
+            s.audio_layers,
+            s.text_layers,
+            s.state,
+            s.n_vocab,
+            language_kind(s.multilingual)
+        )
+    })
+}
+
+fn language_kind(multilingual: bool) -> &'static str {
+    if multilingual {
+        "multilingual"
+    } else {
+        "English-only"
     }
 }

@@ -289,10 +289,6 @@ impl GgmlModel {
         Ok((t.shape.clone(), values))
     }
 
-    pub fn tensor_type(&self, name: &str) -> Option<TensorType> {
-        self.tensors.get(name).map(|t| t.ttype)
-    }
-
     /// Tensor `name`'s shape in numpy order.
     pub fn shape(&self, name: &str) -> Option<&[usize]> {
         self.tensors.get(name).map(|t| t.shape.as_slice())

@@ -121,15 +121,7 @@ pub fn import_ct2(dir: &Path, out: &Path, wtype: WeightType) -> Result<ImportSum
     };
 
     let plans = plan(n_state, n_audio_layer, n_text_layer);
-    let io_err = |source| ModelError::Io {
-        path: out.to_path_buf(),
-        source,
-    };
-    let file = AtomicFile::create(out).map_err(|e| io_err(e.source))?;
-    let mut w = BufWriter::new(file.as_file());
-    let filters = mel::filterbank(16_000, 400, n_mels);
-    ggml::write_header(&mut w, &hparams, &filters, 201, &tokens).map_err(io_err)?;
-    let mut bytes = Vec::new();
+    let mut w = WhisperWriter::create(out, &hparams, &tokens, wtype)?;
     for p in &plans {
         let values = model.read_f32(&p.source)?;
         let src_dims = model.dims(&p.source)?;
@@ -163,14 +155,9 @@ pub fn import_ct2(dir: &Path, out: &Path, wtype: WeightType) -> Result<ImportSum
                     p.name, p.source
                 ))
             })?;
-        let ttype = encode(slice, p.kind, wtype, &mut bytes);
-        let ne: Vec<usize> = shape.iter().rev().copied().collect();
-        ggml::write_tensor(&mut w, &p.name, &ne, ttype, &bytes).map_err(io_err)?;
+        w.tensor(&p.name, &shape, p.kind, slice)?;
     }
-    w.flush().map_err(io_err)?;
-    drop(w);
-    let size = file.as_file().metadata().map_err(io_err)?.len();
-    file.commit().map_err(|e| io_err(e.source))?;
+    let size = w.finish()?;
     Ok(ImportSummary {
         output: out.to_path_buf(),
         multilingual: n_vocab >= 51865,
@@ -182,6 +169,75 @@ pub fn import_ct2(dir: &Path, out: &Path, wtype: WeightType) -> Result<ImportSum
         bytes: size,
         weight_type: format!("{wtype:?}").to_lowercase(),
     })
+}
+
+/// A ggml Whisper file being written (atomically): the header with the mel filterbank and
+/// vocabulary, then tensors stored per their kind and the model's weight type.
+pub(super) struct WhisperWriter {
+    out: PathBuf,
+    file: AtomicFile,
+    wtype: WeightType,
+    bytes: Vec<u8>,
+}
+
+impl WhisperWriter {
+    pub(super) fn create(
+        out: &Path,
+        hparams: &Hparams,
+        tokens: &[Vec<u8>],
+        wtype: WeightType,
+    ) -> Result<WhisperWriter, ModelError> {
+        let file = AtomicFile::create(out).map_err(|e| io_error(out, e.source))?;
+        let filters = mel::filterbank(16_000, 400, hparams.n_mels.max(0) as usize);
+        let mut w = BufWriter::new(file.as_file());
+        ggml::write_header(&mut w, hparams, &filters, 201, tokens)
+            .and_then(|()| w.flush())
+            .map_err(|e| io_error(out, e))?;
+        drop(w);
+        Ok(WhisperWriter {
+            out: out.to_path_buf(),
+            file,
+            wtype,
+            bytes: Vec::new(),
+        })
+    }
+
+    /// Appends tensor `name` of `shape` (numpy order).
+    pub(super) fn tensor(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        kind: Kind,
+        values: &[f32],
+    ) -> Result<(), ModelError> {
+        let ttype = encode(values, kind, self.wtype, &mut self.bytes);
+        let ne: Vec<usize> = shape.iter().rev().copied().collect();
+        let mut w = BufWriter::new(self.file.as_file());
+        ggml::write_tensor(&mut w, name, &ne, ttype, &self.bytes)
+            .and_then(|()| w.flush())
+            .map_err(|e| io_error(&self.out, e))
+    }
+
+    /// Puts the file in place; returns its size.
+    pub(super) fn finish(self) -> Result<u64, ModelError> {
+        let size = self
+            .file
+            .as_file()
+            .metadata()
+            .map_err(|e| io_error(&self.out, e))?
+            .len();
+        self.file
+            .commit()
+            .map_err(|e| io_error(&self.out, e.source))?;
+        Ok(size)
+    }
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> ModelError {
+    ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn to_i32(v: usize) -> Result<i32, ModelError> {
@@ -212,12 +268,7 @@ fn count_layers(model: &Ct2Model, prefix: &str) -> usize {
 }
 
 /// Stores `values` per kind and model weight type; returns the ggml type written.
-pub(super) fn encode(
-    values: &[f32],
-    kind: Kind,
-    wtype: WeightType,
-    out: &mut Vec<u8>,
-) -> TensorType {
+fn encode(values: &[f32], kind: Kind, wtype: WeightType, out: &mut Vec<u8>) -> TensorType {
     out.clear();
     let f32_out = |out: &mut Vec<u8>| {
         out.extend(values.iter().flat_map(|v| v.to_le_bytes()));

@@ -1,20 +1,18 @@
 //! A Hugging Face Whisper folder (a full fine-tune, or a PEFT LoRA adapter over one) → a
 //! ggml model file for whisper.cpp: the way back from training to serving.
 
-use std::collections::BTreeMap;
-use std::io::{BufWriter, Write};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::ggml::{self, Hparams};
+use super::ggml::Hparams;
 use super::hf_tokenizer;
-use super::import::{encode, ImportSummary, WeightType};
+use super::import::{ImportSummary, WeightType, WhisperWriter};
 use super::safetensors::SafeTensors;
 use super::whisper_names::{self, Kind};
 use super::whisper_tokens::SpecialTokens;
-use super::{mel, quantize, ModelError};
-use crate::sinks::local::AtomicFile;
+use super::{quantize, ModelError};
 
 /// Converts the model in `dir` to ggml at `out`. When `dir` holds a LoRA adapter
 /// (`adapter_config.json`), it is merged into its base: `base`, else the adapter's
@@ -88,15 +86,7 @@ pub fn import_hf(
     let mut weights = Weights::open(&model_dir)?;
     let mut adapter = adapter;
     let table = whisper_names::tensors(audio_layers, text_layers);
-    let io_err = |source| ModelError::Io {
-        path: out.to_path_buf(),
-        source,
-    };
-    let file = AtomicFile::create(out).map_err(|e| io_err(e.source))?;
-    let mut w = BufWriter::new(file.as_file());
-    let filters = mel::filterbank(16_000, 400, n_mels);
-    ggml::write_header(&mut w, &hparams, &filters, 201, &tokens).map_err(io_err)?;
-    let mut bytes = Vec::new();
+    let mut w = WhisperWriter::create(out, &hparams, &tokens, wtype)?;
     for t in &table {
         let (mut shape, mut values) = weights.read(&t.hf)?;
         if let Some(a) = adapter.as_mut() {
@@ -105,17 +95,12 @@ pub fn import_hf(
         if t.kind == Kind::ConvBias {
             shape.push(1);
         }
-        let ttype = encode(&values, t.kind, wtype, &mut bytes);
-        let ne: Vec<usize> = shape.iter().rev().copied().collect();
-        ggml::write_tensor(&mut w, &t.ggml, &ne, ttype, &bytes).map_err(io_err)?;
+        w.tensor(&t.ggml, &shape, t.kind, &values)?;
     }
     if let Some(a) = &adapter {
         a.check_all_used()?;
     }
-    w.flush().map_err(io_err)?;
-    drop(w);
-    let size = file.as_file().metadata().map_err(io_err)?.len();
-    file.commit().map_err(|e| io_err(e.source))?;
+    let size = w.finish()?;
     Ok(ImportSummary {
         output: out.to_path_buf(),
         multilingual: specials.multilingual,
@@ -200,7 +185,7 @@ struct Adapter {
     weights: SafeTensors,
     scale: f32,
     /// Adapter tensors (`…lora_A.weight` / `…lora_B.weight`) not merged yet.
-    unused: BTreeMap<String, ()>,
+    unused: BTreeSet<String>,
 }
 
 impl Adapter {
@@ -242,7 +227,7 @@ impl Adapter {
         let rslora = config.get("use_rslora").and_then(Value::as_bool) == Some(true);
         let scale = if rslora { alpha / r.sqrt() } else { alpha / r } as f32;
         let weights = SafeTensors::open(&dir.join("adapter_model.safetensors"))?;
-        let unused = weights.names().map(|n| (n.to_string(), ())).collect();
+        let unused = weights.names().map(String::from).collect();
         Ok(Some(Adapter {
             dir: dir.to_path_buf(),
             config,
@@ -324,7 +309,7 @@ impl Adapter {
 
     /// An adapter tensor that fits no weight would be silently lost: refuse instead.
     fn check_all_used(&self) -> Result<(), ModelError> {
-        match self.unused.keys().next() {
+        match self.unused.iter().next() {
             None => Ok(()),
             Some(name) => Err(ModelError::Invalid {
                 path: self.dir.clone(),
