@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::model::WeightType;
@@ -272,7 +273,13 @@ pub struct DecodeArgs {
     #[arg(long = "no-vad")]
     pub no_vad: bool,
     /// Silero VAD model in ggml form (see `hotfolderd model import-silero`); it must exist.
-    #[arg(long = "vad-model", env = "HOTFOLDERD_VAD_MODEL")]
+    /// An empty value (`HOTFOLDERD_VAD_MODEL=` in an environment file) names none: the model
+    /// is looked for as without it.
+    #[arg(
+        long = "vad-model",
+        env = "HOTFOLDERD_VAD_MODEL",
+        value_parser = clap::builder::OsStringValueParser::new().map(PathBuf::from)
+    )]
     pub vad_model: Option<PathBuf>,
     /// Speech probability threshold.
     #[arg(long = "vad-threshold", default_value_t = 0.5)]
@@ -313,7 +320,11 @@ impl DecodeArgs {
         if self.no_vad {
             return Ok((None, None));
         }
-        if let Some(path) = &self.vad_model {
+        if let Some(path) = self
+            .vad_model
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             return vad_model::check(path)
                 .map(|p| (Some(p), None))
                 .map_err(|e| e.to_string());
@@ -366,5 +377,42 @@ impl DecodeArgs {
             cancel: defaults.cancel,
         };
         Ok((opts, warning))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_args(args: &[&str]) -> DecodeArgs {
+        let mut argv = vec!["hotfolderd", "transcribe"];
+        argv.extend_from_slice(args);
+        argv.push("a.wav");
+        match Cli::try_parse_from(argv) {
+            Ok(Cli {
+                command: Command::Transcribe(t),
+                ..
+            }) => t.decode,
+            Ok(_) => panic!("not a transcribe command"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// `HOTFOLDERD_VAD_MODEL=` (set but empty, as an environment file writes it) reaches clap
+    /// as an empty value, exactly like `--vad-model ""`: it was a usage error.
+    #[test]
+    fn an_empty_vad_model_names_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let whisper = dir.path().join("ggml-tiny.en.bin");
+        let (opts, warning) = decode_args(&["--vad-model", ""])
+            .to_options(&whisper)
+            .unwrap();
+        let found = vad_model::find(&whisper);
+        assert_eq!(opts.vad_model, found);
+        assert_eq!(warning.is_some(), found.is_none());
+        // A named model still must exist.
+        let missing = dir.path().join("nope.bin");
+        let named = decode_args(&["--vad-model", missing.to_str().unwrap()]);
+        assert!(named.to_options(&whisper).is_err());
     }
 }

@@ -79,9 +79,14 @@ pub trait Input: Send + Sync {
     /// Checks before any work (still there, a safe name, within its size limit).
     fn admit(&mut self) -> impl Future<Output = Result<(), Failure>> + Send;
 
-    /// The content's sha256 when it is cheap to know before decoding (a local file), so that
-    /// an input already transcribed under another name is not transcribed again.
-    fn sha256_first(&mut self) -> impl Future<Output = Result<Option<String>, Failure>> + Send;
+    /// The content's sha256 when it is cheap to know before decoding (a local file, an S3
+    /// object whose upload carried a SHA-256 checksum, or one that is spooled anyway), so
+    /// that an input already transcribed under another name is not transcribed again. A
+    /// spool file, if one is made here, goes in `spool_dir` and is what `open` then reads.
+    fn sha256_first(
+        &mut self,
+        spool_dir: &Path,
+    ) -> impl Future<Output = Result<Option<String>, Failure>> + Send;
 
     /// Opens the bytes; a spool file, if one is needed, goes in `spool_dir`.
     fn open(&mut self, spool_dir: &Path) -> impl Future<Output = Result<Opened, Failure>> + Send;

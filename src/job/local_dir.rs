@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::failure::{Failure, Stage};
-use super::output::Output;
+use super::output::{as_reused, twin_output, Output};
 use crate::pipeline::render::Format;
 use crate::sinks::local::write_atomic;
 
@@ -51,25 +51,9 @@ impl Output for LocalDir {
     ) -> Option<Result<Vec<String>, Failure>> {
         let mut planned = Vec::new();
         for &format in formats {
-            let from = twin
-                .iter()
-                .map(PathBuf::from)
-                .find(|p| p.extension().is_some_and(|e| e == format.extension()))?;
-            let bytes = std::fs::read(&from).ok()?;
-            let bytes = if format == Format::Json {
-                let mut doc = serde_json::from_slice::<serde_json::Value>(&bytes).ok()?;
-                if doc["sha256"].as_str() != Some(sha256) {
-                    return None;
-                }
-                doc["deduplicated_from"] = doc["source"].clone();
-                doc["source"] = serde_json::Value::String(input.to_string());
-                let mut v = serde_json::to_vec_pretty(&doc).ok()?;
-                v.push(b'\n');
-                v
-            } else {
-                bytes
-            };
-            planned.push((format, bytes));
+            let from = twin_output(twin, format)?;
+            let bytes = std::fs::read(from).ok()?;
+            planned.push((format, as_reused(format, bytes, input, sha256)?));
         }
         let mut written = Vec::new();
         for (format, bytes) in planned {

@@ -165,7 +165,7 @@ impl Input for LocalFile {
         Ok(())
     }
 
-    async fn sha256_first(&mut self) -> Result<Option<String>, Failure> {
+    async fn sha256_first(&mut self, _spool_dir: &Path) -> Result<Option<String>, Failure> {
         let Some(folder) = self.folder.clone() else {
             let path = self.path.clone();
             // Unreadable: no dedup, and the decoder says what is wrong with the file.
@@ -409,7 +409,7 @@ mod tests {
         let (finished, rejected) = block_on(async {
             let mut input = LocalFile::in_folder(f.clone());
             input.admit().await.unwrap();
-            input.sha256_first().await.unwrap();
+            input.sha256_first(Path::new("/nonexistent")).await.unwrap();
             input.open(Path::new("/tmp")).await.unwrap();
             let newer = f.root.join("newer");
             std::fs::write(&newer, b"RIFF the corrected file").unwrap();

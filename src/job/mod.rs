@@ -129,8 +129,9 @@ pub async fn run(
     output: &impl Output,
 ) -> Result<Done, Failure> {
     input.admit().await?;
-    if let Some(sha) = input.sha256_first().await? {
-        if let Some(done) = dedup(cx, input.name(), &sha, output).await? {
+    let hashed_first = input.sha256_first(cx.spool_dir).await?;
+    if let Some(sha) = &hashed_first {
+        if let Some(done) = dedup(cx, input.name(), sha, output).await? {
             return Ok(done);
         }
     }
@@ -150,6 +151,10 @@ pub async fn run(
     // A broken transfer is the transfer's failure, whatever the decoder made of it.
     input.close(transcribed.is_err()).await?;
     let t = transcribed?;
+    if hashed_first.is_none() {
+        // Hashed as it was read (a streamed S3 object): a later twin can still find it.
+        record_dedup_key(cx, input.name(), &t.sha256);
+    }
     let mut outputs = Vec::with_capacity(t.outputs.len());
     for (format, bytes) in t.outputs {
         outputs.push(output.put(format, bytes, &t.sha256).await?);
@@ -234,6 +239,18 @@ async fn dedup(
             Ok(None)
         }
         None => Ok(None),
+    }
+}
+
+/// Journals the dedup key of an input whose hash was known only once it had been read.
+fn record_dedup_key(cx: &Context<'_>, name: &str, sha: &str) {
+    let (Some((journal, id)), Some(scope)) = (cx.journal, cx.dedup_scope) else {
+        return;
+    };
+    let mut j = journal.lock().unwrap_or_else(|p| p.into_inner());
+    if let Err(e) = j.set_dedup_key(id, sha, &dedup_key(sha, scope)) {
+        // Only later twins lose: they are transcribed instead of reusing these outputs.
+        tracing::warn!(file = %name, error = %e, "cannot record the content hash for dedup");
     }
 }
 

@@ -28,3 +28,35 @@ pub trait Output: Send + Sync {
         sha256: &str,
     ) -> impl Future<Output = Option<Result<Vec<String>, Failure>>> + Send;
 }
+
+/// The twin's output in `format`, if it has one (a path or an `s3://` URI).
+pub(super) fn twin_output(twin: &[String], format: Format) -> Option<&str> {
+    twin.iter().map(String::as_str).find(|o| {
+        std::path::Path::new(o)
+            .extension()
+            .is_some_and(|e| e == format.extension())
+    })
+}
+
+/// A twin's output made this input's: the json names `input` as its source and the twin's
+/// source as `deduplicated_from`. `None` when the json no longer records `sha256`
+/// (overwritten since) or cannot be read.
+pub(super) fn as_reused(
+    format: Format,
+    bytes: Vec<u8>,
+    input: &str,
+    sha256: &str,
+) -> Option<Vec<u8>> {
+    if format != Format::Json {
+        return Some(bytes);
+    }
+    let mut doc = serde_json::from_slice::<serde_json::Value>(&bytes).ok()?;
+    if doc["sha256"].as_str() != Some(sha256) {
+        return None;
+    }
+    doc["deduplicated_from"] = doc["source"].clone();
+    doc["source"] = serde_json::Value::String(input.to_string());
+    let mut v = serde_json::to_vec_pretty(&doc).ok()?;
+    v.push(b'\n');
+    Some(v)
+}

@@ -37,6 +37,11 @@ pub struct S3Object<'a> {
     /// The upload that was journaled: nothing else is read.
     pub pin: Pin,
     uri: String,
+    /// The content's sha256 (hex) from the upload's full-object SHA-256 checksum, which S3
+    /// checked on upload; from HEAD.
+    checksum_sha256: Option<String>,
+    /// The sha256 of the spool file made early by `sha256_first`, for `open`.
+    spooled: Option<String>,
     download: Option<tokio::task::JoinHandle<Downloaded>>,
     spool: Option<tempfile::NamedTempFile>,
 }
@@ -60,6 +65,8 @@ impl<'a> S3Object<'a> {
             breaker,
             pin,
             uri: format!("s3://{bucket}/{key}"),
+            checksum_sha256: None,
+            spooled: None,
             download: None,
             spool: None,
         }
@@ -137,6 +144,20 @@ impl<'a> S3Object<'a> {
                 )
             })?;
         Ok(resp.body)
+    }
+
+    /// Whether the object's format is decoded straight from the response stream.
+    fn streamed(&self) -> bool {
+        self.extension()
+            .as_deref()
+            .is_some_and(|e| STREAMED.contains(&e))
+    }
+
+    fn extension(&self) -> Option<String> {
+        Path::new(self.key)
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
     }
 
     /// Streams the object into a new spool file, hashing it on the way.
@@ -227,6 +248,21 @@ impl Pin {
     }
 }
 
+/// The content's sha256 in hex, from a HEAD's SHA-256 checksum when it covers the whole
+/// object. A multipart upload's composite checksum ("…-N", type COMPOSITE) is a checksum of
+/// the parts' checksums, not of the content.
+fn full_object_sha256(h: &aws_sdk_s3::operation::head_object::HeadObjectOutput) -> Option<String> {
+    use base64::Engine;
+    if h.checksum_type() == Some(&aws_sdk_s3::types::ChecksumType::Composite) {
+        return None;
+    }
+    let value = h.checksum_sha256().filter(|v| !v.contains('-'))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .ok()?;
+    (bytes.len() == 32).then(|| hex::encode(bytes))
+}
+
 /// Whether S3 answered 412: the object is no longer the upload asked for.
 fn changed<E>(e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> bool {
     e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
@@ -272,10 +308,14 @@ impl Input for S3Object<'_> {
             .key(self.key)
             .set_version_id(self.pin.version_id.clone())
             .set_if_match(self.pin.if_match())
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
             .send()
             .await;
         let size = match head {
-            Ok(h) => h.content_length().unwrap_or(0).max(0) as u64,
+            Ok(h) => {
+                self.checksum_sha256 = full_object_sha256(&h);
+                h.content_length().unwrap_or(0).max(0) as u64
+            }
             Err(e) if changed(&e) => {
                 self.breaker.success();
                 return Err(self.replaced());
@@ -311,17 +351,34 @@ impl Input for S3Object<'_> {
         Ok(())
     }
 
-    async fn sha256_first(&mut self) -> Result<Option<String>, Failure> {
-        // Known only once the object has been read.
-        Ok(None)
+    async fn sha256_first(&mut self, spool_dir: &Path) -> Result<Option<String>, Failure> {
+        if let Some(sha) = &self.checksum_sha256 {
+            return Ok(Some(sha.clone()));
+        }
+        if self.streamed() {
+            // Known only once the object has been read: hashing it first would read it twice.
+            return Ok(None);
+        }
+        let Opened {
+            sha256: Sha256::Known(sha),
+            ..
+        } = self.spool(spool_dir).await?
+        else {
+            return Ok(None);
+        };
+        self.spooled = Some(sha.clone());
+        Ok(Some(sha))
     }
 
     async fn open(&mut self, spool_dir: &Path) -> Result<Opened, Failure> {
-        let extension = Path::new(self.key)
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        if !extension.as_deref().is_some_and(|e| STREAMED.contains(&e)) {
+        if let (Some(sha), Some(spool)) = (self.spooled.take(), &self.spool) {
+            return Ok(Opened {
+                body: Body::File(spool.path().to_path_buf()),
+                sha256: Sha256::Known(sha),
+            });
+        }
+        let extension = self.extension();
+        if !self.streamed() {
             return self.spool(spool_dir).await;
         }
         let body = self.get().await?;

@@ -1,8 +1,9 @@
 //! Outputs to an S3 prefix: each written with a conditional put (`sinks::s3::put_once`), so
-//! of two daemons finishing the same input only one write lands.
+//! of two daemons finishing the same input only one write lands. Reuse copies an earlier
+//! twin's outputs (from S3 or a local folder) through the same put.
 
 use super::failure::{Failure, Stage};
-use super::output::Output;
+use super::output::{as_reused, twin_output, Output};
 use super::s3_object::s3_outage;
 use crate::aws::Breaker;
 use crate::pipeline::render::Format;
@@ -23,6 +24,24 @@ pub struct S3Prefix<'a> {
 impl S3Prefix<'_> {
     pub fn key(&self, format: Format) -> String {
         format!("{}.{}", self.stem, format.extension())
+    }
+
+    /// A twin's output, in S3 (read with this client) or in a local folder. `None` when it
+    /// cannot be read for any reason: the input is then transcribed instead.
+    async fn read_twin(&self, from: &str) -> Option<Vec<u8>> {
+        let Some((bucket, key)) = from.strip_prefix("s3://").and_then(|r| r.split_once('/')) else {
+            return tokio::fs::read(from).await.ok();
+        };
+        let resp = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        let body = resp.body.collect().await.ok()?;
+        Some(body.into_bytes().to_vec())
     }
 }
 
@@ -51,12 +70,23 @@ impl Output for S3Prefix<'_> {
 
     async fn reuse(
         &self,
-        _formats: &[Format],
-        _twin: &[String],
-        _input: &str,
-        _sha256: &str,
+        formats: &[Format],
+        twin: &[String],
+        input: &str,
+        sha256: &str,
     ) -> Option<Result<Vec<String>, Failure>> {
-        // The hash of an S3 input is known only once it has been read: no dedup yet.
-        None
+        let mut planned = Vec::new();
+        for &format in formats {
+            let bytes = self.read_twin(twin_output(twin, format)?).await?;
+            planned.push((format, as_reused(format, bytes, input, sha256)?));
+        }
+        let mut written = Vec::new();
+        for (format, bytes) in planned {
+            match self.put(format, bytes, sha256).await {
+                Ok(uri) => written.push(uri),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(written))
     }
 }

@@ -78,7 +78,7 @@ pub fn seek_bounds(pass_start: i64, new_end: Option<i64>, progress: i64, n: i64)
 pub struct SeekTracker {
     len: usize,
     frames: i64,
-    to_the_end: bool,
+    end: BufferEnd,
     passes: Cell<usize>,
     pass_start: Cell<i64>,
     segments_before: Cell<i32>,
@@ -91,7 +91,7 @@ impl SeekTracker {
         SeekTracker {
             len,
             frames: whisper_frames(len),
-            to_the_end: end == BufferEnd::Input,
+            end,
             passes: Cell::new(0),
             pass_start: Cell::new(0),
             segments_before: Cell::new(0),
@@ -120,7 +120,7 @@ impl SeekTracker {
             self.bounds(segments, last_end)
         };
         let inside = latest as usize * FRAME_SAMPLES + CHUNK_SAMPLES <= self.len;
-        if n > 0 && !self.to_the_end && !inside {
+        if n > 0 && self.end != BufferEnd::Input && !inside {
             self.stopped_at.set(Some(earliest));
             return false;
         }
@@ -141,8 +141,9 @@ impl SeekTracker {
             None if self.passes.get() == 0 => CHUNK_FRAMES,
             None => self.bounds(segments, last_end).0,
         };
-        // whisper itself treats the last 100 ms as done.
-        if frame + 10 >= self.frames {
+        // whisper itself treats the last 100 ms as done; where the audio goes on, that
+        // moment is read again by the next call instead of skipped.
+        if frame >= self.frames || (self.end != BufferEnd::Cut && frame + 10 >= self.frames) {
             return self.len;
         }
         (frame.max(1) as usize * FRAME_SAMPLES).min(self.len)
@@ -258,5 +259,24 @@ mod tests {
         assert!(t.begin_pass(0, None));
         t.set_progress(100);
         assert_eq!(t.resume_at(0, None), 30 * R);
+    }
+
+    /// whisper takes a seek within 100 ms of its buffer's end as the end of the audio; where
+    /// the audio goes on, the next call reads that moment again (it was skipped).
+    #[test]
+    fn the_last_100_ms_of_a_cut_buffer_are_read_again() {
+        let n = whisper_frames(30 * R);
+        let t = SeekTracker::new(30 * R, BufferEnd::Cut);
+        assert!(t.begin_pass(0, None));
+        t.set_progress(percent(n - 4, n));
+        assert_eq!(
+            t.resume_at(5, Some(n - 4)),
+            (n - 4) as usize * FRAME_SAMPLES
+        );
+        // At a pause, that moment is silence: done.
+        let t = SeekTracker::new(30 * R, BufferEnd::Pause);
+        assert!(t.begin_pass(0, None));
+        t.set_progress(percent(n - 4, n));
+        assert_eq!(t.resume_at(5, Some(n - 4)), 30 * R);
     }
 }

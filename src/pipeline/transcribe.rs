@@ -722,13 +722,23 @@ fn segment(
 }
 
 /// Splits one whisper segment's (token, id, logprob) list wherever the audio between two
-/// tokens is longer than [`SPLIT_GAP_SECONDS`].
+/// tokens is longer than [`SPLIT_GAP_SECONDS`], only where a word begins (a leading space,
+/// or after punctuation), and never inside an annotation: `[BLANK_AUDIO]` is several tokens, and
+/// its halves would each escape the annotation filter.
 fn split_at_gaps(span: (f64, f64), tokens: Vec<(Token, i32, f32)>, no_speech: f32) -> Vec<Segment> {
+    let whole: String = tokens.iter().map(|t| t.0.text.as_str()).collect();
+    let splittable = !is_non_speech_annotation(&whole);
     let mut groups: Vec<Vec<(Token, i32, f32)>> = vec![Vec::new()];
     let mut prev_end: Option<f64> = None;
     for t in tokens {
         if let (Some(end), Some(last)) = (prev_end, groups.last()) {
-            if t.0.start - end > SPLIT_GAP_SECONDS && !last.is_empty() {
+            // A space begins a word; after punctuation ("。") a new one begins too.
+            let after_word = last
+                .last()
+                .and_then(|p| p.0.text.chars().last())
+                .is_some_and(char::is_alphanumeric);
+            let word_start = t.0.text.starts_with(' ') || !after_word;
+            if splittable && word_start && t.0.start - end > SPLIT_GAP_SECONDS && !last.is_empty() {
                 groups.push(Vec::new());
             }
         }
@@ -808,6 +818,47 @@ mod tests {
         // Short pauses do not split.
         let toks = vec![tok(" a", 0.0, 0.2), tok(" b", 0.9, 1.0)];
         assert_eq!(split_at_gaps((0.0, 1.0), toks, 0.0).len(), 1);
+    }
+
+    /// Token times can put a long gap inside `[BLANK_AUDIO]` or a word; split there, each
+    /// half escaped the annotation filter or came out as half a word.
+    #[test]
+    fn annotations_and_words_are_never_split() {
+        let toks = vec![
+            tok(" [", 0.0, 0.1),
+            tok("BL", 0.1, 0.2),
+            tok("ANK", 3.0, 3.1),
+            tok("_", 3.1, 3.2),
+            tok("AUDIO", 3.2, 3.3),
+            tok("]", 3.3, 3.4),
+        ];
+        let out = split_at_gaps((0.0, 3.4), toks, 0.9);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].text, " [BLANK_AUDIO]");
+        assert!(is_non_speech_annotation(&out[0].text));
+        let toks = vec![
+            tok(" (", 0.0, 0.1),
+            tok("wind", 0.1, 0.4),
+            tok(" how", 2.0, 2.2),
+            tok("ling", 2.2, 2.4),
+            tok(")", 2.4, 2.5),
+        ];
+        assert_eq!(split_at_gaps((0.0, 2.5), toks, 0.9).len(), 1);
+        let toks = vec![
+            tok(" Hel", 0.0, 0.2),
+            tok("lo", 2.0, 2.2),
+            tok(" there", 4.0, 4.3),
+        ];
+        let out = split_at_gaps((0.0, 4.3), toks, 0.0);
+        let texts: Vec<&str> = out.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(texts, [" Hello", " there"]);
+        // Without spaces (Chinese), after punctuation.
+        let toks = vec![
+            tok("你好", 0.0, 0.4),
+            tok("。", 0.4, 0.5),
+            tok("再见", 3.0, 3.4),
+        ];
+        assert_eq!(split_at_gaps((0.0, 3.4), toks, 0.0).len(), 2);
     }
 
     #[test]

@@ -28,13 +28,28 @@ pub fn find(whisper_model: &Path) -> Option<PathBuf> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum VadModelError {
+    /// `absolute` is the path as looked up: a relative one is taken from the working
+    /// directory (the service runs in `/`), which the message shows.
     #[error(
-        "VAD model {} not found: import it with `hotfolderd model import-silero \
+        "VAD model {} not found{}: import it with `hotfolderd model import-silero \
          silero_vad_16k.safetensors --out {}` (the file is in PyPI's silero-vad wheel; \
          scripts/fetch-model.sh silero-vad BINARY does both), or turn VAD off",
-        .0.display(), .0.display()
+        .path.display(),
+        relative_note(.path, .absolute),
+        .absolute.display()
     )]
-    Missing(PathBuf),
+    Missing { path: PathBuf, absolute: PathBuf },
+}
+
+fn relative_note(path: &Path, absolute: &Path) -> String {
+    if path.is_relative() {
+        format!(
+            " (a relative path, taken from the working directory: {})",
+            absolute.display()
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// A configured model must exist.
@@ -42,7 +57,10 @@ pub fn check(path: &Path) -> Result<PathBuf, VadModelError> {
     if path.is_file() {
         Ok(path.to_path_buf())
     } else {
-        Err(VadModelError::Missing(path.to_path_buf()))
+        Err(VadModelError::Missing {
+            path: path.to_path_buf(),
+            absolute: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+        })
     }
 }
 
@@ -81,5 +99,20 @@ mod tests {
         assert_eq!(find(&whisper), Some(c[0].clone()));
         assert!(check(&dir.path().join("nope.bin")).is_err());
         assert!(not_found(&whisper).contains(&c[0].display().to_string()));
+    }
+
+    /// check-config runs wherever the admin's shell is, the service in `/`: a relative
+    /// path's error says which file was looked for.
+    #[test]
+    fn a_missing_relative_model_is_named_with_its_absolute_path() {
+        let e = check(Path::new("no/such/vad.bin")).unwrap_err().to_string();
+        let absolute = std::env::current_dir().unwrap().join("no/such/vad.bin");
+        assert!(e.contains("VAD model no/such/vad.bin not found"), "{e}");
+        assert!(e.contains(&absolute.display().to_string()), "{e}");
+        assert!(e.contains("working directory"), "{e}");
+        let e = check(Path::new("/no/such/vad.bin"))
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("working directory"), "{e}");
     }
 }

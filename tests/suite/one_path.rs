@@ -2,7 +2,7 @@
 //! whose names differ only in their extension keep separate outputs (folder and S3, across
 //! restarts); folder inputs over `max_file_size` are quarantined unread, with the reason;
 //! with `foreign = "keep"` messages for another prefix stay in the queue; content dedup
-//! reuses a twin only if the same model made it; a linked folder is not watched through;
+//! reuses a twin only if the same model made it, for S3 inputs too; a linked folder is not watched through;
 //! an S3 job reads exactly the upload its event announced, and the same bytes uploaded again
 //! after others are transcribed again.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -259,6 +259,81 @@ fn content_dedup_reuses_only_what_the_same_model_made() {
             .ends_with("inbox/two.wav"),
         "three reuses the twin the same model made: {three}"
     );
+}
+
+/// S3 inputs had no content dedup: the same recording uploaded under two keys was
+/// transcribed twice. Now an upload whose SHA-256 checksum S3 checked, or a format that is
+/// spooled (and so hashed) before decoding, reuses its twin's outputs; a streamed upload
+/// without a checksum is hashed as it is read, so a later twin finds it.
+#[test]
+fn s3_content_dedup_reuses_a_twins_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let first = speak(d, "a", "Twins share one transcript.", "en-us");
+    let second = speak(d, "b", "The river runs to the sea.", "en-us");
+    let m4a = d.join("c.m4a");
+    ffmpeg(&first, &m4a, &[]);
+    let (first, second, m4a) = (
+        std::fs::read(first).unwrap(),
+        std::fs::read(second).unwrap(),
+        std::fs::read(m4a).unwrap(),
+    );
+    let w = world(&[]);
+    let daemon = start_daemon_with(
+        &w.config(d),
+        Start {
+            env: w.moto.env(),
+            ..Start::default()
+        },
+    );
+    let json = |stem: &str| {
+        w.output(&format!("transcripts/{stem}.json"))
+            .map(|b| serde_json::from_slice::<serde_json::Value>(&b).unwrap())
+    };
+    let in_turn = |uploads: &[(&str, &Vec<u8>, bool)]| {
+        for (key, bytes, checksum) in uploads {
+            let bytes = (*bytes).clone();
+            if *checksum {
+                w.upload_sha256(&format!("in/{key}"), bytes);
+            } else {
+                w.upload(&format!("in/{key}"), bytes);
+            }
+            let stem = key.rsplit_once('.').unwrap().0;
+            wait_until(key, || json(stem).is_some() && w.messages_left() == (0, 0));
+        }
+    };
+    in_turn(&[
+        ("one.wav", &first, true),
+        ("two.wav", &first, true),
+        ("three.m4a", &m4a, false),
+        ("four.m4a", &m4a, false),
+        ("five.wav", &second, false),
+        ("six.wav", &second, true),
+    ]);
+    stop(daemon);
+    for (twin, of) in [("two", "one"), ("four", "three"), ("six", "five")] {
+        let (reused, original) = (json(twin).unwrap(), json(of).unwrap());
+        assert!(original.get("deduplicated_from").is_none(), "{original}");
+        assert_eq!(
+            reused["deduplicated_from"], original["source"],
+            "{twin} reuses {of}: {reused}"
+        );
+        assert_eq!(
+            reused["source"],
+            format!(
+                "s3://media/in/{twin}.{}",
+                if twin == "four" { "m4a" } else { "wav" }
+            )
+        );
+        assert_eq!(reused["segments"], original["segments"]);
+        assert_eq!(
+            w.output(&format!("transcripts/{twin}.txt")),
+            w.output(&format!("transcripts/{of}.txt"))
+        );
+    }
+    let rows = journal_rows(d);
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    assert!(rows.iter().all(|r| r.1 == State::Done), "{rows:?}");
 }
 
 /// The watcher followed a symbolic link to a folder elsewhere, and transcribed (and moved

@@ -1,6 +1,6 @@
 //! SIGHUP re-reads the configuration: a folder added is watched without a restart, a
-//! folder removed is no longer read, and a broken configuration is refused while the
-//! running one keeps working.
+//! folder removed is no longer read, a folder's changed setting applies, and a broken
+//! configuration is refused while the running one keeps working.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -9,6 +9,11 @@ use std::time::Duration;
 use crate::common::*;
 
 fn write_config(d: &Path, folders: &[&str]) {
+    write_config_with(d, folders, "");
+}
+
+/// `extra`: more `[[watch]]` keys for every folder.
+fn write_config_with(d: &Path, folders: &[&str], extra: &str) {
     let mut text = format!(
         "[journal]\npath = {:?}\n[asr]\nmodel = {:?}\nthreads = 1\n",
         d.join("state/journal.sqlite"),
@@ -17,7 +22,7 @@ fn write_config(d: &Path, folders: &[&str]) {
     for f in folders {
         std::fs::create_dir_all(d.join(f)).unwrap();
         text += &format!(
-            "[[watch]]\npath = {:?}\noutput = {:?}\nstable_for = \"300ms\"\n",
+            "[[watch]]\npath = {:?}\noutput = {:?}\nstable_for = \"300ms\"\n{extra}\n",
             d.join(f),
             d.join(format!("out-{f}"))
         );
@@ -84,5 +89,18 @@ fn sighup_adds_and_removes_folders_and_refuses_a_broken_config() {
     std::thread::sleep(Duration::from_secs(3));
     assert!(!done("a", "five"), "a removed folder was still read");
     assert!(d.join("a/five.wav").is_file());
+
+    // A changed setting of a running folder applies too: every speech file is over 1 KiB.
+    write_config_with(d, &["b"], "max_file_size = \"1KiB\"");
+    run(std::process::Command::new("kill").args(["-HUP", &daemon.child.id().to_string()]));
+    wait_until("the third reload", || {
+        std::fs::read_to_string(&log)
+            .is_ok_and(|t| t.matches("configuration reloaded").count() == 3)
+    });
+    drop_into("b", "seven");
+    wait_until("b/seven quarantined", || {
+        d.join("b/failed/seven.wav.error.json").is_file()
+    });
+    assert!(!done("b", "seven"));
     assert!(signal_daemon(&mut daemon, "TERM").success());
 }

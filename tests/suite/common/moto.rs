@@ -325,6 +325,22 @@ impl World {
         });
     }
 
+    /// Uploads with a SHA-256 checksum of the whole object (`--checksum-algorithm SHA256`),
+    /// which S3 checks and HEAD returns.
+    pub fn upload_sha256(&self, key: &str, bytes: Vec<u8>) {
+        self.rt.block_on(async {
+            self.s3
+                .put_object()
+                .bucket("media")
+                .key(key)
+                .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
+                .body(ByteStream::from(bytes))
+                .send()
+                .await
+                .unwrap();
+        });
+    }
+
     /// Uploads without an event (the bucket sends none after `silence_bucket`); the ETag.
     pub fn upload_etag(&self, key: &str, bytes: Vec<u8>) -> String {
         self.upload(key, bytes);
