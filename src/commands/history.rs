@@ -49,7 +49,7 @@ fn find(j: &Journal, config: &Config, what: &str) -> Result<Vec<i64>, String> {
             }
         });
         if let Some(rel) = rel {
-            let source = crate::daemon::source_id(&root);
+            let source = crate::daemon::SourceId::folder(&root).to_string();
             return j
                 .inputs_named(Some(&source), &rel.to_string_lossy())
                 .map_err(err);

@@ -111,7 +111,7 @@ fn retry_one(journal: &mut Journal, id: i64) -> Result<String, String> {
             "is a malformed SQS message (its body is in the journal); nothing to retry".into(),
         );
     }
-    let Some(root) = crate::daemon::source_root(&input.source) else {
+    let Some(root) = crate::daemon::SourceId::root_of(&input.source) else {
         // An S3 object: nothing was moved; the daemon fetches it again.
         journal
             .transition(id, State::Queued, Some("retry requested"))

@@ -229,7 +229,9 @@ fn refresh(shared: &Shared) -> Result<(), String> {
         .iter()
     {
         m.breaker_open
-            .get_or_create(&Queue { queue: id.clone() })
+            .get_or_create(&Queue {
+                queue: id.to_string(),
+            })
             .set(i64::from(q.breaker.is_open()));
     }
     m.training_runs.clear();

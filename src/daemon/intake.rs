@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::{source_id, Shared};
+use super::{Shared, SourceId};
 use crate::journal::{Arrival, Arrived, State};
 use crate::sources::fs::Candidate;
 
@@ -33,7 +33,7 @@ fn record(shared: &Shared, candidates: &[Candidate]) {
     let arrivals: Vec<Arrival> = candidates
         .iter()
         .map(|c| Arrival {
-            source: source_id(&c.root),
+            source: SourceId::folder(&c.root).to_string(),
             key: c.rel.to_string_lossy().into_owned(),
             version: c.meta.version(),
             size: c.meta.len,
@@ -57,7 +57,7 @@ fn record(shared: &Shared, candidates: &[Candidate]) {
                 tracing::debug!(id, file = %c.root.join(&c.rel).display(), "queued");
             }
             Arrived::Known(id, State::Done) => {
-                finish_after(shared, id, &source_id(&c.root), &c.rel)
+                finish_after(shared, id, &SourceId::folder(&c.root), &c.rel)
             }
             Arrived::Known(..) => {}
         }
@@ -66,7 +66,7 @@ fn record(shared: &Shared, candidates: &[Candidate]) {
 }
 
 /// Completes the after-action of an input whose outputs are already journaled.
-fn finish_after(shared: &Shared, id: i64, source: &str, rel: &Path) {
+fn finish_after(shared: &Shared, id: i64, source: &SourceId, rel: &Path) {
     let Some(folder) = shared
         .folder(source)
         .filter(|f| f.after != crate::config::After::Keep)

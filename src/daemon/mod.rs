@@ -3,6 +3,8 @@
 //! marks it queued; workers take the oldest queued input. A restart requeues whatever was running, so nothing is lost and finished
 //! work is never redone.
 
+pub use source_id::SourceId;
+
 mod audit;
 mod disk;
 mod http;
@@ -11,6 +13,7 @@ mod notify;
 mod receipts;
 mod retention;
 mod s3_removed;
+mod source_id;
 mod sources;
 mod sqs_intake;
 mod systemd;
@@ -46,27 +49,8 @@ pub enum DaemonError {
     Setup(String),
 }
 
-const WATCH_PREFIX: &str = "watch:";
-
-/// The journal's `source` for a watched folder.
-pub fn source_id(root: &Path) -> String {
-    format!("{WATCH_PREFIX}{}", root.display())
-}
-
-/// The watched folder a journal `source` names, if it is one.
-pub fn source_root(source: &str) -> Option<PathBuf> {
-    source.strip_prefix(WATCH_PREFIX).map(PathBuf::from)
-}
-
-pub(crate) const QUEUE_PREFIX: &str = "sqs:";
-
 /// A temporary output file untouched this long belongs to no running write.
 const STALE_TEMP_AGE: Duration = Duration::from_secs(600);
-
-/// The journal's `source` for an SQS queue.
-pub fn queue_source_id(queue_url: &str) -> String {
-    format!("{QUEUE_PREFIX}{queue_url}")
-}
 
 /// An `[[s3]]` source as the workers need it.
 struct QueueInfo {
@@ -125,15 +109,15 @@ struct Shared {
     /// Shared with blocking job steps (datasets) as well as the async tasks.
     journal: Arc<Mutex<Journal>>,
     /// The configured sources by source id; SIGHUP replaces them (`sources.rs`).
-    folders: RwLock<HashMap<String, FolderInfo>>,
-    queues: RwLock<HashMap<String, Arc<QueueInfo>>>,
+    folders: RwLock<HashMap<SourceId, FolderInfo>>,
+    queues: RwLock<HashMap<SourceId, Arc<QueueInfo>>>,
     /// SQS messages of the inputs not yet final.
     receipts: Mutex<receipts::Receipts>,
     /// Where S3 objects are downloaded to, and decoded audio kept for datasets, while
     /// their jobs run.
     spool: PathBuf,
     /// The datasets each source (by source id) feeds.
-    feeds: HashMap<String, Vec<Arc<Dataset>>>,
+    feeds: HashMap<SourceId, Vec<Arc<Dataset>>>,
     datasets: Vec<Arc<Dataset>>,
     /// Free GPU memory figures (NVML, or a fake in tests).
     gpu: Arc<dyn GpuInfo>,
@@ -187,12 +171,12 @@ impl Shared {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn folder(&self, source: &str) -> Option<FolderInfo> {
+    fn folder(&self, source: &SourceId) -> Option<FolderInfo> {
         let folders = self.folders.read().unwrap_or_else(|p| p.into_inner());
         folders.get(source).cloned()
     }
 
-    fn queue(&self, source: &str) -> Option<Arc<QueueInfo>> {
+    fn queue(&self, source: &SourceId) -> Option<Arc<QueueInfo>> {
         let queues = self.queues.read().unwrap_or_else(|p| p.into_inner());
         queues.get(source).cloned()
     }
@@ -206,8 +190,11 @@ impl Shared {
 }
 
 /// Source id → the datasets it feeds, from each dataset's `sources` as written.
-fn dataset_feeds(config: &Config, datasets: &[Arc<Dataset>]) -> HashMap<String, Vec<Arc<Dataset>>> {
-    let mut feeds: HashMap<String, Vec<Arc<Dataset>>> = HashMap::new();
+fn dataset_feeds(
+    config: &Config,
+    datasets: &[Arc<Dataset>],
+) -> HashMap<SourceId, Vec<Arc<Dataset>>> {
+    let mut feeds: HashMap<SourceId, Vec<Arc<Dataset>>> = HashMap::new();
     for (c, d) in config.dataset.iter().zip(datasets) {
         for s in c.sources.get_ref() {
             let id = match config
@@ -215,8 +202,8 @@ fn dataset_feeds(config: &Config, datasets: &[Arc<Dataset>]) -> HashMap<String, 
                 .iter()
                 .find(|w| w.path.get_ref().to_string_lossy() == *s)
             {
-                Some(w) => source_id(&absolute(w.path.get_ref())),
-                None => queue_source_id(s),
+                Some(w) => SourceId::folder(&absolute(w.path.get_ref())),
+                None => SourceId::queue(s),
             };
             feeds.entry(id).or_default().push(d.clone());
         }
@@ -393,7 +380,8 @@ async fn run_reloading(
     });
 
     for d in &shared.datasets {
-        d.recover(&shared.journal).map_err(DaemonError::Setup)?;
+        d.recover(&shared.journal)
+            .map_err(|e| DaemonError::Setup(e.to_string()))?;
     }
 
     // Temporaries of writes a crash cut short: nothing is writing yet, so all of them.
@@ -512,7 +500,7 @@ async fn run_reloading(
 /// has finished or been handed back: a job finishing in the shutdown grace period is never
 /// delivered to another daemon meanwhile.
 async fn heartbeat(shared: Arc<Shared>, queue_url: String, stop: watch::Receiver<bool>) {
-    let Some(q) = shared.queue(&queue_source_id(&queue_url)) else {
+    let Some(q) = shared.queue(&SourceId::queue(&queue_url)) else {
         return;
     };
     let every = q.spec.visibility_timeout / 3;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::{watch, OnceCell};
 
-use super::{queue_source_id, source_id, source_root, DaemonError, Shared, QUEUE_PREFIX};
+use super::{DaemonError, Shared, SourceId};
 use crate::config::{Config, NotifyKind};
 use crate::journal::{Notification, Subscription};
 use crate::notify::document::{self, InputFacts, Origin, Output};
@@ -41,9 +41,10 @@ pub(super) fn subscriptions(config: &Config) -> Vec<Subscription> {
                         .iter()
                         .find(|w| w.path.get_ref().to_string_lossy() == *s)
                     {
-                        Some(w) => source_id(&super::absolute(w.path.get_ref())),
-                        None => queue_source_id(s),
+                        Some(w) => SourceId::folder(&super::absolute(w.path.get_ref())),
+                        None => SourceId::queue(s),
                     }
+                    .to_string()
                 })
                 .collect(),
         })
@@ -257,20 +258,23 @@ async fn build(
         let seen_at = j.seen_at(id).map_err(|e| e.to_string())?;
         (input, result, history, seen_at)
     };
-    let origin = match source_root(&input.source) {
-        Some(root) => Origin::Folder {
+    let origin = match SourceId::parse(&input.source) {
+        Some(SourceId::Folder(root)) => Origin::Folder {
             folder: root.display().to_string(),
             path: root.join(&input.key).display().to_string(),
         },
+        Some(id @ SourceId::Queue(_)) => Origin::S3 {
+            bucket: shared.queue(&id).map(|q| q.spec.input_bucket.clone()),
+            queue_url: match id {
+                SourceId::Queue(url) => url,
+                SourceId::Folder(_) => String::new(),
+            },
+            key: input.key.clone(),
+        },
+        // A source this version does not know: named as the journal spells it.
         None => Origin::S3 {
-            queue_url: input
-                .source
-                .strip_prefix(QUEUE_PREFIX)
-                .unwrap_or(&input.source)
-                .to_string(),
-            bucket: shared
-                .queue(&input.source)
-                .map(|q| q.spec.input_bucket.clone()),
+            queue_url: input.source.clone(),
+            bucket: None,
             key: input.key.clone(),
         },
     };

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{FolderInfo, Shared};
+use super::{FolderInfo, Shared, SourceId};
 use crate::journal::{Input, Removal};
 use crate::sources::names::{DONE_DIR, FAILED_DIR};
 
@@ -42,7 +42,7 @@ pub(super) async fn cleanup_loop(
 }
 
 fn cleanup_once(shared: &Shared) {
-    let folders: Vec<(String, FolderInfo)> = shared
+    let folders: Vec<(SourceId, FolderInfo)> = shared
         .folders
         .read()
         .unwrap_or_else(|p| p.into_inner())
@@ -62,6 +62,7 @@ fn cleanup_once(shared: &Shared) {
         }
     }
     for (id, f) in folders {
+        let id = id.to_string();
         let n = crate::sinks::local::remove_stale_temps(&f.output, super::STALE_TEMP_AGE);
         if n > 0 {
             tracing::info!(output = %f.output.display(), removed = n, "removed stale temporary files of interrupted writes");

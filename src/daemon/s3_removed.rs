@@ -6,13 +6,13 @@
 
 use std::sync::Arc;
 
-use super::{queue_source_id, QueueInfo, Shared};
+use super::{QueueInfo, Shared, SourceId};
 use crate::aws::describe;
 use crate::sources::s3_event::ObjectEvent;
 use crate::sources::sqs::{delete, Message};
 
 pub(super) async fn handle(shared: Arc<Shared>, message: Message, event: ObjectEvent) {
-    let Some(q) = shared.queue(&queue_source_id(&message.queue_url)) else {
+    let Some(q) = shared.queue(&SourceId::queue(&message.queue_url)) else {
         return;
     };
     let uri = format!("s3://{}/{}", event.bucket, event.key);
@@ -20,7 +20,7 @@ pub(super) async fn handle(shared: Arc<Shared>, message: Message, event: ObjectE
         Ok(Removal::Deleted(n)) => {
             // An upload of the same bytes later must be transcribed again, not skipped as
             // an input already done.
-            let source = queue_source_id(&message.queue_url);
+            let source = SourceId::queue(&message.queue_url).to_string();
             let retired = {
                 let s = shared.clone();
                 let key = event.key.clone();
@@ -78,7 +78,7 @@ async fn delete_outputs(
         Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {}
         Err(e) => return Err(describe(&e)),
     }
-    let outputs = journaled_outputs(shared, &queue_source_id(queue_url), key)
+    let outputs = journaled_outputs(shared, &SourceId::queue(queue_url).to_string(), key)
         .map_err(|e| format!("cannot read the journal: {e}"))?;
     for uri in &outputs {
         let Some((bucket, out)) = uri

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::{absolute, heartbeat, queue_source_id, source_id, FolderInfo, QueueInfo, Shared};
+use super::{absolute, heartbeat, FolderInfo, QueueInfo, Shared, SourceId};
 use crate::config::{Config, S3Config, WatchConfig};
 use crate::sources::fs::{watch_folder, Candidate, FolderSpec};
 use crate::sources::sqs::{poll_queue, Delivery};
@@ -35,7 +35,7 @@ pub(super) struct Sources {
     shared: Arc<Shared>,
     candidates: mpsc::Sender<Candidate>,
     deliveries: mpsc::Sender<Delivery>,
-    running: HashMap<String, Running>,
+    running: HashMap<SourceId, Running>,
 }
 
 /// What a source was started with: a reload restarts it when any field differs (compared
@@ -62,21 +62,21 @@ impl Sources {
 
     /// Starts, stops and restarts sources so they match `config`. Returns (started, stopped).
     pub async fn apply(&mut self, config: &Config) -> (usize, usize) {
-        let mut wanted: HashMap<String, Settings> = HashMap::new();
+        let mut wanted: HashMap<SourceId, Settings> = HashMap::new();
         for w in &config.watch {
             wanted.insert(
-                source_id(&absolute(w.path.get_ref())),
+                SourceId::folder(&absolute(w.path.get_ref())),
                 Settings::Folder(w.clone()),
             );
         }
         for c in &config.s3 {
             wanted.insert(
-                queue_source_id(c.queue_url.get_ref()),
+                SourceId::queue(c.queue_url.get_ref()),
                 Settings::Queue(c.clone()),
             );
         }
         let mut stopped = 0;
-        let ids: Vec<String> = self.running.keys().cloned().collect();
+        let ids: Vec<SourceId> = self.running.keys().cloned().collect();
         for id in ids {
             if wanted.get(&id) != self.running.get(&id).map(|r| &r.settings) {
                 if let Some(r) = self.running.remove(&id) {
@@ -88,14 +88,14 @@ impl Sources {
         }
         let mut started = 0;
         for w in &config.watch {
-            let id = source_id(&absolute(w.path.get_ref()));
+            let id = SourceId::folder(&absolute(w.path.get_ref()));
             if !self.running.contains_key(&id) {
                 self.start_folder(w, id);
                 started += 1;
             }
         }
         for c in &config.s3 {
-            let id = queue_source_id(c.queue_url.get_ref());
+            let id = SourceId::queue(c.queue_url.get_ref());
             if !self.running.contains_key(&id) {
                 self.start_queue(c, id).await;
                 started += 1;
@@ -104,7 +104,7 @@ impl Sources {
         (started, stopped)
     }
 
-    fn forget(&self, id: &str) {
+    fn forget(&self, id: &SourceId) {
         let mut folders = self
             .shared
             .folders
@@ -120,7 +120,7 @@ impl Sources {
         queues.remove(id);
     }
 
-    fn start_folder(&mut self, w: &WatchConfig, id: String) {
+    fn start_folder(&mut self, w: &WatchConfig, id: SourceId) {
         let root = absolute(w.path.get_ref());
         let info = FolderInfo {
             root: root.clone(),
@@ -169,7 +169,7 @@ impl Sources {
         );
     }
 
-    async fn start_queue(&mut self, c: &S3Config, id: String) {
+    async fn start_queue(&mut self, c: &S3Config, id: SourceId) {
         let q = Arc::new(QueueInfo::new(c).await);
         self.shared
             .queues

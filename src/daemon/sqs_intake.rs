@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::{queue_source_id, Shared};
+use super::{Shared, SourceId};
 use crate::config::Malformed;
 use crate::journal::{Arrival, Arrived, State};
 use crate::sources::sqs::{delete, Delivery, Message};
@@ -25,7 +25,7 @@ pub(super) async fn sqs_intake(shared: Arc<Shared>, mut rx: mpsc::Receiver<Deliv
         let s = shared.clone();
         let done = tokio::task::spawn_blocking(move || record(&s, d)).await;
         let Ok(Some(message)) = done else { continue };
-        if let Some(q) = shared.queue(&queue_source_id(&message.queue_url)) {
+        if let Some(q) = shared.queue(&SourceId::queue(&message.queue_url)) {
             delete(&q.clients.sqs, &message).await;
         }
     }
@@ -56,7 +56,7 @@ fn record(shared: &Shared, d: Delivery) -> Option<Message> {
         Delivery::Object { message, event } => {
             let version = object_version(&event);
             let arrival = Arrival {
-                source: queue_source_id(&message.queue_url),
+                source: SourceId::queue(&message.queue_url).to_string(),
                 key: event.key.clone(),
                 version,
                 size: event.size.unwrap_or(0),
@@ -98,7 +98,7 @@ fn record(shared: &Shared, d: Delivery) -> Option<Message> {
             body,
             reason,
         } => {
-            let source = queue_source_id(&message.queue_url);
+            let source = SourceId::queue(&message.queue_url).to_string();
             let kept: String = body.chars().take(MAX_KEPT_BODY).collect();
             let detail = format!("malformed message: {reason}; body: {kept}");
             let result = {
@@ -124,7 +124,9 @@ fn record(shared: &Shared, d: Delivery) -> Option<Message> {
                     tracing::error!(message = %message.message_id, error = %e, "cannot journal a malformed message")
                 }
             }
-            let policy = shared.queue(&source).map(|q| q.malformed);
+            let policy = shared
+                .queue(&SourceId::queue(&message.queue_url))
+                .map(|q| q.malformed);
             (policy == Some(Malformed::Delete)).then_some(message)
         }
     }

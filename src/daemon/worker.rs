@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{QueueInfo, Shared};
+use super::{QueueInfo, Shared, SourceId};
 use crate::job::{self, Decision, Done, Failure, InFolder, Input, LocalDir, LocalFile};
 use crate::journal::{JournalError, State};
 use crate::pipeline::cancel::Cancel;
@@ -127,6 +127,7 @@ async fn run_one(
         ..opts.clone()
     };
     let no_datasets = Vec::new();
+    let source = SourceId::parse(&row.source);
     let cx = job::Context {
         transcriber,
         opts,
@@ -134,7 +135,10 @@ async fn run_one(
         formats: &[],
         journal: Some((&shared.journal, id)),
         spool_dir: &shared.spool,
-        datasets: shared.feeds.get(&row.source).unwrap_or(&no_datasets),
+        datasets: source
+            .as_ref()
+            .and_then(|s| shared.feeds.get(s))
+            .unwrap_or(&no_datasets),
         dedup_scope: Some(&shared.dedup_scope),
     };
     let named = job::journaled_output_name(&shared.journal(), &row.source, &row.key);
@@ -147,7 +151,9 @@ async fn run_one(
                 .retry_later(id, &format!("journal: {e}"), 5_000);
         }
     };
-    if let Some(folder) = shared.folder(&row.source) {
+    let folder = source.as_ref().and_then(|s| shared.folder(s));
+    let queue = source.as_ref().and_then(|s| shared.queue(s));
+    if let Some(folder) = folder {
         let mut place = folder.place(PathBuf::from(&row.key));
         // The version is "len:mtime_ns:inode" (`FileMeta::version`).
         place.inode = row.version.rsplit(':').next().and_then(|i| i.parse().ok());
@@ -160,7 +166,7 @@ async fn run_one(
         let outcome = job::run(&cx, &mut input, &output).await;
         return settle(shared, &row, &input, outcome, None).await;
     }
-    if let Some(q) = shared.queue(&row.source) {
+    if let Some(q) = queue {
         let (mut input, output) = s3_job(&q, &row.key, &row.version, &name);
         let cx = job::Context {
             formats: &q.formats,
@@ -287,7 +293,7 @@ async fn delete_messages(shared: &Shared, row: &crate::journal::Input, queue: Op
     if messages.is_empty() {
         return;
     }
-    let current = shared.queue(&row.source);
+    let current = SourceId::parse(&row.source).and_then(|s| shared.queue(&s));
     let Some(q) = queue.or(current.as_deref()) else {
         tracing::warn!(id = row.id, "no queue to delete the messages of a final input from; they come back and are deleted on sight");
         return;

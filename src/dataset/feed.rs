@@ -149,7 +149,7 @@ impl Dataset {
         sha256: &str,
         transcript: &Transcript,
         pcm: &Path,
-    ) -> Result<Added, String> {
+    ) -> Result<Added, DatasetError> {
         if let Some(lang) = &self.language {
             if !transcript.language.eq_ignore_ascii_case(lang) {
                 return Ok(Added::OtherLanguage(transcript.language.clone()));
@@ -158,27 +158,23 @@ impl Dataset {
         let pieces = cut(&transcript.segments, &self.rules);
         let _one_at_a_time = self.lock();
         let manifest = self.manifest();
-        std::fs::create_dir_all(&self.root)
-            .map_err(|e| format!("cannot create {}: {e}", self.root.display()))?;
-        let offset = manifest::len(&manifest)
-            .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
-        let go = lock(journal)
-            .dataset_begin(&self.name, sha256, offset, source)
-            .map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&self.root).map_err(io("create", &self.root))?;
+        let offset = manifest::len(&manifest).map_err(io("read", &manifest))?;
+        let go = lock(journal).dataset_begin(&self.name, sha256, offset, source)?;
         if !go {
             return Ok(Added::AlreadyIn);
         }
         let dir = self.root.join("audio").join(&sha256[..sha256.len().min(2)]);
         let mut lines = Vec::with_capacity(pieces.len());
         for (i, p) in pieces.iter().enumerate() {
-            let wav = wav_between(pcm, p.start, p.end)
-                .map_err(|e| format!("cannot read the decoded audio: {e}"))?;
+            let wav =
+                wav_between(pcm, p.start, p.end).map_err(io("read the decoded audio", pcm))?;
             let duration = (wav.len() - 44) as f64 / 2.0 / f64::from(RATE);
             if duration < self.rules.min_seconds {
                 continue;
             }
             let path = dir.join(format!("{sha256}-{i:04}.wav"));
-            write_atomic(&path, &wav).map_err(|e| e.to_string())?;
+            write_atomic(&path, &wav)?;
             lines.push(Line {
                 audio_filepath: path.display().to_string(),
                 duration,
@@ -188,14 +184,11 @@ impl Dataset {
                 sha256: sha256.to_string(),
             });
         }
-        manifest::append_at(&manifest, offset, &lines)
-            .map_err(|e| format!("cannot append to {}: {e}", manifest.display()))?;
+        manifest::append_at(&manifest, offset, &lines).map_err(io("append to", &manifest))?;
         let seconds: f64 = lines.iter().map(|l| l.duration).sum();
         self.manifest_dirty
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        lock(journal)
-            .dataset_added(&self.name, sha256, seconds, lines.len())
-            .map_err(|e| e.to_string())?;
+        lock(journal).dataset_added(&self.name, sha256, seconds, lines.len())?;
         Ok(Added::Pieces {
             count: lines.len(),
             seconds,
@@ -203,18 +196,46 @@ impl Dataset {
     }
 
     /// Start-up: drops the tail of an append a crash interrupted (its input is redone).
-    pub fn recover(&self, journal: &Mutex<Journal>) -> Result<(), String> {
-        let pending = lock(journal).dataset_pending().map_err(|e| e.to_string())?;
+    pub fn recover(&self, journal: &Mutex<Journal>) -> Result<(), DatasetError> {
+        let pending = lock(journal).dataset_pending()?;
         for (name, offset) in pending.into_iter().filter(|(n, _)| *n == self.name) {
             manifest::truncate(&self.manifest(), offset)
-                .map_err(|e| format!("cannot truncate {}: {e}", self.manifest().display()))?;
-            lock(journal)
-                .dataset_clear_pending(&name)
-                .map_err(|e| e.to_string())?;
+                .map_err(io("truncate", &self.manifest()))?;
+            lock(journal).dataset_clear_pending(&name)?;
             tracing::info!(dataset = %name, offset, "removed the tail of a manifest append interrupted by the last stop");
         }
         Ok(())
     }
+}
+
+/// Why an input could not be added to a dataset.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    #[error("cannot {what} {}: {source}", .path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Write(#[from] crate::sinks::local::WriteError),
+    #[error("journal: {0}")]
+    Journal(#[from] crate::journal::JournalError),
+    #[error("cannot keep the decoded audio: {0}")]
+    Spool(#[source] std::io::Error),
+    #[error("dataset {name}: {source}")]
+    In {
+        name: String,
+        #[source]
+        source: Box<DatasetError>,
+    },
+}
+
+/// An I/O error on `path`, as a `map_err` argument.
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DatasetError {
+    let path = path.to_path_buf();
+    move |source| DatasetError::Io { what, path, source }
 }
 
 fn lock(journal: &Mutex<Journal>) -> MutexGuard<'_, Journal> {
@@ -235,11 +256,14 @@ impl Feed<'_> {
         sha256: &str,
         transcript: &Transcript,
         pcm: &Path,
-    ) -> Result<(), String> {
+    ) -> Result<(), DatasetError> {
         for d in self.datasets {
             let added = d
                 .add(self.journal, source, sha256, transcript, pcm)
-                .map_err(|e| format!("dataset {}: {e}", d.name))?;
+                .map_err(|e| DatasetError::In {
+                    name: d.name.clone(),
+                    source: Box::new(e),
+                })?;
             match added {
                 Added::Pieces { count, seconds } => {
                     tracing::info!(dataset = %d.name, %source, pieces = count, seconds, "added to the dataset")

@@ -41,7 +41,7 @@ impl Sha256 {
             }),
             Sha256::WhenRead(rx) => match rx.recv() {
                 Ok(Ok(sha)) => Ok(sha),
-                Ok(Err(why)) => Err(Failure::transient(Stage::Fetch, why)),
+                Ok(Err(why)) => Err(Failure::transient(Stage::Fetch, why.to_string())),
                 Err(_) => Err(Failure::transient(
                     Stage::Fetch,
                     "the download ended without a result",

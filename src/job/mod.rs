@@ -170,7 +170,7 @@ pub async fn run(
         let (added, back) = tokio::task::spawn_blocking(move || {
             let kept = spool.lock().unwrap_or_else(|p| p.into_inner()).finish();
             let added = kept
-                .map_err(|e| format!("cannot keep the decoded audio: {e}"))
+                .map_err(crate::dataset::DatasetError::Spool)
                 .and_then(|_| {
                     let feed = Feed {
                         datasets: &datasets,
@@ -183,7 +183,7 @@ pub async fn run(
         })
         .await
         .map_err(|e| Failure::transient(Stage::Dataset, format!("ended abnormally: {e}")))?;
-        added.map_err(|reason| Failure::transient(Stage::Dataset, reason))?;
+        added.map_err(|e| Failure::transient(Stage::Dataset, e.to_string()))?;
         transcript = back;
     }
     Ok(Done {

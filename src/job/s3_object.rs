@@ -81,13 +81,9 @@ impl<'a> S3Object<'a> {
         }
     }
 
-    /// The download broke after S3 had answered (the HEAD, then the GET's headers): S3 is
-    /// up, so this uses an attempt. A break that repeats on every attempt (a connection
-    /// dropped mid-stream, a checksum mismatch) then ends as a failure with its reason,
-    /// instead of waiting forever; a real outage shows at the next attempt's HEAD.
     /// Whether the key's current object is still the upload this input is (checked before
     /// deleting or tagging it, so a newer upload is never deleted in its place).
-    async fn still_current(&self) -> Result<bool, String> {
+    async fn still_current(&self) -> Result<bool, FinishError> {
         let head = self
             .s3
             .head_object()
@@ -103,7 +99,10 @@ impl<'a> S3Object<'a> {
             }
             Err(e) if changed(&e) => Ok(false),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
-            Err(e) => Err(describe(&e)),
+            Err(e) => Err(FinishError::S3 {
+                uri: self.uri.clone(),
+                reason: describe(&e),
+            }),
         }
     }
 
@@ -119,6 +118,10 @@ impl<'a> S3Object<'a> {
         )
     }
 
+    /// The download broke after S3 had answered (the HEAD, then the GET's headers): S3 is
+    /// up, so this uses an attempt. A break that repeats on every attempt (a connection
+    /// dropped mid-stream, a checksum mismatch) then ends as a failure with its reason,
+    /// instead of waiting forever; a real outage shows at the next attempt's HEAD.
     fn interrupted(&self, why: String) -> Failure {
         Failure::transient(Stage::Fetch, format!("{}: {why}", self.uri))
     }
@@ -413,7 +416,7 @@ impl Input for S3Object<'_> {
         };
         match verdict {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(why)) => Err(self.interrupted(why)),
+            Ok(Err(why)) => Err(self.interrupted(why.to_string())),
             Err(e) => Err(Failure::transient(
                 Stage::Fetch,
                 format!("the download ended abnormally: {e}"),
@@ -427,7 +430,7 @@ impl Input for S3Object<'_> {
             uri: self.uri.clone(),
             reason,
         };
-        if self.after != S3After::Keep && !self.still_current().await.map_err(failed)? {
+        if self.after != S3After::Keep && !self.still_current().await? {
             return Ok(Some((
                 "left",
                 "the object is no longer the upload transcribed (a newer one replaced it); left as it is".into(),

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 const DEPTH: usize = 4;
 
 pub struct BodyReader {
-    rx: mpsc::Receiver<Result<Vec<u8>, String>>,
+    rx: mpsc::Receiver<Result<Vec<u8>, Interrupted>>,
     chunk: Vec<u8>,
     pos: usize,
 }
@@ -36,8 +36,13 @@ impl Read for BodyReader {
     }
 }
 
+/// The download broke after S3 had answered (the connection dropped, a checksum failed).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("download interrupted: {0}")]
+pub struct Interrupted(pub String);
+
 /// The sha256 of the whole body, or why the download failed.
-pub type Downloaded = Result<String, String>;
+pub type Downloaded = Result<String, Interrupted>;
 
 /// Starts copying `body` into a reader. The task ends with the sha256 of the whole body, or
 /// why the download failed; the same result is also sent on the returned channel, for a
@@ -64,7 +69,7 @@ pub fn stream(
                 }
                 Ok(None) => break Ok(hex::encode(hasher.finalize())),
                 Err(e) => {
-                    let why = format!("download interrupted: {e}");
+                    let why = Interrupted(e.to_string());
                     let _ = tx.send(Err(why.clone())).await;
                     break Err(why);
                 }

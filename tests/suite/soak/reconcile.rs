@@ -48,7 +48,7 @@ fn journal_rows(path: &Path, history: bool) -> Vec<Row> {
 }
 
 fn origin_of(input: &Input) -> Origin {
-    if hotfolderd::daemon::source_root(&input.source).is_some() {
+    if hotfolderd::daemon::SourceId::root_of(&input.source).is_some() {
         Origin::Folder
     } else {
         Origin::Bucket
