@@ -37,6 +37,7 @@ fn record(shared: &Shared, candidates: &[Candidate]) {
             key: c.rel.to_string_lossy().into_owned(),
             version: c.meta.version(),
             size: c.meta.len,
+            device: Some(c.meta.device),
         })
         .collect();
     let result = shared.journal().arrive(&arrivals);

@@ -60,6 +60,7 @@ fn record(shared: &Shared, d: Delivery) -> Option<Message> {
                 key: event.key.clone(),
                 version,
                 size: event.size.unwrap_or(0),
+                device: None,
             };
             let arrived = shared.journal().arrive(std::slice::from_ref(&arrival));
             match arrived.as_deref() {

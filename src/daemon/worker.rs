@@ -157,6 +157,15 @@ async fn run_one(
         let mut place = folder.place(PathBuf::from(&row.key));
         // The version is "len:mtime_ns:inode" (`FileMeta::version`).
         place.inode = row.version.rsplit(':').next().and_then(|i| i.parse().ok());
+        place.device = match shared.journal().device(id) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(id, error = %e, "cannot read the journal; retrying");
+                return shared
+                    .journal()
+                    .retry_later(id, &format!("journal: {e}"), 5_000);
+            }
+        };
         let output = LocalDir::new(folder.output.join(&name));
         let mut input = LocalFile::in_folder(place);
         let cx = job::Context {
@@ -312,6 +321,7 @@ impl super::FolderInfo {
             after: self.after,
             max_size: self.max_file_size,
             inode: None,
+            device: None,
         }
     }
 }

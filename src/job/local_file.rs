@@ -27,6 +27,17 @@ pub struct InFolder {
     pub max_size: u64,
     /// The inode of the version that was journaled.
     pub inode: Option<u64>,
+    /// The device it was on (`None` for inputs journaled before devices were kept).
+    pub device: Option<u64>,
+}
+
+impl InFolder {
+    /// Whether `meta` is the journaled file: the same inode on the same device.
+    fn is_journaled(&self, meta: &std::fs::Metadata) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.inode.is_none_or(|ino| ino == meta.ino())
+            && self.device.is_none_or(|dev| dev == meta.dev())
+    }
 }
 
 pub struct LocalFile {
@@ -75,7 +86,7 @@ impl LocalFile {
     /// Opens a folder's file without following links and checks that it is the file that
     /// was journaled, where it was journaled.
     fn open_checked(&mut self, folder: &InFolder) -> Result<std::fs::File, Failure> {
-        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        use std::os::unix::fs::OpenOptionsExt;
         use std::os::unix::io::AsRawFd;
         // O_NONBLOCK: a FIFO put in its place must not block the open.
         let opened = std::fs::OpenOptions::new()
@@ -106,7 +117,7 @@ impl LocalFile {
         let meta = file.metadata().map_err(|e| {
             Failure::transient(Stage::Fetch, format!("cannot stat {}: {e}", self.name))
         })?;
-        if folder.inode.is_some_and(|ino| ino != meta.ino()) {
+        if !folder.is_journaled(&meta) {
             return Err(self.not_ours(
                 "the file was replaced by another between the stability check and the read; the new file is an input of its own",
             ));
@@ -129,9 +140,8 @@ impl LocalFile {
     /// Whether the file at the path is still the journaled one (not replaced meanwhile), so
     /// it may be moved, deleted or quarantined.
     fn still_journaled(&self, folder: &InFolder) -> bool {
-        use std::os::unix::fs::MetadataExt;
         match std::fs::symlink_metadata(&self.path) {
-            Ok(m) if m.file_type().is_file() => folder.inode.is_none_or(|ino| ino == m.ino()),
+            Ok(m) if m.file_type().is_file() => folder.is_journaled(&m),
             _ => false,
         }
     }
@@ -331,6 +341,7 @@ mod tests {
             after: After::Move,
             max_size: 1 << 20,
             inode: Some(std::fs::metadata(&path).unwrap().ino()),
+            device: Some(std::fs::metadata(&path).unwrap().dev()),
         };
         (dir, f, outside)
     }
@@ -379,6 +390,19 @@ mod tests {
         let other = f.root.join("other");
         std::fs::write(&other, b"RIFF a newer file").unwrap();
         std::fs::rename(&other, &path).unwrap();
+        let (why, state) = open(&f).unwrap_err();
+        assert!(why.contains("replaced by another"), "{why}");
+        assert_eq!(state, State::Failed);
+        assert!(path.exists() && !f.root.join("failed").exists());
+    }
+
+    /// An inode number means something only on its file system: the same number on another
+    /// device (a file system mounted over the folder meanwhile) is another file.
+    #[test]
+    fn the_same_inode_on_another_device_is_another_file() {
+        let (_d, mut f, _) = folder("a.wav");
+        let path = f.root.join(&f.rel);
+        f.device = f.device.map(|d| d + 1);
         let (why, state) = open(&f).unwrap_err();
         assert!(why.contains("replaced by another"), "{why}");
         assert_eq!(state, State::Failed);

@@ -91,6 +91,7 @@ CREATE TABLE IF NOT EXISTS inputs (
     input_removed_at    INTEGER,
     outputs_removed_at  INTEGER,
     dedup_key   TEXT,
+    device      INTEGER,
     UNIQUE (source, key, version)
 );
 CREATE INDEX IF NOT EXISTS inputs_state ON inputs (state);
@@ -257,8 +258,9 @@ fn see(
 /// The schema version this code writes. 1 → 2 added `not_before` (retry backoff); 2 → 3
 /// added the dataset tables (created by [`SCHEMA`] on open); 3 → 4 added `inputs.result`,
 /// the retention marks and the notification outbox ([`OUTBOX_SCHEMA`]); 4 → 5 added
-/// `inputs.dedup_key` (content, model and options: see `job::dedup_key`).
-const SCHEMA_VERSION: i64 = 5;
+/// `inputs.dedup_key` (content, model and options: see `job::dedup_key`); 5 → 6 added
+/// `inputs.device` (a file's `st_dev`, checked with its inode when it is opened).
+const SCHEMA_VERSION: i64 = 6;
 
 /// Brings a journal written by an older hotfolderd up to [`SCHEMA_VERSION`]. A fresh file
 /// (version 0) already has the current tables from [`SCHEMA`].
@@ -290,6 +292,10 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         // Inputs finished before have no key, so they are never reused as twins: the next
         // copy of their content is transcribed once more, with the model of the day.
         conn.execute_batch("ALTER TABLE inputs ADD COLUMN dedup_key TEXT;")?;
+    }
+    if (1..6).contains(&version) {
+        // Inputs journaled before have no device: their inode alone is checked.
+        conn.execute_batch("ALTER TABLE inputs ADD COLUMN device INTEGER;")?;
     }
     conn.execute_batch("CREATE INDEX IF NOT EXISTS inputs_dedup_key ON inputs (dedup_key);")?;
     if version < SCHEMA_VERSION {
@@ -500,6 +506,19 @@ impl Journal {
             )
             .map_err(self.db())?;
         Ok(())
+    }
+
+    /// The device (`st_dev`) input `id`'s file was on when it was journaled, if kept.
+    pub fn device(&self, id: i64) -> Result<Option<u64>, JournalError> {
+        self.conn
+            .query_row(
+                "SELECT device FROM inputs WHERE id = ?1",
+                params![id],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .map(|d| d.flatten().map(|d| d as u64))
+            .map_err(self.db())
     }
 
     /// Records input `id`'s content hash and its dedup key (content, model and the options
@@ -961,8 +980,9 @@ mod tests {
                 .replace("    result      TEXT,\n", "")
                 .replace("    input_removed_at    INTEGER,\n", "")
                 .replace("    outputs_removed_at  INTEGER,\n", "")
-                .replace("    dedup_key   TEXT,\n", "");
-            assert!(!v1.contains("dedup_key"));
+                .replace("    dedup_key   TEXT,\n", "")
+                .replace("    device      INTEGER,\n", "");
+            assert!(!v1.contains("dedup_key") && !v1.contains("device"));
             conn.execute_batch(&v1).unwrap();
             conn.execute_batch("PRAGMA user_version = 1;").unwrap();
             conn.execute(
@@ -981,6 +1001,7 @@ mod tests {
         let input = j.claim_next().unwrap().unwrap();
         assert_eq!(input.key, "k");
         j.set_dedup_key(input.id, "abc", "abc+model").unwrap();
+        assert_eq!(j.device(input.id).unwrap(), None);
     }
 
     #[test]

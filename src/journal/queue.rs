@@ -15,6 +15,8 @@ pub struct Arrival {
     /// Tells one version of the same key from the next (size, mtime, inode for files).
     pub version: String,
     pub size: u64,
+    /// The file system a file is on (`st_dev`), checked with its inode when it is opened.
+    pub device: Option<u64>,
 }
 
 /// What [`Journal::arrive`] did with one arrival.
@@ -36,7 +38,13 @@ impl Journal {
         let tx = begin(&mut self.conn, &self.path)?;
         let mut out = Vec::with_capacity(batch.len());
         for a in batch {
-            let (id, state, _) = see(&tx, &self.path, &a.source, &a.key, &a.version, a.size, now)?;
+            let (id, state, new) =
+                see(&tx, &self.path, &a.source, &a.key, &a.version, a.size, now)?;
+            if let (true, Some(device)) = (new, a.device) {
+                tx.prepare_cached("UPDATE inputs SET device = ?1 WHERE id = ?2")
+                    .and_then(|mut s| s.execute(params![device as i64, id]))
+                    .map_err(&db)?;
+            }
             if state == State::Seen {
                 step(&tx, &self.path, id, State::Stable, None, now)?;
             }
@@ -132,6 +140,7 @@ mod tests {
             key: key.into(),
             version: version.into(),
             size: 1,
+            device: Some(7),
         }
     }
 
@@ -151,6 +160,19 @@ mod tests {
         assert!(matches!(again[0], Arrived::Known(_, State::Queued)));
         assert!(matches!(again[1], Arrived::Queued(_)));
         assert_eq!(j.in_state(State::Queued).unwrap().len(), 3);
+        // The device is kept beside the version; an S3 object has none.
+        let Arrived::Queued(id) = first[0] else {
+            unreachable!()
+        };
+        assert_eq!(j.device(id).unwrap(), Some(7));
+        let object = Arrival {
+            device: None,
+            ..arrival("in/c.wav", "etag:x")
+        };
+        let Arrived::Queued(id) = j.arrive(&[object]).unwrap()[0] else {
+            panic!("not queued")
+        };
+        assert_eq!(j.device(id).unwrap(), None);
     }
 
     #[test]

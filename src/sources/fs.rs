@@ -58,6 +58,7 @@ fn meta_of(m: &std::fs::Metadata) -> FileMeta {
         len: m.len(),
         mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
         inode: m.ino(),
+        device: m.dev(),
     }
 }
 

@@ -17,6 +17,10 @@ pub struct FileMeta {
     pub len: u64,
     pub mtime_ns: i128,
     pub inode: u64,
+    /// The file system it is on: an inode number means something only on its device. It is
+    /// journaled beside the version (`inputs.device`), not in it, so versions journaled
+    /// before it was kept still match.
+    pub device: u64,
 }
 
 impl FileMeta {
@@ -200,6 +204,7 @@ mod tests {
 
     fn meta(len: u64, mtime: i128, inode: u64) -> FileMeta {
         FileMeta {
+            device: 1,
             len,
             mtime_ns: mtime,
             inode,
