@@ -42,14 +42,6 @@ impl SourceId {
             _ => None,
         }
     }
-
-    /// The queue URL a journal `source` names, if it is one.
-    pub fn queue_of(source: &str) -> Option<String> {
-        match SourceId::parse(source) {
-            Some(SourceId::Queue(url)) => Some(url),
-            _ => None,
-        }
-    }
 }
 
 impl fmt::Display for SourceId {
@@ -79,8 +71,8 @@ mod tests {
         );
         assert_eq!(SourceId::root_of("sqs:http://q"), None);
         assert_eq!(
-            SourceId::queue_of("sqs:http://q").as_deref(),
-            Some("http://q")
+            SourceId::parse("sqs:http://q"),
+            Some(SourceId::Queue("http://q".into()))
         );
         assert_eq!(SourceId::parse("http:upload"), None);
     }

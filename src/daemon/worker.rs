@@ -156,7 +156,12 @@ async fn run_one(
     if let Some(folder) = folder {
         let mut place = folder.place(PathBuf::from(&row.key));
         // The version is "len:mtime_ns:inode" (`FileMeta::version`).
-        place.inode = row.version.rsplit(':').next().and_then(|i| i.parse().ok());
+        let mut parts = row.version.splitn(3, ':');
+        let (len, mtime, inode) = (parts.next(), parts.next(), parts.next());
+        place.inode = inode.and_then(|i| i.parse().ok());
+        place.len_mtime = len
+            .and_then(|l| l.parse().ok())
+            .zip(mtime.and_then(|m| m.parse().ok()));
         place.device = match shared.journal().device(id) {
             Ok(d) => d,
             Err(e) => {
@@ -322,6 +327,7 @@ impl super::FolderInfo {
             max_size: self.max_file_size,
             inode: None,
             device: None,
+            len_mtime: None,
         }
     }
 }

@@ -220,7 +220,7 @@ pub enum DatasetError {
     },
     #[error(transparent)]
     Write(#[from] crate::sinks::local::WriteError),
-    #[error("journal: {0}")]
+    #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
     #[error("cannot keep the decoded audio: {0}")]
     Spool(#[source] std::io::Error),

@@ -29,14 +29,20 @@ pub struct InFolder {
     pub inode: Option<u64>,
     /// The device it was on (`None` for inputs journaled before devices were kept).
     pub device: Option<u64>,
+    /// The journaled length and mtime (ns), which vouch for a file whose device number
+    /// changed with a remount or a reboot (NFS, btrfs, overlayfs renumber devices).
+    pub len_mtime: Option<(u64, i128)>,
 }
 
 impl InFolder {
-    /// Whether `meta` is the journaled file: the same inode on the same device.
+    /// Whether `meta` is the journaled file: the same inode on the same device, or, where
+    /// the device number changed, with the journaled length and mtime to the nanosecond.
     fn is_journaled(&self, meta: &std::fs::Metadata) -> bool {
         use std::os::unix::fs::MetadataExt;
+        let mtime_ns = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+        let unchanged = self.len_mtime == Some((meta.len(), mtime_ns));
         self.inode.is_none_or(|ino| ino == meta.ino())
-            && self.device.is_none_or(|dev| dev == meta.dev())
+            && (self.device.is_none_or(|dev| dev == meta.dev()) || unchanged)
     }
 }
 
@@ -342,6 +348,7 @@ mod tests {
             max_size: 1 << 20,
             inode: Some(std::fs::metadata(&path).unwrap().ino()),
             device: Some(std::fs::metadata(&path).unwrap().dev()),
+            len_mtime: None,
         };
         (dir, f, outside)
     }
@@ -407,6 +414,13 @@ mod tests {
         assert!(why.contains("replaced by another"), "{why}");
         assert_eq!(state, State::Failed);
         assert!(path.exists() && !f.root.join("failed").exists());
+        // A remount renumbered the device, and the file is unchanged to the nanosecond.
+        let m = std::fs::metadata(&path).unwrap();
+        f.len_mtime = Some((
+            m.len(),
+            i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        ));
+        assert!(open(&f).is_ok());
     }
 
     #[test]

@@ -151,9 +151,16 @@ pub async fn run(
     // A broken transfer is the transfer's failure, whatever the decoder made of it.
     input.close(transcribed.is_err()).await?;
     let t = transcribed?;
-    if hashed_first.is_none() {
+    match &hashed_first {
         // Hashed as it was read (a streamed S3 object): a later twin can still find it.
-        record_dedup_key(cx, input.name(), &t.sha256);
+        None => record_dedup_key(cx, input.name(), &t.sha256),
+        // The checksum an S3-compatible store answered is not what was read: the bytes
+        // decide (a store that does not verify checksums can hold any claim).
+        Some(first) if *first != t.sha256 => {
+            tracing::warn!(file = %input.name(), claimed = %first, read = %t.sha256, "the object's SHA-256 checksum does not match its bytes; keyed by the bytes");
+            record_dedup_key(cx, input.name(), &t.sha256);
+        }
+        Some(_) => {}
     }
     let mut outputs = Vec::with_capacity(t.outputs.len());
     for (format, bytes) in t.outputs {
@@ -210,37 +217,46 @@ async fn dedup(
     let journal_failed = |e: crate::journal::JournalError| {
         Failure::transient(Stage::Hash, format!("cannot record the content hash: {e}"))
     };
-    let (twin, result) = {
+    let twins = {
         let mut j = journal.lock().unwrap_or_else(|p| p.into_inner());
         j.set_dedup_key(id, sha, &key).map_err(journal_failed)?;
-        let twin = j
-            .done_with_dedup_key(&key)
+        j.done_with_dedup_key(&key, TWINS_TRIED)
             .map_err(journal_failed)?
-            .filter(|t| t.id != id);
-        let result = match &twin {
-            Some(t) => j.result(t.id).map_err(journal_failed)?,
-            None => None,
-        };
-        (twin, result)
     };
-    let Some(twin) = twin else {
-        return Ok(None);
-    };
-    match output.reuse(cx.formats, &twin.outputs, name, sha).await {
-        Some(Ok(outputs)) => Ok(Some(Done {
-            outputs,
-            result: result.and_then(|r| serde_json::from_value(r).ok()),
-            transcript: None,
-            reused_from: Some(twin.id),
-            fed: false,
-        })),
-        Some(Err(e)) => {
-            tracing::warn!(file = %name, reason = %e, "could not reuse outputs; transcribing");
-            Ok(None)
+    // A twin whose outputs this output cannot read (in S3 for a folder, overwritten since)
+    // may have a sibling whose outputs it can.
+    for twin in twins.into_iter().filter(|t| t.id != id) {
+        match output.reuse(cx.formats, &twin.outputs, name, sha).await {
+            Some(Ok(outputs)) => {
+                let result = journal
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .result(twin.id)
+                    .map_err(journal_failed)?;
+                return Ok(Some(Done {
+                    outputs,
+                    result: result.and_then(|r| serde_json::from_value(r).ok()),
+                    transcript: None,
+                    reused_from: Some(twin.id),
+                    fed: false,
+                }));
+            }
+            // S3 is down: transcribing now would only fail at the same put.
+            Some(Err(e @ (Failure::Unavailable { .. } | Failure::Deferred { .. }))) => {
+                return Err(e)
+            }
+            Some(Err(e)) => {
+                tracing::warn!(file = %name, reason = %e, "could not reuse outputs; transcribing");
+                return Ok(None);
+            }
+            None => {}
         }
-        None => Ok(None),
     }
+    Ok(None)
 }
+
+/// How many earlier inputs with the same content are tried as twins.
+const TWINS_TRIED: usize = 3;
 
 /// Journals the dedup key of an input whose hash was known only once it had been read.
 fn record_dedup_key(cx: &Context<'_>, name: &str, sha: &str) {

@@ -7,7 +7,7 @@ use super::output::{as_reused, twin_output, Output};
 use super::s3_object::s3_outage;
 use crate::aws::Breaker;
 use crate::pipeline::render::Format;
-use crate::sinks::s3::{put_once, OutputObject};
+use crate::sinks::s3::{put_once, OutputObject, INPUT_SHA_META};
 
 pub struct S3Prefix<'a> {
     pub s3: &'a aws_sdk_s3::Client,
@@ -27,8 +27,10 @@ impl S3Prefix<'_> {
     }
 
     /// A twin's output, in S3 (read with this client) or in a local folder. `None` when it
-    /// cannot be read for any reason: the input is then transcribed instead.
-    async fn read_twin(&self, from: &str) -> Option<Vec<u8>> {
+    /// cannot be read for any reason, or an S3 output no longer records `sha256` as its
+    /// input's (a newer upload under the twin's key replaced it): the input is then
+    /// transcribed instead.
+    async fn read_twin(&self, from: &str, sha256: &str) -> Option<Vec<u8>> {
         let Some((bucket, key)) = from.strip_prefix("s3://").and_then(|r| r.split_once('/')) else {
             return tokio::fs::read(from).await.ok();
         };
@@ -40,6 +42,10 @@ impl S3Prefix<'_> {
             .send()
             .await
             .ok()?;
+        let made_from = resp.metadata().and_then(|m| m.get(INPUT_SHA_META));
+        if made_from.map(String::as_str) != Some(sha256) {
+            return None;
+        }
         let body = resp.body.collect().await.ok()?;
         Some(body.into_bytes().to_vec())
     }
@@ -77,7 +83,7 @@ impl Output for S3Prefix<'_> {
     ) -> Option<Result<Vec<String>, Failure>> {
         let mut planned = Vec::new();
         for &format in formats {
-            let bytes = self.read_twin(twin_output(twin, format)?).await?;
+            let bytes = self.read_twin(twin_output(twin, format)?, sha256).await?;
             planned.push((format, as_reused(format, bytes, input, sha256)?));
         }
         let mut written = Vec::new();

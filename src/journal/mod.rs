@@ -538,22 +538,31 @@ impl Journal {
         Ok(())
     }
 
-    /// The oldest `done` input with this dedup key: its outputs are what this model and
-    /// these options made of the same content.
-    pub fn done_with_dedup_key(&self, dedup_key: &str) -> Result<Option<Input>, JournalError> {
-        let id: Option<i64> = self
+    /// Up to `limit` `done` inputs with this dedup key, newest first: their outputs are what
+    /// this model and these options made of the same content. Retired inputs (their object
+    /// was deleted) and inputs whose outputs retention removed are left out.
+    pub fn done_with_dedup_key(
+        &self,
+        dedup_key: &str,
+        limit: usize,
+    ) -> Result<Vec<Input>, JournalError> {
+        let ids: Vec<i64> = self
             .conn
-            .query_row(
-                "SELECT id FROM inputs WHERE dedup_key = ?1 AND state = 'done' ORDER BY id LIMIT 1",
-                params![dedup_key],
-                |r| r.get(0),
+            .prepare_cached(
+                "SELECT id FROM inputs WHERE dedup_key = ?1 AND state = 'done'
+                   AND outputs_removed_at IS NULL AND version NOT LIKE '% retired@%'
+                 ORDER BY id DESC LIMIT ?2",
             )
-            .optional()
+            .and_then(|mut s| {
+                s.query_map(params![dedup_key, limit as i64], |r| r.get(0))?
+                    .collect()
+            })
             .map_err(self.db())?;
-        match id {
-            Some(id) => self.get(id),
-            None => Ok(None),
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(self.get(id)?);
         }
+        Ok(out)
     }
 
     /// Marks a running input done with the outputs it produced and what the transcription
@@ -859,10 +868,16 @@ mod tests {
         let states: Vec<String> = j.history(id).unwrap().into_iter().map(|e| e.1).collect();
         assert_eq!(states, ["seen", "stable", "queued", "running", "done"]);
         assert_eq!(
-            j.done_with_dedup_key("abc+model").unwrap().map(|i| i.id),
+            j.done_with_dedup_key("abc+model", 3)
+                .unwrap()
+                .first()
+                .map(|i| i.id),
             Some(id)
         );
-        assert_eq!(j.done_with_dedup_key("abc+other model").unwrap(), None);
+        assert!(j
+            .done_with_dedup_key("abc+other model", 3)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -730,6 +730,8 @@ fn split_at_gaps(span: (f64, f64), tokens: Vec<(Token, i32, f32)>, no_speech: f3
     let splittable = !is_non_speech_annotation(&whole);
     let mut groups: Vec<Vec<(Token, i32, f32)>> = vec![Vec::new()];
     let mut prev_end: Option<f64> = None;
+    // Inside "[…]" or "(…)": an annotation among words (" so [BLANK_AUDIO] then") too.
+    let mut open_brackets = 0usize;
     for t in tokens {
         if let (Some(end), Some(last)) = (prev_end, groups.last()) {
             // A space begins a word; after punctuation ("。") a new one begins too.
@@ -738,8 +740,20 @@ fn split_at_gaps(span: (f64, f64), tokens: Vec<(Token, i32, f32)>, no_speech: f3
                 .and_then(|p| p.0.text.chars().last())
                 .is_some_and(char::is_alphanumeric);
             let word_start = t.0.text.starts_with(' ') || !after_word;
-            if splittable && word_start && t.0.start - end > SPLIT_GAP_SECONDS && !last.is_empty() {
+            if splittable
+                && open_brackets == 0
+                && word_start
+                && t.0.start - end > SPLIT_GAP_SECONDS
+                && !last.is_empty()
+            {
                 groups.push(Vec::new());
+            }
+        }
+        for c in t.0.text.chars() {
+            match c {
+                '[' | '(' => open_brackets += 1,
+                ']' | ')' => open_brackets = open_brackets.saturating_sub(1),
+                _ => {}
             }
         }
         prev_end = Some(t.0.end.max(prev_end.unwrap_or(f64::MIN)));
@@ -852,6 +866,21 @@ mod tests {
         let out = split_at_gaps((0.0, 4.3), toks, 0.0);
         let texts: Vec<&str> = out.iter().map(|s| s.text.as_str()).collect();
         assert_eq!(texts, [" Hello", " there"]);
+        // An annotation among words stays whole; the words around it split as before.
+        let toks = vec![
+            tok(" So", 0.0, 0.2),
+            tok(" [", 3.0, 3.1),
+            tok("BL", 5.0, 5.1),
+            tok("ANK", 6.0, 6.1),
+            tok("_AUDIO", 6.1, 6.2),
+            tok("]", 6.2, 6.3),
+            tok(" then", 9.0, 9.2),
+        ];
+        let texts: Vec<String> = split_at_gaps((0.0, 9.2), toks, 0.0)
+            .into_iter()
+            .map(|s| s.text)
+            .collect();
+        assert_eq!(texts, [" So", " [BLANK_AUDIO]", " then"]);
         // Without spaces (Chinese), after punctuation.
         let toks = vec![
             tok("你好", 0.0, 0.4),
