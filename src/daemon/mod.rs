@@ -218,7 +218,13 @@ fn absolute(p: &Path) -> PathBuf {
 /// The daemon as `hotfolderd run` starts it: the model loaded up front, SIGTERM/SIGINT to
 /// stop, SIGHUP to re-read `path`.
 pub async fn run(config: Config, path: PathBuf) -> Result<(), DaemonError> {
+    // Listening before anything slow: a SIGTERM or SIGHUP while the model loads used to
+    // kill the daemon by the signal's default action. A stop asked for then is carried out
+    // once it is up, a reload re-reads the file then.
+    let stop = stop_signals();
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let started = std::time::Instant::now();
+    tracing::info!(model = %config.asr.model.display(), "loading the model");
     let loaded = WhisperTranscriber::load(&config.asr.model)
         .map_err(|e| DaemonError::Setup(e.to_string()))?;
     tracing::info!(model = %config.asr.model.display(), took = ?started.elapsed(), "model loaded");
@@ -239,9 +245,9 @@ pub async fn run(config: Config, path: PathBuf) -> Result<(), DaemonError> {
         model
     };
     let (tx, rx) = mpsc::channel(1);
-    let hup = tokio::spawn(systemd::reload_on_sighup(path, tx));
+    let hup = tokio::spawn(systemd::reload_on_sighup(path, hangups, tx));
     let gpu: Arc<dyn GpuInfo> = Arc::new(crate::training::gpu::Nvml::default());
-    let result = run_reloading(config, transcriber, gpu, wait_for_signal(), rx).await;
+    let result = run_reloading(config, transcriber, gpu, stop, rx).await;
     hup.abort();
     if let Some(u) = unloader {
         u.abort();
@@ -543,20 +549,25 @@ async fn heartbeat(shared: Arc<Shared>, queue_url: String, stop: watch::Receiver
     }
 }
 
-async fn wait_for_signal() {
+/// Resolves at the first SIGTERM or SIGINT. The handlers are installed when this is called,
+/// not when it is first polled, so a signal that arrives in between is kept.
+fn stop_signals() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    match (
+    let listening = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    );
+    async move {
+        match listening {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }

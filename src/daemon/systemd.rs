@@ -116,12 +116,13 @@ fn jobs_within_limits(shared: &Shared) -> bool {
 
 /// Re-reads the configuration at `path` on every SIGHUP and hands it on; a configuration
 /// with problems is refused (each problem logged) and the running one stays.
+/// `hangups` was set up before the model loaded, so a SIGHUP then is kept for now.
 pub(super) async fn reload_on_sighup(
     path: std::path::PathBuf,
+    hangups: std::io::Result<tokio::signal::unix::Signal>,
     tx: tokio::sync::mpsc::Sender<crate::config::Config>,
 ) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+    let Ok(mut hup) = hangups else {
         tracing::warn!("cannot listen for SIGHUP; reloading is off");
         return;
     };

@@ -98,6 +98,60 @@ fn dropped_files_are_transcribed_once_and_bad_ones_fail_with_a_reason() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// A SIGTERM while the model loaded killed the daemon by the signal's default action (CI saw
+/// a daemon stopped three seconds after its start on a loaded machine exit by signal 15); a
+/// SIGHUP then did the same. Both are now kept until it is up: the reload happens, and the
+/// stop is clean.
+#[test]
+fn signals_during_start_up_are_handled_once_it_is_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = write_daemon_config(d, "500ms");
+    // The bigger model takes longer to load: the signals arrive while it loads.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let tiny = model("tiny.en").display().to_string();
+    let base = model("base").display().to_string();
+    std::fs::write(&config, text.replace(&tiny, &base)).unwrap();
+    let start = |log: &std::path::Path| {
+        let daemon = start_daemon_with(
+            &config,
+            Start {
+                log: Some(log),
+                ..Start::default()
+            },
+        );
+        let logged = |what: &str| std::fs::read_to_string(log).is_ok_and(|t| t.contains(what));
+        wait_until("the model load to begin", || logged("loading the model"));
+        daemon
+    };
+    let logged = |log: &std::path::Path, what: &str| {
+        std::fs::read_to_string(log).is_ok_and(|t| t.contains(what))
+    };
+    let not_yet_loaded = "the model loaded before the signal was sent: nothing was tested";
+
+    let log = d.join("hup.log");
+    let mut daemon = start(&log);
+    let pid = daemon.child.id().to_string();
+    run(std::process::Command::new("kill").args(["-HUP", &pid]));
+    assert!(!logged(&log, "model loaded"), "{not_yet_loaded}");
+    wait_until("the reload, once up", || {
+        logged(&log, "configuration reloaded")
+    });
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon died"
+    );
+    stop(daemon);
+
+    let log = d.join("term.log");
+    let mut daemon = start(&log);
+    let pid = daemon.child.id().to_string();
+    run(std::process::Command::new("kill").args(["-TERM", &pid]));
+    assert!(!logged(&log, "model loaded"), "{not_yet_loaded}");
+    let status = daemon.child.wait().unwrap();
+    assert!(status.success(), "exit after SIGTERM: {status:?}");
+}
+
 #[test]
 fn the_same_content_twice_is_transcribed_once() {
     let dir = tempfile::tempdir().unwrap();
