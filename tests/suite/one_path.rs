@@ -3,8 +3,8 @@
 //! restarts); folder inputs over `max_file_size` are quarantined unread, with the reason;
 //! with `foreign = "keep"` messages for another prefix stay in the queue; content dedup
 //! reuses a twin only if the same model made it, for S3 inputs too; a linked folder is not watched through;
-//! an S3 job reads exactly the upload its event announced, and the same bytes uploaded again
-//! after others are transcribed again.
+//! an S3 job reads exactly the upload its event announced (by ETag, or by versionId in a
+//! versioned bucket), and the same bytes uploaded again after others are transcribed again.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
@@ -376,6 +376,102 @@ fn created(key: &str, etag: &str, sequencer: &str) -> String {
             "object": {"key": key, "size": 10, "eTag": etag, "sequencer": sequencer}}
     }]})
     .to_string()
+}
+
+/// In a versioned bucket a job reads the version its event names (versionId), even once a
+/// newer upload is the key's current object: before, HEAD and GET read whatever was current,
+/// so A's event transcribed B. The newer upload's outputs stand at the end.
+#[test]
+fn s3_jobs_in_a_versioned_bucket_read_the_announced_version() {
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = speak(d, "a", "The tiger sleeps in the jungle.", "en-us");
+    let b = speak(d, "b", "Seven bottles of milk.", "en-us");
+    let (sha_a, sha_b) = (
+        hotfolderd::hash::sha256_file(&a).unwrap(),
+        hotfolderd::hash::sha256_file(&b).unwrap(),
+    );
+    let w = world(&[]);
+    w.silence_bucket();
+    let put = |bytes: Vec<u8>| {
+        w.rt.block_on(async {
+            let r =
+                w.s3.put_object()
+                    .bucket("media")
+                    .key("in/x.wav")
+                    .body(ByteStream::from(bytes))
+                    .send()
+                    .await
+                    .unwrap();
+            (
+                r.e_tag().unwrap().trim_matches('"').to_string(),
+                r.version_id().unwrap().to_string(),
+            )
+        })
+    };
+    w.rt.block_on(async {
+        w.s3.put_bucket_versioning()
+            .bucket("media")
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    let (etag_a, version_a) = put(std::fs::read(&a).unwrap());
+    let (etag_b, version_b) = put(std::fs::read(&b).unwrap());
+    let event = |etag: &str, version: &str, sequencer: &str| {
+        serde_json::json!({"Records": [{
+            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+            "eventTime": "2026-12-02T12:00:00.000Z", "eventName": "ObjectCreated:Put",
+            "s3": {"s3SchemaVersion": "1.0",
+                "bucket": {"name": "media", "arn": "arn:aws:s3:::media"},
+                "object": {"key": "in/x.wav", "size": 10, "eTag": etag,
+                    "versionId": version, "sequencer": sequencer}}
+        }]})
+        .to_string()
+    };
+    let daemon = start_daemon_with(
+        &w.config(d),
+        Start {
+            env: w.moto.env(),
+            ..Start::default()
+        },
+    );
+    let text = || {
+        w.output("transcripts/x.txt")
+            .map(|t| String::from_utf8_lossy(&t).to_lowercase())
+            .unwrap_or_default()
+    };
+    // A's event arrives late: B is already the current object.
+    w.send_body(event(&etag_a, &version_a, "0A"));
+    wait_until("A transcribed", || text().contains("tiger"));
+    w.send_body(event(&etag_b, &version_b, "0B"));
+    wait_until("B transcribed", || {
+        text().contains("milk") && w.messages_left() == (0, 0)
+    });
+    stop(daemon);
+    let j = hotfolderd::journal::Journal::open(&d.join("state/journal.sqlite")).unwrap();
+    let done: Vec<(String, Option<String>)> = j
+        .in_state(State::Done)
+        .unwrap()
+        .into_iter()
+        .map(|id| j.get(id).unwrap().unwrap())
+        .map(|i| (i.version, i.sha256))
+        .collect();
+    assert_eq!(done.len(), 2, "{done:?}");
+    let read = |version: &str| {
+        done.iter()
+            .find(|(v, _)| v.contains(version))
+            .and_then(|(_, sha)| sha.clone())
+    };
+    assert_eq!(read(&version_a), Some(sha_a), "A's job read A: {done:?}");
+    assert_eq!(read(&version_b), Some(sha_b), "B's job read B: {done:?}");
 }
 
 /// Upload A, then B, then A again under one key of an unversioned bucket: the third event
