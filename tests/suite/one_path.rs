@@ -177,8 +177,9 @@ fn s3_inputs_differing_only_in_extension_keep_their_own_outputs() {
     assert!(text("a.mp3.txt").unwrap().contains("milk"));
 }
 
-/// Messages this source does not want were always deleted, though the README said
-/// "ignored": with `foreign = "keep"` they stay for their own consumer (or the DLQ).
+/// Messages this source does not want (another prefix, bucket or event type) were always
+/// deleted, though the README said "ignored": with `foreign = "keep"` they stay for their own
+/// consumer (or the DLQ).
 #[test]
 fn foreign_messages_are_left_in_the_queue_when_asked() {
     let dir = tempfile::tempdir().unwrap();
@@ -194,6 +195,21 @@ fn foreign_messages_are_left_in_the_queue_when_asked() {
         },
     );
     w.upload("elsewhere/theirs.wav", speech.clone());
+    // Another bucket's event, and an event type this source does not take.
+    for (bucket, name) in [
+        ("other", "ObjectCreated:Put"),
+        ("media", "ObjectRemoved:Delete"),
+    ] {
+        w.send_body(
+            serde_json::json!({"Records": [{
+                "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+                "eventTime": "2026-12-02T12:00:00.000Z", "eventName": name,
+                "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": bucket},
+                    "object": {"key": "in/x.wav", "size": 10, "eTag": "e", "sequencer": "01"}}
+            }]})
+            .to_string(),
+        );
+    }
     w.upload("in/ours.wav", speech);
     wait_until("our upload done", || {
         w.output("transcripts/ours.txt").is_some()
@@ -203,8 +219,8 @@ fn foreign_messages_are_left_in_the_queue_when_asked() {
     let (visible, hidden) = w.messages_left();
     assert_eq!(
         visible + hidden,
-        1,
-        "the message for elsewhere/ stays in the queue, ours is deleted"
+        3,
+        "the messages for elsewhere/, bucket other and a removal stay in the queue, ours is deleted"
     );
     assert_eq!(journal_rows(d).len(), 1, "{:?}", journal_rows(d));
 }
