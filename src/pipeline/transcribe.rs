@@ -732,7 +732,17 @@ fn split_at_gaps(span: (f64, f64), tokens: Vec<(Token, i32, f32)>, no_speech: f3
     let mut prev_end: Option<f64> = None;
     // Inside "[…]" or "(…)": an annotation among words (" so [BLANK_AUDIO] then") too.
     let mut open_brackets = 0usize;
-    for t in tokens {
+    for mut t in tokens {
+        // Punctuation that ends a word ("," "." "]") belongs to it: whisper may time it after
+        // the pause that follows ("announcement" at 2 s, its "," at 73 s), which would hide
+        // the pause from the word after it.
+        let trailing_punctuation = !t.0.text.starts_with(' ')
+            && !t.0.text.is_empty()
+            && !t.0.text.chars().any(char::is_alphanumeric);
+        if let (true, Some(end)) = (trailing_punctuation, prev_end) {
+            t.0.start = end;
+            t.0.end = end;
+        }
         if let (Some(end), Some(last)) = (prev_end, groups.last()) {
             // A space begins a word; after punctuation ("。") a new one begins too.
             let after_word = last
@@ -866,6 +876,18 @@ mod tests {
         let out = split_at_gaps((0.0, 4.3), toks, 0.0);
         let texts: Vec<&str> = out.iter().map(|s| s.text.as_str()).collect();
         assert_eq!(texts, [" Hello", " there"]);
+        // A comma timed after the pause stays with its word; the pause still splits.
+        let toks = vec![
+            tok(" first", 1.5, 1.9),
+            tok(" announcement", 1.9, 2.57),
+            tok(",", 72.99, 73.01),
+            tok(" the", 73.01, 73.19),
+            tok(" second", 73.19, 73.5),
+        ];
+        let out = split_at_gaps((0.0, 76.0), toks, 0.0);
+        let texts: Vec<&str> = out.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(texts, [" first announcement,", " the second"]);
+        assert_eq!((out[0].end, out[1].start), (2.57, 73.01));
         // An annotation among words stays whole; the words around it split as before.
         let toks = vec![
             tok(" So", 0.0, 0.2),

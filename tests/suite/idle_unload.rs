@@ -21,7 +21,7 @@ fn an_idle_model_is_unloaded_and_reloaded_for_the_next_file() {
     let config = write_daemon_config(d, "300ms");
     let text = std::fs::read_to_string(&config)
         .unwrap()
-        .replace("threads = 1\n", "threads = 1\nidle_unload = \"3s\"\n");
+        .replace("threads = 1\n", "threads = 1\nidle_unload = \"10s\"\n");
     std::fs::write(&config, text).unwrap();
     std::fs::create_dir_all(d.join("inbox")).unwrap();
     let log = d.join("daemon.log");
@@ -41,6 +41,12 @@ fn an_idle_model_is_unloaded_and_reloaded_for_the_next_file() {
             .unwrap_or_default()
             .contains(what)
     };
+    // On a loaded machine a 3 s limit ran out before the first sample was taken: both
+    // samples were then of the unloaded daemon.
+    assert!(
+        !logged("model unloaded after being idle"),
+        "the model was unloaded before its RSS was sampled: raise idle_unload here"
+    );
     wait_until("the unload", || logged("model unloaded after being idle"));
     let unloaded = rss_kb(daemon.child.id());
     println!("RSS with the model {loaded} kB, after unloading {unloaded} kB");
