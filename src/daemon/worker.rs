@@ -141,9 +141,14 @@ async fn run_one(
             .unwrap_or(&no_datasets),
         dedup_scope: Some(&shared.dedup_scope),
     };
-    let named = job::journaled_output_name(&shared.journal(), &row.source, &row.key);
-    let name = match named {
-        Ok(n) => n,
+    // The outputs' names, and the device a folder input was journaled on.
+    let journaled = {
+        let j = shared.journal();
+        job::journaled_output_name(&j, &row.source, &row.key)
+            .and_then(|name| Ok((name, j.device(id)?)))
+    };
+    let (name, device) = match journaled {
+        Ok(found) => found,
         Err(e) => {
             tracing::error!(id, error = %e, "cannot read the journal to name the outputs; retrying");
             return shared
@@ -162,15 +167,7 @@ async fn run_one(
         place.len_mtime = len
             .and_then(|l| l.parse().ok())
             .zip(mtime.and_then(|m| m.parse().ok()));
-        place.device = match shared.journal().device(id) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(id, error = %e, "cannot read the journal; retrying");
-                return shared
-                    .journal()
-                    .retry_later(id, &format!("journal: {e}"), 5_000);
-            }
-        };
+        place.device = device;
         let output = LocalDir::new(folder.output.join(&name));
         let mut input = LocalFile::in_folder(place);
         let cx = job::Context {
