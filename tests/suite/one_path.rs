@@ -151,13 +151,7 @@ fn s3_inputs_differing_only_in_extension_keep_their_own_outputs() {
     let mp3 = d.join("m.mp3");
     ffmpeg(&speak(d, "m", "Seven bottles of milk.", "en-us"), &mp3, &[]);
     let w = world(&[]);
-    let daemon = start_daemon_with(
-        &w.config(d),
-        Start {
-            env: w.moto.env(),
-            ..Start::default()
-        },
-    );
+    let daemon = start_for(&w, d);
     let text = |k: &str| {
         w.output(&format!("transcripts/{k}"))
             .map(|b| String::from_utf8_lossy(&b).to_lowercase())
@@ -295,13 +289,7 @@ fn s3_content_dedup_reuses_a_twins_outputs() {
         std::fs::read(m4a).unwrap(),
     );
     let w = world(&[]);
-    let daemon = start_daemon_with(
-        &w.config(d),
-        Start {
-            env: w.moto.env(),
-            ..Start::default()
-        },
-    );
+    let daemon = start_for(&w, d);
     let json = |stem: &str| {
         w.output(&format!("transcripts/{stem}.json"))
             .map(|b| serde_json::from_slice::<serde_json::Value>(&b).unwrap())
@@ -384,14 +372,42 @@ fn a_linked_folder_is_not_watched_through() {
 
 /// An S3 event as S3 sends it, with the object's ETag and the event's sequencer.
 fn created(key: &str, etag: &str, sequencer: &str) -> String {
+    created_version(key, etag, None, sequencer)
+}
+
+/// The same, naming the object's `versionId` (a versioned bucket's events do).
+fn created_version(key: &str, etag: &str, version: Option<&str>, sequencer: &str) -> String {
+    let mut object =
+        serde_json::json!({"key": key, "size": 10, "eTag": etag, "sequencer": sequencer});
+    if let Some(v) = version {
+        object["versionId"] = v.into();
+    }
     serde_json::json!({"Records": [{
         "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
         "eventTime": "2026-12-02T12:00:00.000Z", "eventName": "ObjectCreated:Put",
         "s3": {"s3SchemaVersion": "1.0",
             "bucket": {"name": "media", "arn": "arn:aws:s3:::media"},
-            "object": {"key": key, "size": 10, "eTag": etag, "sequencer": sequencer}}
+            "object": object}
     }]})
     .to_string()
+}
+
+/// A daemon for `w`'s emulator, its config and journal in `d`.
+fn start_for(w: &crate::common::moto::World, d: &std::path::Path) -> Daemon {
+    start_daemon_with(
+        &w.config(d),
+        Start {
+            env: w.moto.env(),
+            ..Start::default()
+        },
+    )
+}
+
+/// The text of the outputs of `in/x.wav`, lower case; empty until there is one.
+fn x_text(w: &crate::common::moto::World) -> String {
+    w.output("transcripts/x.txt")
+        .map(|t| String::from_utf8_lossy(&t).to_lowercase())
+        .unwrap_or_default()
 }
 
 /// In a versioned bucket a job reads the version its event names (versionId), even once a
@@ -442,28 +458,10 @@ fn s3_jobs_in_a_versioned_bucket_read_the_announced_version() {
     let (etag_a, version_a) = put(std::fs::read(&a).unwrap());
     let (etag_b, version_b) = put(std::fs::read(&b).unwrap());
     let event = |etag: &str, version: &str, sequencer: &str| {
-        serde_json::json!({"Records": [{
-            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-            "eventTime": "2026-12-02T12:00:00.000Z", "eventName": "ObjectCreated:Put",
-            "s3": {"s3SchemaVersion": "1.0",
-                "bucket": {"name": "media", "arn": "arn:aws:s3:::media"},
-                "object": {"key": "in/x.wav", "size": 10, "eTag": etag,
-                    "versionId": version, "sequencer": sequencer}}
-        }]})
-        .to_string()
+        created_version("in/x.wav", etag, Some(version), sequencer)
     };
-    let daemon = start_daemon_with(
-        &w.config(d),
-        Start {
-            env: w.moto.env(),
-            ..Start::default()
-        },
-    );
-    let text = || {
-        w.output("transcripts/x.txt")
-            .map(|t| String::from_utf8_lossy(&t).to_lowercase())
-            .unwrap_or_default()
-    };
+    let daemon = start_for(&w, d);
+    let text = || x_text(&w);
     // A's event arrives late: B is already the current object.
     w.send_body(event(&etag_a, &version_a, "0A"));
     wait_until("A transcribed", || text().contains("tiger"));
@@ -502,18 +500,8 @@ fn s3_jobs_read_exactly_the_announced_upload_and_a_b_a_ends_with_a() {
     let b = std::fs::read(speak(d, "b", "Seven bottles of milk.", "en-us")).unwrap();
     let w = world(&[]);
     w.silence_bucket();
-    let daemon = start_daemon_with(
-        &w.config(d),
-        Start {
-            env: w.moto.env(),
-            ..Start::default()
-        },
-    );
-    let text = || {
-        w.output("transcripts/x.txt")
-            .map(|t| String::from_utf8_lossy(&t).to_lowercase())
-            .unwrap_or_default()
-    };
+    let daemon = start_for(&w, d);
+    let text = || x_text(&w);
     let etag_a = w.upload_etag("in/x.wav", a.clone());
     w.send_body(created("in/x.wav", &etag_a, "0A"));
     wait_until("A transcribed", || text().contains("tiger"));
