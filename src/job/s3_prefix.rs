@@ -7,7 +7,7 @@ use super::output::{as_reused, twin_output, Output};
 use super::s3_object::s3_outage;
 use crate::aws::Breaker;
 use crate::pipeline::render::Format;
-use crate::sinks::s3::{put_once, OutputObject, INPUT_SHA_META};
+use crate::sinks::s3::{put_once, OutputObject, Put, INPUT_SHA_META};
 
 pub struct S3Prefix<'a> {
     pub s3: &'a aws_sdk_s3::Client,
@@ -68,7 +68,14 @@ impl Output for S3Prefix<'_> {
             sequencer: self.sequencer.as_deref(),
         };
         match put_once(self.s3, &target, bytes).await {
-            Ok(_) => Ok(format!("s3://{}/{key}", self.bucket)),
+            Ok(put) => {
+                let uri = format!("s3://{}/{key}", self.bucket);
+                if put == Put::AlreadyThere {
+                    // A repeated delivery (SQS is at-least-once) ran on two daemons at once.
+                    tracing::info!(%uri, "the same result is already there (another daemon made it from the same input); not written again");
+                }
+                Ok(uri)
+            }
             Err(e) if e.outage => Err(s3_outage(Stage::Write, &e.reason, self.breaker)),
             Err(e) => Err(Failure::transient(Stage::Write, e.reason)),
         }

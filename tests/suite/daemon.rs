@@ -116,9 +116,9 @@ fn signals_during_start_up_are_handled_once_it_is_up() {
         std::fs::read_to_string(log).is_ok_and(|t| t.contains(what))
     };
     // Starts the daemon and sends `signal` while the model loads. On a loaded machine the
-    // load can be over before the signal goes out: then it tries again (at most 5 times).
+    // load can be over before the signal goes out: then it tries again (at most 10 times).
     let signalled_while_loading = |name: &str, signal: i32| {
-        for attempt in 0..5 {
+        for attempt in 0..10 {
             let log = d.join(format!("{name}-{attempt}.log"));
             let daemon = start_daemon_with(
                 &config,
@@ -127,10 +127,15 @@ fn signals_during_start_up_are_handled_once_it_is_up() {
                     ..Start::default()
                 },
             );
-            wait_up_to(Duration::from_secs(300), "the model load to begin", || {
-                std::thread::sleep(Duration::from_millis(5));
-                logged(&log, "loading the model")
-            });
+            // A tight loop: the load takes a fraction of a second (wait_up_to looks every 200 ms).
+            let deadline = std::time::Instant::now() + Duration::from_secs(300);
+            while !logged(&log, "loading the model") {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the model load never began"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
             if !logged(&log, "model loaded") {
                 let pid = daemon.child.id() as i32;
                 // SAFETY: kill(2) on our own child's pid.
