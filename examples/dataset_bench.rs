@@ -8,9 +8,9 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use hotfolderd::config::DatasetConfig;
-use hotfolderd::dataset::manifest::{self, Line};
+use hotfolderd::dataset::manifest::{self, Label, Line};
 use hotfolderd::dataset::pcm::PcmSpool;
-use hotfolderd::dataset::Dataset;
+use hotfolderd::dataset::{Dataset, Labelled};
 use hotfolderd::journal::Journal;
 use hotfolderd::pipeline::transcript::{Segment, Token, Transcript};
 
@@ -51,6 +51,7 @@ fn main() {
             text: format!("segment number {i} says a dozen words or so of ordinary speech"),
             no_speech_prob: 0.05,
             avg_logprob: -0.2,
+            compression_ratio: 1.3,
             tokens: vec![
                 Token {
                     text: "w".into(),
@@ -83,9 +84,14 @@ fn main() {
     let journal = Mutex::new(Journal::open(&d.join("journal.sqlite")).unwrap());
 
     let t = Instant::now();
-    dataset
-        .add(&journal, "bench.wav", &"ab".repeat(32), &transcript, &pcm)
-        .unwrap();
+    let sha = "ab".repeat(32);
+    let input = Labelled {
+        source: "bench.wav",
+        sha256: &sha,
+        transcript: &transcript,
+        model_sha256: Some("cd"),
+    };
+    dataset.add(&journal, &input, &pcm).unwrap();
     let cut_s = t.elapsed().as_secs_f64();
     let contents = manifest::read(&dataset.manifest()).unwrap();
     let wav_bytes: u64 = contents
@@ -121,6 +127,11 @@ fn main() {
         offset: None,
         source: "/srv/inbox/some/call.wav".into(),
         sha256: "ab".repeat(32),
+        label: Some(Label::Machine),
+        model_sha256: Some("cd".repeat(32)),
+        avg_logprob: Some(-0.31),
+        no_speech_prob: Some(0.02),
+        compression_ratio: Some(1.4),
     };
     let m = d.join("bench-manifest.jsonl");
     let t = Instant::now();

@@ -38,6 +38,7 @@ impl Transcriber for Stub {
                 text: "stub".into(),
                 no_speech_prob: 0.0,
                 avg_logprob: 0.0,
+                compression_ratio: 0.0,
                 tokens: Vec::new(),
                 words: Vec::new(),
             }],

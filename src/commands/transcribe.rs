@@ -34,6 +34,8 @@ pub fn run(args: &TranscribeArgs) -> ExitCode {
         }
     };
     let transcriber: Arc<dyn Transcriber> = Arc::new(transcriber);
+    // The model just loaded from this file, so it reads; the json names it by its hash.
+    let model_sha256 = crate::hash::sha256_file(&args.model).ok();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -56,6 +58,7 @@ pub fn run(args: &TranscribeArgs) -> ExitCode {
         spool_dir: Path::new("."),
         datasets: &[],
         dedup_scope: None,
+        model_sha256: model_sha256.as_deref(),
     };
     let mut claimed: HashMap<PathBuf, PathBuf> = HashMap::new();
     let mut failed = 0usize;

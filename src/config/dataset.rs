@@ -36,6 +36,14 @@ pub struct DatasetConfig {
     /// Segments whose no-speech probability is above this are not used.
     #[serde(default = "default_max_no_speech")]
     pub max_no_speech_prob: Spanned<f32>,
+    /// Segments whose mean token log-probability is below this are not used (whisper's and
+    /// faster-whisper's `log_prob_threshold`, -1.0, by default).
+    #[serde(default = "default_min_avg_logprob")]
+    pub min_avg_logprob: Spanned<f32>,
+    /// Segments whose text compresses better than this are not used: repetition loops
+    /// (whisper's and faster-whisper's `compression_ratio_threshold`, 2.4, by default).
+    #[serde(default = "default_max_compression_ratio")]
+    pub max_compression_ratio: Spanned<f32>,
     /// Only transcripts in this language ("en", …); unset: any.
     #[serde(default)]
     pub language: Option<String>,
@@ -86,6 +94,12 @@ fn default_max_segment() -> Spanned<f64> {
 }
 fn default_max_no_speech() -> Spanned<f32> {
     Spanned::new(0..0, 0.6)
+}
+fn default_min_avg_logprob() -> Spanned<f32> {
+    Spanned::new(0..0, -1.0)
+}
+fn default_max_compression_ratio() -> Spanned<f32> {
+    Spanned::new(0..0, 2.4)
 }
 fn default_timeout() -> Spanned<Duration> {
     Spanned::new(0..0, Duration::from_secs(2 * 3600))
@@ -183,6 +197,22 @@ impl DatasetConfig {
             out.push((
                 self.max_no_speech_prob.span(),
                 format!("dataset[{i}].max_no_speech_prob must be between 0 and 1"),
+            ));
+        }
+        let lp = *self.min_avg_logprob.get_ref();
+        if !(lp.is_finite() && lp <= 0.0) {
+            out.push((
+                self.min_avg_logprob.span(),
+                format!(
+                    "dataset[{i}].min_avg_logprob must be 0 or less (a log-probability), not {lp}"
+                ),
+            ));
+        }
+        let cr = *self.max_compression_ratio.get_ref();
+        if !(cr.is_finite() && cr > 0.0) {
+            out.push((
+                self.max_compression_ratio.span(),
+                format!("dataset[{i}].max_compression_ratio must be more than 0, not {cr}"),
             ));
         }
         if self.trainer.command.get_ref().is_empty() {

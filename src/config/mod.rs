@@ -693,6 +693,33 @@ marker = ".done"
         assert_eq!(d.trainer.min_free_gpu_memory, Some(6 << 30));
         assert_eq!(d.trainer.gpu_policy, GpuPolicy::Shared);
         assert_eq!(*d.trainer.timeout.get_ref(), Duration::from_secs(7200));
+        // whisper's own thresholds for a failed decode, unless set.
+        assert_eq!(*d.min_avg_logprob.get_ref(), -1.0);
+        assert_eq!(*d.max_compression_ratio.get_ref(), 2.4);
+        let filters = good.replace(
+            "train_after_hours = 2.5\n",
+            "train_after_hours = 2.5\nmin_avg_logprob = -0.5\nmax_compression_ratio = 2.0\n",
+        );
+        let c = Config::parse(&filters, "t.toml", no_env).unwrap();
+        assert_eq!(*c.dataset[0].min_avg_logprob.get_ref(), -0.5);
+        assert_eq!(*c.dataset[0].max_compression_ratio.get_ref(), 2.0);
+        let e = Config::parse(
+            &filters.replace("-0.5", "0.5").replace("= 2.0", "= 0.0"),
+            "t.toml",
+            no_env,
+        )
+        .unwrap_err();
+        let all: Vec<&str> = e.iter().map(|e| e.message.as_str()).collect();
+        assert!(
+            all.iter()
+                .any(|m| m.contains("min_avg_logprob must be 0 or less")),
+            "{all:#?}"
+        );
+        assert!(
+            all.iter()
+                .any(|m| m.contains("max_compression_ratio must be more than 0")),
+            "{all:#?}"
+        );
         let bad = good
             .replace("name = \"calls\"", "name = \"my calls\"")
             .replace("[\"var/inbox\"]", "[\"var/elsewhere\"]")

@@ -144,6 +144,8 @@ struct Shared {
     stopping: watch::Receiver<bool>,
     /// The model and options content dedup matches on (`job::dedup_scope`).
     dedup_scope: String,
+    /// sha256 of the model file (`None` for a transcriber that has none, e.g. a benchmark's).
+    model_sha256: Option<String>,
 }
 
 #[derive(Clone)]
@@ -325,17 +327,20 @@ async fn run_reloading(
         audio_ctx: config.asr.audio_ctx,
         ..DecodeOptions::default()
     };
-    let dedup_scope = {
+    let model_sha256 = {
         let model = config.asr.model.clone();
         let hashed = tokio::task::spawn_blocking(move || crate::hash::sha256_file(&model)).await;
-        // `run` has loaded the model from this file; a transcriber handed to `run_with`
-        // (benchmarks' stubs) may have none, and is known by its name.
-        let model_sha = match hashed {
-            Ok(Ok(sha)) => sha,
-            _ => transcriber.model_name(),
-        };
-        crate::job::dedup_scope(&model_sha, &opts)
+        hashed.ok().and_then(Result::ok)
     };
+    // `run` has loaded the model from this file; a transcriber handed to `run_with`
+    // (benchmarks' stubs) may have none, and is known by its name.
+    let dedup_scope = crate::job::dedup_scope(
+        model_sha256
+            .clone()
+            .unwrap_or_else(|| transcriber.model_name())
+            .as_str(),
+        &opts,
+    );
     let beside_journal = |name: &str| {
         config
             .journal
@@ -383,6 +388,7 @@ async fn run_reloading(
         running: Mutex::new(HashMap::new()),
         stopping: stop_rx.clone(),
         dedup_scope,
+        model_sha256,
     });
 
     for d in &shared.datasets {

@@ -140,6 +140,7 @@ async fn run_one(
             .and_then(|s| shared.feeds.get(s))
             .unwrap_or(&no_datasets),
         dedup_scope: Some(&shared.dedup_scope),
+        model_sha256: shared.model_sha256.as_deref(),
     };
     // The outputs' names, and the device a folder input was journaled on.
     let journaled = {

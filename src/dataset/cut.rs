@@ -1,9 +1,10 @@
 //! Training segments from a transcript: consecutive Whisper segments joined while the piece
 //! stays within `max_seconds` (Whisper's 30 s window) and `max_tokens` (its 448-token
-//! decoder context), cut only at segment boundaries. A segment that fails a filter ends the
-//! piece before it, so a piece's audio never holds speech its text leaves out.
+//! decoder context), cut only at segment boundaries. A segment that fails a filter (too
+//! likely silence, too unsure, a repetition loop) ends the piece before it, so a piece's
+//! audio never holds speech its text leaves out.
 
-use crate::pipeline::transcript::Segment;
+use crate::pipeline::transcript::{compression_ratio, Segment};
 
 /// Whisper's decoder context.
 pub const MAX_TOKENS: usize = 448;
@@ -13,6 +14,10 @@ pub struct Rules {
     pub min_seconds: f64,
     pub max_seconds: f64,
     pub max_no_speech_prob: f32,
+    /// Segments whose mean token log-probability is below this are left out.
+    pub min_avg_logprob: f32,
+    /// Segments whose text compresses more than this (repetition loops) are left out.
+    pub max_compression_ratio: f32,
     pub max_tokens: usize,
 }
 
@@ -22,11 +27,44 @@ pub struct Piece {
     pub end: f64,
     pub text: String,
     pub tokens: usize,
+    /// Token-weighted mean of its segments' `avg_logprob`.
+    pub avg_logprob: f32,
+    /// The highest `no_speech_prob` of its segments.
+    pub no_speech_prob: f32,
 }
 
 impl Piece {
     pub fn seconds(&self) -> f64 {
         self.end - self.start
+    }
+
+    /// The compression ratio of the piece's whole text.
+    pub fn compression_ratio(&self) -> f32 {
+        compression_ratio(&self.text)
+    }
+
+    fn join(&mut self, s: &Segment, text: &str, tokens: usize) {
+        let before = self.tokens as f32;
+        self.avg_logprob =
+            (self.avg_logprob * before + s.avg_logprob * tokens as f32) / (before + tokens as f32);
+        self.no_speech_prob = self.no_speech_prob.max(s.no_speech_prob);
+        self.end = s.end;
+        self.text.push(' ');
+        self.text.push_str(text);
+        self.tokens += tokens;
+    }
+}
+
+impl Rules {
+    /// Whether segment `s` (its text trimmed to `text`, `tokens` long) may be trained on.
+    fn usable(&self, s: &Segment, text: &str, tokens: usize) -> bool {
+        !text.is_empty()
+            && s.end > s.start
+            && s.end - s.start <= self.max_seconds
+            && s.no_speech_prob <= self.max_no_speech_prob
+            && s.avg_logprob >= self.min_avg_logprob
+            && s.compression_ratio <= self.max_compression_ratio
+            && tokens <= self.max_tokens
     }
 }
 
@@ -41,12 +79,7 @@ pub fn cut(segments: &[Segment], rules: &Rules) -> Vec<Piece> {
     for s in segments {
         let text = s.text.trim();
         let tokens = s.tokens.len().max(1);
-        let usable = !text.is_empty()
-            && s.end > s.start
-            && s.end - s.start <= rules.max_seconds
-            && s.no_speech_prob <= rules.max_no_speech_prob
-            && tokens <= rules.max_tokens;
-        if !usable {
+        if !rules.usable(s, text, tokens) {
             close(open.take(), &mut out);
             continue;
         }
@@ -56,18 +89,15 @@ pub fn cut(segments: &[Segment], rules: &Rules) -> Vec<Piece> {
             }
         }
         match &mut open {
-            Some(p) => {
-                p.end = s.end;
-                p.text.push(' ');
-                p.text.push_str(text);
-                p.tokens += tokens;
-            }
+            Some(p) => p.join(s, text, tokens),
             None => {
                 open = Some(Piece {
                     start: s.start,
                     end: s.end,
                     text: text.to_string(),
                     tokens,
+                    avg_logprob: s.avg_logprob,
+                    no_speech_prob: s.no_speech_prob,
                 })
             }
         }
@@ -87,6 +117,7 @@ mod tests {
             text: text.into(),
             no_speech_prob: no_speech,
             avg_logprob: -0.2,
+            compression_ratio: compression_ratio(text),
             tokens: Vec::new(),
             words: Vec::new(),
         }
@@ -96,6 +127,8 @@ mod tests {
         min_seconds: 1.0,
         max_seconds: 30.0,
         max_no_speech_prob: 0.6,
+        min_avg_logprob: -1.0,
+        max_compression_ratio: 2.4,
         max_tokens: MAX_TOKENS,
     };
 
@@ -144,5 +177,63 @@ mod tests {
         t.end = 4.0;
         let pieces = cut(&[s, t], &RULES);
         assert_eq!(pieces.len(), 2, "300 + 300 tokens exceed 448");
+    }
+
+    #[test]
+    fn unsure_and_looping_segments_are_left_out_and_split_pieces() {
+        let mut unsure = seg(3.0, 6.0, "maybe", 0.1);
+        unsure.avg_logprob = -1.5;
+        let looping = "I'm sorry. ".repeat(12);
+        let segs = vec![
+            seg(0.0, 3.0, "one", 0.1),
+            unsure,
+            seg(6.0, 9.0, "two", 0.1),
+            seg(9.0, 20.0, &looping, 0.1),
+            seg(20.0, 23.0, "three", 0.1),
+        ];
+        assert!(
+            segs[3].compression_ratio > 2.4,
+            "{}",
+            segs[3].compression_ratio
+        );
+        let pieces = cut(&segs, &RULES);
+        let texts: Vec<&str> = pieces.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(texts, vec!["one", "two", "three"]);
+        let lenient = Rules {
+            min_avg_logprob: -2.0,
+            max_compression_ratio: 100.0,
+            ..RULES
+        };
+        assert_eq!(
+            cut(&segs, &lenient).len(),
+            1,
+            "all joined when nothing is filtered"
+        );
+    }
+
+    #[test]
+    fn a_piece_carries_its_segments_confidence() {
+        let mut a = seg(0.0, 4.0, "first part", 0.1);
+        a.tokens = vec![
+            crate::pipeline::transcript::Token {
+                text: "x".into(),
+                start: 0.0,
+                end: 1.0,
+                p: 1.0,
+            };
+            3
+        ];
+        let mut b = seg(4.0, 8.0, "second part", 0.3);
+        b.avg_logprob = -0.6;
+        let pieces = cut(&[a, b], &RULES);
+        assert_eq!(pieces.len(), 1);
+        let p = &pieces[0];
+        // 3 tokens at -0.2 and 1 at -0.6.
+        assert!((p.avg_logprob - (-0.3)).abs() < 1e-6, "{}", p.avg_logprob);
+        assert_eq!(p.no_speech_prob, 0.3);
+        assert_eq!(
+            p.compression_ratio(),
+            compression_ratio("first part second part")
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::cut::{cut, Rules, MAX_TOKENS};
-use super::manifest::{self, Line};
+use super::manifest::{self, Label, Line};
 use super::pcm::{wav_between, RATE};
 use crate::config::{DatasetConfig, TrainerConfig};
 use crate::journal::Journal;
@@ -109,6 +109,8 @@ impl Dataset {
                 min_seconds: *c.min_segment_seconds.get_ref(),
                 max_seconds: *c.max_segment_seconds.get_ref(),
                 max_no_speech_prob: *c.max_no_speech_prob.get_ref(),
+                min_avg_logprob: *c.min_avg_logprob.get_ref(),
+                max_compression_ratio: *c.max_compression_ratio.get_ref(),
                 max_tokens: MAX_TOKENS,
             },
             language: c.language.clone().filter(|l| !l.is_empty() && l != "auto"),
@@ -145,11 +147,10 @@ impl Dataset {
     pub fn add(
         &self,
         journal: &Mutex<Journal>,
-        source: &str,
-        sha256: &str,
-        transcript: &Transcript,
+        input: &Labelled<'_>,
         pcm: &Path,
     ) -> Result<Added, DatasetError> {
+        let (source, sha256, transcript) = (input.source, input.sha256, input.transcript);
         if let Some(lang) = &self.language {
             if !transcript.language.eq_ignore_ascii_case(lang) {
                 return Ok(Added::OtherLanguage(transcript.language.clone()));
@@ -182,6 +183,11 @@ impl Dataset {
                 offset: None,
                 source: source.to_string(),
                 sha256: sha256.to_string(),
+                label: Some(Label::Machine),
+                model_sha256: input.model_sha256.map(str::to_string),
+                avg_logprob: Some(p.avg_logprob),
+                no_speech_prob: Some(p.no_speech_prob),
+                compression_ratio: Some(p.compression_ratio()),
             });
         }
         manifest::append_at(&manifest, offset, &lines).map_err(io("append to", &manifest))?;
@@ -242,6 +248,15 @@ fn lock(journal: &Mutex<Journal>) -> MutexGuard<'_, Journal> {
     journal.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// One transcribed input as a dataset takes it: its name and content, and the machine
+/// labels with the model that made them.
+pub struct Labelled<'a> {
+    pub source: &'a str,
+    pub sha256: &'a str,
+    pub transcript: &'a Transcript,
+    pub model_sha256: Option<&'a str>,
+}
+
 /// The datasets one job feeds, and where its audio is spooled meanwhile.
 pub struct Feed<'a> {
     pub datasets: &'a [Arc<Dataset>],
@@ -250,16 +265,11 @@ pub struct Feed<'a> {
 }
 
 impl Feed<'_> {
-    pub fn add(
-        &self,
-        source: &str,
-        sha256: &str,
-        transcript: &Transcript,
-        pcm: &Path,
-    ) -> Result<(), DatasetError> {
+    pub fn add(&self, input: &Labelled<'_>, pcm: &Path) -> Result<(), DatasetError> {
+        let source = input.source;
         for d in self.datasets {
             let added = d
-                .add(self.journal, source, sha256, transcript, pcm)
+                .add(self.journal, input, pcm)
                 .map_err(|e| DatasetError::In {
                     name: d.name.clone(),
                     source: Box::new(e),
@@ -304,6 +314,7 @@ mod tests {
                 text: "three seconds of words".into(),
                 no_speech_prob: 0.1,
                 avg_logprob: -0.2,
+                compression_ratio: 1.2,
                 tokens: Vec::new(),
                 words: Vec::new(),
             }],
@@ -322,27 +333,46 @@ mod tests {
         spool.lock().unwrap().push(&vec![0.1; 64_000]);
         spool.lock().unwrap().finish().unwrap();
         let sha = "ab".repeat(32);
+        let en = transcript("en");
+        let input = |source| Labelled {
+            source,
+            sha256: &sha,
+            transcript: &en,
+            model_sha256: Some("cd"),
+        };
         let de = dataset(dir.path(), "language = \"de\"");
         assert_eq!(
-            de.add(&journal, "a.wav", &sha, &transcript("en"), &pcm)
-                .unwrap(),
+            de.add(&journal, &input("a.wav"), &pcm).unwrap(),
             Added::OtherLanguage("en".into())
         );
         let any = dataset(dir.path(), "");
         assert_eq!(
-            any.add(&journal, "a.wav", &sha, &transcript("en"), &pcm)
-                .unwrap(),
+            any.add(&journal, &input("a.wav"), &pcm).unwrap(),
             Added::Pieces {
                 count: 1,
                 seconds: 3.0
             }
         );
         assert_eq!(
-            any.add(&journal, "copy of a.wav", &sha, &transcript("en"), &pcm)
-                .unwrap(),
+            any.add(&journal, &input("copy of a.wav"), &pcm).unwrap(),
             Added::AlreadyIn
         );
-        assert_eq!(manifest::read(&any.manifest()).unwrap().lines.len(), 1);
+        let lines = manifest::read(&any.manifest()).unwrap().lines;
+        assert_eq!(lines.len(), 1);
+        // The line says who labelled it, with which model and how sure it was.
+        assert_eq!(lines[0].label, Some(Label::Machine));
+        assert_eq!(lines[0].model_sha256.as_deref(), Some("cd"));
+        assert_eq!(lines[0].avg_logprob, Some(-0.2));
+        assert_eq!(
+            lines[0].no_speech_prob,
+            en.segments[0].no_speech_prob.into()
+        );
+        assert_eq!(
+            lines[0].compression_ratio,
+            Some(crate::pipeline::transcript::compression_ratio(
+                en.segments[0].text.trim()
+            ))
+        );
         // An s3:// dataset keeps its working copy under the daemon's work folder.
         let c: DatasetConfig = toml::from_str(
             "name = \"calls\"\nsources = [\"x\"]\npath = \"s3://bucket/data/calls/\"\ntrain_after_hours = 1.0\n[trainer]\ncommand = [\"true\"]\n",

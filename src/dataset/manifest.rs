@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// The manifest's name in a dataset's folder and in each run's.
 pub const FILE_NAME: &str = "manifest.jsonl";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Line {
     pub audio_filepath: String,
     /// Seconds, from the decoded audio.
@@ -25,6 +25,30 @@ pub struct Line {
     pub source: String,
     /// sha256 of that input.
     pub sha256: String,
+    /// Who wrote `text`: the model (`machine`) or a person (`human`). Absent in manifests
+    /// written before labels were recorded (those are all machine labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
+    /// sha256 of the model that produced a machine label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_sha256: Option<String>,
+    /// The model's confidence in a machine label: its segments' token-weighted mean
+    /// log-probability, their highest no-speech probability, and the text's compression
+    /// ratio (the figures `[[dataset]]` filters on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_logprob: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_speech_prob: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression_ratio: Option<f32>,
+}
+
+/// Where a manifest line's text came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Label {
+    Machine,
+    Human,
 }
 
 #[derive(Debug, PartialEq)]
@@ -160,7 +184,26 @@ mod tests {
             offset: None,
             source: "in.wav".into(),
             sha256: "ab".into(),
+            label: Some(Label::Machine),
+            model_sha256: Some("cd".into()),
+            avg_logprob: Some(-0.25),
+            no_speech_prob: Some(0.01),
+            compression_ratio: Some(1.1),
         }
+    }
+
+    #[test]
+    fn lines_written_before_labels_and_confidence_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("manifest.jsonl");
+        std::fs::write(&m, b"{\"audio_filepath\":\"/d/a.wav\",\"duration\":2.0,\"text\":\"old\",\"source\":\"s\",\"sha256\":\"h\"}\n").unwrap();
+        let c = read(&m).unwrap();
+        assert!(c.bad.is_empty(), "{:?}", c.bad);
+        assert_eq!((c.lines[0].label, c.lines[0].avg_logprob), (None, None));
+        // New lines name their label as users script against it.
+        let json = serde_json::to_value(line(1)).unwrap();
+        assert_eq!(json["label"], "machine");
+        assert_eq!(json["model_sha256"], "cd");
     }
 
     #[test]

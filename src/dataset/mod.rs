@@ -6,4 +6,4 @@ pub mod manifest;
 pub mod pcm;
 pub mod s3_sync;
 
-pub use feed::{Dataset, DatasetError, Feed};
+pub use feed::{Dataset, DatasetError, Feed, Labelled};

@@ -33,7 +33,7 @@ use std::time::Instant;
 
 use crate::config::JobLimits;
 use crate::dataset::pcm::{pcm_tap, PcmSpool};
-use crate::dataset::{Dataset, Feed};
+use crate::dataset::{Dataset, Feed, Labelled};
 use crate::journal::Journal;
 use crate::pipeline::decode::{AudioDecoder16k, Tap};
 use crate::pipeline::render::{self, Format};
@@ -56,6 +56,8 @@ pub struct Context<'a> {
     /// The model and options, as `dedup_scope` hashes them: an earlier input is a twin only
     /// if it was transcribed with the same. `None`: no dedup.
     pub dedup_scope: Option<&'a str>,
+    /// sha256 of the model file, named in the json output and in manifest lines.
+    pub model_sha256: Option<&'a str>,
 }
 
 /// What besides the content decides the text: the model file's sha256 and every decoding
@@ -174,6 +176,7 @@ pub async fn run(
             cx.spool_dir.to_path_buf(),
         );
         let (source, sha) = (input.name().to_string(), t.sha256.clone());
+        let model_sha256 = cx.model_sha256.map(str::to_string);
         let (added, back) = tokio::task::spawn_blocking(move || {
             let kept = spool.lock().unwrap_or_else(|p| p.into_inner()).finish();
             let added = kept
@@ -184,7 +187,13 @@ pub async fn run(
                         journal: &journal,
                         spool_dir: &spool_dir,
                     };
-                    feed.add(&source, &sha, &transcript, &pcm)
+                    let labelled = Labelled {
+                        source: &source,
+                        sha256: &sha,
+                        transcript: &transcript,
+                        model_sha256: model_sha256.as_deref(),
+                    };
+                    feed.add(&labelled, &pcm)
                 });
             (added, transcript)
         })
@@ -283,14 +292,13 @@ async fn transcribe(
     opened: Opened,
     tap: Option<Tap>,
 ) -> Result<Transcribed, Failure> {
-    let (transcriber, opts, limits, formats) = (
-        cx.transcriber.clone(),
-        cx.opts.clone(),
-        cx.limits,
-        cx.formats.to_vec(),
-    );
+    let (transcriber, opts, limits) = (cx.transcriber.clone(), cx.opts.clone(), cx.limits);
+    let rendering = Rendering {
+        formats: cx.formats.to_vec(),
+        model_sha256: cx.model_sha256.map(str::to_string),
+    };
     tokio::task::spawn_blocking(move || {
-        transcribe_blocking(&transcriber, opts, limits, &formats, name, opened, tap)
+        transcribe_blocking(&transcriber, opts, limits, &rendering, name, opened, tap)
     })
     .await
     .unwrap_or_else(|e| {
@@ -301,12 +309,18 @@ async fn transcribe(
     })
 }
 
+/// What the outputs are rendered as, and the model they name.
+struct Rendering {
+    formats: Vec<Format>,
+    model_sha256: Option<String>,
+}
+
 /// Decodes, transcribes and renders on the calling (blocking) thread.
 fn transcribe_blocking(
     transcriber: &Arc<dyn Transcriber>,
     opts: DecodeOptions,
     limits: Option<JobLimits>,
-    formats: &[Format],
+    rendering: &Rendering,
     name: String,
     opened: Opened,
     tap: Option<Tap>,
@@ -341,7 +355,7 @@ fn transcribe_blocking(
     drop(decoder);
     crate::metrics::observe_job(transcript.duration, started.elapsed().as_secs_f64());
     let sha256 = opened.sha256.wait()?;
-    let doc = render::document(
+    let mut doc = render::document(
         name,
         sha256.clone(),
         transcriber.model_name(),
@@ -350,7 +364,9 @@ fn transcribe_blocking(
         &opts,
         started.elapsed().as_secs_f64(),
     );
-    let outputs = formats
+    doc.model_sha256 = rendering.model_sha256.clone();
+    let outputs = rendering
+        .formats
         .iter()
         .map(|f| {
             render::render(*f, &doc)

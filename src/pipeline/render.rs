@@ -48,6 +48,9 @@ pub struct Document<'a> {
     pub duration: f64,
     pub language: &'a str,
     pub model: String,
+    /// sha256 of the model file (what dedup and the dataset's lines key on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_sha256: Option<String>,
     pub audio: &'a AudioInfo,
     pub text: String,
     pub segments: &'a [Segment],
@@ -103,6 +106,7 @@ pub fn document<'a>(
         duration: t.duration,
         language: &t.language,
         model,
+        model_sha256: None,
         audio,
         text: t.text(),
         segments: &t.segments,
@@ -182,6 +186,7 @@ mod tests {
             text: text.into(),
             no_speech_prob: 0.0,
             avg_logprob: 0.0,
+            compression_ratio: 1.0,
             tokens: vec![],
             words: vec![],
         }

@@ -17,7 +17,8 @@ use super::decode::DecodeError;
 use super::resample::TARGET_RATE;
 use super::seek::{self, BufferEnd, SeekTracker, CHUNK_SAMPLES};
 use super::transcript::{
-    is_non_speech_annotation, push_in_order, words_from_tokens, Segment, Token, Transcript,
+    compression_ratio, is_non_speech_annotation, push_in_order, words_from_tokens, Segment, Token,
+    Transcript,
 };
 use super::vad::{Joined, SpeechMap, Vad, LOOKAHEAD};
 
@@ -713,6 +714,7 @@ fn segment(
     Segment {
         start: span.0,
         end: span.1,
+        compression_ratio: compression_ratio(text.trim()),
         text,
         no_speech_prob,
         avg_logprob,

@@ -27,6 +27,9 @@ pub struct Segment {
     pub text: String,
     pub no_speech_prob: f32,
     pub avg_logprob: f32,
+    /// The text's length over its zlib-compressed length: repetition loops, whisper's
+    /// typical hallucination, compress well (whisper and faster-whisper distrust > 2.4).
+    pub compression_ratio: f32,
     pub tokens: Vec<Token>,
     pub words: Vec<Word>,
 }
@@ -70,6 +73,22 @@ pub fn push_in_order(segments: &mut Vec<Segment>, mut seg: Segment) {
         w.end = w.end.clamp(w.start, hi);
     }
     segments.push(seg);
+}
+
+/// `text`'s UTF-8 length divided by its zlib-compressed length (level 6, as Python's
+/// `zlib.compress`, which whisper and faster-whisper use); 0 for empty text.
+pub fn compression_ratio(text: &str) -> f32 {
+    use std::io::Write;
+    if text.is_empty() {
+        return 0.0;
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+    // Writing to a Vec cannot fail.
+    let compressed = z.write_all(text.as_bytes()).and_then(|()| z.finish());
+    match compressed {
+        Ok(c) if !c.is_empty() => text.len() as f32 / c.len() as f32,
+        _ => 0.0,
+    }
 }
 
 /// Groups tokens into words: a token that starts with a space starts a new word.

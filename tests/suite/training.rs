@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::common::*;
+use hotfolderd::dataset::manifest::Label;
 use serde_json::Value;
 
 /// A daemon config: folder `inbox` feeds dataset `calls` at `datasets/calls`; the script
@@ -167,6 +168,7 @@ fn crossing_the_threshold_starts_exactly_one_run_whose_record_lands_in_the_datas
     );
 
     // The dataset: every line's audio exists with the stated duration, cut from its input.
+    let tiny_sha = hotfolderd::hash::sha256_file(&model("tiny.en")).unwrap();
     let contents = hotfolderd::dataset::manifest::read(&manifest).unwrap();
     assert_eq!(contents.bad.len(), 1);
     assert!(contents.bad[0].reason.contains("not a manifest line"));
@@ -180,7 +182,24 @@ fn crossing_the_threshold_starts_exactly_one_run_whose_record_lands_in_the_datas
         assert!(l.duration > 0.5 && l.duration <= 30.0);
         assert!(!l.text.trim().is_empty());
         assert!(l.text.to_lowercase().contains("recording"), "{l:?}");
+        // Who labelled it, with which model, and how sure the model was.
+        assert_eq!(l.label, Some(Label::Machine), "{l:?}");
+        assert_eq!(l.model_sha256.as_deref(), Some(tiny_sha.as_str()), "{l:?}");
+        assert!(
+            l.avg_logprob.is_some_and(|p| (-1.0..0.0).contains(&p)),
+            "{l:?}"
+        );
+        assert!(l.no_speech_prob.is_some_and(|p| p <= 0.6), "{l:?}");
+        assert!(
+            l.compression_ratio.is_some_and(|c| c > 0.0 && c <= 2.4),
+            "{l:?}"
+        );
     }
+    // The json output names the model by its sha256 too.
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("out/third.json")).unwrap()).unwrap();
+    assert_eq!(json["model_sha256"], tiny_sha.as_str());
+    assert!(json["segments"][0]["compression_ratio"].as_f64().unwrap() > 0.0);
     // The ledger counts what was added, not what the manifest file says.
     let total: f64 = contents.lines.iter().map(|l| l.duration).sum();
     let expect = format!("{:.3} h in all", total / 3600.0);
