@@ -132,6 +132,8 @@ fn main() {
         avg_logprob: Some(-0.31),
         no_speech_prob: Some(0.02),
         compression_ratio: Some(1.4),
+        source_start: Some(12.5),
+        source_end: Some(19.75),
     };
     let m = d.join("bench-manifest.jsonl");
     let t = Instant::now();

@@ -73,11 +73,35 @@ pub enum Command {
     /// The notification outbox: list it, or send undeliverable notifications again.
     #[command(subcommand)]
     Notify(NotifyCommand),
+    /// Training datasets: correct an input's labels.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
     /// Write manual pages (hotfolderd.1 and one per subcommand) into a folder.
     #[command(hide = true)]
     Man {
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Replace the machine labels of one input with a person's transcript: FILE (.srt,
+    /// .vtt or .json with times, usually the input's own output with its words fixed; or
+    /// .txt for an input kept as one piece) is checked, then put in the dataset's
+    /// corrections/ folder, where the daemon applies it and journals it.
+    Correct {
+        #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// The input: a file path (in a watched folder, its done/ or failed/, or anywhere,
+        /// hashed), an S3 key or s3://bucket/key, an input id, or its sha256.
+        input: String,
+        /// The corrected transcript.
+        file: PathBuf,
+        /// The dataset to correct (default: every dataset that holds the input). Named, it
+        /// may also be one the input has not reached yet: the correction waits for it.
+        #[arg(long)]
+        dataset: Option<String>,
     },
 }
 

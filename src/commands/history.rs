@@ -27,7 +27,7 @@ pub fn run(config_path: &Path, what: &str) -> ExitCode {
 }
 
 /// The inputs `what` names: an id, a path under a watched folder, or an S3 key / URI.
-fn find(j: &Journal, config: &Config, what: &str) -> Result<Vec<i64>, String> {
+pub(super) fn find(j: &Journal, config: &Config, what: &str) -> Result<Vec<i64>, String> {
     let err = |e: crate::journal::JournalError| e.to_string();
     if let Ok(id) = what.trim_start_matches('#').parse::<i64>() {
         if j.get(id).map_err(err)?.is_some() {
@@ -103,6 +103,23 @@ fn print_story(j: &Journal, id: i64) -> Result<(), String> {
     }
     if !input.outputs.is_empty() {
         println!("  outputs: {}", input.outputs.join(", "));
+    }
+    if let Some(sha) = &input.sha256 {
+        for c in j.corrections_of(sha).map_err(err)? {
+            println!(
+                "  {} corrected in dataset {} by {} (sha256 {}): {} piece(s), {:.1} s labelled \"human\"{}",
+                rfc3339(c.at),
+                c.dataset,
+                c.file,
+                c.file_sha256,
+                c.pieces,
+                c.seconds,
+                match c.unused_cues {
+                    0 => String::new(),
+                    n => format!(", {n} cue(s) over audio the dataset did not keep"),
+                }
+            );
+        }
     }
     println!();
     Ok(())

@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 pub mod check_config;
+pub mod dataset;
 pub mod history;
 pub mod man;
 pub mod model;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Man { out } => man::run(&out),
         Command::Notify(cmd) => notify::run(cmd),
         Command::History { config, what } => history::run(&config, &what),
+        Command::Dataset(cmd) => dataset::run(cmd),
     }
 }
 

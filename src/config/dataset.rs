@@ -1,6 +1,7 @@
 //! `[[dataset]]`: training data cut from the transcripts of some sources, an hours
 //! threshold, and the trainer to run when it is crossed.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -47,6 +48,10 @@ pub struct DatasetConfig {
     /// Only transcripts in this language ("en", …); unset: any.
     #[serde(default)]
     pub language: Option<String>,
+    /// A bigger model that labels this dataset instead of the serving one (e.g. base for a
+    /// tiny.en student); loaded on first use, dropped after `[asr] idle_unload`.
+    #[serde(default)]
+    pub teacher_model: Option<Spanned<PathBuf>>,
     pub trainer: TrainerConfig,
 }
 
@@ -166,6 +171,19 @@ impl DatasetConfig {
                 out.push((
                     self.path.span(),
                     format!("dataset[{i}].path {path:?} names no bucket (s3://bucket/prefix)"),
+                ));
+            }
+        }
+        if let Some(t) = &self.teacher_model {
+            if !t.get_ref().is_file() {
+                let abs = std::path::absolute(t.get_ref()).unwrap_or_else(|_| t.get_ref().clone());
+                out.push((
+                    t.span(),
+                    format!(
+                        "dataset[{i}].teacher_model {} is not a model file (looked for {}; a relative path is taken from the working directory): import it with scripts/fetch-model.sh or `hotfolderd model import-ct2`",
+                        t.get_ref().display(),
+                        abs.display()
+                    ),
                 ));
             }
         }

@@ -720,6 +720,30 @@ marker = ".done"
                 .any(|m| m.contains("max_compression_ratio must be more than 0")),
             "{all:#?}"
         );
+        // A teacher model must be there (it is loaded only when the first input arrives).
+        let teacher = good.replace(
+            "train_after_hours = 2.5\n",
+            "train_after_hours = 2.5\nteacher_model = \"/no/such/ggml-base.bin\"\n",
+        );
+        let e = Config::parse(&teacher, "t.toml", no_env).unwrap_err();
+        assert!(
+            e.len() == 1
+                && e[0]
+                    .message
+                    .contains("teacher_model /no/such/ggml-base.bin is not a model file"),
+            "{e:?}"
+        );
+        let here = tempfile::NamedTempFile::new().unwrap();
+        let c = Config::parse(
+            &teacher.replace("/no/such/ggml-base.bin", &here.path().display().to_string()),
+            "t.toml",
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(
+            c.dataset[0].teacher_model.as_ref().unwrap().get_ref(),
+            here.path()
+        );
         let bad = good
             .replace("name = \"calls\"", "name = \"my calls\"")
             .replace("[\"var/inbox\"]", "[\"var/elsewhere\"]")

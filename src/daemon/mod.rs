@@ -6,6 +6,7 @@
 pub use source_id::SourceId;
 
 mod audit;
+mod corrections;
 mod disk;
 mod http;
 mod intake;
@@ -213,6 +214,23 @@ fn dataset_feeds(
     feeds
 }
 
+/// Drops each dataset's teacher model after `idle` without work (none when zero).
+fn teacher_unloader(shared: &Arc<Shared>, idle: Duration) -> Option<tokio::task::JoinHandle<()>> {
+    if idle.is_zero() || shared.datasets.iter().all(|d| d.teacher.is_none()) {
+        return None;
+    }
+    let shared = shared.clone();
+    Some(tokio::spawn(async move {
+        let every = (idle / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
+        loop {
+            tokio::time::sleep(every).await;
+            for t in shared.datasets.iter().filter_map(|d| d.teacher.as_ref()) {
+                t.unload_if_idle();
+            }
+        }
+    }))
+}
+
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
@@ -349,11 +367,14 @@ async fn run_reloading(
             .map_or_else(|| PathBuf::from(name), |p| p.join(name))
     };
     let spool = beside_journal("spool");
-    let work_dir = beside_journal("datasets");
+    let work_dir = crate::dataset::feed::work_dir(&config.journal.path);
     let datasets: Vec<Arc<Dataset>> = config
         .dataset
         .iter()
-        .map(|c| Arc::new(Dataset::from_config(c, &work_dir)))
+        .map(|c| {
+            let d = Dataset::from_config(c, &work_dir);
+            Arc::new(d.teacher_idle_unload(*config.asr.idle_unload.get_ref()))
+        })
         .collect();
     let feeds = dataset_feeds(&config, &datasets);
     std::fs::create_dir_all(&spool)
@@ -432,6 +453,9 @@ async fn run_reloading(
             stop_rx.clone(),
         ))
     });
+    let corrector = (!shared.datasets.is_empty())
+        .then(|| tokio::spawn(corrections::watch_loop(shared.clone(), stop_rx.clone())));
+    let teacher_unloader = teacher_unloader(&shared, *config.asr.idle_unload.get_ref());
     let (notify_stop, notify_stop_rx) = watch::channel(false);
     let (audit_stop, audit_stop_rx) = watch::channel(false);
     let auditor = {
@@ -487,6 +511,12 @@ async fn run_reloading(
     if let Some(t) = trainer {
         // Its runs were told to stop with everything else; each records itself interrupted.
         let _ = t.await;
+    }
+    if let Some(c) = corrector {
+        let _ = c.await;
+    }
+    if let Some(t) = teacher_unloader {
+        t.abort();
     }
     // Last: jobs that finished during the drain have their notifications in the outbox; what
     // is not sent by now goes out after the next start.

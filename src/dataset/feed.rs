@@ -10,8 +10,10 @@ use std::time::Duration;
 use super::cut::{cut, Rules, MAX_TOKENS};
 use super::manifest::{self, Label, Line};
 use super::pcm::{wav_between, RATE};
+use super::teacher::{Teacher, TeacherError};
 use crate::config::{DatasetConfig, TrainerConfig};
 use crate::journal::Journal;
+use crate::pipeline::transcribe::DecodeOptions;
 use crate::pipeline::transcript::Transcript;
 use crate::sinks::local::write_atomic;
 
@@ -29,6 +31,8 @@ pub struct Dataset {
     pub threshold_seconds: f64,
     pub min_interval: Duration,
     pub trainer: TrainerSpec,
+    /// `teacher_model`: labels the dataset instead of the serving model.
+    pub teacher: Option<Teacher>,
     /// Appends to one manifest happen one at a time.
     append: Mutex<()>,
 }
@@ -64,6 +68,13 @@ impl TrainerSpec {
             retry_after: *t.retry_after.get_ref(),
         }
     }
+}
+
+/// Where `s3://` datasets keep their working copies: `datasets/` beside the journal.
+pub fn work_dir(journal_path: &Path) -> PathBuf {
+    journal_path
+        .parent()
+        .map_or_else(|| PathBuf::from("datasets"), |p| p.join("datasets"))
 }
 
 /// What was added.
@@ -117,8 +128,18 @@ impl Dataset {
             threshold_seconds: *c.train_after_hours.get_ref() * 3600.0,
             min_interval: *c.min_interval.get_ref(),
             trainer: TrainerSpec::from_config(&c.trainer),
+            teacher: c
+                .teacher_model
+                .as_ref()
+                .map(|p| Teacher::new(p.get_ref(), Duration::ZERO)),
             append: Mutex::new(()),
         }
+    }
+
+    /// The teacher model (if any) is dropped after `idle` without work (zero: kept).
+    pub fn teacher_idle_unload(mut self, idle: Duration) -> Dataset {
+        self.teacher = self.teacher.map(|t| Teacher::new(&t.path, idle));
+        self
     }
 
     pub fn manifest(&self) -> PathBuf {
@@ -139,7 +160,7 @@ impl Dataset {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, ()> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, ()> {
         self.append.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -188,6 +209,8 @@ impl Dataset {
                 avg_logprob: Some(p.avg_logprob),
                 no_speech_prob: Some(p.no_speech_prob),
                 compression_ratio: Some(p.compression_ratio()),
+                source_start: Some(p.start),
+                source_end: Some(p.end),
             });
         }
         manifest::append_at(&manifest, offset, &lines).map_err(io("append to", &manifest))?;
@@ -199,6 +222,11 @@ impl Dataset {
             count: lines.len(),
             seconds,
         })
+    }
+
+    /// Whether content `sha256` is in this dataset already (a teacher need not label it).
+    fn holds(&self, journal: &Mutex<Journal>, sha256: &str) -> Result<bool, DatasetError> {
+        Ok(lock(journal).dataset_holds(&self.name, sha256)?)
     }
 
     /// Start-up: drops the tail of an append a crash interrupted (its input is redone).
@@ -230,6 +258,8 @@ pub enum DatasetError {
     Journal(#[from] crate::journal::JournalError),
     #[error("cannot keep the decoded audio: {0}")]
     Spool(#[source] std::io::Error),
+    #[error(transparent)]
+    Teacher(#[from] TeacherError),
     #[error("dataset {name}: {source}")]
     In {
         name: String,
@@ -239,17 +269,18 @@ pub enum DatasetError {
 }
 
 /// An I/O error on `path`, as a `map_err` argument.
-fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DatasetError {
+pub(super) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DatasetError {
     let path = path.to_path_buf();
     move |source| DatasetError::Io { what, path, source }
 }
 
-fn lock(journal: &Mutex<Journal>) -> MutexGuard<'_, Journal> {
+pub(super) fn lock(journal: &Mutex<Journal>) -> MutexGuard<'_, Journal> {
     journal.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// One transcribed input as a dataset takes it: its name and content, and the machine
 /// labels with the model that made them.
+#[derive(Clone, Copy)]
 pub struct Labelled<'a> {
     pub source: &'a str,
     pub sha256: &'a str,
@@ -262,21 +293,47 @@ pub struct Feed<'a> {
     pub datasets: &'a [Arc<Dataset>],
     pub journal: &'a Mutex<Journal>,
     pub spool_dir: &'a Path,
+    /// The job's decoding options (a teacher model decodes with them too).
+    pub opts: &'a DecodeOptions,
 }
 
 impl Feed<'_> {
     pub fn add(&self, input: &Labelled<'_>, pcm: &Path) -> Result<(), DatasetError> {
         let source = input.source;
         for d in self.datasets {
-            let added = d
-                .add(self.journal, input, pcm)
-                .map_err(|e| DatasetError::In {
-                    name: d.name.clone(),
-                    source: Box::new(e),
-                })?;
+            let in_dataset = |e: DatasetError| DatasetError::In {
+                name: d.name.clone(),
+                source: Box::new(e),
+            };
+            // Content already in the dataset is not labelled again (add finds it there).
+            let teacher = match &d.teacher {
+                Some(t) if !d.holds(self.journal, input.sha256).map_err(in_dataset)? => Some(t),
+                _ => None,
+            };
+            let taught = match teacher {
+                Some(t) => {
+                    let sha = t.sha256().map_err(|e| in_dataset(e.into()))?.to_string();
+                    let transcript = t.label(pcm, self.opts).map_err(|e| in_dataset(e.into()))?;
+                    tracing::info!(dataset = %d.name, %source, teacher = %t.path.display(), "labelled by the teacher model");
+                    Some((transcript, sha))
+                }
+                None => None,
+            };
+            let labelled = match &taught {
+                Some((transcript, sha)) => Labelled {
+                    transcript,
+                    model_sha256: Some(sha.as_str()),
+                    ..*input
+                },
+                None => *input,
+            };
+            let added = d.add(self.journal, &labelled, pcm).map_err(in_dataset)?;
             match added {
                 Added::Pieces { count, seconds } => {
-                    tracing::info!(dataset = %d.name, %source, pieces = count, seconds, "added to the dataset")
+                    tracing::info!(dataset = %d.name, %source, pieces = count, seconds, "added to the dataset");
+                    for (path, outcome) in d.apply_waiting_corrections(self.journal, input.sha256) {
+                        super::correct::log(d, &path, &outcome);
+                    }
                 }
                 Added::AlreadyIn => {
                     tracing::info!(dataset = %d.name, %source, "same content already in the dataset")

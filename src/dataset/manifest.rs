@@ -10,6 +10,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::sinks::local::{write_atomic, WriteError};
+
 /// The manifest's name in a dataset's folder and in each run's.
 pub const FILE_NAME: &str = "manifest.jsonl";
 
@@ -41,6 +43,12 @@ pub struct Line {
     pub no_speech_prob: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression_ratio: Option<f32>,
+    /// Where the piece lies in `source`, in seconds (what lays a corrected transcript onto
+    /// the pieces). Absent in manifests written before corrections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_start: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_end: Option<f64>,
 }
 
 /// Where a manifest line's text came from.
@@ -157,6 +165,49 @@ pub fn append_at(path: &Path, at: u64, lines: &[Line]) -> std::io::Result<()> {
     f.sync_data()
 }
 
+/// Rewrites the manifest with input `sha256`'s lines replaced by `with`, placed where its
+/// first line was (at the end if it had none). Every other line is kept byte for byte. The
+/// new manifest replaces the old with a rename, so a crash leaves one or the other whole.
+/// Returns how many lines were replaced.
+pub fn replace_input(path: &Path, sha256: &str, with: &[Line]) -> Result<usize, WriteError> {
+    let err = |source| WriteError {
+        path: path.to_path_buf(),
+        source,
+    };
+    let old = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(err(e)),
+    };
+    let mut new_lines = Vec::new();
+    for l in with {
+        serde_json::to_writer(&mut new_lines, l).map_err(|e| err(e.into()))?;
+        new_lines.push(b'\n');
+    }
+    let mut out = Vec::with_capacity(old.len() + new_lines.len());
+    let mut replaced = 0;
+    for raw in old.split_inclusive(|&b| b == b'\n') {
+        let ours =
+            serde_json::from_slice::<Line>(raw.trim_ascii_end()).is_ok_and(|l| l.sha256 == sha256);
+        if !ours {
+            out.extend_from_slice(raw);
+            continue;
+        }
+        if replaced == 0 {
+            out.extend_from_slice(&new_lines);
+        }
+        replaced += 1;
+    }
+    if replaced == 0 {
+        if out.last().is_some_and(|&b| b != b'\n') {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(&new_lines);
+    }
+    write_atomic(path, &out)?;
+    Ok(replaced)
+}
+
 /// Drops everything from byte `at` on (start-up recovery of an interrupted append).
 pub fn truncate(path: &Path, at: u64) -> std::io::Result<()> {
     match OpenOptions::new().write(true).open(path) {
@@ -189,6 +240,8 @@ mod tests {
             avg_logprob: Some(-0.25),
             no_speech_prob: Some(0.01),
             compression_ratio: Some(1.1),
+            source_start: Some(f64::from(n)),
+            source_end: Some(f64::from(n) + 2.5),
         }
     }
 
@@ -226,6 +279,41 @@ mod tests {
         assert!(c.bad.is_empty());
         assert_eq!(c.lines, vec![line(1), line(2), line(3)]);
         assert_eq!(c.seconds(), 7.5);
+    }
+
+    #[test]
+    fn replacing_an_inputs_lines_keeps_every_other_line_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("manifest.jsonl");
+        let other = |n| Line {
+            sha256: "ef".into(),
+            ..line(n)
+        };
+        append_at(&m, 0, &[other(1), line(2), line(3)]).unwrap();
+        // A line written by hand (other key order, spaces) stays byte for byte.
+        let by_hand = b"{ \"sha256\": \"ef\", \"duration\": 1.0, \"text\": \"x\", \"source\": \"s\", \"audio_filepath\": \"/a.wav\" }\n";
+        let mut f = OpenOptions::new().append(true).open(&m).unwrap();
+        f.write_all(by_hand).unwrap();
+        let human = Line {
+            text: "fixed".into(),
+            label: Some(Label::Human),
+            ..line(2)
+        };
+        assert_eq!(
+            replace_input(&m, "ab", std::slice::from_ref(&human)).unwrap(),
+            2
+        );
+        let c = read(&m).unwrap();
+        assert_eq!(c.lines.len(), 3);
+        assert_eq!((&c.lines[0], &c.lines[1]), (&other(1), &human));
+        assert!(std::fs::read(&m).unwrap().ends_with(by_hand));
+        // Again: the same manifest (a replay after a crash changes nothing).
+        let before = std::fs::read(&m).unwrap();
+        assert_eq!(
+            replace_input(&m, "ab", std::slice::from_ref(&human)).unwrap(),
+            1
+        );
+        assert_eq!(std::fs::read(&m).unwrap(), before);
     }
 
     #[test]

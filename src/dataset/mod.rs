@@ -1,9 +1,12 @@
 //! Datasets: training segments cut from transcripts, a manifest, and the hours ledger.
 
+pub mod correct;
+pub mod correction;
 pub mod cut;
 pub mod feed;
 pub mod manifest;
 pub mod pcm;
 pub mod s3_sync;
+pub mod teacher;
 
 pub use feed::{Dataset, DatasetError, Feed, Labelled};

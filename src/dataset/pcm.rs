@@ -80,6 +80,14 @@ pub fn wav_between(spool: &Path, start: f64, end: f64) -> std::io::Result<Vec<u8
     Ok(wav(&pcm))
 }
 
+/// A finished spool file read as a WAV stream (header, then the file), for decoding the
+/// job's audio again without holding it in memory.
+pub fn spool_as_wav(spool: &Path) -> std::io::Result<impl Read + Send + Sync> {
+    let f = File::open(spool)?;
+    let len = u32::try_from(f.metadata()?.len()).unwrap_or(u32::MAX - 36);
+    Ok(std::io::Cursor::new(wav_header(WAV_PCM, RATE, 16, len)).chain(f))
+}
+
 /// A WAV file around 16 kHz mono 16-bit little-endian PCM.
 pub fn wav(pcm: &[u8]) -> Vec<u8> {
     mono_wav(WAV_PCM, RATE, 16, pcm)
@@ -91,9 +99,16 @@ pub const WAV_FLOAT: u16 = 3;
 
 /// A mono WAV file around little-endian `samples` of `bits` bits in `format`.
 pub fn mono_wav(format: u16, rate: u32, bits: u16, samples: &[u8]) -> Vec<u8> {
-    let len = samples.len() as u32;
+    let mut out = wav_header(format, rate, bits, samples.len() as u32);
+    out.reserve_exact(samples.len());
+    out.extend_from_slice(samples);
+    out
+}
+
+/// The 44-byte header of a mono WAV file with `len` bytes of samples.
+fn wav_header(format: u16, rate: u32, bits: u16, len: u32) -> Vec<u8> {
     let block = bits / 8;
-    let mut out = Vec::with_capacity(44 + samples.len());
+    let mut out = Vec::with_capacity(44);
     out.extend_from_slice(b"RIFF");
     out.extend_from_slice(&(36 + len).to_le_bytes());
     out.extend_from_slice(b"WAVEfmt ");
@@ -106,7 +121,6 @@ pub fn mono_wav(format: u16, rate: u32, bits: u16, samples: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&bits.to_le_bytes());
     out.extend_from_slice(b"data");
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(samples);
     out
 }
 
@@ -134,5 +148,13 @@ mod tests {
         assert!((got[0] - tone[16_000]).abs() < 1e-3);
         // Past the end: clipped, not an error.
         assert_eq!(wav_between(&path, 2.5, 9.0).unwrap().len(), 44 + 8_000 * 2);
+        // The whole spool decodes as a stream, sample for sample.
+        let stream = Box::new(spool_as_wav(&path).unwrap());
+        let mut d =
+            crate::pipeline::decode::AudioDecoder16k::open_stream(stream, Some("wav")).unwrap();
+        let mut all = Vec::new();
+        while d.read(&mut all, 4096).unwrap() > 0 {}
+        assert_eq!(all.len(), tone.len());
+        assert!((all[20_000] - tone[20_000]).abs() < 1e-3);
     }
 }

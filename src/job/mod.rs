@@ -177,6 +177,7 @@ pub async fn run(
         );
         let (source, sha) = (input.name().to_string(), t.sha256.clone());
         let model_sha256 = cx.model_sha256.map(str::to_string);
+        let opts = cx.opts.clone();
         let (added, back) = tokio::task::spawn_blocking(move || {
             let kept = spool.lock().unwrap_or_else(|p| p.into_inner()).finish();
             let added = kept
@@ -186,6 +187,7 @@ pub async fn run(
                         datasets: &datasets,
                         journal: &journal,
                         spool_dir: &spool_dir,
+                        opts: &opts,
                     };
                     let labelled = Labelled {
                         source: &source,

@@ -57,7 +57,109 @@ pub struct Run {
     pub detail: Option<String>,
 }
 
+/// A person's transcript that replaced the machine labels of one input in a dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Corrected {
+    pub dataset: String,
+    /// The input's content.
+    pub sha256: String,
+    /// The correction file's name, and its content.
+    pub file: String,
+    pub file_sha256: String,
+    /// The input's pieces and seconds in the dataset after the correction.
+    pub pieces: usize,
+    pub seconds: f64,
+    /// Cues over audio the dataset did not keep.
+    pub unused_cues: usize,
+    pub at: i64,
+}
+
 impl Journal {
+    /// Records a correction applied to the manifest, and moves the input's seconds in the
+    /// ledger to what its corrected pieces hold, in one transaction.
+    pub fn dataset_corrected(&mut self, c: &Corrected) -> Result<(), JournalError> {
+        let db = db_error(&self.path);
+        let tx = begin(&mut self.conn, &self.path)?;
+        let before: f64 = tx
+            .query_row(
+                "SELECT seconds FROM dataset_inputs WHERE dataset = ?1 AND sha256 = ?2",
+                params![c.dataset, c.sha256],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(&db)?
+            .unwrap_or(c.seconds);
+        let delta = c.seconds - before;
+        tx.execute(
+            "UPDATE dataset_inputs SET seconds = ?3, segments = ?4 WHERE dataset = ?1 AND sha256 = ?2",
+            params![c.dataset, c.sha256, c.seconds, c.pieces as i64],
+        )
+        .map_err(&db)?;
+        tx.execute(
+            "UPDATE datasets SET total_seconds = MAX(0, total_seconds + ?2),
+                                 new_seconds = MAX(0, new_seconds + ?2) WHERE name = ?1",
+            params![c.dataset, delta],
+        )
+        .map_err(&db)?;
+        tx.execute(
+            "INSERT INTO dataset_corrections
+                 (dataset, sha256, file, file_sha256, pieces, seconds, unused_cues, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                c.dataset,
+                c.sha256,
+                c.file,
+                c.file_sha256,
+                c.pieces as i64,
+                c.seconds,
+                c.unused_cues as i64,
+                c.at
+            ],
+        )
+        .map_err(&db)?;
+        tx.commit().map_err(&db)
+    }
+
+    /// The corrections applied to input `sha256`, oldest first.
+    pub fn corrections_of(&self, sha256: &str) -> Result<Vec<Corrected>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT dataset, sha256, file, file_sha256, pieces, seconds, unused_cues, at
+                 FROM dataset_corrections WHERE sha256 = ?1 ORDER BY id",
+            )
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map(params![sha256], |r| {
+                Ok(Corrected {
+                    dataset: r.get(0)?,
+                    sha256: r.get(1)?,
+                    file: r.get(2)?,
+                    file_sha256: r.get(3)?,
+                    pieces: r.get::<_, i64>(4)? as usize,
+                    seconds: r.get(5)?,
+                    unused_cues: r.get::<_, i64>(6)? as usize,
+                    at: r.get(7)?,
+                })
+            })
+            .map_err(self.db())?;
+        rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+
+    /// Whether input `sha256` is in `dataset` (its append finished).
+    pub fn dataset_holds(&self, dataset: &str, sha256: &str) -> Result<bool, JournalError> {
+        let state: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT state FROM dataset_inputs WHERE dataset = ?1 AND sha256 = ?2",
+                params![dataset, sha256],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.db())?;
+        Ok(state.as_deref() == Some("added"))
+    }
+
     /// Before appending input `sha256`'s lines to `dataset`'s manifest at byte `offset`:
     /// `false` when that content is already in the dataset (skip it).
     pub fn dataset_begin(

@@ -21,7 +21,7 @@ mod queue;
 mod retention;
 mod state;
 
-pub use dataset::{Ledger, Run, RunState};
+pub use dataset::{Corrected, Ledger, Run, RunState};
 pub use outbox::{Notification, OutboxCounts, Subscription};
 pub use retention::Removal;
 
@@ -133,6 +133,18 @@ CREATE TABLE IF NOT EXISTS runs (
     detail      TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_dataset ON runs (dataset, state);
+CREATE TABLE IF NOT EXISTS dataset_corrections (
+    id          INTEGER PRIMARY KEY,
+    dataset     TEXT NOT NULL,
+    sha256      TEXT NOT NULL,
+    file        TEXT NOT NULL,
+    file_sha256 TEXT NOT NULL,
+    pieces      INTEGER NOT NULL,
+    seconds     REAL NOT NULL,
+    unused_cues INTEGER NOT NULL,
+    at          INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dataset_corrections_input ON dataset_corrections (sha256);
 ";
 
 /// Notifications (schema 4). The outbox is filled by triggers, inside the very transaction
@@ -199,7 +211,7 @@ fn db_error(path: &Path) -> impl Fn(rusqlite::Error) -> JournalError {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -259,8 +271,9 @@ fn see(
 /// added the dataset tables (created by [`SCHEMA`] on open); 3 → 4 added `inputs.result`,
 /// the retention marks and the notification outbox ([`OUTBOX_SCHEMA`]); 4 → 5 added
 /// `inputs.dedup_key` (content, model and options: see `job::dedup_key`); 5 → 6 added
-/// `inputs.device` (a file's `st_dev`, checked with its inode when it is opened).
-const SCHEMA_VERSION: i64 = 6;
+/// `inputs.device` (a file's `st_dev`, checked with its inode when it is opened); 6 → 7
+/// added `dataset_corrections` (created by [`SCHEMA`] on open, like every table).
+const SCHEMA_VERSION: i64 = 7;
 
 /// Brings a journal written by an older hotfolderd up to [`SCHEMA_VERSION`]. A fresh file
 /// (version 0) already has the current tables from [`SCHEMA`].

@@ -38,6 +38,19 @@ impl IdleModel {
         }
     }
 
+    /// Starts with nothing in memory: the first job loads it (a dataset's teacher model).
+    pub fn unloaded(path: PathBuf, idle_unload: Duration) -> IdleModel {
+        IdleModel {
+            path,
+            idle_unload,
+            state: Mutex::new(State {
+                model: None,
+                last_used: Instant::now(),
+            }),
+            running: AtomicUsize::new(0),
+        }
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -21,6 +21,7 @@ mod hf_models;
 mod history;
 mod http;
 mod idle_unload;
+mod labels;
 mod logging;
 mod long_form;
 mod models;
