@@ -75,7 +75,8 @@ fn correct(
         ));
     }
     let err = |e: crate::journal::JournalError| e.to_string();
-    let mut placed = 0;
+    // Every dataset is checked before any is written, so a misfit leaves nothing behind.
+    let mut targets = Vec::new();
     for d in &datasets {
         let holds = journal.dataset_holds(&d.name, &sha256).map_err(err)?;
         if !holds && only.is_none() {
@@ -85,9 +86,16 @@ fn correct(
             check_fits(d, &sha256, &parsed.correction)
                 .map_err(|e| format!("{}: dataset {}: {e}", file.display(), d.name))?;
         }
+        targets.push((d, holds));
+    }
+    if targets.is_empty() {
+        return Err(format!(
+            "{input} (sha256 {sha256}) is in no dataset yet: give --dataset NAME to leave the correction waiting for it"
+        ));
+    }
+    for (d, holds) in targets {
         let to = d.corrections_dir().join(format!("{sha256}.{ext}"));
         write_atomic(&to, &bytes).map_err(|e| e.to_string())?;
-        placed += 1;
         println!(
             "dataset {}: correction for {input} (sha256 {sha256}, file sha256 {}) is {}{}",
             d.name,
@@ -99,11 +107,6 @@ fn correct(
                 "; it waits there until the input reaches this dataset"
             }
         );
-    }
-    if placed == 0 {
-        return Err(format!(
-            "{input} (sha256 {sha256}) is in no dataset yet: give --dataset NAME to leave the correction waiting for it"
-        ));
     }
     Ok(())
 }

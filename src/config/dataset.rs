@@ -52,6 +52,10 @@ pub struct DatasetConfig {
     /// tiny.en student); loaded on first use, dropped after `[asr] idle_unload`.
     #[serde(default)]
     pub teacher_model: Option<Spanned<PathBuf>>,
+    /// The share of inputs (chosen by content hash) that runs hold out for evaluation and
+    /// never train on.
+    #[serde(default = "default_eval_fraction")]
+    pub eval_fraction: Spanned<f64>,
     pub trainer: TrainerConfig,
 }
 
@@ -105,6 +109,9 @@ fn default_min_avg_logprob() -> Spanned<f32> {
 }
 fn default_max_compression_ratio() -> Spanned<f32> {
     Spanned::new(0..0, 2.4)
+}
+fn default_eval_fraction() -> Spanned<f64> {
+    Spanned::new(0..0, 0.1)
 }
 fn default_timeout() -> Spanned<Duration> {
     Spanned::new(0..0, Duration::from_secs(2 * 3600))
@@ -231,6 +238,13 @@ impl DatasetConfig {
             out.push((
                 self.max_compression_ratio.span(),
                 format!("dataset[{i}].max_compression_ratio must be more than 0, not {cr}"),
+            ));
+        }
+        let ef = *self.eval_fraction.get_ref();
+        if !(0.0..=0.5).contains(&ef) {
+            out.push((
+                self.eval_fraction.span(),
+                format!("dataset[{i}].eval_fraction must be between 0 and 0.5, not {ef}"),
             ));
         }
         if self.trainer.command.get_ref().is_empty() {

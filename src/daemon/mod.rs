@@ -147,6 +147,8 @@ struct Shared {
     dedup_scope: String,
     /// sha256 of the model file (`None` for a transcriber that has none, e.g. a benchmark's).
     model_sha256: Option<String>,
+    /// The serving model as training runs start from it and are scored against it.
+    serving: Option<Arc<crate::training::eval::Serving>>,
 }
 
 #[derive(Clone)]
@@ -409,6 +411,14 @@ async fn run_reloading(
         running: Mutex::new(HashMap::new()),
         stopping: stop_rx.clone(),
         dedup_scope,
+        serving: model_sha256.clone().map(|sha256| {
+            Arc::new(crate::training::eval::Serving {
+                transcriber: transcriber.clone(),
+                opts: opts.clone(),
+                model: config.asr.model.clone(),
+                sha256,
+            })
+        }),
         model_sha256,
     });
 

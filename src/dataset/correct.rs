@@ -2,8 +2,9 @@
 //! the input it names (see `correction`), the manifest is rewritten with the person's text
 //! (`"label": "human"`), the journal records it, and the file moves to `corrections/done/`.
 //! A file that cannot be used moves to `corrections/failed/` with `NAME.error.json` saying
-//! why and what to do, as an input in a watched folder would. A file named after an input
-//! the dataset does not hold yet waits for it.
+//! why and what to do, as an input in a watched folder would. A file naming an input the
+//! dataset does not hold yet waits for it: every waiting file is tried again after each
+//! input the dataset takes.
 //!
 //! Which input: a file named `<sha256>.EXT` (the input's content, as its json output and the
 //! manifest say), else a json transcript's own `sha256`, else the input whose file name
@@ -12,12 +13,13 @@
 //! Replaying a correction gives the same manifest, so a crash anywhere in between is mended
 //! by applying the file again (it stays in `corrections/` until the end).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-use super::correction::{self, CorrectionError, EXTENSIONS, MAX_BYTES};
+use super::correction::{self, CorrectionError, MAX_BYTES};
 use super::feed::{io, lock, Dataset, DatasetError};
 use super::manifest;
 use crate::journal::{Corrected, Journal};
@@ -38,8 +40,9 @@ pub enum Outcome {
         dropped: usize,
         unused_cues: usize,
     },
-    /// It names an input the dataset does not hold yet: it waits for it.
-    Waiting { sha256: String },
+    /// It names an input the dataset does not hold yet (by content, or by file name): it
+    /// waits for it.
+    Waiting { input: String },
     /// Moved to `failed/` with the reason beside it.
     Rejected { reason: String },
     /// Not a correction (a folder, a temporary file) or already taken by another call.
@@ -49,10 +52,8 @@ pub enum Outcome {
 /// Why the file names no input, or not one input.
 #[derive(Debug, thiserror::Error)]
 enum Unmatched {
-    #[error(
-        "no input named {0:?} is in this dataset: name the file after its input's sha256 \
-         (as its json output says), or use `hotfolderd dataset correct INPUT FILE`"
-    )]
+    /// No input of that name yet: the file waits.
+    #[error("no input named {0:?} is in this dataset yet")]
     None(String),
     #[error(
         "{} different inputs are named {name:?} ({}): name the file after the one meant, \
@@ -84,7 +85,14 @@ impl Dataset {
             return Ok(Outcome::Ignored);
         }
         let _one_at_a_time = self.lock();
-        let meta = match std::fs::metadata(path) {
+        // Not followed: a link could point anywhere, and moving it would not move its file.
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) if m.is_symlink() => {
+                return self.reject(
+                    path,
+                    "a symbolic link: put a copy of the file itself in the corrections folder",
+                )
+            }
             Ok(m) if m.is_file() => m,
             Ok(_) => return Ok(Outcome::Ignored),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Outcome::Ignored),
@@ -94,7 +102,11 @@ impl Dataset {
         if meta.len() > MAX_BYTES {
             return self.reject(path, &CorrectionError::TooBig(meta.len()).to_string());
         }
-        let bytes = std::fs::read(path).map_err(io("read", path))?;
+        // Read no more than the limit even if the file grew after the check.
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(io("read", path))?;
         let parsed = match correction::parse(ext, &bytes) {
             Ok(p) => p,
             Err(e) => return self.reject(path, &e.to_string()),
@@ -102,6 +114,7 @@ impl Dataset {
         let contents = manifest::read(&self.manifest()).map_err(io("read", &self.manifest()))?;
         let sha256 = match which_input(stem, parsed.names_sha256.as_deref(), &contents.lines) {
             Ok(sha) => sha,
+            Err(Unmatched::None(name)) => return Ok(Outcome::Waiting { input: name }),
             Err(e) => return self.reject(path, &e.to_string()),
         };
         let lines: Vec<_> = contents
@@ -113,7 +126,7 @@ impl Dataset {
             if lock(journal).dataset_holds(&self.name, &sha256)? {
                 return self.reject(path, &Unmatched::NoPieces.to_string());
             }
-            return Ok(Outcome::Waiting { sha256 });
+            return Ok(Outcome::Waiting { input: sha256 });
         }
         let relabelled = match correction::relabel(&lines, &parsed.correction) {
             Ok(r) => r,
@@ -141,21 +154,16 @@ impl Dataset {
         })
     }
 
-    /// After input `sha256` was added: the corrections that were waiting for it.
+    /// After an input was added: the corrections that were waiting and now apply (or fail).
+    /// Every waiting file is tried, as one may name the input by its file name or by the
+    /// `sha256` inside it. Those still waiting are left out.
     pub fn apply_waiting_corrections(
         &self,
         journal: &Mutex<Journal>,
-        sha256: &str,
     ) -> Vec<(PathBuf, Result<Outcome, DatasetError>)> {
-        EXTENSIONS
-            .iter()
-            .map(|ext| self.corrections_dir().join(format!("{sha256}.{ext}")))
-            .filter(|p| p.is_file())
-            .map(|p| {
-                let r = self.apply_correction(journal, &p);
-                (p, r)
-            })
-            .collect()
+        let mut tried = self.apply_all_corrections(journal);
+        tried.retain(|(_, r)| !matches!(r, Ok(Outcome::Waiting { .. })));
+        tried
     }
 
     /// Every file now in the corrections folder (start-up), oldest first.
@@ -168,7 +176,8 @@ impl Dataset {
         };
         let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
             .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            // Links too, so they are told why they are not used.
+            .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
             .map(|e| {
                 let at = e.metadata().and_then(|m| m.modified());
                 (at.unwrap_or(std::time::UNIX_EPOCH), e.path())
@@ -217,9 +226,9 @@ pub fn log(d: &Dataset, path: &Path, outcome: &Result<Outcome, DatasetError>) {
             tracing::info!(%dataset, correction = %file, input = %sha256, pieces, dropped, unused_cues,
             "correction applied: the input's pieces now carry the person's text (label \"human\")")
         }
-        Ok(Outcome::Waiting { sha256 }) => {
-            tracing::info!(%dataset, correction = %file, input = %sha256,
-            "correction waits: its input is not in the dataset yet")
+        Ok(Outcome::Waiting { input }) => {
+            tracing::info!(%dataset, correction = %file, %input,
+            "correction waits: its input is not in the dataset yet (it is tried again after each input the dataset takes)")
         }
         Ok(Outcome::Rejected { reason }) => tracing::warn!(%dataset, correction = %file, %reason,
             "correction not used: moved to corrections/failed/ with the reason beside it"),
@@ -302,6 +311,51 @@ mod tests {
     }
 
     #[test]
+    fn corrections_for_inputs_not_yet_here_wait_and_links_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let c: crate::config::DatasetConfig = toml::from_str(&format!(
+            "name = \"d\"\nsources = [\"x\"]\npath = {:?}\ntrain_after_hours = 1.0\n[trainer]\ncommand = [\"true\"]\n",
+            dir.path().join("d")
+        ))
+        .unwrap();
+        let d = Dataset::from_config(&c, dir.path());
+        let journal = Mutex::new(Journal::open(&dir.path().join("j.sqlite")).unwrap());
+        let folder = d.corrections_dir();
+        std::fs::create_dir_all(&folder).unwrap();
+        let by_name = folder.join("talk.txt");
+        std::fs::write(&by_name, "Words.").unwrap();
+        let by_content = folder.join(format!("{}.TXT", "a".repeat(64)));
+        std::fs::write(&by_content, "Words.").unwrap();
+        let json = folder.join("whatever.json");
+        let named = serde_json::json!({"sha256": "b".repeat(64), "segments": [
+            {"start": 0.0, "end": 1.0, "text": "Words."}]});
+        std::fs::write(&json, named.to_string()).unwrap();
+        let link = folder.join("link.srt");
+        std::os::unix::fs::symlink(&by_name, &link).unwrap();
+        let waiting = |input: String| Outcome::Waiting { input };
+        assert_eq!(
+            d.apply_correction(&journal, &by_name).unwrap(),
+            waiting("talk".into())
+        );
+        assert_eq!(
+            d.apply_correction(&journal, &by_content).unwrap(),
+            waiting("a".repeat(64))
+        );
+        assert_eq!(
+            d.apply_correction(&journal, &json).unwrap(),
+            waiting("b".repeat(64))
+        );
+        let Outcome::Rejected { reason } = d.apply_correction(&journal, &link).unwrap() else {
+            panic!("a link is refused")
+        };
+        assert!(reason.contains("symbolic link"), "{reason}");
+        assert!(folder.join("failed/link.srt.error.json").is_file());
+        // After an input arrives, those still waiting are not reported again.
+        assert!(d.apply_waiting_corrections(&journal).is_empty());
+        assert!(by_name.is_file() && by_content.is_file() && json.is_file());
+    }
+
+    #[test]
     fn a_correction_names_its_input_by_content_or_by_file_name() {
         let (a, b, c) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
         let lines = [
@@ -320,12 +374,9 @@ mod tests {
             many.contains("2 different inputs") && many.contains(&b),
             "{many}"
         );
-        let none = which_input("lecture", None, &lines)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            none.contains("\"lecture\"") && none.contains("sha256"),
-            "{none}"
-        );
+        assert!(matches!(
+            which_input("lecture", None, &lines),
+            Err(Unmatched::None(n)) if n == "lecture"
+        ));
     }
 }

@@ -94,15 +94,19 @@ pub fn parse(extension: &str, bytes: &[u8]) -> Result<Parsed, CorrectionError> {
                 .map(|s| Cue {
                     start: s.start,
                     end: s.end,
-                    text: s.text,
+                    text: single_spaced(&s.text),
                 })
                 .collect();
             (Correction::Timed(cues), doc.sha256)
         }
-        _ => (Correction::Plain(words(text)), None),
+        _ => (Correction::Plain(single_spaced(text)), None),
     };
     match &correction {
         Correction::Plain(t) if t.is_empty() => return Err(CorrectionError::Empty),
+        // No cue with words would drop every piece of the input: surely a mistake.
+        Correction::Timed(cues) if cues.iter().all(|c| c.text.is_empty()) => {
+            return Err(CorrectionError::Empty)
+        }
         Correction::Timed(cues) => {
             for (i, c) in cues.iter().enumerate() {
                 if !(c.start.is_finite() && c.end.is_finite() && c.start >= 0.0 && c.end > c.start)
@@ -145,7 +149,7 @@ fn srt(text: &str) -> Result<Vec<Cue>, CorrectionError> {
         .map(|s| Cue {
             start: srt_seconds(&s.start),
             end: srt_seconds(&s.end),
-            text: words(&s.text.join(" ")),
+            text: untagged(&s.text.join(" ")),
         })
         .collect())
 }
@@ -159,7 +163,7 @@ fn vtt(text: &str) -> Result<Vec<Cue>, CorrectionError> {
             subtp::vtt::VttBlock::Que(c) => Some(Cue {
                 start: vtt_seconds(&c.timings.start),
                 end: vtt_seconds(&c.timings.end),
-                text: words(&c.payload.join(" ")),
+                text: untagged(&c.payload.join(" ")),
             }),
             _ => None,
         })
@@ -180,8 +184,9 @@ fn vtt_seconds(t: &subtp::vtt::VttTimestamp) -> f64 {
         + f64::from(t.milliseconds) / 1000.0
 }
 
-/// Cue text as training text: markup (`<i>`, `<v Speaker>`) removed, whitespace single.
-fn words(text: &str) -> String {
+/// Subtitle cue text as training text: markup (`<i>`, `<v Speaker>`) removed, whitespace
+/// single. Only subtitles carry markup: a `<` in json or plain text is the person's text.
+fn untagged(text: &str) -> String {
     let mut plain = String::with_capacity(text.len());
     let mut in_tag = false;
     for c in text.chars() {
@@ -192,7 +197,11 @@ fn words(text: &str) -> String {
             _ => {}
         }
     }
-    plain.split_whitespace().collect::<Vec<_>>().join(" ")
+    single_spaced(&plain)
+}
+
+fn single_spaced(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The input's lines with the person's text, and what could not be used.
@@ -229,7 +238,7 @@ pub fn relabel(lines: &[Line], correction: &Correction) -> Result<Relabelled, Co
         }
         Correction::Timed(cues) if lines.len() == 1 && lines[0].source_start.is_none() => {
             // One piece without times: all of the text is its text.
-            vec![words(
+            vec![single_spaced(
                 &cues
                     .iter()
                     .map(|c| c.text.as_str())
@@ -356,7 +365,7 @@ mod tests {
             Correction::Timed(vec![Cue {
                 start: 0.5,
                 end: 4.0,
-                text: " The first sentence, corrected.".into()
+                text: "The first sentence, corrected.".into()
             }])
         );
     }
@@ -371,6 +380,11 @@ mod tests {
         assert!(err("srt", b"this is not a subtitle file").contains("SubRip"));
         let backwards = "1\n00:00:05,000 --> 00:00:01,000\nx\n";
         assert!(err("srt", backwards.as_bytes()).contains("cue 1"));
+        // Timed files without a word would drop every piece of the input.
+        assert!(err("json", b"{\"segments\": []}").contains("no text"));
+        let blank = "{\"segments\": [{\"start\": 0, \"end\": 1, \"text\": \" \"}]}";
+        assert!(err("json", blank.as_bytes()).contains("no text"));
+        assert!(err("vtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\n<i></i>\n").contains("no text"));
     }
 
     #[test]
@@ -407,6 +421,14 @@ mod tests {
         assert_eq!(r.dropped_pieces, 1);
         assert_eq!(r.lines.len(), 1);
         assert_eq!(r.lines[0].audio_filepath, lines[1].audio_filepath);
+        // Only subtitles carry markup: a "<" in plain text or json is the person's.
+        let heart = parse("txt", b"I <3 this, a<b and c>d").unwrap().correction;
+        assert_eq!(heart, Correction::Plain("I <3 this, a<b and c>d".into()));
+        let json = "{\"segments\": [{\"start\": 0, \"end\": 1, \"text\": \"x <y> z\"}]}";
+        let Correction::Timed(cues) = parse("json", json.as_bytes()).unwrap().correction else {
+            panic!()
+        };
+        assert_eq!(cues[0].text, "x <y> z");
         let plain = parse("txt", b"Hello  there,\nworld.").unwrap().correction;
         assert_eq!(plain, Correction::Plain("Hello there, world.".into()));
         assert!(matches!(

@@ -10,9 +10,11 @@ use std::time::Duration;
 use super::cut::{cut, Rules, MAX_TOKENS};
 use super::manifest::{self, Label, Line};
 use super::pcm::{wav_between, RATE};
+use super::split;
 use super::teacher::{Teacher, TeacherError};
 use crate::config::{DatasetConfig, TrainerConfig};
 use crate::journal::Journal;
+use crate::pipeline::cancel::Stopped;
 use crate::pipeline::transcribe::DecodeOptions;
 use crate::pipeline::transcript::Transcript;
 use crate::sinks::local::write_atomic;
@@ -29,6 +31,8 @@ pub struct Dataset {
     pub rules: Rules,
     pub language: Option<String>,
     pub threshold_seconds: f64,
+    /// The share of inputs held out for evaluation (`split::held_out`).
+    pub eval_fraction: f64,
     pub min_interval: Duration,
     pub trainer: TrainerSpec,
     /// `teacher_model`: labels the dataset instead of the serving model.
@@ -126,6 +130,7 @@ impl Dataset {
             },
             language: c.language.clone().filter(|l| !l.is_empty() && l != "auto"),
             threshold_seconds: *c.train_after_hours.get_ref() * 3600.0,
+            eval_fraction: *c.eval_fraction.get_ref(),
             min_interval: *c.min_interval.get_ref(),
             trainer: TrainerSpec::from_config(&c.trainer),
             teacher: c
@@ -150,14 +155,11 @@ impl Dataset {
         self.root.join("runs")
     }
 
-    /// Copies the manifest as it is now (between appends) to `to`.
-    pub fn freeze_manifest(&self, to: &Path) -> std::io::Result<()> {
-        let _between_appends = self.lock();
-        match std::fs::copy(self.manifest(), to) {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::write(to, b""),
-            Err(e) => Err(e),
-        }
+    /// Copies the manifest as it is now (between appends and corrections) to `train` and
+    /// `eval`, each input to its side of the held-out split (see `split`).
+    pub fn freeze_split(&self, train: &Path, eval: &Path) -> std::io::Result<split::Sides> {
+        let _between_writes = self.lock();
+        split::split(&self.manifest(), train, eval, self.eval_fraction)
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, ()> {
@@ -268,6 +270,18 @@ pub enum DatasetError {
     },
 }
 
+impl DatasetError {
+    /// Why a teacher model's transcription was stopped (time limit, shutdown), if it was:
+    /// the job then ends as stopped, not as a failed dataset step.
+    pub fn stopped(&self) -> Option<Stopped> {
+        match self {
+            DatasetError::Teacher(TeacherError::Stopped { why, .. }) => Some(*why),
+            DatasetError::In { source, .. } => source.stopped(),
+            _ => None,
+        }
+    }
+}
+
 /// An I/O error on `path`, as a `map_err` argument.
 pub(super) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DatasetError {
     let path = path.to_path_buf();
@@ -331,7 +345,7 @@ impl Feed<'_> {
             match added {
                 Added::Pieces { count, seconds } => {
                     tracing::info!(dataset = %d.name, %source, pieces = count, seconds, "added to the dataset");
-                    for (path, outcome) in d.apply_waiting_corrections(self.journal, input.sha256) {
+                    for (path, outcome) in d.apply_waiting_corrections(self.journal) {
                         super::correct::log(d, &path, &outcome);
                     }
                 }

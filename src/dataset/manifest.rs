@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sinks::local::{write_atomic, WriteError};
+use crate::sinks::local::{AtomicFile, WriteError};
 
 /// The manifest's name in a dataset's folder and in each run's.
 pub const FILE_NAME: &str = "manifest.jsonl";
@@ -204,7 +204,15 @@ pub fn replace_input(path: &Path, sha256: &str, with: &[Line]) -> Result<usize, 
         }
         out.extend_from_slice(&new_lines);
     }
-    write_atomic(path, &out)?;
+    let file = AtomicFile::create(path)?;
+    // Whoever reads the manifest (a trainer under another user) still may.
+    if let Ok(meta) = std::fs::metadata(path) {
+        file.as_file()
+            .set_permissions(meta.permissions())
+            .map_err(err)?;
+    }
+    file.as_file().write_all(&out).map_err(err)?;
+    file.commit()?;
     Ok(replaced)
 }
 
@@ -294,6 +302,8 @@ mod tests {
         let by_hand = b"{ \"sha256\": \"ef\", \"duration\": 1.0, \"text\": \"x\", \"source\": \"s\", \"audio_filepath\": \"/a.wav\" }\n";
         let mut f = OpenOptions::new().append(true).open(&m).unwrap();
         f.write_all(by_hand).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&m, std::fs::Permissions::from_mode(0o640)).unwrap();
         let human = Line {
             text: "fixed".into(),
             label: Some(Label::Human),
@@ -307,6 +317,8 @@ mod tests {
         assert_eq!(c.lines.len(), 3);
         assert_eq!((&c.lines[0], &c.lines[1]), (&other(1), &human));
         assert!(std::fs::read(&m).unwrap().ends_with(by_hand));
+        let mode = std::fs::metadata(&m).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640, "the manifest keeps its mode");
         // Again: the same manifest (a replay after a crash changes nothing).
         let before = std::fs::read(&m).unwrap();
         assert_eq!(

@@ -7,6 +7,7 @@ pub mod feed;
 pub mod manifest;
 pub mod pcm;
 pub mod s3_sync;
+pub mod split;
 pub mod teacher;
 
 pub use feed::{Dataset, DatasetError, Feed, Labelled};

@@ -84,7 +84,8 @@ pub fn wav_between(spool: &Path, start: f64, end: f64) -> std::io::Result<Vec<u8
 /// job's audio again without holding it in memory.
 pub fn spool_as_wav(spool: &Path) -> std::io::Result<impl Read + Send + Sync> {
     let f = File::open(spool)?;
-    let len = u32::try_from(f.metadata()?.len()).unwrap_or(u32::MAX - 36);
+    // The RIFF size field is 36 + len and must fit in 32 bits.
+    let len = f.metadata()?.len().min(u64::from(u32::MAX - 36)) as u32;
     Ok(std::io::Cursor::new(wav_header(WAV_PCM, RATE, 16, len)).chain(f))
 }
 

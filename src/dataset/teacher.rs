@@ -9,9 +9,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::pcm::spool_as_wav;
+use crate::pipeline::cancel::Stopped;
 use crate::pipeline::decode::AudioDecoder16k;
 use crate::pipeline::idle_model::IdleModel;
-use crate::pipeline::transcribe::{DecodeOptions, Transcriber};
+use crate::pipeline::transcribe::{DecodeOptions, TranscribeError, Transcriber};
 use crate::pipeline::transcript::Transcript;
 
 pub struct Teacher {
@@ -36,6 +37,9 @@ pub enum TeacherError {
     },
     #[error("teacher model {}: {message}", .path.display())]
     Transcribe { path: PathBuf, message: String },
+    /// The job's time limit or a shutdown stopped the teacher: the job's own outcome.
+    #[error("teacher model {}: transcription {why}", .path.display())]
+    Stopped { path: PathBuf, why: Stopped },
 }
 
 impl Teacher {
@@ -76,9 +80,15 @@ impl Teacher {
             })?;
         self.model
             .transcribe(&mut audio, opts)
-            .map_err(|e| TeacherError::Transcribe {
-                path: self.path.clone(),
-                message: e.to_string(),
+            .map_err(|e| match e {
+                TranscribeError::Stopped(why) => TeacherError::Stopped {
+                    path: self.path.clone(),
+                    why,
+                },
+                e => TeacherError::Transcribe {
+                    path: self.path.clone(),
+                    message: e.to_string(),
+                },
             })
     }
 

@@ -177,7 +177,17 @@ pub async fn run(
         );
         let (source, sha) = (input.name().to_string(), t.sha256.clone());
         let model_sha256 = cx.model_sha256.map(str::to_string);
-        let opts = cx.opts.clone();
+        // A teacher model decodes the audio again: under the job's time limit, like the job.
+        let opts = match cx.limits {
+            Some(l) => DecodeOptions {
+                cancel: cx
+                    .opts
+                    .cancel
+                    .limited(l.job_timeout(Some(transcript.duration))),
+                ..cx.opts.clone()
+            },
+            None => cx.opts.clone(),
+        };
         let (added, back) = tokio::task::spawn_blocking(move || {
             let kept = spool.lock().unwrap_or_else(|p| p.into_inner()).finish();
             let added = kept
@@ -201,7 +211,10 @@ pub async fn run(
         })
         .await
         .map_err(|e| Failure::transient(Stage::Dataset, format!("ended abnormally: {e}")))?;
-        added.map_err(|e| Failure::transient(Stage::Dataset, e.to_string()))?;
+        added.map_err(|e| match e.stopped() {
+            Some(why) => Failure::Stopped(why),
+            None => Failure::transient(Stage::Dataset, e.to_string()),
+        })?;
         transcript = back;
     }
     Ok(Done {

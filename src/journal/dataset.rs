@@ -101,6 +101,20 @@ impl Journal {
             params![c.dataset, delta],
         )
         .map_err(&db)?;
+        // A replay after a crash (the file was not yet in done/) is recorded once: the newest
+        // correction of this input already is this file.
+        let newest: Option<String> = tx
+            .query_row(
+                "SELECT file_sha256 FROM dataset_corrections WHERE dataset = ?1 AND sha256 = ?2
+                 ORDER BY id DESC LIMIT 1",
+                params![c.dataset, c.sha256],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(&db)?;
+        if newest.as_deref() == Some(c.file_sha256.as_str()) {
+            return tx.commit().map_err(&db);
+        }
         tx.execute(
             "INSERT INTO dataset_corrections
                  (dataset, sha256, file, file_sha256, pieces, seconds, unused_cues, at)
@@ -392,6 +406,36 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_correction_moves_the_ledger_and_a_replay_is_recorded_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        j.dataset_begin("d", "aa", 0, "a.wav").unwrap();
+        j.dataset_added("d", "aa", 60.0, 3).unwrap();
+        let c = Corrected {
+            dataset: "d".into(),
+            sha256: "aa".into(),
+            file: "a.srt".into(),
+            file_sha256: "f1".into(),
+            pieces: 2,
+            seconds: 40.0,
+            unused_cues: 1,
+            at: 5,
+        };
+        j.dataset_corrected(&c).unwrap();
+        j.dataset_corrected(&c).unwrap();
+        assert_eq!(j.corrections_of("aa").unwrap(), vec![c.clone()]);
+        assert_eq!(j.ledger("d").unwrap().total_seconds, 40.0);
+        let again = Corrected {
+            file_sha256: "f2".into(),
+            seconds: 50.0,
+            ..c.clone()
+        };
+        j.dataset_corrected(&again).unwrap();
+        assert_eq!(j.corrections_of("aa").unwrap(), vec![c, again]);
+        assert_eq!(j.ledger("d").unwrap().total_seconds, 50.0);
+    }
 
     #[test]
     fn the_ledger_counts_each_content_once_and_runs_reset_only_on_success() {

@@ -30,6 +30,17 @@ pub enum WeightType {
 }
 
 impl WeightType {
+    /// How ggml model `path` stores its weights: a model made to replace it is stored alike.
+    pub fn of_model(path: &Path) -> Result<WeightType, ModelError> {
+        let model = super::ggml::GgmlModel::open(path)?;
+        Ok(match model.hparams.ftype % 1000 {
+            0 => WeightType::F32,
+            7 => WeightType::Q8_0,
+            9 => WeightType::Q5_1,
+            _ => WeightType::F16,
+        })
+    }
+
     pub(super) fn ftype(self) -> i32 {
         match self {
             WeightType::F32 => 0,

@@ -1,5 +1,7 @@
 //! Training runs: when a dataset's new hours cross its threshold, its trainer runs under
 //! supervision and its record and artifacts land in the dataset's folder.
 
+pub mod eval;
 pub mod gpu;
 pub mod run;
+pub mod wer;

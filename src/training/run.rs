@@ -14,9 +14,10 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
-use crate::dataset::manifest;
-use crate::dataset::Dataset;
+use super::eval::{evaluate, Evaluation, Serving};
+use crate::dataset::{manifest, split, Dataset};
 use crate::journal::{Journal, Run, RunState};
+use crate::pipeline::cancel::Cancel;
 
 pub const RUN_JSON: &str = "run.json";
 const PARTIAL: &str = ".partial";
@@ -71,9 +72,29 @@ struct RunRecord {
     manifest_sha256: String,
     manifest_segments: usize,
     manifest_problems: Vec<BadManifestLine>,
+    /// Training hours (the held-out inputs are not in them).
     hours: f64,
+    eval_manifest: String,
+    eval_manifest_sha256: String,
+    eval_fraction: f64,
+    eval_segments: usize,
+    eval_hours: f64,
     metrics: Vec<serde_json::Value>,
     artifacts: Vec<Artifact>,
+    /// The serving model, exported for the trainer to start from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base_model: Option<BaseModel>,
+    /// The serving model and the candidate scored on the held-out pieces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    eval: Option<Evaluation>,
+}
+
+/// The serving model as a Hugging Face folder (`HOTFOLDERD_BASE_MODEL`).
+#[derive(Debug, Clone, Serialize)]
+struct BaseModel {
+    path: PathBuf,
+    /// The ggml file it was exported from.
+    model_sha256: String,
 }
 
 pub fn run_dir(dataset: &Dataset, id: &str) -> PathBuf {
@@ -92,10 +113,12 @@ struct Exit {
     signal: Option<i32>,
 }
 
-/// Runs the trainer to its end (or the daemon's stop), records it and publishes its folder.
+/// Runs the trainer to its end (or the daemon's stop), scores a successful run against the
+/// serving model (when there is one), records it and publishes its folder.
 pub async fn supervise(
     plan: &Plan,
     journal: &Mutex<Journal>,
+    serving: Option<Arc<Serving>>,
     stop: watch::Receiver<bool>,
 ) -> Result<RunState, String> {
     let d = &plan.dataset;
@@ -105,12 +128,37 @@ pub async fn supervise(
         .await
         .map_err(|e| format!("cannot create {}: {e}", output.display()))?;
     let frozen = partial.join(manifest::FILE_NAME);
-    d.freeze_manifest(&frozen)
-        .map_err(|e| format!("cannot copy the manifest to {}: {e}", frozen.display()))?;
+    let held_out = partial.join(split::EVAL_FILE_NAME);
+    let sides = d
+        .freeze_split(&frozen, &held_out)
+        .map_err(|e| format!("cannot copy the manifest into {}: {e}", partial.display()))?;
+    tracing::info!(run = %plan.id, train_lines = sides.train_lines, eval_lines = sides.eval_lines,
+        eval_hours = sides.eval_seconds / 3600.0, eval_fraction = d.eval_fraction,
+        "manifest frozen for the run, held-out inputs apart");
     let started = SystemTime::now();
     let clock = Instant::now();
-    let exit = run_trainer(plan, &partial, &frozen, &output, journal, stop).await;
-    let record = record(d, &plan.id, &partial, &exit, started, clock.elapsed());
+    let base = match &serving {
+        Some(s) => base_model(d, s).await,
+        None => None,
+    };
+    let exit = run_trainer(
+        plan,
+        &partial,
+        &output,
+        base.as_ref(),
+        journal,
+        stop.clone(),
+    )
+    .await;
+    let eval = match (&serving, exit.state) {
+        (Some(s), RunState::Succeeded) => {
+            Some(score_run(&plan.id, s.clone(), &partial, stop).await)
+        }
+        _ => None,
+    };
+    let mut record = record(d, &plan.id, &partial, &exit, started, clock.elapsed());
+    record.base_model = base;
+    record.eval = eval;
     publish(d, &plan.id, &record)?;
     lock(journal)
         .run_end(&plan.id, exit.state, &exit.detail)
@@ -121,8 +169,8 @@ pub async fn supervise(
 async fn run_trainer(
     plan: &Plan,
     dir: &Path,
-    frozen: &Path,
     output: &Path,
+    base: Option<&BaseModel>,
     journal: &Mutex<Journal>,
     mut stop: watch::Receiver<bool>,
 ) -> Exit {
@@ -137,9 +185,13 @@ async fn run_trainer(
         return failed("trainer.command is empty".into());
     };
     let mut cmd = tokio::process::Command::new(program);
+    if let Some(b) = base {
+        cmd.env("HOTFOLDERD_BASE_MODEL", &b.path);
+    }
     cmd.args(args)
         .env("HOTFOLDERD_RUN_ID", &plan.id)
-        .env("HOTFOLDERD_MANIFEST", frozen)
+        .env("HOTFOLDERD_MANIFEST", dir.join(manifest::FILE_NAME))
+        .env("HOTFOLDERD_EVAL_MANIFEST", dir.join(split::EVAL_FILE_NAME))
         .env("HOTFOLDERD_OUTPUT_DIR", output)
         .env("HOTFOLDERD_DATASET", &plan.dataset.name)
         .env("HOTFOLDERD_HOURS", format!("{:.6}", plan.seconds / 3600.0))
@@ -207,6 +259,70 @@ async fn run_trainer(
         code,
         signal,
     }
+}
+
+/// The serving model exported as a Hugging Face folder, once per model, under the dataset's
+/// `base/` (a later run of the same model reuses it). `None`, logged, when it cannot be:
+/// the trainer then needs its own `--model`.
+async fn base_model(d: &Dataset, s: &Serving) -> Option<BaseModel> {
+    let dir = d
+        .root
+        .join("base")
+        .join(&s.sha256[..s.sha256.len().min(16)]);
+    let (model, to) = (s.model.clone(), dir.clone());
+    let exported = tokio::task::spawn_blocking(move || {
+        if to.join("config.json").is_file() {
+            return Ok(());
+        }
+        crate::model::export_hf(&model, &to, None).map(|_| ())
+    })
+    .await;
+    match exported {
+        Ok(Ok(())) => Some(BaseModel {
+            path: dir,
+            model_sha256: s.sha256.clone(),
+        }),
+        Ok(Err(e)) => {
+            tracing::warn!(dataset = %d.name, model = %s.model.display(), error = %e,
+                "cannot export the serving model for the trainer to start from: HOTFOLDERD_BASE_MODEL is not set");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(dataset = %d.name, error = %e, "exporting the serving model ended abnormally");
+            None
+        }
+    }
+}
+
+/// Scores a finished run on its held-out pieces (blocking work; the daemon's stop ends it).
+async fn score_run(
+    id: &str,
+    serving: Arc<Serving>,
+    dir: &Path,
+    mut stop: watch::Receiver<bool>,
+) -> Evaluation {
+    let cancel = Cancel::default();
+    let (c, folder) = (cancel.clone(), dir.to_path_buf());
+    let mut work = tokio::task::spawn_blocking(move || evaluate(&serving, &folder, &c));
+    let ended = tokio::select! {
+        e = &mut work => e,
+        _ = stopped(&mut stop) => {
+            cancel.cancel();
+            work.await
+        }
+    };
+    let eval = ended.unwrap_or_else(|e| Evaluation {
+        utterances: 0,
+        hours: 0.0,
+        baseline: None,
+        candidate: None,
+        candidate_model: None,
+        error: Some(format!("the evaluation ended abnormally: {e}")),
+    });
+    let wer = |s: &Option<super::eval::Scored>| s.as_ref().map(|s| s.wer);
+    tracing::info!(run = id, utterances = eval.utterances, baseline_wer = ?wer(&eval.baseline),
+        candidate_wer = ?wer(&eval.candidate), error = ?eval.error, "run evaluated on its held-out pieces");
+    eval
 }
 
 async fn stopped(stop: &mut watch::Receiver<bool>) {
@@ -313,6 +429,8 @@ fn record(
 ) -> RunRecord {
     let frozen = dir.join(manifest::FILE_NAME);
     let contents = manifest::read(&frozen).unwrap_or_default();
+    let held_out = dir.join(split::EVAL_FILE_NAME);
+    let held = manifest::read(&held_out).unwrap_or_default();
     for bad in &contents.bad {
         tracing::warn!(run = %id, manifest = %frozen.display(), line = bad.line, reason = %bad.reason, "manifest line not used");
     }
@@ -342,8 +460,15 @@ fn record(
             })
             .collect(),
         hours: contents.seconds() / 3600.0,
+        eval_manifest: split::EVAL_FILE_NAME.into(),
+        eval_manifest_sha256: crate::hash::sha256_file(&held_out).unwrap_or_default(),
+        eval_fraction: d.eval_fraction,
+        eval_segments: held.lines.len(),
+        eval_hours: held.seconds() / 3600.0,
         metrics,
         artifacts: artifacts(&dir.join("output")),
+        base_model: None,
+        eval: None,
     }
 }
 

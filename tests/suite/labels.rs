@@ -58,7 +58,14 @@ fn a_persons_transcript_replaces_the_machine_labels_and_is_journaled() {
     let d = dir.path();
     let config = config(d, "");
     let corrections = d.join("datasets/calls/corrections");
-    let daemon = start_daemon(&config);
+    let log = d.join("daemon.log");
+    let daemon = start_daemon_with(
+        &config,
+        Start {
+            log: Some(&log),
+            ..Start::default()
+        },
+    );
     let (alpha, alpha_sha) = speech(d, "alpha", "The first recording is about the weather.");
     let (bravo, bravo_sha) = speech(d, "bravo", "The second recording is about the river.");
     std::fs::copy(&alpha, d.join("inbox/alpha.wav")).unwrap();
@@ -148,6 +155,12 @@ fn a_persons_transcript_replaces_the_machine_labels_and_is_journaled() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains(".srt, .vtt, .json or .txt"));
+    let left: Vec<_> = std::fs::read_dir(&corrections)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "done" && n != "failed")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 
     // 4. A broken file dropped in is set aside with its reason; the daemon goes on.
     std::fs::write(
@@ -165,21 +178,51 @@ fn a_persons_transcript_replaces_the_machine_labels_and_is_journaled() {
     );
     assert!(corrections.join("failed/bravo.vtt").is_file());
 
-    // 5. A correction named by content waits for its input, and is applied when it arrives.
+    // 5. Corrections naming an input not in the dataset yet, by content or by file name,
+    // wait for it, and are applied when it arrives.
     let (charlie, charlie_sha) = speech(d, "charlie", "The third recording is about the mountain.");
+    let (echo, echo_sha) = speech(d, "echo", "The fifth recording is about the valley.");
     std::fs::write(
         corrections.join(format!("{charlie_sha}.txt")),
         "The third recording is about the MOUNTAIN.",
     )
     .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    assert!(corrections.join(format!("{charlie_sha}.txt")).is_file());
+    std::fs::write(
+        corrections.join("echo.txt"),
+        "The fifth recording is about the VALLEY.",
+    )
+    .unwrap();
+    let waits = |name: &str| {
+        wait_until("the daemon has seen the correction", || {
+            std::fs::read_to_string(&log)
+                .unwrap()
+                .contains(&format!("corrections/{name}"))
+        })
+    };
+    waits(&format!("{charlie_sha}.txt"));
+    waits("echo.txt");
+    for name in [format!("{charlie_sha}.txt"), "echo.txt".to_string()] {
+        assert!(corrections.join(&name).is_file(), "{name} should wait");
+        assert!(!corrections.join("failed").join(&name).exists(), "{name}");
+    }
     std::fs::copy(&charlie, d.join("inbox/charlie.wav")).unwrap();
-    wait_until("the waiting correction applied", || {
+    std::fs::copy(&echo, d.join("inbox/echo.wav")).unwrap();
+    wait_until("the waiting corrections applied", || {
         corrections
             .join(format!("done/{charlie_sha}.txt"))
             .is_file()
+            && corrections.join("done/echo.txt").is_file()
     });
+    assert_eq!(
+        lines_of(d, &echo_sha)
+            .iter()
+            .map(|l| (l.text.as_str(), l.label))
+            .collect::<Vec<_>>(),
+        vec![(
+            "The fifth recording is about the VALLEY.",
+            Some(Label::Human)
+        )]
+    );
     let human = lines_of(d, &charlie_sha);
     assert_eq!(human.len(), 1, "{human:?}");
     assert_eq!(

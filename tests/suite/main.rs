@@ -14,6 +14,7 @@ mod daemon;
 mod daemon_inputs;
 mod daemon_work;
 mod disk_floor;
+mod evaluation;
 mod formats;
 mod fs_source;
 mod gpu;

@@ -145,7 +145,8 @@ fn crossing_the_threshold_starts_exactly_one_run_whose_record_lands_in_the_datas
     assert_eq!(run["state"], "succeeded", "{run}");
     assert_eq!(run["exit_code"], 0);
     assert_eq!(run["dataset"], "calls");
-    assert!(run["hours"].as_f64().unwrap() >= 0.0015, "{run}");
+    let hours = run["hours"].as_f64().unwrap() + run["eval_hours"].as_f64().unwrap();
+    assert!(hours >= 0.0015, "{run}");
     assert_eq!(run["metrics"].as_array().unwrap().len(), 2, "{run}");
     assert_eq!(run["metrics"][1]["loss"], 0.5);
     let artifacts: Vec<&str> = run["artifacts"]
@@ -166,6 +167,31 @@ fn crossing_the_threshold_starts_exactly_one_run_whose_record_lands_in_the_datas
         run["manifest_sha256"].as_str().unwrap(),
         hotfolderd::hash::sha256_file(&folder.join("manifest.jsonl")).unwrap()
     );
+    // The held-out split, frozen in the run: each input on the side its content picks, the
+    // trainer seeing only its own side.
+    use hotfolderd::dataset::{manifest as m, split};
+    let (train, held) = (
+        m::read(&folder.join("manifest.jsonl")).unwrap(),
+        m::read(&folder.join("eval.jsonl")).unwrap(),
+    );
+    assert_eq!(run["eval_fraction"], 0.1);
+    assert_eq!(run["eval_manifest"], "eval.jsonl");
+    assert_eq!(run["eval_segments"], held.lines.len());
+    assert_eq!(
+        run["eval_manifest_sha256"].as_str().unwrap(),
+        hotfolderd::hash::sha256_file(&folder.join("eval.jsonl")).unwrap()
+    );
+    assert_eq!(run["metrics"][0]["segments"], train.lines.len());
+    assert!(
+        train.lines.len() + held.lines.len() >= 2,
+        "{train:?} {held:?}"
+    );
+    for l in &train.lines {
+        assert!(!split::held_out(&l.sha256, 0.1), "{l:?}");
+    }
+    for l in &held.lines {
+        assert!(split::held_out(&l.sha256, 0.1), "{l:?}");
+    }
 
     // The dataset: every line's audio exists with the stated duration, cut from its input.
     let tiny_sha = hotfolderd::hash::sha256_file(&model("tiny.en")).unwrap();

@@ -1,0 +1,152 @@
+//! A training run is scored (issue 19): the daemon freezes the held-out split, exports the
+//! serving model for the trainer to start from (`HOTFOLDERD_BASE_MODEL`), runs the real
+//! recipe (trainers/whisper_finetune.py, two steps on CPU), converts its `output/final` to
+//! ggml and scores the serving model and the candidate on the held-out pieces with its own
+//! decoder, into `run.json`'s `eval`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+use crate::hf_models::trainer_python;
+use hotfolderd::dataset::{manifest, split};
+use serde_json::Value;
+
+const SENTENCES: [&str; 8] = [
+    "The morning train leaves the station at seven.",
+    "Please close the window before the storm arrives.",
+    "Our garden grows tomatoes and green beans.",
+    "The library opens late on Thursday evenings.",
+    "She painted the old fence a bright shade of blue.",
+    "Every winter the lake freezes near the shore.",
+    "The baker sells fresh bread before sunrise.",
+    "A small boat drifted slowly down the river.",
+];
+
+fn config(d: &Path, hours: f64) -> PathBuf {
+    let config = d.join("hotfolderd.toml");
+    let inbox = d.join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("trainers/whisper_finetune.py");
+    std::fs::write(
+        &config,
+        format!(
+            "[journal]\npath = {:?}\n[asr]\nmodel = {:?}\nthreads = 2\n\
+             [[watch]]\npath = {inbox:?}\noutput = {:?}\nstable_for = \"500ms\"\n\
+             [[dataset]]\nname = \"calls\"\nsources = [{inbox:?}]\npath = {:?}\n\
+             train_after_hours = {hours}\nmin_segment_seconds = 0.5\neval_fraction = 0.5\n\
+             [dataset.trainer]\ncommand = [{:?}, {recipe:?}, \"--max-steps\", \"2\", \
+             \"--batch-size\", \"1\", \"--learning-rate\", \"1e-6\"]\n",
+            d.join("state/journal.sqlite"),
+            model("tiny.en"),
+            d.join("out"),
+            d.join("datasets/calls"),
+            trainer_python(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // One input that the content hash holds out and two that train.
+    let (mut held, mut train) = (Vec::new(), Vec::new());
+    for (i, text) in SENTENCES.iter().enumerate() {
+        let wav = speak(d, &format!("s{i}"), text, "en-us");
+        let sha = hotfolderd::hash::sha256_file(&wav).unwrap();
+        if split::held_out(&sha, 0.5) {
+            held.push(wav);
+        } else {
+            train.push(wav);
+        }
+    }
+    assert!(!held.is_empty() && train.len() >= 2, "{held:?} {train:?}");
+    let inputs: Vec<PathBuf> = held[..1].iter().chain(&train[..2]).cloned().collect();
+
+    // All three in the dataset first (a threshold no run reaches), then a restart with one
+    // that every run crosses: the run sees all of them.
+    let daemon = start_daemon(&config(d, 100.0));
+    for wav in &inputs {
+        std::fs::copy(wav, d.join("inbox").join(wav.file_name().unwrap())).unwrap();
+    }
+    let manifest_path = d.join("datasets/calls/manifest.jsonl");
+    wait_until("three inputs in the dataset", || {
+        manifest::read(&manifest_path).is_ok_and(|c| {
+            let shas: std::collections::BTreeSet<_> =
+                c.lines.iter().map(|l| l.sha256.clone()).collect();
+            shas.len() == 3
+        })
+    });
+    stop(daemon);
+    let log = d.join("daemon.log");
+    let daemon = start_daemon_with(
+        &config(d, 0.0001),
+        Start {
+            log: Some(&log),
+            ..Start::default()
+        },
+    );
+    let runs = d.join("datasets/calls/runs");
+    wait_until("a finished run", || {
+        std::fs::read_dir(&runs)
+            .is_ok_and(|mut e| e.any(|e| e.unwrap().path().join("run.json").is_file()))
+    });
+    stop(daemon);
+    let folder = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("run.json").is_file())
+        .unwrap();
+    let run: Value =
+        serde_json::from_slice(&std::fs::read(folder.join("run.json")).unwrap()).unwrap();
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(run["state"], "succeeded", "{run}\n{said}");
+
+    // The trainer started from the serving model, exported once under the dataset.
+    let tiny_sha = hotfolderd::hash::sha256_file(&model("tiny.en")).unwrap();
+    let base = Path::new(run["base_model"]["path"].as_str().unwrap());
+    assert!(base.join("config.json").is_file() && base.join("model.safetensors").is_file());
+    assert_eq!(run["base_model"]["model_sha256"], tiny_sha.as_str());
+    // The command names no --model: the recipe found it in HOTFOLDERD_BASE_MODEL, or it
+    // would have exited with status 2.
+
+    // The held-out input was scored, not trained on.
+    let held_out = manifest::read(&folder.join("eval.jsonl")).unwrap().lines;
+    let trained = manifest::read(&folder.join("manifest.jsonl"))
+        .unwrap()
+        .lines;
+    let held_sha = hotfolderd::hash::sha256_file(&inputs[0]).unwrap();
+    assert!(!held_out.is_empty() && held_out.iter().all(|l| l.sha256 == held_sha));
+    assert!(!trained.is_empty() && trained.iter().all(|l| l.sha256 != held_sha));
+    let eval = &run["eval"];
+    println!("eval: {eval}");
+    assert_eq!(eval["utterances"], held_out.len(), "{eval}");
+    assert!(eval["error"].is_null(), "{eval}");
+    let baseline = &eval["baseline"];
+    assert_eq!(baseline["model_sha256"], tiny_sha.as_str());
+    let words: usize = held_out
+        .iter()
+        .map(|l| hotfolderd::training::wer::words(&l.text).len())
+        .sum();
+    assert_eq!(baseline["reference_words"], words);
+    // The labels are the serving model's own words, so it scores (nearly) perfectly.
+    assert!(baseline["wer"].as_f64().unwrap() < 0.2, "{eval}");
+
+    // The candidate: the recipe's final model as ggml in the run, scored the same way.
+    let candidate = folder.join("candidate.bin");
+    assert_eq!(eval["candidate_model"], "candidate.bin");
+    assert_eq!(
+        eval["candidate"]["model_sha256"],
+        hotfolderd::hash::sha256_file(&candidate).unwrap().as_str()
+    );
+    assert_ne!(eval["candidate"]["model_sha256"], tiny_sha.as_str());
+    let wer = eval["candidate"]["wer"].as_f64().unwrap();
+    assert!(wer.is_finite() && wer >= 0.0, "{eval}");
+    assert!(
+        said.contains("run evaluated on its held-out pieces"),
+        "{said}"
+    );
+}
