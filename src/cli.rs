@@ -176,6 +176,27 @@ pub enum ModelCommand {
         #[arg(long)]
         base: Option<PathBuf>,
     },
+    /// The model registry: every model served or made by a training run, with its lineage,
+    /// held-out WER and state (serving, candidate, retired).
+    List {
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Serve model ID (as `model list` shows it) from now on; a running daemon swaps it in
+    /// for its next jobs.
+    Promote {
+        id: i64,
+        #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Serve again the model that served before the serving one.
+    Rollback {
+        #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
     /// Convert Silero VAD weights (silero_vad_16k.safetensors from PyPI's silero-vad) to the
     /// ggml VAD model whisper.cpp uses to skip non-speech.
     #[command(name = "import-silero")]

@@ -5,6 +5,7 @@ pub mod history;
 pub mod man;
 pub mod model;
 pub mod notify;
+pub mod registry;
 pub mod run;
 pub mod transcribe;
 

@@ -45,6 +45,9 @@ pub fn run(cmd: ModelCommand) -> ExitCode {
                 },
             )
         }
+        ModelCommand::List { json, config } => super::registry::list(&config, json),
+        ModelCommand::Promote { id, config } => super::registry::switch(&config, Some(id)),
+        ModelCommand::Rollback { config } => super::registry::switch(&config, None),
         ModelCommand::ImportSilero { file, out } => {
             report("VAD model import", import_silero(&file, &out), |n| {
                 format!(

@@ -56,6 +56,13 @@ pub struct DatasetConfig {
     /// never train on.
     #[serde(default = "default_eval_fraction")]
     pub eval_fraction: Spanned<f64>,
+    /// What a scored run's candidate becomes: "never" promoted, promoted "if_better" (its
+    /// held-out WER lower by at least `min_wer_gain`), or "always".
+    #[serde(default = "default_promote")]
+    pub promote: Promote,
+    /// How much lower (absolute, 0.01 = one point) the candidate's WER must be.
+    #[serde(default = "default_min_wer_gain")]
+    pub min_wer_gain: Spanned<f64>,
     pub trainer: TrainerConfig,
 }
 
@@ -86,6 +93,14 @@ pub struct TrainerConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Promote {
+    Never,
+    IfBetter,
+    Always,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GpuPolicy {
     Exclusive,
@@ -109,6 +124,12 @@ fn default_min_avg_logprob() -> Spanned<f32> {
 }
 fn default_max_compression_ratio() -> Spanned<f32> {
     Spanned::new(0..0, 2.4)
+}
+fn default_promote() -> Promote {
+    Promote::IfBetter
+}
+fn default_min_wer_gain() -> Spanned<f64> {
+    Spanned::new(0..0, 0.0)
 }
 fn default_eval_fraction() -> Spanned<f64> {
     Spanned::new(0..0, 0.1)
@@ -245,6 +266,13 @@ impl DatasetConfig {
             out.push((
                 self.eval_fraction.span(),
                 format!("dataset[{i}].eval_fraction must be between 0 and 0.5, not {ef}"),
+            ));
+        }
+        let gain = *self.min_wer_gain.get_ref();
+        if !(0.0..1.0).contains(&gain) {
+            out.push((
+                self.min_wer_gain.span(),
+                format!("dataset[{i}].min_wer_gain must be 0 or more and below 1 (0.01 is one point of WER), not {gain}"),
             ));
         }
         if self.trainer.command.get_ref().is_empty() {

@@ -13,7 +13,7 @@ use crate::pipeline::vad_model;
 mod dataset;
 mod notify;
 mod s3;
-pub use dataset::{DatasetConfig, GpuPolicy, TrainerConfig};
+pub use dataset::{DatasetConfig, GpuPolicy, Promote, TrainerConfig};
 pub use notify::{NotifyConfig, NotifyKind, EVENTS};
 pub use s3::{parse_size, Foreign, Malformed, OnRemoved, S3After, S3Config};
 

@@ -14,6 +14,7 @@ mod notify;
 mod receipts;
 mod retention;
 mod s3_removed;
+mod serving;
 mod source_id;
 mod sources;
 mod sqs_intake;
@@ -143,12 +144,12 @@ struct Shared {
     /// Stop tokens and start times of the jobs running now, by input id.
     running: Mutex<HashMap<i64, (Cancel, std::time::Instant)>>,
     stopping: watch::Receiver<bool>,
-    /// The model and options content dedup matches on (`job::dedup_scope`).
-    dedup_scope: String,
-    /// sha256 of the model file (`None` for a transcriber that has none, e.g. a benchmark's).
-    model_sha256: Option<String>,
-    /// The serving model as training runs start from it and are scored against it.
-    serving: Option<Arc<crate::training::eval::Serving>>,
+    /// The model that serves now (swapped when the registry promotes another).
+    model: serving::Slot,
+    /// The decoding options every job and evaluation uses.
+    opts: DecodeOptions,
+    /// Where registered models are kept.
+    models_dir: PathBuf,
 }
 
 #[derive(Clone)]
@@ -163,6 +164,20 @@ struct FolderInfo {
 }
 
 impl Shared {
+    /// The serving model as a training run starts from it and is scored against it (none
+    /// for a transcriber without a model file).
+    fn eval_serving(&self) -> Option<Arc<crate::training::eval::Serving>> {
+        let m = self.model.get();
+        let sha256 = m.sha256.clone()?;
+        Some(Arc::new(crate::training::eval::Serving {
+            transcriber: m.transcriber.clone(),
+            opts: self.opts.clone(),
+            model: m.path.clone(),
+            sha256,
+            models_dir: self.models_dir.clone(),
+        }))
+    }
+
     fn journal(&self) -> MutexGuard<'_, Journal> {
         // A panic while holding the lock cannot leave SQLite inconsistent; keep going.
         self.journal.lock().unwrap_or_else(|p| p.into_inner())
@@ -233,19 +248,46 @@ fn teacher_unloader(shared: &Arc<Shared>, idle: Duration) -> Option<tokio::task:
     }))
 }
 
+/// The model to serve: the registry's serving model, unless `[asr] model` names a content
+/// it has never seen (then that one, registered as serving from now on).
+async fn registered_model(config: &Config) -> Result<PathBuf, DaemonError> {
+    let (configured, journal_path) = (config.asr.model.clone(), config.journal.path.clone());
+    let chosen = tokio::task::spawn_blocking(move || -> Result<PathBuf, DaemonError> {
+        let sha256 = crate::hash::sha256_file(&configured).map_err(|e| {
+            DaemonError::Setup(format!("model {}: cannot read it: {e}", configured.display()))
+        })?;
+        let mut journal = Journal::open(&journal_path)?;
+        let serving = journal.models_start(&sha256, &absolute(&configured).display().to_string())?;
+        if serving.sha256 != sha256 {
+            if !serving.path.is_file() {
+                tracing::error!(model = %serving.path.display(), id = serving.id,
+                    "the registry's serving model is missing: serving [asr] model instead (promote or roll back to fix the registry)");
+                return Ok(configured);
+            }
+            tracing::info!(model = %serving.path.display(), id = serving.id, configured = %configured.display(),
+                "serving the model the registry promoted, not [asr] model");
+        }
+        Ok(serving.path)
+    })
+    .await
+    .map_err(|e| DaemonError::Setup(format!("choosing the model ended abnormally: {e}")))?;
+    chosen
+}
+
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// The daemon as `hotfolderd run` starts it: the model loaded up front, SIGTERM/SIGINT to
 /// stop, SIGHUP to re-read `path`.
-pub async fn run(config: Config, path: PathBuf) -> Result<(), DaemonError> {
+pub async fn run(mut config: Config, path: PathBuf) -> Result<(), DaemonError> {
     // Listening before anything slow: a SIGTERM or SIGHUP while the model loads used to
     // kill the daemon by the signal's default action. A stop asked for then is carried out
     // once it is up, a reload re-reads the file then.
     let stop = stop_signals();
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let started = std::time::Instant::now();
+    config.asr.model = registered_model(&config).await?;
     tracing::info!(model = %config.asr.model.display(), "loading the model");
     let loaded = WhisperTranscriber::load(&config.asr.model)
         .map_err(|e| DaemonError::Setup(e.to_string()))?;
@@ -354,11 +396,10 @@ async fn run_reloading(
     };
     // `run` has loaded the model from this file; a transcriber handed to `run_with`
     // (benchmarks' stubs) may have none, and is known by its name.
-    let dedup_scope = crate::job::dedup_scope(
-        model_sha256
-            .clone()
-            .unwrap_or_else(|| transcriber.model_name())
-            .as_str(),
+    let model = serving::ServingModel::new(
+        transcriber.clone(),
+        config.asr.model.clone(),
+        model_sha256,
         &opts,
     );
     let beside_journal = |name: &str| {
@@ -410,16 +451,9 @@ async fn run_reloading(
         asr_limits: config.asr.limits(),
         running: Mutex::new(HashMap::new()),
         stopping: stop_rx.clone(),
-        dedup_scope,
-        serving: model_sha256.clone().map(|sha256| {
-            Arc::new(crate::training::eval::Serving {
-                transcriber: transcriber.clone(),
-                opts: opts.clone(),
-                model: config.asr.model.clone(),
-                sha256,
-            })
-        }),
-        model_sha256,
+        model: serving::Slot::new(model),
+        opts: opts.clone(),
+        models_dir: beside_journal("models"),
     });
 
     for d in &shared.datasets {
@@ -443,12 +477,7 @@ async fn run_reloading(
     sources.apply(&config).await;
     let mut pool = tokio::task::JoinSet::new();
     for _ in 0..workers {
-        pool.spawn(worker::work(
-            shared.clone(),
-            transcriber.clone(),
-            opts.clone(),
-            stop_rx.clone(),
-        ));
+        pool.spawn(worker::work(shared.clone(), stop_rx.clone()));
     }
     let http = match &config.http {
         Some(h) => Some(http::start(h, shared.clone(), stop_rx.clone()).await?),
@@ -466,6 +495,12 @@ async fn run_reloading(
     let corrector = (!shared.datasets.is_empty())
         .then(|| tokio::spawn(corrections::watch_loop(shared.clone(), stop_rx.clone())));
     let teacher_unloader = teacher_unloader(&shared, *config.asr.idle_unload.get_ref());
+    let model_watch = tokio::spawn(serving::watch_loop(
+        shared.clone(),
+        opts.clone(),
+        *config.asr.idle_unload.get_ref(),
+        stop_rx.clone(),
+    ));
     let (notify_stop, notify_stop_rx) = watch::channel(false);
     let (audit_stop, audit_stop_rx) = watch::channel(false);
     let auditor = {
@@ -528,6 +563,7 @@ async fn run_reloading(
     if let Some(t) = teacher_unloader {
         t.abort();
     }
+    let _ = model_watch.await;
     // Last: jobs that finished during the drain have their notifications in the outbox; what
     // is not sent by now goes out after the next start.
     let _ = cleaner.await;

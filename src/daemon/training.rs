@@ -93,7 +93,7 @@ pub(super) async fn trainer_loop(
                 if exclusive {
                     s.gpu_runs.fetch_add(1, Ordering::SeqCst);
                 }
-                let ended = run::supervise(&plan, &s.journal, s.serving.clone(), st).await;
+                let ended = run::supervise(&plan, &s.journal, s.eval_serving(), st).await;
                 if exclusive {
                     s.gpu_runs.fetch_sub(1, Ordering::SeqCst);
                     s.wake.notify_waiters();

@@ -14,7 +14,7 @@ use super::{QueueInfo, Shared, SourceId};
 use crate::job::{self, Decision, Done, Failure, InFolder, Input, LocalDir, LocalFile};
 use crate::journal::{JournalError, State};
 use crate::pipeline::cancel::Cancel;
-use crate::pipeline::transcribe::{DecodeOptions, Transcriber};
+use crate::pipeline::transcribe::DecodeOptions;
 
 /// How often an idle worker looks at the journal even without a wake-up.
 const IDLE_POLL: Duration = Duration::from_secs(5);
@@ -22,12 +22,7 @@ const IDLE_POLL: Duration = Duration::from_secs(5);
 const GPU_POLL: Duration = Duration::from_secs(1);
 
 /// Takes queued inputs until told to stop.
-pub(super) async fn work(
-    shared: Arc<Shared>,
-    transcriber: Arc<dyn Transcriber>,
-    opts: DecodeOptions,
-    mut stop: watch::Receiver<bool>,
-) {
+pub(super) async fn work(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut waiting_for_gpu = false;
     loop {
         if *stop.borrow() {
@@ -51,7 +46,7 @@ pub(super) async fn work(
         match claimed {
             Ok(Some(input)) => {
                 let id = input.id;
-                if let Err(e) = run_one(&shared, input, &transcriber, &opts).await {
+                if let Err(e) = run_one(&shared, input).await {
                     tracing::error!(id, error = %e, "journal update failed");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
@@ -106,12 +101,7 @@ impl Drop for Running<'_> {
 }
 
 /// Routes a claimed input to the job path with its source's input and output.
-async fn run_one(
-    shared: &Arc<Shared>,
-    row: crate::journal::Input,
-    transcriber: &Arc<dyn Transcriber>,
-    opts: &DecodeOptions,
-) -> Result<(), JournalError> {
+async fn run_one(shared: &Arc<Shared>, row: crate::journal::Input) -> Result<(), JournalError> {
     let id = row.id;
     let cancel = Cancel::default();
     shared
@@ -124,12 +114,14 @@ async fn run_one(
     }
     let opts = DecodeOptions {
         cancel,
-        ..opts.clone()
+        ..shared.opts.clone()
     };
+    // The model as it is now: a swap while this job runs does not change it.
+    let model = shared.model.get();
     let no_datasets = Vec::new();
     let source = SourceId::parse(&row.source);
     let cx = job::Context {
-        transcriber,
+        transcriber: &model.transcriber,
         opts,
         limits: Some(shared.asr_limits),
         formats: &[],
@@ -139,8 +131,8 @@ async fn run_one(
             .as_ref()
             .and_then(|s| shared.feeds.get(s))
             .unwrap_or(&no_datasets),
-        dedup_scope: Some(&shared.dedup_scope),
-        model_sha256: shared.model_sha256.as_deref(),
+        dedup_scope: Some(&model.dedup_scope),
+        model_sha256: model.sha256.as_deref(),
     };
     // The outputs' names, and the device a folder input was journaled on.
     let journaled = {

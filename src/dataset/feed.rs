@@ -33,6 +33,9 @@ pub struct Dataset {
     pub threshold_seconds: f64,
     /// The share of inputs held out for evaluation (`split::held_out`).
     pub eval_fraction: f64,
+    /// What a scored run's candidate becomes (`training::promote`).
+    pub promote: crate::config::Promote,
+    pub min_wer_gain: f64,
     pub min_interval: Duration,
     pub trainer: TrainerSpec,
     /// `teacher_model`: labels the dataset instead of the serving model.
@@ -131,6 +134,8 @@ impl Dataset {
             language: c.language.clone().filter(|l| !l.is_empty() && l != "auto"),
             threshold_seconds: *c.train_after_hours.get_ref() * 3600.0,
             eval_fraction: *c.eval_fraction.get_ref(),
+            promote: c.promote,
+            min_wer_gain: *c.min_wer_gain.get_ref(),
             min_interval: *c.min_interval.get_ref(),
             trainer: TrainerSpec::from_config(&c.trainer),
             teacher: c

@@ -16,12 +16,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 mod dataset;
+mod models;
 mod outbox;
 mod queue;
 mod retention;
 mod state;
 
 pub use dataset::{Corrected, Ledger, Run, RunState};
+pub use models::{Lineage, ModelRow, ModelState, RegistryError};
 pub use outbox::{Notification, OutboxCounts, Subscription};
 pub use retention::Removal;
 
@@ -272,8 +274,9 @@ fn see(
 /// the retention marks and the notification outbox ([`OUTBOX_SCHEMA`]); 4 → 5 added
 /// `inputs.dedup_key` (content, model and options: see `job::dedup_key`); 5 → 6 added
 /// `inputs.device` (a file's `st_dev`, checked with its inode when it is opened); 6 → 7
-/// added `dataset_corrections` (created by [`SCHEMA`] on open, like every table).
-const SCHEMA_VERSION: i64 = 7;
+/// added `dataset_corrections` (created by [`SCHEMA`] on open, like every table); 7 → 8
+/// added the model registry (`models`).
+const SCHEMA_VERSION: i64 = 8;
 
 /// Brings a journal written by an older hotfolderd up to [`SCHEMA_VERSION`]. A fresh file
 /// (version 0) already has the current tables from [`SCHEMA`].
@@ -427,6 +430,7 @@ impl Journal {
         conn.execute_batch(SCHEMA).map_err(db)?;
         migrate(&conn).map_err(db)?;
         conn.execute_batch(OUTBOX_SCHEMA).map_err(db)?;
+        conn.execute_batch(models::MODELS_SCHEMA).map_err(db)?;
         Ok(Journal {
             conn,
             path: path.to_path_buf(),

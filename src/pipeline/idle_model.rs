@@ -96,6 +96,10 @@ impl Transcriber for IdleModel {
         result
     }
 
+    fn unload_if_idle(&self) -> bool {
+        IdleModel::unload_if_idle(self)
+    }
+
     fn model_name(&self) -> String {
         self.path
             .file_name()

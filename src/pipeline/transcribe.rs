@@ -183,6 +183,11 @@ pub trait Transcriber: Send + Sync {
         opts: &DecodeOptions,
     ) -> Result<Transcript, TranscribeError>;
     fn model_name(&self) -> String;
+    /// Drops the weights if unused for long enough (an `[asr] idle_unload` model); whether
+    /// it did.
+    fn unload_if_idle(&self) -> bool {
+        false
+    }
 }
 
 /// Runs a transcription on tokio's blocking pool, so async code (sources, HTTP, heartbeats)

@@ -31,6 +31,8 @@ pub struct Serving {
     pub opts: DecodeOptions,
     pub model: PathBuf,
     pub sha256: String,
+    /// Where registered models are kept (beside the journal).
+    pub models_dir: PathBuf,
 }
 
 /// One model's score on the held-out pieces.

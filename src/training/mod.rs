@@ -3,5 +3,6 @@
 
 pub mod eval;
 pub mod gpu;
+pub mod promote;
 pub mod run;
 pub mod wer;

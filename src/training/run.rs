@@ -15,6 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
 use super::eval::{evaluate, Evaluation, Serving};
+use super::promote::{self, Promotion, RunFacts};
 use crate::dataset::{manifest, split, Dataset};
 use crate::journal::{Journal, Run, RunState};
 use crate::pipeline::cancel::Cancel;
@@ -87,6 +88,9 @@ struct RunRecord {
     /// The serving model and the candidate scored on the held-out pieces.
     #[serde(skip_serializing_if = "Option::is_none")]
     eval: Option<Evaluation>,
+    /// Whether the candidate now serves, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    promotion: Option<Promotion>,
 }
 
 /// The serving model as a Hugging Face folder (`HOTFOLDERD_BASE_MODEL`).
@@ -157,6 +161,29 @@ pub async fn supervise(
         _ => None,
     };
     let mut record = record(d, &plan.id, &partial, &exit, started, clock.elapsed());
+    if let (Some(s), Some(e)) = (&serving, &eval) {
+        let facts = RunFacts {
+            run_id: &plan.id,
+            dataset: &d.name,
+            manifest_sha256: &record.manifest_sha256,
+            parent_sha256: &s.sha256,
+        };
+        let p = promote::settle(
+            journal,
+            &s.models_dir,
+            &partial,
+            &facts,
+            e,
+            d.promote,
+            d.min_wer_gain,
+        );
+        if p.promoted {
+            tracing::info!(run = %plan.id, model = ?p.model_id, reason = %p.reason, "candidate promoted: it serves the next jobs");
+        } else {
+            tracing::info!(run = %plan.id, model = ?p.model_id, reason = %p.reason, "candidate not promoted");
+        }
+        record.promotion = Some(p);
+    }
     record.base_model = base;
     record.eval = eval;
     publish(d, &plan.id, &record)?;
@@ -469,6 +496,7 @@ fn record(
         artifacts: artifacts(&dir.join("output")),
         base_model: None,
         eval: None,
+        promotion: None,
     }
 }
 

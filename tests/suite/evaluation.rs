@@ -35,6 +35,7 @@ fn config(d: &Path, hours: f64) -> PathBuf {
              [[watch]]\npath = {inbox:?}\noutput = {:?}\nstable_for = \"500ms\"\n\
              [[dataset]]\nname = \"calls\"\nsources = [{inbox:?}]\npath = {:?}\n\
              train_after_hours = {hours}\nmin_segment_seconds = 0.5\neval_fraction = 0.5\n\
+             promote = \"always\"\nmin_interval = \"1h\"\n\
              [dataset.trainer]\ncommand = [{:?}, {recipe:?}, \"--max-steps\", \"2\", \
              \"--batch-size\", \"1\", \"--learning-rate\", \"1e-6\"]\n",
             d.join("state/journal.sqlite"),
@@ -94,7 +95,6 @@ fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
         std::fs::read_dir(&runs)
             .is_ok_and(|mut e| e.any(|e| e.unwrap().path().join("run.json").is_file()))
     });
-    stop(daemon);
     let folder = std::fs::read_dir(&runs)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -149,4 +149,60 @@ fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
         said.contains("run evaluated on its held-out pieces"),
         "{said}"
     );
+
+    // promote = "always": the candidate is registered with its lineage and serves.
+    let candidate_sha = eval["candidate"]["model_sha256"].as_str().unwrap();
+    assert_eq!(run["promotion"]["promoted"], true, "{run}");
+    let config = d.join("hotfolderd.toml");
+    let list = || -> Vec<Value> {
+        serde_json::from_str(&hotfolderd(&["model", "list", "--json"], &config)).unwrap()
+    };
+    let models = list();
+    assert_eq!(models.len(), 2, "{models:?}");
+    assert_eq!(models[0]["sha256"], tiny_sha.as_str());
+    assert_eq!(models[0]["state"], "retired");
+    let promoted = &models[1];
+    assert_eq!(promoted["state"], "serving");
+    assert_eq!(promoted["sha256"], candidate_sha);
+    assert_eq!(promoted["parent_sha256"], tiny_sha.as_str());
+    assert_eq!(promoted["run_id"], run["run_id"]);
+    assert_eq!(promoted["dataset"], "calls");
+    assert_eq!(promoted["manifest_sha256"], run["manifest_sha256"]);
+    assert_eq!(promoted["wer"], eval["candidate"]["wer"]);
+    assert_eq!(promoted["id"], run["promotion"]["model_id"]);
+    let kept = Path::new(promoted["path"].as_str().unwrap());
+    assert_eq!(hotfolderd::hash::sha256_file(kept).unwrap(), candidate_sha);
+
+    // The running daemon swaps it in: the next file's json names it, with no restart.
+    let json_model = |name: &str, text: &str| -> String {
+        let wav = speak(d, name, text, "en-us");
+        std::fs::copy(&wav, d.join("inbox").join(format!("{name}.wav"))).unwrap();
+        let out = d.join("out").join(format!("{name}.json"));
+        wait_until("its transcript", || out.is_file());
+        let json: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        json["model_sha256"].as_str().unwrap().to_string()
+    };
+    let swaps = || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .matches("model swapped")
+            .count()
+    };
+    wait_until("the swap", || swaps() == 1);
+    assert_eq!(
+        json_model("after", "The new model hears this sentence."),
+        candidate_sha
+    );
+
+    // Rolled back by hand: the model before serves the next file.
+    let said = hotfolderd(&["model", "rollback"], &config);
+    assert!(said.contains("serves now"), "{said}");
+    wait_until("the swap back", || swaps() == 2);
+    assert_eq!(
+        json_model("back", "The old model hears this one."),
+        tiny_sha
+    );
+    stop(daemon);
+    let states: Vec<Value> = list().iter().map(|m| m["state"].clone()).collect();
+    assert_eq!(states, ["serving", "retired"]);
 }

@@ -1,0 +1,132 @@
+//! `hotfolderd model list | promote ID | rollback`: the model registry in the journal. A
+//! change is one journal transaction; a running daemon sees it within seconds and swaps the
+//! model in for its next jobs (jobs already running finish on theirs).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use crate::journal::{Journal, ModelRow, RegistryError};
+
+fn when(ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+pub fn list(config: &Path, as_json: bool) -> ExitCode {
+    let (_, journal) = match super::open_journal(config) {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
+    let models = match journal.models() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("hotfolderd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if as_json {
+        let rows: Vec<_> = models.iter().map(row_json).collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return ExitCode::SUCCESS;
+    }
+    if models.is_empty() {
+        println!("no models registered yet: the daemon registers [asr] model when it starts");
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "{:>4}  {:<9}  {:<12}  {:>7}  {:>8}  {:<12}  {:<28}  path",
+        "id", "state", "sha256", "wer", "baseline", "parent", "run"
+    );
+    let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |w| format!("{w:.4}"));
+    for m in &models {
+        let l = &m.lineage;
+        println!(
+            "{:>4}  {:<9}  {:<12}  {:>7}  {:>8}  {:<12}  {:<28}  {}",
+            m.id,
+            m.state.as_str(),
+            short(&m.sha256),
+            f(l.wer),
+            f(l.baseline_wer),
+            l.parent_sha256.as_deref().map_or("-", short),
+            l.run_id.as_deref().unwrap_or("-"),
+            m.path.display()
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn row_json(m: &ModelRow) -> serde_json::Value {
+    let l = &m.lineage;
+    json!({
+        "id": m.id,
+        "sha256": m.sha256,
+        "path": m.path,
+        "state": m.state.as_str(),
+        "parent_sha256": l.parent_sha256,
+        "run_id": l.run_id,
+        "dataset": l.dataset,
+        "manifest_sha256": l.manifest_sha256,
+        "wer": l.wer,
+        "baseline_wer": l.baseline_wer,
+        "created_at": when(m.created_at),
+        "served_at": m.served_at.map(when),
+    })
+}
+
+/// `model promote ID` (`Some`) or `model rollback` (`None`).
+pub fn switch(config: &Path, id: Option<i64>) -> ExitCode {
+    let (_, mut journal) = match super::open_journal(config) {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
+    match change(&mut journal, id) {
+        Ok(m) => {
+            println!(
+                "model {} ({}) serves now: {}; a running daemon swaps it in within seconds, and jobs already running finish on their model",
+                m.id,
+                short(&m.sha256),
+                m.path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hotfolderd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SwitchError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+    #[error("model {id}'s file {} is missing: it cannot serve", .path.display())]
+    Missing { id: i64, path: std::path::PathBuf },
+}
+
+fn change(journal: &mut Journal, id: Option<i64>) -> Result<ModelRow, SwitchError> {
+    // The file must be there before the registry says it serves.
+    let target = match id {
+        Some(id) => journal
+            .models()?
+            .into_iter()
+            .find(|m| m.id == id)
+            .ok_or(RegistryError::NoSuchModel(id))?,
+        None => journal.model_rollback_target()?,
+    };
+    if !target.path.is_file() {
+        return Err(SwitchError::Missing {
+            id: target.id,
+            path: target.path,
+        });
+    }
+    Ok(journal.model_promote(target.id)?)
+}
