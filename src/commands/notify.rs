@@ -36,9 +36,10 @@ fn resend(j: &mut Journal, ids: &[i64], dead: bool) -> Result<(), String> {
 
 fn list(j: &Journal, state: &str) -> Result<(), String> {
     for n in j.notifications(state, 100).map_err(|e| e.to_string())? {
-        let about = match (&n.input_id, &n.run_id) {
-            (Some(id), _) => format!("input #{id}"),
-            (_, Some(run)) => format!("run {run}"),
+        let about = match (&n.input_id, &n.run_id, n.model_id) {
+            (Some(id), _, _) => format!("input #{id}"),
+            (_, Some(run), _) => format!("run {run}"),
+            (_, _, Some(model)) => format!("model #{model}"),
             _ => String::new(),
         };
         println!(

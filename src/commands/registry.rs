@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use crate::journal::{Journal, ModelRow, RegistryError};
+use crate::journal::{Journal, ModelRow, ModelState, RegistryError};
 
 fn when(ms: i64) -> String {
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
@@ -129,4 +129,40 @@ fn change(journal: &mut Journal, id: Option<i64>) -> Result<ModelRow, SwitchErro
         });
     }
     Ok(journal.model_promote(target.id)?)
+}
+
+/// `hotfolderd status`'s lines on the serving model and its latest evaluation.
+pub fn status_lines(models: &[ModelRow]) -> Vec<String> {
+    let Some(serving) = models.iter().find(|m| m.state == ModelState::Serving) else {
+        return Vec::new();
+    };
+    let l = &serving.lineage;
+    let mut lines = vec![format!(
+        "\nmodel serving: #{} {} {}{}",
+        serving.id,
+        short(&serving.sha256),
+        serving.path.display(),
+        match (&l.run_id, l.wer, l.baseline_wer) {
+            (Some(run), Some(wer), Some(base)) =>
+                format!(" (from run {run}: held-out WER {wer:.4} against its parent's {base:.4})"),
+            _ => String::new(),
+        }
+    )];
+    // The newest run that started from it scored it against that run's candidate.
+    let latest = models
+        .iter()
+        .filter(|m| m.lineage.parent_sha256.as_deref() == Some(serving.sha256.as_str()))
+        .max_by_key(|m| (m.created_at, m.id));
+    if let Some(c) = latest {
+        let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |w| format!("{w:.4}"));
+        lines.push(format!(
+            "  latest evaluation: run {} scored it {} against candidate #{}'s {} ({})",
+            c.lineage.run_id.as_deref().unwrap_or("-"),
+            f(c.lineage.baseline_wer),
+            c.id,
+            f(c.lineage.wer),
+            c.state.as_str()
+        ));
+    }
+    lines
 }

@@ -41,6 +41,9 @@ pub fn status(path: &Path) -> ExitCode {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
             Err(e) => eprintln!("hotfolderd: notifications: {e}"),
         }
+        for line in super::registry::status_lines(&journal.models()?) {
+            println!("{line}");
+        }
         for d in &config.dataset {
             let name = d.name.get_ref();
             let ledger = journal.ledger(name)?;

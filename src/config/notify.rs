@@ -16,6 +16,7 @@ pub const EVENTS: &[&str] = &[
     "quarantined",
     "training_started",
     "training_finished",
+    "model_promoted",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

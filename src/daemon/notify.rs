@@ -238,6 +238,14 @@ async fn build(
     sender: &Sender,
     n: &Notification,
 ) -> Result<serde_json::Value, String> {
+    if let Some(model_id) = n.model_id {
+        let models = shared.journal().models().map_err(|e| e.to_string())?;
+        let model = models
+            .iter()
+            .find(|m| m.id == model_id)
+            .ok_or_else(|| format!("model {model_id} is not in the registry"))?;
+        return Ok(document::model_document(n, model));
+    }
     if let Some(run_id) = &n.run_id {
         let runs = shared.journal().runs(None).map_err(|e| e.to_string())?;
         let run = runs

@@ -167,6 +167,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     event       TEXT NOT NULL,
     input_id    INTEGER,
     run_id      TEXT,
+    model_id    INTEGER,
     created_at  INTEGER NOT NULL,
     state       TEXT NOT NULL DEFAULT 'pending',
     attempts    INTEGER NOT NULL DEFAULT 0,
@@ -275,7 +276,7 @@ fn see(
 /// `inputs.dedup_key` (content, model and options: see `job::dedup_key`); 5 → 6 added
 /// `inputs.device` (a file's `st_dev`, checked with its inode when it is opened); 6 → 7
 /// added `dataset_corrections` (created by [`SCHEMA`] on open, like every table); 7 → 8
-/// added the model registry (`models`).
+/// added the model registry (`models`) and `outbox.model_id` (`model_promoted`).
 const SCHEMA_VERSION: i64 = 8;
 
 /// Brings a journal written by an older hotfolderd up to [`SCHEMA_VERSION`]. A fresh file
@@ -312,6 +313,10 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if (1..6).contains(&version) {
         // Inputs journaled before have no device: their inode alone is checked.
         conn.execute_batch("ALTER TABLE inputs ADD COLUMN device INTEGER;")?;
+    }
+    if (4..8).contains(&version) {
+        // The outbox exists from version 4 on; before, OUTBOX_SCHEMA creates it whole.
+        conn.execute_batch("ALTER TABLE outbox ADD COLUMN model_id INTEGER;")?;
     }
     conn.execute_batch("CREATE INDEX IF NOT EXISTS inputs_dedup_key ON inputs (dedup_key);")?;
     if version < SCHEMA_VERSION {

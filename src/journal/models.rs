@@ -26,6 +26,14 @@ CREATE TABLE IF NOT EXISTS models (
     served_at       INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS models_one_serving ON models (state) WHERE state = 'serving';
+CREATE TRIGGER IF NOT EXISTS outbox_model_promoted AFTER UPDATE OF state ON models
+WHEN NEW.state = 'serving' AND OLD.state != 'serving'
+BEGIN
+    INSERT INTO outbox (delivery, target, event, model_id, created_at, next_at)
+    SELECT lower(hex(randomblob(16))), s.target, 'model_promoted', NEW.id,
+           COALESCE(NEW.served_at, 0), COALESCE(NEW.served_at, 0)
+    FROM subscriptions s WHERE s.event = 'model_promoted';
+END;
 ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

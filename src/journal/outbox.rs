@@ -26,6 +26,8 @@ pub struct Notification {
     pub event: String,
     pub input_id: Option<i64>,
     pub run_id: Option<String>,
+    /// For `model_promoted`: the registry's model id.
+    pub model_id: Option<i64>,
     pub created_at: i64,
     pub attempts: i64,
     pub state: String,
@@ -40,7 +42,7 @@ pub struct OutboxCounts {
 }
 
 const COLUMNS: &str =
-    "id, delivery, target, event, input_id, run_id, created_at, attempts, state, last_error";
+    "id, delivery, target, event, input_id, run_id, created_at, attempts, state, last_error, model_id";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Notification> {
     Ok(Notification {
@@ -54,6 +56,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Notification> {
         attempts: r.get(7)?,
         state: r.get(8)?,
         last_error: r.get(9)?,
+        model_id: r.get(10)?,
     })
 }
 
@@ -378,6 +381,40 @@ mod tests {
         let due = j.due_notifications(10).unwrap();
         assert_eq!(due.len(), 2);
         assert_eq!(due[1].event, "training_finished");
+    }
+
+    #[test]
+    fn a_promotion_and_a_rollback_each_announce_the_model_that_serves() {
+        let (_d, mut j) = journal();
+        subscribe(&mut j, &["model_promoted"], &[]);
+        j.models_start("aa", "/m/a.bin").unwrap();
+        assert!(
+            j.due_notifications(10).unwrap().is_empty(),
+            "the first model is no promotion"
+        );
+        let id = j
+            .model_add("bb", "/m/b.bin", &crate::journal::Lineage::default())
+            .unwrap();
+        assert!(
+            j.due_notifications(10).unwrap().is_empty(),
+            "a candidate is no promotion"
+        );
+        j.model_promote(id).unwrap();
+        j.model_promote(id).unwrap();
+        let due = j.due_notifications(10).unwrap();
+        assert_eq!(
+            due.len(),
+            1,
+            "promoting the serving model again says nothing: {due:?}"
+        );
+        assert_eq!(
+            (due[0].event.as_str(), due[0].model_id),
+            ("model_promoted", Some(id))
+        );
+        let back = j.model_rollback().unwrap();
+        let due = j.due_notifications(10).unwrap();
+        assert_eq!(due.len(), 2);
+        assert_eq!(due[1].model_id, Some(back.id));
     }
 
     #[test]

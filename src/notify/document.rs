@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use crate::journal::{Input, Notification, Run};
+use crate::journal::{Input, ModelRow, Notification, Run};
 
 /// Where an input came from, as the document names it.
 pub enum Origin {
@@ -138,6 +138,27 @@ pub fn run_document(n: &Notification, run: &Run) -> Value {
     })
 }
 
+/// The document for `model_promoted`: the model that serves from now on, and its lineage.
+pub fn model_document(n: &Notification, m: &ModelRow) -> Value {
+    let l = &m.lineage;
+    json!({
+        "event": n.event,
+        "delivery": n.delivery,
+        "model": {
+            "id": m.id,
+            "sha256": m.sha256,
+            "path": m.path,
+            "parent_sha256": l.parent_sha256,
+            "run_id": l.run_id,
+            "dataset": l.dataset,
+            "manifest_sha256": l.manifest_sha256,
+            "wer": l.wer,
+            "baseline_wer": l.baseline_wer,
+            "served_at": m.served_at.map(rfc3339),
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +172,7 @@ mod tests {
             event: event.into(),
             input_id: Some(7),
             run_id: None,
+            model_id: None,
             created_at: at,
             attempts: 0,
             state: "pending".into(),

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::common::hook::Hook;
 use crate::common::*;
 use crate::hf_models::trainer_python;
 use hotfolderd::dataset::{manifest, split};
@@ -23,7 +24,7 @@ const SENTENCES: [&str; 8] = [
     "A small boat drifted slowly down the river.",
 ];
 
-fn config(d: &Path, hours: f64) -> PathBuf {
+fn config(d: &Path, hours: f64, hook: &str) -> PathBuf {
     let config = d.join("hotfolderd.toml");
     let inbox = d.join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
@@ -37,12 +38,15 @@ fn config(d: &Path, hours: f64) -> PathBuf {
              train_after_hours = {hours}\nmin_segment_seconds = 0.5\neval_fraction = 0.5\n\
              promote = \"always\"\nmin_interval = \"1h\"\n\
              [dataset.trainer]\ncommand = [{:?}, {recipe:?}, \"--max-steps\", \"2\", \
-             \"--batch-size\", \"1\", \"--learning-rate\", \"1e-6\"]\n",
+             \"--batch-size\", \"1\", \"--learning-rate\", \"1e-6\"]\n\
+             [[notify]]\nkind = \"webhook\"\nurl = {hook:?}\nsecret_file = {:?}\n\
+             events = [\"model_promoted\"]\n",
             d.join("state/journal.sqlite"),
             model("tiny.en"),
             d.join("out"),
             d.join("datasets/calls"),
             trainer_python(),
+            d.join("webhook.secret"),
         ),
     )
     .unwrap();
@@ -69,7 +73,9 @@ fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
 
     // All three in the dataset first (a threshold no run reaches), then a restart with one
     // that every run crosses: the run sees all of them.
-    let daemon = start_daemon(&config(d, 100.0));
+    std::fs::write(d.join("webhook.secret"), "s3cret\n").unwrap();
+    let hook = Hook::start();
+    let daemon = start_daemon(&config(d, 100.0, &hook.url()));
     for wav in &inputs {
         std::fs::copy(wav, d.join("inbox").join(wav.file_name().unwrap())).unwrap();
     }
@@ -84,7 +90,7 @@ fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
     stop(daemon);
     let log = d.join("daemon.log");
     let daemon = start_daemon_with(
-        &config(d, 0.0001),
+        &config(d, 0.0001, &hook.url()),
         Start {
             log: Some(&log),
             ..Start::default()
@@ -202,7 +208,31 @@ fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
         json_model("back", "The old model hears this one."),
         tiny_sha
     );
+    // Each promotion was announced with the model that serves and its lineage.
+    let announced = || -> Vec<Value> {
+        hook.received()
+            .iter()
+            .map(|r| r.json())
+            .filter(|j| j["event"] == "model_promoted")
+            .collect()
+    };
+    wait_until("two model_promoted notifications", || {
+        announced().len() == 2
+    });
+    let said = announced();
+    assert_eq!(said[0]["model"]["sha256"], candidate_sha, "{said:?}");
+    assert_eq!(said[0]["model"]["run_id"], run["run_id"]);
+    assert_eq!(said[0]["model"]["parent_sha256"], tiny_sha.as_str());
+    assert_eq!(said[1]["model"]["sha256"], tiny_sha.as_str());
     stop(daemon);
     let states: Vec<Value> = list().iter().map(|m| m["state"].clone()).collect();
     assert_eq!(states, ["serving", "retired"]);
+    // status names the serving model and its latest evaluation.
+    let status = status(&config);
+    let run_id = run["run_id"].as_str().unwrap();
+    assert!(
+        status.contains(&format!("model serving: #1 {}", &tiny_sha[..12]))
+            && status.contains(&format!("latest evaluation: run {run_id} scored it")),
+        "{status}"
+    );
 }
