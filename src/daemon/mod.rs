@@ -248,26 +248,35 @@ fn teacher_unloader(shared: &Arc<Shared>, idle: Duration) -> Option<tokio::task:
     }))
 }
 
-/// The model to serve: the registry's serving model, unless `[asr] model` names a content
-/// it has never seen (then that one, registered as serving from now on).
-async fn registered_model(config: &Config) -> Result<PathBuf, DaemonError> {
+/// The model to serve and its sha256: the registry's serving model, unless `[asr] model`
+/// names a content it has never seen (then that one, registered as serving from now on).
+async fn registered_model(config: &Config) -> Result<(PathBuf, String), DaemonError> {
     let (configured, journal_path) = (config.asr.model.clone(), config.journal.path.clone());
-    let chosen = tokio::task::spawn_blocking(move || -> Result<PathBuf, DaemonError> {
-        let sha256 = crate::hash::sha256_file(&configured).map_err(|e| {
-            DaemonError::Setup(format!("model {}: cannot read it: {e}", configured.display()))
-        })?;
+    let chosen = tokio::task::spawn_blocking(move || -> Result<(PathBuf, String), DaemonError> {
+        let read = |p: &Path| {
+            crate::hash::sha256_file(p).map_err(|e| {
+                DaemonError::Setup(format!("model {}: cannot read it: {e}", p.display()))
+            })
+        };
+        let sha256 = read(&configured)?;
         let mut journal = Journal::open(&journal_path)?;
         let serving = journal.models_start(&sha256, &absolute(&configured).display().to_string())?;
-        if serving.sha256 != sha256 {
-            if !serving.path.is_file() {
-                tracing::error!(model = %serving.path.display(), id = serving.id,
-                    "the registry's serving model is missing: serving [asr] model instead (promote or roll back to fix the registry)");
-                return Ok(configured);
-            }
-            tracing::info!(model = %serving.path.display(), id = serving.id, configured = %configured.display(),
-                "serving the model the registry promoted, not [asr] model");
+        if serving.sha256 == sha256 {
+            return Ok((configured, sha256));
         }
-        Ok(serving.path)
+        match read(&serving.path) {
+            Ok(actual) if actual == serving.sha256 => {
+                tracing::info!(model = %serving.path.display(), id = serving.id, configured = %configured.display(),
+                    "serving the model the registry promoted, not [asr] model");
+                Ok((serving.path, actual))
+            }
+            found => {
+                let why = found.map_or_else(|e| e.to_string(), |_| "its content changed".into());
+                tracing::error!(model = %serving.path.display(), id = serving.id, %why,
+                    "cannot serve the registry's serving model: serving [asr] model instead (`hotfolderd model promote` or `rollback` to mend the registry)");
+                Ok((configured, sha256))
+            }
+        }
     })
     .await
     .map_err(|e| DaemonError::Setup(format!("choosing the model ended abnormally: {e}")))?;
@@ -287,7 +296,8 @@ pub async fn run(mut config: Config, path: PathBuf) -> Result<(), DaemonError> {
     let stop = stop_signals();
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let started = std::time::Instant::now();
-    config.asr.model = registered_model(&config).await?;
+    let (model, model_sha256) = registered_model(&config).await?;
+    config.asr.model = model;
     tracing::info!(model = %config.asr.model.display(), "loading the model");
     let loaded = WhisperTranscriber::load(&config.asr.model)
         .map_err(|e| DaemonError::Setup(e.to_string()))?;
@@ -311,7 +321,7 @@ pub async fn run(mut config: Config, path: PathBuf) -> Result<(), DaemonError> {
     let (tx, rx) = mpsc::channel(1);
     let hup = tokio::spawn(systemd::reload_on_sighup(path, hangups, tx));
     let gpu: Arc<dyn GpuInfo> = Arc::new(crate::training::gpu::Nvml::default());
-    let result = run_reloading(config, transcriber, gpu, stop, rx).await;
+    let result = run_reloading(config, transcriber, Some(model_sha256), gpu, stop, rx).await;
     hup.abort();
     if let Some(u) = unloader {
         u.abort();
@@ -343,13 +353,15 @@ pub async fn run_with_gpu(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let (_never, reloads) = mpsc::channel(1);
-    run_reloading(config, transcriber, gpu, shutdown, reloads).await
+    run_reloading(config, transcriber, None, gpu, shutdown, reloads).await
 }
 
-/// The same, taking new configurations from `reloads` while it runs.
+/// The same, taking new configurations from `reloads` while it runs. `known_sha256`: the
+/// model file's sha256 if `run` hashed it already (else it is hashed here).
 async fn run_reloading(
     config: Config,
     transcriber: Arc<dyn Transcriber>,
+    known_sha256: Option<String>,
     gpu: Arc<dyn GpuInfo>,
     shutdown: impl std::future::Future<Output = ()>,
     mut reloads: mpsc::Receiver<Config>,
@@ -389,19 +401,20 @@ async fn run_reloading(
         audio_ctx: config.asr.audio_ctx,
         ..DecodeOptions::default()
     };
-    let model_sha256 = {
-        let model = config.asr.model.clone();
-        let hashed = tokio::task::spawn_blocking(move || crate::hash::sha256_file(&model)).await;
-        hashed.ok().and_then(Result::ok)
+    let model_sha256 = match known_sha256 {
+        Some(sha) => Some(sha),
+        None => {
+            let model = config.asr.model.clone();
+            let hashed =
+                tokio::task::spawn_blocking(move || crate::hash::sha256_file(&model)).await;
+            hashed.ok().and_then(Result::ok)
+        }
     };
     // `run` has loaded the model from this file; a transcriber handed to `run_with`
     // (benchmarks' stubs) may have none, and is known by its name.
-    let model = serving::ServingModel::new(
-        transcriber.clone(),
-        config.asr.model.clone(),
-        model_sha256,
-        &opts,
-    );
+    // Moved, not cloned: after a swap nothing else keeps the first model's weights.
+    let model =
+        serving::ServingModel::new(transcriber, config.asr.model.clone(), model_sha256, &opts);
     let beside_journal = |name: &str| {
         config
             .journal

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -17,6 +17,8 @@ use crate::pipeline::transcribe::{DecodeOptions, Transcriber, WhisperTranscriber
 
 /// How often the watcher reads the registry (a cheap query) and unloads an idle model.
 const POLL: Duration = Duration::from_secs(2);
+const FIRST_RETRY_WAIT: Duration = Duration::from_secs(30);
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(600);
 
 /// One model as jobs use it.
 pub struct ServingModel {
@@ -70,8 +72,9 @@ pub async fn watch_loop(
     idle_unload: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    // A model that failed to load is not tried again until the registry names another.
-    let mut failed: Option<String> = None;
+    // A model that failed to load is tried again after a wait that doubles (a full GPU, a
+    // slow disk may pass), up to MAX_RETRY_WAIT, or at once if the registry names another.
+    let mut failed: Option<(String, Instant, Duration)> = None;
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -89,11 +92,15 @@ pub async fn watch_loop(
                 continue;
             }
         };
-        if current.sha256.as_deref() == Some(row.sha256.as_str())
-            || failed.as_deref() == Some(row.sha256.as_str())
-        {
+        if current.sha256.as_deref() == Some(row.sha256.as_str()) {
+            failed = None;
             continue;
         }
+        let wait = match &failed {
+            Some((sha, next, _)) if *sha == row.sha256 && Instant::now() < *next => continue,
+            Some((sha, _, wait)) if *sha == row.sha256 => (*wait * 2).min(MAX_RETRY_WAIT),
+            _ => FIRST_RETRY_WAIT,
+        };
         tracing::info!(model = %row.path.display(), id = row.id, "the registry serves another model: loading it");
         let (path, sha, o) = (row.path.clone(), row.sha256.clone(), opts.clone());
         let loaded = tokio::task::spawn_blocking(move || load(path, sha, &o, idle_unload)).await;
@@ -106,9 +113,9 @@ pub async fn watch_loop(
                     "model swapped: jobs from now on use it; jobs already running finish on the one they started with");
             }
             Ok(Err(why)) => {
-                tracing::error!(model = %row.path.display(), id = row.id, %why,
+                tracing::error!(model = %row.path.display(), id = row.id, %why, retry_in = ?wait,
                     "cannot serve the model the registry names: the current one keeps serving (`hotfolderd model rollback` or promote another)");
-                failed = Some(row.sha256.clone());
+                failed = Some((row.sha256.clone(), Instant::now() + wait, wait));
             }
             Err(e) => tracing::error!(error = %e, "loading a model ended abnormally"),
         }

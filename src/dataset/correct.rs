@@ -72,12 +72,31 @@ impl Dataset {
         self.root.join(DIR)
     }
 
-    /// Applies the correction file at `path` (in [`Dataset::corrections_dir`]).
+    /// Applies the correction file at `path` (in [`Dataset::corrections_dir`]), which the
+    /// caller knows to be whole (closed after writing, renamed in, or there at start-up).
     pub fn apply_correction(
         &self,
         journal: &Mutex<Journal>,
         path: &Path,
     ) -> Result<Outcome, DatasetError> {
+        let outcome = self.apply_one(journal, path);
+        let mut waiting = self
+            .waiting_corrections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match &outcome {
+            Ok(Outcome::Waiting { .. }) => {
+                waiting.insert(path.to_path_buf());
+            }
+            Ok(_) => {
+                waiting.remove(path);
+            }
+            Err(_) => {}
+        }
+        outcome
+    }
+
+    fn apply_one(&self, journal: &Mutex<Journal>, path: &Path) -> Result<Outcome, DatasetError> {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             return Ok(Outcome::Ignored);
         };
@@ -156,14 +175,27 @@ impl Dataset {
 
     /// After an input was added: the corrections that were waiting and now apply (or fail).
     /// Every waiting file is tried, as one may name the input by its file name or by the
-    /// `sha256` inside it. Those still waiting are left out.
+    /// `sha256` inside it; only files seen whole before (a file still being copied in is
+    /// not). Those still waiting are left out.
     pub fn apply_waiting_corrections(
         &self,
         journal: &Mutex<Journal>,
     ) -> Vec<(PathBuf, Result<Outcome, DatasetError>)> {
-        let mut tried = self.apply_all_corrections(journal);
-        tried.retain(|(_, r)| !matches!(r, Ok(Outcome::Waiting { .. })));
-        tried
+        let waiting: Vec<PathBuf> = self
+            .waiting_corrections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        waiting
+            .into_iter()
+            .map(|p| {
+                let r = self.apply_correction(journal, &p);
+                (p, r)
+            })
+            .filter(|(_, r)| !matches!(r, Ok(Outcome::Waiting { .. })))
+            .collect()
     }
 
     /// Every file now in the corrections folder (start-up), oldest first.
@@ -350,8 +382,17 @@ mod tests {
         };
         assert!(reason.contains("symbolic link"), "{reason}");
         assert!(folder.join("failed/link.srt.error.json").is_file());
-        // After an input arrives, those still waiting are not reported again.
+        // After an input arrives, those still waiting are not reported again; a file not
+        // seen whole yet (still being copied in) is not among them.
+        std::fs::write(folder.join("copying.txt"), "Wor").unwrap();
+        assert_eq!(d.waiting_corrections.lock().unwrap().len(), 3);
         assert!(d.apply_waiting_corrections(&journal).is_empty());
+        assert!(folder.join("copying.txt").is_file());
+        assert!(!d
+            .waiting_corrections
+            .lock()
+            .unwrap()
+            .contains(&folder.join("copying.txt")));
         assert!(by_name.is_file() && by_content.is_file() && json.is_file());
     }
 

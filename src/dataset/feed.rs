@@ -28,6 +28,8 @@ pub struct Dataset {
     pub remote: Option<Remote>,
     /// The manifest changed since it was last copied to `remote`.
     pub manifest_dirty: std::sync::atomic::AtomicBool,
+    /// Correction files seen whole that wait for their input (`correct`).
+    pub(super) waiting_corrections: Mutex<std::collections::BTreeSet<PathBuf>>,
     pub rules: Rules,
     pub language: Option<String>,
     pub threshold_seconds: f64,
@@ -123,6 +125,7 @@ impl Dataset {
             root: std::path::absolute(&root).unwrap_or(root),
             remote,
             manifest_dirty: std::sync::atomic::AtomicBool::new(true),
+            waiting_corrections: Mutex::default(),
             rules: Rules {
                 min_seconds: *c.min_segment_seconds.get_ref(),
                 max_seconds: *c.max_segment_seconds.get_ref(),

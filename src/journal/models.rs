@@ -95,6 +95,11 @@ pub enum RegistryError {
     NoSuchModel(i64),
     #[error("no model served before the serving one: nothing to roll back to")]
     NothingToRollBackTo,
+    #[error("the model it was scored against ({parent}) no longer serves ({}): it is kept as a candidate", .serving.as_deref().unwrap_or("none"))]
+    ParentReplaced {
+        parent: String,
+        serving: Option<String>,
+    },
 }
 
 const COLUMNS: &str = "id, sha256, path, parent_sha256, run_id, dataset, manifest_sha256, wer, \
@@ -142,6 +147,20 @@ impl Journal {
             .optional()
             .map_err(&db)?;
         if let (true, Some(s)) = (known, serving) {
+            // The configured file is where that content is now (it may have moved).
+            tx.execute(
+                "UPDATE models SET path = ?2 WHERE sha256 = ?1",
+                params![sha256, path],
+            )
+            .map_err(&db)?;
+            let s = if s.sha256 == sha256 {
+                ModelRow {
+                    path: PathBuf::from(path),
+                    ..s
+                }
+            } else {
+                s
+            };
             tx.commit().map_err(&db)?;
             return Ok(s);
         }
@@ -210,8 +229,34 @@ impl Journal {
 
     /// Makes model `id` the serving one, and the one serving until now retired, together.
     pub fn model_promote(&mut self, id: i64) -> Result<ModelRow, RegistryError> {
+        self.promote_if(id, None)
+    }
+
+    /// The same, only while `parent` still serves (a run's candidate was scored against it;
+    /// a model promoted since, by hand or by another run, is not replaced).
+    pub fn model_promote_over(&mut self, id: i64, parent: &str) -> Result<ModelRow, RegistryError> {
+        self.promote_if(id, Some(parent))
+    }
+
+    fn promote_if(&mut self, id: i64, parent: Option<&str>) -> Result<ModelRow, RegistryError> {
         let db = db_error(&self.path);
         let tx = begin(&mut self.conn, &self.path)?;
+        if let Some(parent) = parent {
+            let serving: Option<String> = tx
+                .query_row(
+                    "SELECT sha256 FROM models WHERE state = 'serving'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(&db)?;
+            if serving.as_deref() != Some(parent) {
+                return Err(RegistryError::ParentReplaced {
+                    parent: parent.to_string(),
+                    serving,
+                });
+            }
+        }
         let exists: bool = tx
             .query_row(
                 "SELECT EXISTS (SELECT 1 FROM models WHERE id = ?1)",
@@ -330,6 +375,12 @@ mod tests {
             j.model_promote(99),
             Err(RegistryError::NoSuchModel(99))
         ));
+        // A run's candidate scored against "aa" does not replace "bb", promoted since.
+        assert!(matches!(
+            j.model_promote_over(1, "aa"),
+            Err(RegistryError::ParentReplaced { .. })
+        ));
+        assert_eq!(j.serving_model().unwrap().unwrap().sha256, "bb");
         // A configured model the registry never saw is the operator's choice: it serves.
         assert_eq!(j.models_start("cc", "/m/base.bin").unwrap().sha256, "cc");
         let serving: Vec<_> = j

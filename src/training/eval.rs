@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::wer::Tally;
-use crate::dataset::manifest::{self, Line};
+use crate::dataset::manifest::{self, Label, Line};
 use crate::dataset::split;
 use crate::model::{import_hf, ModelError, WeightType};
 use crate::pipeline::cancel::Cancel;
@@ -47,8 +47,12 @@ pub struct Scored {
 /// `run.json`'s `eval`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evaluation {
+    /// The held-out pieces scored, and their hours.
     pub utterances: usize,
     pub hours: f64,
+    /// Held-out pieces left out because the serving model labelled them itself (or no one
+    /// knows who did): its own words cannot score it.
+    pub self_labelled: usize,
     pub baseline: Option<Scored>,
     pub candidate: Option<Scored>,
     /// The candidate as ggml, relative to the run's folder.
@@ -63,6 +67,8 @@ pub struct Evaluation {
 pub enum EvalError {
     #[error("no held-out inputs in this run (eval_fraction is 0, or none fell on the held-out side yet): nothing to score")]
     NoHeldOut,
+    #[error("none of the {0} held-out pieces is labelled independently of the serving model, whose own transcripts cannot score it: correct some held-out inputs by hand (corrections/) or label the dataset with a teacher_model")]
+    OnlySelfLabelled(usize),
     #[error("cannot read the held-out pieces {}: {source}", .path.display())]
     Read {
         path: PathBuf,
@@ -85,12 +91,13 @@ pub enum EvalError {
 /// folder). Never fails as a whole: what could not be scored says why in `error`.
 pub fn evaluate(serving: &Serving, dir: &Path, cancel: &Cancel) -> Evaluation {
     let held_out = dir.join(split::EVAL_FILE_NAME);
-    let lines = match manifest::read(&held_out) {
+    let all = match manifest::read(&held_out) {
         Ok(c) => c.lines,
         Err(source) => {
             return failed(
                 0,
                 0.0,
+                0,
                 EvalError::Read {
                     path: held_out,
                     source,
@@ -98,22 +105,32 @@ pub fn evaluate(serving: &Serving, dir: &Path, cancel: &Cancel) -> Evaluation {
             )
         }
     };
+    if all.is_empty() {
+        return failed(0, 0.0, 0, EvalError::NoHeldOut);
+    }
+    let total = all.len();
+    let lines: Vec<Line> = all
+        .into_iter()
+        .filter(|l| independent(l, &serving.sha256))
+        .collect();
+    let self_labelled = total - lines.len();
+    if lines.is_empty() {
+        return failed(0, 0.0, self_labelled, EvalError::OnlySelfLabelled(total));
+    }
     let hours = lines.iter().map(|l| l.duration).sum::<f64>() / 3600.0;
     let n = lines.len();
-    if lines.is_empty() {
-        return failed(0, 0.0, EvalError::NoHeldOut);
-    }
     let opts = DecodeOptions {
         cancel: cancel.clone(),
         ..serving.opts.clone()
     };
     let baseline = match score(&*serving.transcriber, &serving.sha256, &lines, &opts) {
         Ok(s) => s,
-        Err(e) => return failed(n, hours, e),
+        Err(e) => return failed(n, hours, self_labelled, e),
     };
     let mut eval = Evaluation {
         utterances: n,
         hours,
+        self_labelled,
         baseline: Some(baseline),
         candidate: None,
         candidate_model: None,
@@ -129,10 +146,21 @@ pub fn evaluate(serving: &Serving, dir: &Path, cancel: &Cancel) -> Evaluation {
     eval
 }
 
-fn failed(utterances: usize, hours: f64, e: EvalError) -> Evaluation {
+/// Whether a line's text can score the model `serving`: a person's, or another model's (a
+/// teacher's, or an earlier serving model's).
+fn independent(l: &Line, serving: &str) -> bool {
+    match l.label {
+        Some(Label::Human) => true,
+        Some(Label::Machine) => l.model_sha256.as_deref().is_some_and(|m| m != serving),
+        None => false,
+    }
+}
+
+fn failed(utterances: usize, hours: f64, self_labelled: usize, e: EvalError) -> Evaluation {
     Evaluation {
         utterances,
         hours,
+        self_labelled,
         baseline: None,
         candidate: None,
         candidate_model: None,
@@ -153,7 +181,11 @@ fn candidate(
     }
     let out = dir.join(CANDIDATE_FILE_NAME);
     let wtype = WeightType::of_model(&serving.model).unwrap_or(WeightType::F16);
+    // Between the long steps, a stop is heeded (the decoder heeds it within them).
+    let heed = || opts.cancel.stopped().map_or(Ok(()), |why| Err(EvalError::Stopped(why)));
+    heed()?;
     import_hf(&source, &out, wtype, None).map_err(EvalError::Convert)?;
+    heed()?;
     let sha256 = crate::hash::sha256_file(&out).map_err(|source| EvalError::Read {
         path: out.clone(),
         source,
@@ -193,4 +225,26 @@ fn score(
         errors: tally.errors,
         reference_words: tally.reference_words,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_labels_the_serving_model_did_not_write_can_score_it() {
+        let line = |label, model: Option<&str>| Line {
+            label,
+            model_sha256: model.map(str::to_string),
+            ..Line::default()
+        };
+        assert!(independent(&line(Some(Label::Human), None), "aa"));
+        assert!(independent(
+            &line(Some(Label::Machine), Some("teacher")),
+            "aa"
+        ));
+        assert!(!independent(&line(Some(Label::Machine), Some("aa")), "aa"));
+        assert!(!independent(&line(Some(Label::Machine), None), "aa"));
+        assert!(!independent(&line(None, None), "aa"));
+    }
 }

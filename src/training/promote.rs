@@ -47,7 +47,9 @@ pub fn decide(policy: Promote, min_wer_gain: f64, eval: &Evaluation) -> Result<S
                 "held-out WER {:.4} against the serving model's {:.4} ({} utterances)",
                 candidate.wer, baseline.wer, eval.utterances
             );
-            if gain > 0.0 && gain >= min_wer_gain {
+            // Both rates divide by the same words: a gain of exactly min_wer_gain counts,
+            // whatever the floating-point rounding of the two divisions.
+            if gain > 0.0 && gain + 1e-9 >= min_wer_gain {
                 Ok(said)
             } else {
                 Err(format!("{said}: not better by min_wer_gain {min_wer_gain}"))
@@ -116,7 +118,7 @@ pub fn settle(
         }
     };
     let (promoted, reason) = match verdict {
-        Ok(why) => match j.model_promote(id) {
+        Ok(why) => match j.model_promote_over(id, facts.parent_sha256) {
             Ok(_) => (true, why),
             Err(e) => (false, format!("{why}, but it could not be promoted: {e}")),
         },
@@ -143,6 +145,8 @@ fn keep(run: &Path, models_dir: &Path, sha256: &str) -> std::io::Result<PathBuf>
     }
     let to = models_dir.join(format!("{sha256}.bin"));
     place(&run.join(CANDIDATE_FILE_NAME), &to)?;
+    // The names themselves must survive a power cut before the registry points at them.
+    std::fs::File::open(models_dir)?.sync_all()?;
     Ok(to)
 }
 
@@ -174,6 +178,7 @@ mod tests {
         Evaluation {
             utterances: 4,
             hours: 0.01,
+            self_labelled: 0,
             baseline: Some(scored(baseline, "aa")),
             candidate: candidate.map(|w| scored(w, "bb")),
             candidate_model: candidate.map(|_| CANDIDATE_FILE_NAME.into()),
@@ -189,6 +194,10 @@ mod tests {
         assert!(decide(IfBetter, 0.0, &eval(0.20, Some(0.25))).is_err());
         assert!(decide(IfBetter, 0.1, &eval(0.20, Some(0.15))).is_err());
         assert!(decide(IfBetter, 0.05, &eval(0.20, Some(0.15))).is_ok());
+        assert!(
+            decide(IfBetter, 0.1, &eval(0.30, Some(0.20))).is_ok(),
+            "exactly the gain"
+        );
         assert!(decide(Always, 0.0, &eval(0.20, Some(0.90))).is_ok());
         assert!(decide(Never, 0.0, &eval(0.20, Some(0.0))).is_err());
         let unscored = decide(Always, 0.0, &eval(0.20, None)).unwrap_err();

@@ -341,6 +341,7 @@ async fn score_run(
     let eval = ended.unwrap_or_else(|e| Evaluation {
         utterances: 0,
         hours: 0.0,
+        self_labelled: 0,
         baseline: None,
         candidate: None,
         candidate_model: None,

@@ -24,7 +24,16 @@ const SENTENCES: [&str; 8] = [
     "A small boat drifted slowly down the river.",
 ];
 
-fn config(d: &Path, hours: f64, hook: &str) -> PathBuf {
+/// What a test's dataset is labelled with and how its run trains and promotes.
+struct Setup {
+    promote: &'static str,
+    /// Extra recipe arguments.
+    train: &'static str,
+    /// The training inputs' corrections: their sentences (right), or nonsense (wrong).
+    wrong_labels: bool,
+}
+
+fn config(d: &Path, hours: f64, hook: &str, s: &Setup) -> PathBuf {
     let config = d.join("hotfolderd.toml");
     let inbox = d.join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
@@ -36,16 +45,17 @@ fn config(d: &Path, hours: f64, hook: &str) -> PathBuf {
              [[watch]]\npath = {inbox:?}\noutput = {:?}\nstable_for = \"500ms\"\n\
              [[dataset]]\nname = \"calls\"\nsources = [{inbox:?}]\npath = {:?}\n\
              train_after_hours = {hours}\nmin_segment_seconds = 0.5\neval_fraction = 0.5\n\
-             promote = \"always\"\nmin_interval = \"1h\"\n\
-             [dataset.trainer]\ncommand = [{:?}, {recipe:?}, \"--max-steps\", \"2\", \
-             \"--batch-size\", \"1\", \"--learning-rate\", \"1e-6\"]\n\
+             promote = {:?}\nmin_interval = \"1h\"\n\
+             [dataset.trainer]\ncommand = [{:?}, {recipe:?}, \"--batch-size\", \"1\", {}]\n\
              [[notify]]\nkind = \"webhook\"\nurl = {hook:?}\nsecret_file = {:?}\n\
              events = [\"model_promoted\"]\n",
             d.join("state/journal.sqlite"),
             model("tiny.en"),
             d.join("out"),
             d.join("datasets/calls"),
+            s.promote,
             trainer_python(),
+            s.train,
             d.join("webhook.secret"),
         ),
     )
@@ -53,30 +63,37 @@ fn config(d: &Path, hours: f64, hook: &str) -> PathBuf {
     config
 }
 
-#[test]
-fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    // One input that the content hash holds out and two that train.
+/// A finished, scored run and what led to it.
+struct Scored {
+    daemon: Daemon,
+    hook: Hook,
+    log: PathBuf,
+    folder: PathBuf,
+    run: Value,
+    /// The held-out input first, then the two training inputs.
+    inputs: Vec<PathBuf>,
+}
+
+/// Three inputs in the dataset (one the content hash holds out, two that train), each
+/// corrected by a person, then a restart with a threshold the run crosses at once.
+fn scored_run(d: &Path, s: &Setup) -> Scored {
     let (mut held, mut train) = (Vec::new(), Vec::new());
     for (i, text) in SENTENCES.iter().enumerate() {
         let wav = speak(d, &format!("s{i}"), text, "en-us");
         let sha = hotfolderd::hash::sha256_file(&wav).unwrap();
         if split::held_out(&sha, 0.5) {
-            held.push(wav);
+            held.push((wav, sha, *text));
         } else {
-            train.push(wav);
+            train.push((wav, sha, *text));
         }
     }
     assert!(!held.is_empty() && train.len() >= 2, "{held:?} {train:?}");
-    let inputs: Vec<PathBuf> = held[..1].iter().chain(&train[..2]).cloned().collect();
+    let chosen: Vec<_> = held[..1].iter().chain(&train[..2]).cloned().collect();
 
-    // All three in the dataset first (a threshold no run reaches), then a restart with one
-    // that every run crosses: the run sees all of them.
     std::fs::write(d.join("webhook.secret"), "s3cret\n").unwrap();
     let hook = Hook::start();
-    let daemon = start_daemon(&config(d, 100.0, &hook.url()));
-    for wav in &inputs {
+    let daemon = start_daemon(&config(d, 100.0, &hook.url(), s));
+    for (wav, _, _) in &chosen {
         std::fs::copy(wav, d.join("inbox").join(wav.file_name().unwrap())).unwrap();
     }
     let manifest_path = d.join("datasets/calls/manifest.jsonl");
@@ -87,10 +104,23 @@ fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
             shas.len() == 3
         })
     });
+    // A person's words for each: the serving model's own cannot score it.
+    let corrections = d.join("datasets/calls/corrections");
+    for (i, (_, sha, text)) in chosen.iter().enumerate() {
+        let said = if s.wrong_labels && i > 0 {
+            "banana umbrella seven purple banana umbrella seven purple"
+        } else {
+            text
+        };
+        std::fs::write(corrections.join(format!("{sha}.txt")), said).unwrap();
+        wait_until("the correction applied", || {
+            corrections.join(format!("done/{sha}.txt")).is_file()
+        });
+    }
     stop(daemon);
     let log = d.join("daemon.log");
     let daemon = start_daemon_with(
-        &config(d, 0.0001, &hook.url()),
+        &config(d, 0.0001, &hook.url(), s),
         Start {
             log: Some(&log),
             ..Start::default()
@@ -110,6 +140,47 @@ fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
         serde_json::from_slice(&std::fs::read(folder.join("run.json")).unwrap()).unwrap();
     let said = std::fs::read_to_string(&log).unwrap();
     assert_eq!(run["state"], "succeeded", "{run}\n{said}");
+    println!("eval: {}\npromotion: {}", run["eval"], run["promotion"]);
+    Scored {
+        daemon,
+        hook,
+        log,
+        folder,
+        run,
+        inputs: chosen.into_iter().map(|(wav, _, _)| wav).collect(),
+    }
+}
+
+/// The `model_sha256` of the json for a new spoken file `name`.
+fn json_model(d: &Path, name: &str, text: &str) -> String {
+    let wav = speak(d, name, text, "en-us");
+    std::fs::copy(&wav, d.join("inbox").join(format!("{name}.wav"))).unwrap();
+    let out = d.join("out").join(format!("{name}.json"));
+    wait_until("its transcript", || out.is_file());
+    let json: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    json["model_sha256"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let Scored {
+        daemon,
+        hook,
+        log,
+        folder,
+        run,
+        inputs,
+    } = scored_run(
+        d,
+        &Setup {
+            promote: "always",
+            train: "\"--max-steps\", \"2\", \"--learning-rate\", \"1e-6\"",
+            wrong_labels: false,
+        },
+    );
+    let said = std::fs::read_to_string(&log).unwrap();
 
     // The trainer started from the serving model, exported once under the dataset.
     let tiny_sha = hotfolderd::hash::sha256_file(&model("tiny.en")).unwrap();
@@ -128,8 +199,8 @@ fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
     assert!(!held_out.is_empty() && held_out.iter().all(|l| l.sha256 == held_sha));
     assert!(!trained.is_empty() && trained.iter().all(|l| l.sha256 != held_sha));
     let eval = &run["eval"];
-    println!("eval: {eval}");
     assert_eq!(eval["utterances"], held_out.len(), "{eval}");
+    assert_eq!(eval["self_labelled"], 0, "{eval}");
     assert!(eval["error"].is_null(), "{eval}");
     let baseline = &eval["baseline"];
     assert_eq!(baseline["model_sha256"], tiny_sha.as_str());
@@ -138,8 +209,8 @@ fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
         .map(|l| hotfolderd::training::wer::words(&l.text).len())
         .sum();
     assert_eq!(baseline["reference_words"], words);
-    // The labels are the serving model's own words, so it scores (nearly) perfectly.
-    assert!(baseline["wer"].as_f64().unwrap() < 0.2, "{eval}");
+    // The person's words for clear speech: tiny.en gets (nearly) all of them.
+    assert!(baseline["wer"].as_f64().unwrap() < 0.3, "{eval}");
 
     // The candidate: the recipe's final model as ggml in the run, scored the same way.
     let candidate = folder.join("candidate.bin");
@@ -180,14 +251,6 @@ fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
     assert_eq!(hotfolderd::hash::sha256_file(kept).unwrap(), candidate_sha);
 
     // The running daemon swaps it in: the next file's json names it, with no restart.
-    let json_model = |name: &str, text: &str| -> String {
-        let wav = speak(d, name, text, "en-us");
-        std::fs::copy(&wav, d.join("inbox").join(format!("{name}.wav"))).unwrap();
-        let out = d.join("out").join(format!("{name}.json"));
-        wait_until("its transcript", || out.is_file());
-        let json: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-        json["model_sha256"].as_str().unwrap().to_string()
-    };
     let swaps = || {
         std::fs::read_to_string(&log)
             .unwrap()
@@ -196,7 +259,7 @@ fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
     };
     wait_until("the swap", || swaps() == 1);
     assert_eq!(
-        json_model("after", "The new model hears this sentence."),
+        json_model(d, "after", "The new model hears this sentence."),
         candidate_sha
     );
 
@@ -205,7 +268,7 @@ fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
     assert!(said.contains("serves now"), "{said}");
     wait_until("the swap back", || swaps() == 2);
     assert_eq!(
-        json_model("back", "The old model hears this one."),
+        json_model(d, "back", "The old model hears this one."),
         tiny_sha
     );
     // Each promotion was announced with the model that serves and its lineage.
@@ -235,4 +298,48 @@ fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
             && status.contains(&format!("latest evaluation: run {run_id} scored it")),
         "{status}"
     );
+}
+
+#[test]
+fn a_candidate_trained_on_wrong_labels_is_not_promoted_if_better_is_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let Scored {
+        daemon,
+        folder,
+        run,
+        ..
+    } = scored_run(
+        d,
+        &Setup {
+            promote: "if_better",
+            train: "\"--max-steps\", \"6\", \"--learning-rate\", \"1e-3\"",
+            wrong_labels: true,
+        },
+    );
+    let eval = &run["eval"];
+    let (baseline, candidate) = (
+        eval["baseline"]["wer"].as_f64().unwrap(),
+        eval["candidate"]["wer"].as_f64().unwrap(),
+    );
+    assert!(candidate > baseline, "the nonsense made it worse: {eval}");
+    assert_eq!(run["promotion"]["promoted"], false, "{run}");
+    let reason = run["promotion"]["reason"].as_str().unwrap();
+    assert!(reason.contains("not better"), "{reason}");
+    // Registered as a candidate, with the serving model unchanged: the next file says so.
+    let config = d.join("hotfolderd.toml");
+    let models: Vec<Value> =
+        serde_json::from_str(&hotfolderd(&["model", "list", "--json"], &config)).unwrap();
+    let states: Vec<&str> = models
+        .iter()
+        .map(|m| m["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["serving", "candidate"]);
+    assert!(folder.join("candidate.bin").is_file());
+    let tiny_sha = hotfolderd::hash::sha256_file(&model("tiny.en")).unwrap();
+    assert_eq!(
+        json_model(d, "later", "Nothing has changed here."),
+        tiny_sha
+    );
+    stop(daemon);
 }
