@@ -182,7 +182,11 @@ fn candidate(
     let out = dir.join(CANDIDATE_FILE_NAME);
     let wtype = WeightType::of_model(&serving.model).unwrap_or(WeightType::F16);
     // Between the long steps, a stop is heeded (the decoder heeds it within them).
-    let heed = || opts.cancel.stopped().map_or(Ok(()), |why| Err(EvalError::Stopped(why)));
+    let heed = || {
+        opts.cancel
+            .stopped()
+            .map_or(Ok(()), |why| Err(EvalError::Stopped(why)))
+    };
     heed()?;
     import_hf(&source, &out, wtype, None).map_err(EvalError::Convert)?;
     heed()?;

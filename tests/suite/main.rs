@@ -30,6 +30,7 @@ mod non_speech;
 mod notify;
 mod one_path;
 mod package;
+mod registry;
 mod reload;
 mod retention;
 mod s3;
