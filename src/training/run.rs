@@ -564,12 +564,30 @@ pub fn reap(d: &Dataset, run: &Run, journal: &Mutex<Journal>) -> Result<(), Stri
             signal_group(pid as i32, libc::SIGKILL);
         }
     }
-    let detail = "the daemon ended while it ran";
+    // Its candidate registered means the trainer succeeded and the run was scored: the
+    // daemon ended between the promotion and the record. The run counts as succeeded (its
+    // hours are used), and the registry keeps its scores.
+    let registered = lock(journal)
+        .models()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|m| m.lineage.run_id.as_deref() == Some(run.id.as_str()));
+    let (state, detail) = match &registered {
+        Some(m) => (
+            RunState::Succeeded,
+            format!(
+                "the daemon ended after the run was scored and its candidate registered as model #{} ({}); its scores are in `hotfolderd model list`",
+                m.id,
+                m.state.as_str()
+            ),
+        ),
+        None => (RunState::Interrupted, "the daemon ended while it ran".to_string()),
+    };
     let partial = partial_dir(d, &run.id);
     if partial.is_dir() {
         let exit = Exit {
-            state: RunState::Interrupted,
-            detail: detail.into(),
+            state,
+            detail: detail.clone(),
             code: None,
             signal: None,
         };
@@ -581,7 +599,7 @@ pub fn reap(d: &Dataset, run: &Run, journal: &Mutex<Journal>) -> Result<(), Stri
         publish(d, &run.id, &record)?;
     }
     lock(journal)
-        .run_end(&run.id, RunState::Interrupted, detail)
+        .run_end(&run.id, state, &detail)
         .map_err(|e| e.to_string())
 }
 
@@ -595,4 +613,56 @@ pub fn parse_metrics(text: &str) -> Vec<serde_json::Value> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(serde_json::Value::is_object)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Lineage;
+
+    #[test]
+    fn a_run_whose_candidate_was_registered_before_a_crash_is_reaped_as_succeeded() {
+        let dir = tempfile::tempdir().unwrap();
+        let c: crate::config::DatasetConfig = toml::from_str(&format!(
+            "name = \"d\"\nsources = [\"x\"]\npath = {:?}\ntrain_after_hours = 1.0\n[trainer]\ncommand = [\"true\"]\n",
+            dir.path().join("d")
+        ))
+        .unwrap();
+        let d = Dataset::from_config(&c, dir.path());
+        let journal = Mutex::new(Journal::open(&dir.path().join("j.sqlite")).unwrap());
+        let lineage = Lineage {
+            run_id: Some("scored".into()),
+            ..Lineage::default()
+        };
+        // One run at a time per dataset: each is started, then reaped as a restart would.
+        for id in ["scored", "cut-off"] {
+            assert!(lock(&journal).run_start(id, "d", 3600.0).unwrap());
+            std::fs::create_dir_all(partial_dir(&d, id)).unwrap();
+            if id == "scored" {
+                lock(&journal)
+                    .model_add("bb", "/m/bb.bin", &lineage)
+                    .unwrap();
+            }
+            let run = lock(&journal)
+                .runs(Some("d"))
+                .unwrap()
+                .into_iter()
+                .find(|r| r.id == id)
+                .unwrap();
+            reap(&d, &run, &journal).unwrap();
+        }
+        let states: std::collections::BTreeMap<String, RunState> = lock(&journal)
+            .runs(Some("d"))
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id, r.state))
+            .collect();
+        assert_eq!(states["scored"], RunState::Succeeded);
+        assert_eq!(states["cut-off"], RunState::Interrupted);
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run_dir(&d, "scored").join(RUN_JSON)).unwrap())
+                .unwrap();
+        assert_eq!(record["state"], "succeeded");
+        assert!(record["detail"].as_str().unwrap().contains("model #1"));
+    }
 }
