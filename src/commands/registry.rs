@@ -128,7 +128,10 @@ fn change(journal: &mut Journal, id: Option<i64>) -> Result<ModelRow, SwitchErro
             path: target.path,
         });
     }
-    Ok(journal.model_promote(target.id)?)
+    Ok(match id {
+        Some(id) => journal.model_promote(id)?,
+        None => journal.model_rollback_to(Some(target.id))?,
+    })
 }
 
 /// `hotfolderd status`'s lines on the serving model and its latest evaluation.

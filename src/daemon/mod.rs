@@ -273,7 +273,7 @@ async fn registered_model(config: &Config) -> Result<(PathBuf, String), DaemonEr
             found => {
                 let why = found.map_or_else(|e| e.to_string(), |_| "its content changed".into());
                 tracing::error!(model = %serving.path.display(), id = serving.id, %why,
-                    "cannot serve the registry's serving model: serving [asr] model instead (`hotfolderd model promote` or `rollback` to mend the registry)");
+                    "cannot serve the registry's serving model: serving [asr] model instead; until `hotfolderd model promote` or `rollback` mends the registry, runs do not promote and the daemon keeps trying to load it");
                 Ok((configured, sha256))
             }
         }

@@ -169,10 +169,11 @@ async fn reap_interrupted(shared: &Arc<Shared>) {
                 None => s
                     .journal()
                     .run_end(&r.id, RunState::Interrupted, "the daemon ended while it ran")
+                    .map(|()| RunState::Interrupted)
                     .map_err(|e| e.to_string()),
             };
             match result {
-                Ok(()) => tracing::warn!(run = %r.id, dataset = %r.dataset, "training run interrupted by the last stop; recorded as interrupted"),
+                Ok(state) => tracing::warn!(run = %r.id, dataset = %r.dataset, state = state.as_str(), "training run cut off by the last stop; recorded"),
                 Err(e) => tracing::error!(run = %r.id, error = %e, "cannot record an interrupted run"),
             }
         }

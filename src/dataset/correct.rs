@@ -79,6 +79,9 @@ impl Dataset {
         journal: &Mutex<Journal>,
         path: &Path,
     ) -> Result<Outcome, DatasetError> {
+        // One at a time, and the waiting set changes with the outcome under the same lock:
+        // an input added meanwhile finds the file in the set, or the file finds the input.
+        let _one_at_a_time = self.lock();
         let outcome = self.apply_one(journal, path);
         let mut waiting = self
             .waiting_corrections
@@ -103,7 +106,6 @@ impl Dataset {
         if name.starts_with('.') || is_own_temp(name) {
             return Ok(Outcome::Ignored);
         }
-        let _one_at_a_time = self.lock();
         // Not followed: a link could point anywhere, and moving it would not move its file.
         let meta = match std::fs::symlink_metadata(path) {
             Ok(m) if m.is_symlink() => {

@@ -95,6 +95,8 @@ pub enum RegistryError {
     NoSuchModel(i64),
     #[error("no model served before the serving one: nothing to roll back to")]
     NothingToRollBackTo,
+    #[error("the registry changed meanwhile (another promotion): look at `hotfolderd model list` and try again")]
+    Changed,
     #[error("the model it was scored against ({parent}) no longer serves ({}): it is kept as a candidate", .serving.as_deref().unwrap_or("none"))]
     ParentReplaced {
         parent: String,
@@ -124,6 +126,40 @@ fn row(r: &Row<'_>) -> rusqlite::Result<ModelRow> {
     })
 }
 
+fn serving_sha(c: &rusqlite::Connection) -> rusqlite::Result<Option<String>> {
+    c.query_row(
+        "SELECT sha256 FROM models WHERE state = 'serving'",
+        [],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+fn rollback_target(c: &rusqlite::Connection) -> rusqlite::Result<Option<ModelRow>> {
+    c.query_row(
+        &format!(
+            "SELECT {COLUMNS} FROM models WHERE state != 'serving' AND served_at IS NOT NULL
+             ORDER BY served_at DESC, id DESC LIMIT 1"
+        ),
+        [],
+        row,
+    )
+    .optional()
+}
+
+/// Inside a transaction: `id` serves, the one serving until now is retired.
+fn switch_to(c: &rusqlite::Connection, id: i64) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE models SET state = 'retired' WHERE state = 'serving' AND id != ?1",
+        params![id],
+    )?;
+    c.execute(
+        "UPDATE models SET state = 'serving', served_at = ?2 WHERE id = ?1 AND state != 'serving'",
+        params![id, now_ms()],
+    )?;
+    Ok(())
+}
+
 impl Journal {
     /// Start-up with the model `[asr] model` names. A registry that knows that file's
     /// content keeps serving what it serves (a model promoted since); a content it does not
@@ -147,19 +183,34 @@ impl Journal {
             .optional()
             .map_err(&db)?;
         if let (true, Some(s)) = (known, serving) {
-            // The configured file is where that content is now (it may have moved).
-            tx.execute(
-                "UPDATE models SET path = ?2 WHERE sha256 = ?1",
-                params![sha256, path],
-            )
-            .map_err(&db)?;
-            let s = if s.sha256 == sha256 {
-                ModelRow {
-                    path: PathBuf::from(path),
-                    ..s
-                }
-            } else {
-                s
+            // The configured file holds that content: where the row's file is gone (moved),
+            // the row follows it. A row whose file is still there keeps it (a kept copy
+            // outlives a configured file that may change later).
+            let stored: String = tx
+                .query_row(
+                    "SELECT path FROM models WHERE sha256 = ?1",
+                    params![sha256],
+                    |r| r.get(0),
+                )
+                .map_err(&db)?;
+            if !std::path::Path::new(&stored).is_file() {
+                tx.execute(
+                    "UPDATE models SET path = ?2 WHERE sha256 = ?1",
+                    params![sha256, path],
+                )
+                .map_err(&db)?;
+            }
+            let s = match tx
+                .query_row(
+                    &format!("SELECT {COLUMNS} FROM models WHERE state = 'serving'"),
+                    [],
+                    row,
+                )
+                .optional()
+                .map_err(&db)?
+            {
+                Some(now) => now,
+                None => s,
             };
             tx.commit().map_err(&db)?;
             return Ok(s);
@@ -189,13 +240,15 @@ impl Journal {
     }
 
     /// Registers a run's candidate (already in place at `path`); a content registered
-    /// before keeps its row. Returns its id.
+    /// before keeps its row. With `promote_over`, it also serves from now on, in the same
+    /// transaction, if that parent still serves (else the reason it does not). Returns its id.
     pub fn model_add(
         &mut self,
         sha256: &str,
         path: &str,
         lineage: &Lineage,
-    ) -> Result<i64, JournalError> {
+        promote_over: Option<&str>,
+    ) -> Result<(i64, Result<(), RegistryError>), JournalError> {
         let db = db_error(&self.path);
         let tx = begin(&mut self.conn, &self.path)?;
         tx.execute(
@@ -223,89 +276,71 @@ impl Journal {
                 |r| r.get(0),
             )
             .map_err(&db)?;
+        let promoted = match promote_over {
+            None => Ok(()),
+            Some(parent) => match serving_sha(&tx).map_err(&db)? {
+                Some(now) if now == parent => {
+                    switch_to(&tx, id).map_err(&db)?;
+                    Ok(())
+                }
+                now => Err(RegistryError::ParentReplaced {
+                    parent: parent.to_string(),
+                    serving: now,
+                }),
+            },
+        };
         tx.commit().map_err(&db)?;
-        Ok(id)
+        Ok((id, promoted))
     }
 
     /// Makes model `id` the serving one, and the one serving until now retired, together.
     pub fn model_promote(&mut self, id: i64) -> Result<ModelRow, RegistryError> {
-        self.promote_if(id, None)
-    }
-
-    /// The same, only while `parent` still serves (a run's candidate was scored against it;
-    /// a model promoted since, by hand or by another run, is not replaced).
-    pub fn model_promote_over(&mut self, id: i64, parent: &str) -> Result<ModelRow, RegistryError> {
-        self.promote_if(id, Some(parent))
-    }
-
-    fn promote_if(&mut self, id: i64, parent: Option<&str>) -> Result<ModelRow, RegistryError> {
         let db = db_error(&self.path);
         let tx = begin(&mut self.conn, &self.path)?;
-        if let Some(parent) = parent {
-            let serving: Option<String> = tx
-                .query_row(
-                    "SELECT sha256 FROM models WHERE state = 'serving'",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(&db)?;
-            if serving.as_deref() != Some(parent) {
-                return Err(RegistryError::ParentReplaced {
-                    parent: parent.to_string(),
-                    serving,
-                });
-            }
-        }
-        let exists: bool = tx
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM models WHERE id = ?1)",
-                params![id],
-                |r| r.get(0),
-            )
-            .map_err(&db)?;
-        if !exists {
-            return Err(RegistryError::NoSuchModel(id));
-        }
-        tx.execute(
-            "UPDATE models SET state = 'retired' WHERE state = 'serving' AND id != ?1",
-            params![id],
-        )
-        .map_err(&db)?;
-        tx.execute(
-            "UPDATE models SET state = 'serving', served_at = ?2 WHERE id = ?1 AND state != 'serving'",
-            params![id, now_ms()],
-        )
-        .map_err(&db)?;
         let s = tx
             .query_row(
                 &format!("SELECT {COLUMNS} FROM models WHERE id = ?1"),
                 params![id],
                 row,
             )
-            .map_err(&db)?;
+            .optional()
+            .map_err(&db)?
+            .ok_or(RegistryError::NoSuchModel(id))?;
+        switch_to(&tx, id).map_err(&db)?;
         tx.commit().map_err(&db)?;
-        Ok(s)
+        Ok(ModelRow {
+            state: ModelState::Serving,
+            ..s
+        })
     }
 
-    /// Serves again the model that served before the serving one.
+    /// Serves again the model that served before the serving one, chosen and switched to in
+    /// one transaction (a promotion in between is not undone by a stale choice).
     pub fn model_rollback(&mut self) -> Result<ModelRow, RegistryError> {
-        let previous = self.model_rollback_target()?;
-        self.model_promote(previous.id)
+        self.model_rollback_to(None)
+    }
+
+    /// The same, only if the model it would serve is still `expect` (a caller that checked
+    /// that model's file first).
+    pub fn model_rollback_to(&mut self, expect: Option<i64>) -> Result<ModelRow, RegistryError> {
+        let db = db_error(&self.path);
+        let tx = begin(&mut self.conn, &self.path)?;
+        let target = rollback_target(&tx).map_err(&db)?;
+        let target = target.ok_or(RegistryError::NothingToRollBackTo)?;
+        if expect.is_some_and(|id| id != target.id) {
+            return Err(RegistryError::Changed);
+        }
+        switch_to(&tx, target.id).map_err(&db)?;
+        tx.commit().map_err(&db)?;
+        Ok(ModelRow {
+            state: ModelState::Serving,
+            ..target
+        })
     }
 
     /// The model that served before the serving one (what a rollback serves).
     pub fn model_rollback_target(&self) -> Result<ModelRow, RegistryError> {
-        self.conn
-            .query_row(
-                &format!(
-                    "SELECT {COLUMNS} FROM models WHERE state != 'serving' AND served_at IS NOT NULL
-                     ORDER BY served_at DESC, id DESC LIMIT 1"
-                ),
-                [],
-                row,
-            )
-            .optional()
+        rollback_target(&self.conn)
             .map_err(db_error(&self.path))?
             .ok_or(RegistryError::NothingToRollBackTo)
     }
@@ -357,13 +392,18 @@ mod tests {
             wer: Some(0.1),
             baseline_wer: Some(0.2),
         };
-        let bb = j.model_add("bb", "/models/bb.bin", &lineage).unwrap();
-        assert_eq!(j.model_add("bb", "/elsewhere.bin", &lineage).unwrap(), bb);
+        let (bb, _) = j.model_add("bb", "/models/bb.bin", &lineage, None).unwrap();
+        assert_eq!(
+            j.model_add("bb", "/elsewhere.bin", &lineage, None)
+                .unwrap()
+                .0,
+            bb
+        );
         assert_eq!(j.serving_model().unwrap().unwrap().sha256, "aa");
         let promoted = j.model_promote(bb).unwrap();
         assert_eq!(
             (promoted.state, promoted.lineage.clone()),
-            (ModelState::Serving, lineage)
+            (ModelState::Serving, lineage.clone())
         );
         // The configured model, still named by the configuration, does not take over again.
         assert_eq!(j.models_start("aa", "/m/tiny.bin").unwrap().sha256, "bb");
@@ -376,10 +416,13 @@ mod tests {
             Err(RegistryError::NoSuchModel(99))
         ));
         // A run's candidate scored against "aa" does not replace "bb", promoted since.
-        assert!(matches!(
-            j.model_promote_over(1, "aa"),
-            Err(RegistryError::ParentReplaced { .. })
-        ));
+        let (_, why) = j
+            .model_add("dd", "/m/dd.bin", &lineage, Some("aa"))
+            .unwrap();
+        assert!(
+            matches!(why, Err(RegistryError::ParentReplaced { .. })),
+            "{why:?}"
+        );
         assert_eq!(j.serving_model().unwrap().unwrap().sha256, "bb");
         // A configured model the registry never saw is the operator's choice: it serves.
         assert_eq!(j.models_start("cc", "/m/base.bin").unwrap().sha256, "cc");

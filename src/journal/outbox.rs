@@ -393,8 +393,9 @@ mod tests {
             "the first model is no promotion"
         );
         let id = j
-            .model_add("bb", "/m/b.bin", &crate::journal::Lineage::default())
-            .unwrap();
+            .model_add("bb", "/m/b.bin", &crate::journal::Lineage::default(), None)
+            .unwrap()
+            .0;
         assert!(
             j.due_notifications(10).unwrap().is_empty(),
             "a candidate is no promotion"

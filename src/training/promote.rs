@@ -102,13 +102,17 @@ pub fn settle(
         wer: Some(candidate.wer),
         baseline_wer: eval.baseline.as_ref().map(|b| b.wer),
     };
+    // Registered and (if so decided) promoted in one transaction: a crash cannot register
+    // it and lose the decision.
+    let over = verdict.is_ok().then_some(facts.parent_sha256);
     let mut j = journal.lock().unwrap_or_else(|p| p.into_inner());
-    let id = match j.model_add(
+    let (id, switched) = match j.model_add(
         &candidate.model_sha256,
         &kept.display().to_string(),
         &lineage,
+        over,
     ) {
-        Ok(id) => id,
+        Ok(added) => added,
         Err(e) => {
             return Promotion {
                 promoted: false,
@@ -117,12 +121,10 @@ pub fn settle(
             }
         }
     };
-    let (promoted, reason) = match verdict {
-        Ok(why) => match j.model_promote_over(id, facts.parent_sha256) {
-            Ok(_) => (true, why),
-            Err(e) => (false, format!("{why}, but it could not be promoted: {e}")),
-        },
-        Err(why) => (false, why),
+    let (promoted, reason) = match (verdict, switched) {
+        (Ok(why), Ok(())) => (true, why),
+        (Ok(why), Err(e)) => (false, format!("{why}, but it could not be promoted: {e}")),
+        (Err(why), _) => (false, why),
     };
     Promotion {
         promoted,

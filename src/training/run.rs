@@ -555,7 +555,7 @@ fn publish(d: &Dataset, id: &str, record: &RunRecord) -> Result<(), String> {
 
 /// Start-up: a run the journal still has as running was cut off by the daemon's end. Its
 /// trainer, if still alive, is stopped; the run is recorded as interrupted.
-pub fn reap(d: &Dataset, run: &Run, journal: &Mutex<Journal>) -> Result<(), String> {
+pub fn reap(d: &Dataset, run: &Run, journal: &Mutex<Journal>) -> Result<RunState, String> {
     if let Some(pid) = run.pid.filter(|p| *p > 1) {
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
         let marker = format!("HOTFOLDERD_RUN_ID={}", run.id);
@@ -600,7 +600,8 @@ pub fn reap(d: &Dataset, run: &Run, journal: &Mutex<Journal>) -> Result<(), Stri
     }
     lock(journal)
         .run_end(&run.id, state, &detail)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(state)
 }
 
 fn lock(journal: &Mutex<Journal>) -> std::sync::MutexGuard<'_, Journal> {
@@ -639,9 +640,10 @@ mod tests {
             assert!(lock(&journal).run_start(id, "d", 3600.0).unwrap());
             std::fs::create_dir_all(partial_dir(&d, id)).unwrap();
             if id == "scored" {
-                lock(&journal)
-                    .model_add("bb", "/m/bb.bin", &lineage)
+                let (_, unpromoted) = lock(&journal)
+                    .model_add("bb", "/m/bb.bin", &lineage, None)
                     .unwrap();
+                unpromoted.unwrap();
             }
             let run = lock(&journal)
                 .runs(Some("d"))

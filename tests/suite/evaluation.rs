@@ -318,6 +318,7 @@ fn a_candidate_trained_on_wrong_labels_is_not_promoted_if_better_is_asked() {
         },
     );
     let eval = &run["eval"];
+    assert!(eval["error"].is_null(), "both models scored: {eval}");
     let (baseline, candidate) = (
         eval["baseline"]["wer"].as_f64().unwrap(),
         eval["candidate"]["wer"].as_f64().unwrap(),
