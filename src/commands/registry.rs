@@ -5,14 +5,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use serde_json::json;
-
 use crate::journal::{Journal, ModelRow, ModelState, RegistryError};
-
-fn when(ms: i64) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(at).to_string()
-}
+use crate::notify::document::model_json;
 
 fn short(sha: &str) -> &str {
     &sha[..sha.len().min(12)]
@@ -31,7 +25,7 @@ pub fn list(config: &Path, as_json: bool) -> ExitCode {
         }
     };
     if as_json {
-        let rows: Vec<_> = models.iter().map(row_json).collect();
+        let rows: Vec<_> = models.iter().map(model_json).collect();
         println!("{}", serde_json::Value::Array(rows));
         return ExitCode::SUCCESS;
     }
@@ -59,24 +53,6 @@ pub fn list(config: &Path, as_json: bool) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
-}
-
-fn row_json(m: &ModelRow) -> serde_json::Value {
-    let l = &m.lineage;
-    json!({
-        "id": m.id,
-        "sha256": m.sha256,
-        "path": m.path,
-        "state": m.state.as_str(),
-        "parent_sha256": l.parent_sha256,
-        "run_id": l.run_id,
-        "dataset": l.dataset,
-        "manifest_sha256": l.manifest_sha256,
-        "wer": l.wer,
-        "baseline_wer": l.baseline_wer,
-        "created_at": when(m.created_at),
-        "served_at": m.served_at.map(when),
-    })
 }
 
 /// `model promote ID` (`Some`) or `model rollback` (`None`).

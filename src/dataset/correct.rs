@@ -347,12 +347,7 @@ mod tests {
     #[test]
     fn corrections_for_inputs_not_yet_here_wait_and_links_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let c: crate::config::DatasetConfig = toml::from_str(&format!(
-            "name = \"d\"\nsources = [\"x\"]\npath = {:?}\ntrain_after_hours = 1.0\n[trainer]\ncommand = [\"true\"]\n",
-            dir.path().join("d")
-        ))
-        .unwrap();
-        let d = Dataset::from_config(&c, dir.path());
+        let d = crate::dataset::feed::test_dataset(dir.path(), "");
         let journal = Mutex::new(Journal::open(&dir.path().join("j.sqlite")).unwrap());
         let folder = d.corrections_dir();
         std::fs::create_dir_all(&folder).unwrap();

@@ -369,19 +369,23 @@ impl Feed<'_> {
     }
 }
 
+/// Tests' dataset `d` in `dir/d` (`extra`: more `[[dataset]]` keys).
+#[cfg(test)]
+pub(crate) fn test_dataset(dir: &Path, extra: &str) -> Dataset {
+    #[allow(clippy::unwrap_used)]
+    let c: DatasetConfig = toml::from_str(&format!(
+        "name = \"d\"\nsources = [\"x\"]\npath = {:?}\ntrain_after_hours = 1.0\n{extra}\n[trainer]\ncommand = [\"true\"]\n",
+        dir.join("d")
+    ))
+    .unwrap();
+    Dataset::from_config(&c, dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::pipeline::transcript::Segment;
-
-    fn dataset(dir: &Path, extra: &str) -> Dataset {
-        let c: DatasetConfig = toml::from_str(&format!(
-            "name = \"d\"\nsources = [\"x\"]\npath = {:?}\ntrain_after_hours = 1.0\n{extra}\n[trainer]\ncommand = [\"true\"]\n",
-            dir.join("d")
-        ))
-        .unwrap();
-        Dataset::from_config(&c, dir)
-    }
+    use test_dataset as dataset;
 
     fn transcript(language: &str) -> Transcript {
         Transcript {

@@ -140,22 +140,29 @@ pub fn run_document(n: &Notification, run: &Run) -> Value {
 
 /// The document for `model_promoted`: the model that serves from now on, and its lineage.
 pub fn model_document(n: &Notification, m: &ModelRow) -> Value {
-    let l = &m.lineage;
     json!({
         "event": n.event,
         "delivery": n.delivery,
-        "model": {
-            "id": m.id,
-            "sha256": m.sha256,
-            "path": m.path,
-            "parent_sha256": l.parent_sha256,
-            "run_id": l.run_id,
-            "dataset": l.dataset,
-            "manifest_sha256": l.manifest_sha256,
-            "wer": l.wer,
-            "baseline_wer": l.baseline_wer,
-            "served_at": m.served_at.map(rfc3339),
-        },
+        "model": model_json(m),
+    })
+}
+
+/// One registered model with its lineage, as `model_promoted` and `model list --json` say it.
+pub fn model_json(m: &ModelRow) -> Value {
+    let l = &m.lineage;
+    json!({
+        "id": m.id,
+        "sha256": m.sha256,
+        "path": m.path,
+        "state": m.state.as_str(),
+        "parent_sha256": l.parent_sha256,
+        "run_id": l.run_id,
+        "dataset": l.dataset,
+        "manifest_sha256": l.manifest_sha256,
+        "wer": l.wer,
+        "baseline_wer": l.baseline_wer,
+        "created_at": rfc3339(m.created_at),
+        "served_at": m.served_at.map(rfc3339),
     })
 }
 

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::eval::{Evaluation, CANDIDATE_FILE_NAME};
 use crate::config::Promote;
 use crate::journal::{Journal, Lineage};
+use crate::sinks::local::AtomicFile;
 
 /// `run.json`'s `promotion`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -158,11 +159,10 @@ fn place(from: &Path, to: &Path) -> std::io::Result<()> {
     if to.is_file() || std::fs::hard_link(from, to).is_ok() {
         return Ok(());
     }
-    let tmp = tempfile::NamedTempFile::new_in(to.parent().unwrap_or(Path::new(".")))?;
-    std::fs::copy(from, tmp.path())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(to).map_err(|e| e.error)?;
-    Ok(())
+    let copy = AtomicFile::create(to).map_err(|e| e.source)?;
+    let mut into = copy.as_file();
+    std::io::copy(&mut std::fs::File::open(from)?, &mut into)?;
+    copy.commit().map_err(|e| e.source)
 }
 
 #[cfg(test)]

@@ -624,12 +624,7 @@ mod tests {
     #[test]
     fn a_run_whose_candidate_was_registered_before_a_crash_is_reaped_as_succeeded() {
         let dir = tempfile::tempdir().unwrap();
-        let c: crate::config::DatasetConfig = toml::from_str(&format!(
-            "name = \"d\"\nsources = [\"x\"]\npath = {:?}\ntrain_after_hours = 1.0\n[trainer]\ncommand = [\"true\"]\n",
-            dir.path().join("d")
-        ))
-        .unwrap();
-        let d = Dataset::from_config(&c, dir.path());
+        let d = crate::dataset::feed::test_dataset(dir.path(), "");
         let journal = Mutex::new(Journal::open(&dir.path().join("j.sqlite")).unwrap());
         let lineage = Lineage {
             run_id: Some("scored".into()),

@@ -151,16 +151,6 @@ fn scored_run(d: &Path, s: &Setup) -> Scored {
     }
 }
 
-/// The `model_sha256` of the json for a new spoken file `name`.
-fn json_model(d: &Path, name: &str, text: &str) -> String {
-    let wav = speak(d, name, text, "en-us");
-    std::fs::copy(&wav, d.join("inbox").join(format!("{name}.wav"))).unwrap();
-    let out = d.join("out").join(format!("{name}.json"));
-    wait_until("its transcript", || out.is_file());
-    let json: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    json["model_sha256"].as_str().unwrap().to_string()
-}
-
 #[test]
 fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
     let dir = tempfile::tempdir().unwrap();
@@ -259,7 +249,7 @@ fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
     };
     wait_until("the swap", || swaps() == 1);
     assert_eq!(
-        json_model(d, "after", "The new model hears this sentence."),
+        transcribed_by(d, "after", "The new model hears this sentence."),
         candidate_sha
     );
 
@@ -268,7 +258,7 @@ fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
     assert!(said.contains("serves now"), "{said}");
     wait_until("the swap back", || swaps() == 2);
     assert_eq!(
-        json_model(d, "back", "The old model hears this one."),
+        transcribed_by(d, "back", "The old model hears this one."),
         tiny_sha
     );
     // Each promotion was announced with the model that serves and its lineage.
@@ -339,7 +329,7 @@ fn a_candidate_trained_on_wrong_labels_is_not_promoted_if_better_is_asked() {
     assert!(folder.join("candidate.bin").is_file());
     let tiny_sha = hotfolderd::hash::sha256_file(&model("tiny.en")).unwrap();
     assert_eq!(
-        json_model(d, "later", "Nothing has changed here."),
+        transcribed_by(d, "later", "Nothing has changed here."),
         tiny_sha
     );
     stop(daemon);

@@ -10,6 +10,8 @@ use std::time::Duration;
 use crate::common::*;
 use serde_json::Value;
 
+const TEXT: &str = "A short sentence for the model.";
+
 fn config(d: &Path, model_name: &str) -> PathBuf {
     let config = d.join("hotfolderd.toml");
     let inbox = d.join("inbox");
@@ -37,16 +39,6 @@ fn serving(config: &Path) -> String {
     let serving: Vec<&Value> = all.iter().filter(|m| m["state"] == "serving").collect();
     assert_eq!(serving.len(), 1, "exactly one serving model: {all:?}");
     serving[0]["sha256"].as_str().unwrap().to_string()
-}
-
-/// The `model_sha256` of the json for a new spoken file `name`.
-fn transcribed_by(d: &Path, name: &str) -> String {
-    let wav = speak(d, name, "A short sentence for the model.", "en-us");
-    std::fs::copy(&wav, d.join("inbox").join(format!("{name}.wav"))).unwrap();
-    let out = d.join("out").join(format!("{name}.json"));
-    wait_until("its transcript", || out.is_file());
-    let json: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    json["model_sha256"].as_str().unwrap().to_string()
 }
 
 #[test]
@@ -83,7 +75,7 @@ fn kill_9_mid_promotion_or_mid_swap_leaves_exactly_one_serving_model() {
             ..Start::default()
         },
     );
-    assert_eq!(transcribed_by(d, "first"), base);
+    assert_eq!(transcribed_by(d, "first", TEXT), base);
 
     // Promotions and rollbacks killed at every point of their transaction.
     let bin = env!("CARGO_BIN_EXE_hotfolderd");
@@ -111,7 +103,7 @@ fn kill_9_mid_promotion_or_mid_swap_leaves_exactly_one_serving_model() {
     let mut attempt = 0;
     wait_until("the daemon serves what the registry says", || {
         attempt += 1;
-        transcribed_by(d, &format!("check{attempt}")) == now
+        transcribed_by(d, &format!("check{attempt}"), TEXT) == now
     });
 
     // The daemon killed right as it swaps; the next start serves the registry's model.
@@ -130,6 +122,6 @@ fn kill_9_mid_promotion_or_mid_swap_leaves_exactly_one_serving_model() {
     signal_daemon(&mut daemon, "KILL");
     assert_eq!(serving(&config), want);
     let daemon = start_daemon(&config);
-    assert_eq!(transcribed_by(d, "after_restart"), want);
+    assert_eq!(transcribed_by(d, "after_restart", TEXT), want);
     stop(daemon);
 }

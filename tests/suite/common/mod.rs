@@ -564,3 +564,14 @@ pub fn audit_matches_journal(d: &Path) -> Vec<(i64, String)> {
     );
     audit
 }
+
+/// Speaks `text` into `d/inbox/NAME.wav` and waits for its transcript in `d/out`: the
+/// `model_sha256` its json names (which model the daemon served it with).
+pub fn transcribed_by(d: &Path, name: &str, text: &str) -> String {
+    let wav = speak(d, name, text, "en-us");
+    std::fs::copy(&wav, d.join("inbox").join(format!("{name}.wav"))).unwrap();
+    let out = d.join("out").join(format!("{name}.json"));
+    wait_until("its transcript", || out.is_file());
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    json["model_sha256"].as_str().unwrap().to_string()
+}
