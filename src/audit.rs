@@ -1,6 +1,9 @@
 //! The audit log: every state change of every input, as JSON lines in a file an operator can
 //! grep, ship or archive — `{"seq", "time", "job_id", "source", "key", "event", "detail"}`.
-//! The journal's `events` table is the source; lines are copied from it in order (`seq` is
+//! Training runs and the model registry have lines too: `job_id` is null there, and
+//! `run_id` or `model_id` says what the line is about (`source` `dataset:NAME` or
+//! `registry`; `key` the run id or the model's sha256). The journal's `events` table is the
+//! source; lines are copied from it in order (`seq` is
 //! the event's id), so the log and the journal always agree. The file is rotated by size
 //! (`audit.jsonl` → `audit.jsonl.1` → …), keeping `keep` old files.
 
@@ -12,7 +15,12 @@ use std::path::{Path, PathBuf};
 pub struct AuditLine {
     pub seq: i64,
     pub time: String,
-    pub job_id: i64,
+    /// The input's id; null for a training run's or a model's line.
+    pub job_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<i64>,
     pub source: String,
     pub key: String,
     pub event: String,
@@ -129,7 +137,9 @@ mod tests {
         AuditLine {
             seq,
             time: "t".into(),
-            job_id: 1,
+            job_id: Some(1),
+            run_id: None,
+            model_id: None,
             source: "watch:/in".into(),
             key: "a.wav".into(),
             event: "seen".into(),

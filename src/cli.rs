@@ -62,13 +62,15 @@ pub enum Command {
         config: PathBuf,
     },
     /// One input's whole story: every version seen, every state change with its time and
-    /// reason, retries, notifications and outputs.
+    /// reason, retries, notifications and outputs. Or a training run's, a model's, or (with
+    /// no argument) every training run and model change.
     History {
         #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
         config: PathBuf,
         /// A file path (in a watched folder or its done/ or failed/), an S3 key or
-        /// s3://bucket/key, or an input id.
-        what: String,
+        /// s3://bucket/key, or an input id; a training run id, or model:ID (or a model's
+        /// sha256). Nothing: every training run and model change.
+        what: Option<String>,
     },
     /// The notification outbox: list it, or send undeliverable notifications again.
     #[command(subcommand)]

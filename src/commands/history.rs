@@ -1,26 +1,38 @@
 //! `hotfolderd history PATH|KEY|ID`: one input's whole story from the journal — every
 //! version of it that was seen, and for each every state change, retry, notification and
-//! deletion, with times and reasons, across restarts.
+//! deletion, with times and reasons, across restarts. Training runs and model changes:
+//! `history_training`.
 
 use std::path::Path;
 use std::process::ExitCode;
 
+use super::history_training;
 use crate::config::Config;
 use crate::journal::Journal;
 use crate::notify::document::rfc3339;
 
-pub fn run(config_path: &Path, what: &str) -> ExitCode {
+pub fn run(config_path: &Path, what: Option<&str>) -> ExitCode {
     let (config, journal) = match super::open_journal(config_path) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
+    let Some(what) = what else {
+        return super::exit_code(history_training::print(&journal, None));
+    };
+    match history_training::find(&journal, what) {
+        Ok(Some(named)) => {
+            return super::exit_code(history_training::print(&journal, Some(&named)))
+        }
+        Ok(None) => {}
+        Err(e) => return super::exit_code(Err(e)),
+    }
     let ids = match find(&journal, &config, what) {
         Ok(ids) => ids,
         Err(e) => return super::exit_code(Err(e)),
     };
     if ids.is_empty() {
         return super::exit_code(Err(format!(
-            "nothing in the journal for {what:?} (give a file path, an S3 key or s3:// URI, or an input id)"
+            "nothing in the journal for {what:?} (give a file path, an S3 key or s3:// URI, an input id, a training run id, or model:ID; nothing at all for every run and model change)"
         )));
     }
     super::exit_code(ids.into_iter().try_for_each(|id| print_story(&journal, id)))

@@ -2,6 +2,7 @@
 pub mod check_config;
 pub mod dataset;
 pub mod history;
+mod history_training;
 pub mod man;
 pub mod model;
 pub mod notify;
@@ -31,7 +32,7 @@ pub fn run(cli: Cli) -> ExitCode {
         } => run::retry(&config, &ids, failed),
         Command::Man { out } => man::run(&out),
         Command::Notify(cmd) => notify::run(cmd),
-        Command::History { config, what } => history::run(&config, &what),
+        Command::History { config, what } => history::run(&config, what.as_deref()),
         Command::Dataset(cmd) => dataset::run(cmd),
     }
 }

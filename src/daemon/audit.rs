@@ -56,19 +56,21 @@ fn copy(shared: &Shared, log: &mut AuditLog, seq: &mut i64) -> Result<usize, Str
         *seq = (*seq).max(j.meta(CURSOR).map_err(|e| e.to_string())?);
         j.events_after(*seq, BATCH).map_err(|e| e.to_string())?
     };
-    let Some(last) = events.last().map(|e| e.0) else {
+    let Some(last) = events.last().map(|e| e.seq) else {
         return Ok(0);
     };
     let lines: Vec<AuditLine> = events
-        .iter()
-        .map(|(id, at, input, source, key, event, detail)| AuditLine {
-            seq: *id,
-            time: rfc3339(*at),
-            job_id: *input,
-            source: source.clone(),
-            key: key.clone(),
-            event: event.clone(),
-            detail: detail.clone(),
+        .into_iter()
+        .map(|e| AuditLine {
+            seq: e.seq,
+            time: rfc3339(e.at),
+            job_id: e.input_id,
+            run_id: e.run_id,
+            model_id: e.model_id,
+            source: e.source,
+            key: e.key,
+            event: e.event,
+            detail: e.detail,
         })
         .collect();
     log.append(&lines).map_err(|e| e.to_string())?;

@@ -5,7 +5,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{begin, db_error, now_ms, Journal, JournalError};
+use super::{begin, db_error, now_ms, record_event, Journal, JournalError};
 
 /// A dataset's hours.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -328,6 +328,8 @@ impl Journal {
             params![id, dataset, seconds, now],
         )
         .map_err(&db)?;
+        let detail = format!("dataset {dataset}: {:.2} h of new audio", seconds / 3600.0);
+        record_event(&tx, Some(id), None, now, "training_started", &detail).map_err(&db)?;
         tx.execute(
             "INSERT INTO datasets (name, last_run_start) VALUES (?1, ?2)
              ON CONFLICT (name) DO UPDATE SET last_run_start = ?2",
@@ -361,11 +363,14 @@ impl Journal {
         let Some((dataset, seconds)) = run else {
             return Ok(());
         };
+        let now = now_ms();
         tx.execute(
             "UPDATE runs SET state = ?2, ended_at = ?3, detail = ?4 WHERE id = ?1",
-            params![id, state.as_str(), now_ms(), detail],
+            params![id, state.as_str(), now, detail],
         )
         .map_err(&db)?;
+        let event = format!("training_{}", state.as_str());
+        record_event(&tx, Some(id), None, now, &event, detail).map_err(&db)?;
         if state == RunState::Succeeded {
             tx.execute(
                 "UPDATE datasets SET new_seconds = MAX(0, new_seconds - ?2) WHERE name = ?1",
@@ -471,6 +476,29 @@ mod tests {
         assert!(runs
             .iter()
             .any(|r| r.id == "r1" && r.state == RunState::Failed));
+        // Each start and end is an event of its run, for the audit log and `history`.
+        let story: Vec<(String, String, String)> = j
+            .training_events(None)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.key, e.event, e.detail.unwrap_or_default()))
+            .collect();
+        let said: Vec<(&str, &str)> = story
+            .iter()
+            .map(|(run, event, _)| (run.as_str(), event.as_str()))
+            .collect();
+        assert_eq!(
+            said,
+            [
+                ("r1", "training_started"),
+                ("r1", "training_failed"),
+                ("r3", "training_started"),
+                ("r3", "training_succeeded"),
+            ]
+        );
+        assert_eq!(story[1].2, "exit 1");
+        assert_eq!(j.events_after(0, 10).unwrap()[0].source, "dataset:d");
+        assert_eq!(j.training_events(Some("r3")).unwrap().len(), 2);
     }
 
     #[test]

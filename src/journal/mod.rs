@@ -68,6 +68,53 @@ pub struct Input {
     pub outputs: Vec<String>,
 }
 
+/// One journal event, as the audit log copies it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The event's id: the audit log's `seq`.
+    pub seq: i64,
+    pub at: i64,
+    /// What it belongs to: one of the three.
+    pub input_id: Option<i64>,
+    pub run_id: Option<String>,
+    pub model_id: Option<i64>,
+    /// The input's source and key; `dataset:NAME` and the run id; `registry` and the sha256.
+    pub source: String,
+    pub key: String,
+    pub event: String,
+    pub detail: Option<String>,
+}
+
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    Ok(Event {
+        seq: r.get(0)?,
+        at: r.get(1)?,
+        input_id: r.get(2)?,
+        run_id: r.get(3)?,
+        model_id: r.get(4)?,
+        source: r.get(5)?,
+        key: r.get(6)?,
+        event: r.get(7)?,
+        detail: r.get(8)?,
+    })
+}
+
+/// Records an event of a training run or of a model inside `tx` (one of the two given).
+fn record_event(
+    tx: &rusqlite::Connection,
+    run_id: Option<&str>,
+    model_id: Option<i64>,
+    at: i64,
+    event: &str,
+    detail: &str,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO events (run_id, model_id, at, state, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![run_id, model_id, at, event, detail],
+    )
+    .map(drop)
+}
+
 pub struct Journal {
     conn: Connection,
     path: PathBuf,
@@ -100,10 +147,13 @@ CREATE INDEX IF NOT EXISTS inputs_state ON inputs (state);
 CREATE INDEX IF NOT EXISTS inputs_sha256 ON inputs (sha256);
 CREATE TABLE IF NOT EXISTS events (
     id       INTEGER PRIMARY KEY,
-    input_id INTEGER NOT NULL REFERENCES inputs (id),
+    input_id INTEGER REFERENCES inputs (id),
+    run_id   TEXT,
+    model_id INTEGER,
     at       INTEGER NOT NULL,
     state    TEXT NOT NULL,
-    detail   TEXT
+    detail   TEXT,
+    CHECK (input_id IS NOT NULL OR run_id IS NOT NULL OR model_id IS NOT NULL)
 );
 CREATE INDEX IF NOT EXISTS events_input ON events (input_id);
 CREATE TABLE IF NOT EXISTS dataset_inputs (
@@ -276,8 +326,10 @@ fn see(
 /// `inputs.dedup_key` (content, model and options: see `job::dedup_key`); 5 → 6 added
 /// `inputs.device` (a file's `st_dev`, checked with its inode when it is opened); 6 → 7
 /// added `dataset_corrections` (created by [`SCHEMA`] on open, like every table); 7 → 8
-/// added the model registry (`models`) and `outbox.model_id` (`model_promoted`).
-const SCHEMA_VERSION: i64 = 8;
+/// added the model registry (`models`) and `outbox.model_id` (`model_promoted`); 8 → 9 let
+/// an event belong to a training run or a model instead of an input (`events.run_id`,
+/// `events.model_id`), so runs and promotions reach the audit log and `hotfolderd history`.
+const SCHEMA_VERSION: i64 = 9;
 
 /// Brings a journal written by an older hotfolderd up to [`SCHEMA_VERSION`]. A fresh file
 /// (version 0) already has the current tables from [`SCHEMA`].
@@ -318,7 +370,33 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         // The outbox exists from version 4 on; before, OUTBOX_SCHEMA creates it whole.
         conn.execute_batch("ALTER TABLE outbox ADD COLUMN model_id INTEGER;")?;
     }
-    conn.execute_batch("CREATE INDEX IF NOT EXISTS inputs_dedup_key ON inputs (dedup_key);")?;
+    if (1..9).contains(&version) {
+        // SQLite cannot make a column nullable in place: the table is rebuilt, ids kept (they
+        // are the audit log's `seq`). Its index and trigger go with the old table and are
+        // made again (the trigger by OUTBOX_SCHEMA, right after this).
+        conn.execute_batch(
+            "CREATE TABLE events_v9 (
+                 id       INTEGER PRIMARY KEY,
+                 input_id INTEGER REFERENCES inputs (id),
+                 run_id   TEXT,
+                 model_id INTEGER,
+                 at       INTEGER NOT NULL,
+                 state    TEXT NOT NULL,
+                 detail   TEXT,
+                 CHECK (input_id IS NOT NULL OR run_id IS NOT NULL OR model_id IS NOT NULL)
+             );
+             INSERT INTO events_v9 (id, input_id, at, state, detail)
+                 SELECT id, input_id, at, state, detail FROM events;
+             DROP TABLE events;
+             ALTER TABLE events_v9 RENAME TO events;
+             CREATE INDEX events_input ON events (input_id);",
+        )?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS inputs_dedup_key ON inputs (dedup_key);
+         CREATE INDEX IF NOT EXISTS events_run ON events (run_id) WHERE run_id IS NOT NULL;
+         CREATE INDEX IF NOT EXISTS events_model ON events (model_id) WHERE model_id IS NOT NULL;",
+    )?;
     if version < SCHEMA_VERSION {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }
@@ -795,34 +873,48 @@ impl Journal {
         rows.collect::<Result<_, _>>().map_err(self.db())
     }
 
-    /// Events after `seq` (the audit log's copy position), oldest first, with their input's
-    /// source and key: (seq, unix ms, input id, source, key, event, detail).
-    #[allow(clippy::type_complexity)]
-    pub fn events_after(
-        &self,
-        seq: i64,
-        limit: usize,
-    ) -> Result<Vec<(i64, i64, i64, String, String, String, Option<String>)>, JournalError> {
+    /// Events after `seq` (the audit log's copy position), oldest first, each with what it
+    /// belongs to: an input (its source and key), a training run (`dataset:NAME`, the run
+    /// id) or a model (`registry`, its sha256).
+    pub fn events_after(&self, seq: i64, limit: usize) -> Result<Vec<Event>, JournalError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT e.id, e.at, e.input_id, i.source, i.key, e.state, e.detail
-                 FROM events e JOIN inputs i ON i.id = e.input_id
+                "SELECT e.id, e.at, e.input_id, e.run_id, e.model_id,
+                        COALESCE(i.source, 'dataset:' || r.dataset, 'registry'),
+                        COALESCE(i.key, e.run_id, m.sha256, ''), e.state, e.detail
+                 FROM events e
+                 LEFT JOIN inputs i ON i.id = e.input_id
+                 LEFT JOIN runs r ON r.id = e.run_id
+                 LEFT JOIN models m ON m.id = e.model_id
                  WHERE e.id > ?1 ORDER BY e.id LIMIT ?2",
             )
             .map_err(self.db())?;
         let rows = stmt
-            .query_map(params![seq, limit as i64], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
-            })
+            .query_map(params![seq, limit as i64], event_row)
+            .map_err(self.db())?;
+        rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+
+    /// The story of training runs and of the model registry (every event that belongs to no
+    /// input), oldest first; only `run_id`'s, and its candidate model's, when given.
+    pub fn training_events(&self, run_id: Option<&str>) -> Result<Vec<Event>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT e.id, e.at, e.input_id, e.run_id, e.model_id,
+                        COALESCE('dataset:' || r.dataset, 'registry'),
+                        COALESCE(e.run_id, m.sha256, ''), e.state, e.detail
+                 FROM events e
+                 LEFT JOIN runs r ON r.id = e.run_id
+                 LEFT JOIN models m ON m.id = e.model_id
+                 WHERE e.input_id IS NULL
+                   AND (?1 IS NULL OR e.run_id = ?1 OR m.run_id = ?1)
+                 ORDER BY e.id",
+            )
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map(params![run_id], event_row)
             .map_err(self.db())?;
         rows.collect::<Result<_, _>>().map_err(self.db())
     }
@@ -1039,6 +1131,53 @@ mod tests {
         assert_eq!(input.key, "k");
         j.set_dedup_key(input.id, "abc", "abc+model").unwrap();
         assert_eq!(j.device(input.id).unwrap(), None);
+    }
+
+    #[test]
+    fn a_version_8_journal_keeps_its_events_and_their_ids_when_events_gain_runs_and_models() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            let v8_events = "CREATE TABLE IF NOT EXISTS events (
+    id       INTEGER PRIMARY KEY,
+    input_id INTEGER NOT NULL REFERENCES inputs (id),
+    at       INTEGER NOT NULL,
+    state    TEXT NOT NULL,
+    detail   TEXT
+);";
+            let start = SCHEMA.find("CREATE TABLE IF NOT EXISTS events").unwrap();
+            let end = start + SCHEMA[start..].find(");").unwrap() + 2;
+            let v8 = format!("{}{v8_events}{}", &SCHEMA[..start], &SCHEMA[end..]);
+            conn.execute_batch(&v8).unwrap();
+            conn.execute_batch(OUTBOX_SCHEMA).unwrap();
+            conn.execute_batch(models::MODELS_SCHEMA).unwrap();
+            conn.execute_batch(
+                "PRAGMA user_version = 8;
+                 INSERT INTO inputs (id, source, key, version, state, seen_at, updated_at)
+                 VALUES (3, 's', 'k', 'v', 'running', 0, 0);
+                 INSERT INTO events (id, input_id, at, state, detail) VALUES (41, 3, 5, 'seen', NULL);
+                 INSERT INTO subscriptions (target, event) VALUES ('hook', 'done');",
+            )
+            .unwrap();
+        }
+        let mut j = Journal::open(&path).unwrap();
+        let version: i64 = j
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let old = &j.events_after(0, 10).unwrap()[0];
+        assert_eq!(
+            (old.seq, old.input_id, old.key.as_str()),
+            (41, Some(3), "k")
+        );
+        // The outbox trigger on events came back with the rebuilt table.
+        j.transition(3, State::Done, None).unwrap();
+        assert_eq!(j.outbox_counts().unwrap().pending, 1);
+        j.run_start("r1", "d", 60.0).unwrap();
+        let last = j.events_after(41, 10).unwrap();
+        assert_eq!(last.last().unwrap().run_id.as_deref(), Some("r1"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::{begin, db_error, now_ms, Journal, JournalError};
+use super::{begin, db_error, now_ms, record_event, Journal, JournalError};
 
 pub(super) const MODELS_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS models (
@@ -147,17 +147,65 @@ fn rollback_target(c: &rusqlite::Connection) -> rusqlite::Result<Option<ModelRow
     .optional()
 }
 
-/// Inside a transaction: `id` serves, the one serving until now is retired.
-fn switch_to(c: &rusqlite::Connection, id: i64) -> rusqlite::Result<()> {
+/// Inside a transaction: `id` serves, the one serving until now is retired; both changes
+/// are events (`model_retired`, `model_promoted`) saying `why`.
+fn switch_to(c: &rusqlite::Connection, id: i64, why: &str) -> rusqlite::Result<()> {
+    let now = now_ms();
+    let previous: Option<i64> = c
+        .query_row(
+            "SELECT id FROM models WHERE state = 'serving' AND id != ?1",
+            params![id],
+            |r| r.get(0),
+        )
+        .optional()?;
     c.execute(
         "UPDATE models SET state = 'retired' WHERE state = 'serving' AND id != ?1",
         params![id],
     )?;
-    c.execute(
+    let promoted = c.execute(
         "UPDATE models SET state = 'serving', served_at = ?2 WHERE id = ?1 AND state != 'serving'",
-        params![id, now_ms()],
+        params![id, now],
     )?;
+    if promoted == 1 {
+        record_switch(c, previous, id, now, why)?;
+    }
     Ok(())
+}
+
+/// The events of a switch from `previous` to `id`.
+fn record_switch(
+    c: &rusqlite::Connection,
+    previous: Option<i64>,
+    id: i64,
+    now: i64,
+    why: &str,
+) -> rusqlite::Result<()> {
+    if let Some(previous) = previous {
+        let detail = format!("model {id} serves instead, {why}");
+        record_event(c, None, Some(previous), now, "model_retired", &detail)?;
+    }
+    record_event(c, None, Some(id), now, "model_promoted", why)
+}
+
+/// The id of the model with content `sha256`.
+fn id_of(c: &rusqlite::Connection, sha256: &str) -> rusqlite::Result<i64> {
+    c.query_row(
+        "SELECT id FROM models WHERE sha256 = ?1",
+        params![sha256],
+        |r| r.get(0),
+    )
+}
+
+/// What `model_registered` says of a run's candidate.
+fn candidate_detail(path: &str, l: &Lineage) -> String {
+    let wer = |w: Option<f64>| w.map_or_else(|| "unscored".to_string(), |w| format!("{w:.4}"));
+    format!(
+        "{path}: candidate of run {} on dataset {}, WER {} (its parent {})",
+        l.run_id.as_deref().unwrap_or("?"),
+        l.dataset.as_deref().unwrap_or("?"),
+        wer(l.wer),
+        wer(l.baseline_wer),
+    )
 }
 
 impl Journal {
@@ -215,7 +263,15 @@ impl Journal {
             tx.commit().map_err(&db)?;
             return Ok(s);
         }
+        // A content never seen is inserted serving (a first model is no promotion: no
+        // `model_promoted` notification); a known one is switched to.
         let now = now_ms();
+        let previous: Option<i64> = tx
+            .query_row("SELECT id FROM models WHERE state = 'serving'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(&db)?;
         tx.execute(
             "UPDATE models SET state = 'retired' WHERE state = 'serving'",
             [],
@@ -228,6 +284,13 @@ impl Journal {
             params![sha256, path, now],
         )
         .map_err(&db)?;
+        let id = id_of(&tx, sha256).map_err(&db)?;
+        if !known {
+            let detail = format!("{path}, named by [asr] model");
+            record_event(&tx, None, Some(id), now, "model_registered", &detail).map_err(&db)?;
+        }
+        let why = "at start: [asr] model names a content the registry did not serve";
+        record_switch(&tx, previous.filter(|p| *p != id), id, now, why).map_err(&db)?;
         let s = tx
             .query_row(
                 &format!("SELECT {COLUMNS} FROM models WHERE state = 'serving'"),
@@ -251,36 +314,46 @@ impl Journal {
     ) -> Result<(i64, Result<(), RegistryError>), JournalError> {
         let db = db_error(&self.path);
         let tx = begin(&mut self.conn, &self.path)?;
-        tx.execute(
-            "INSERT INTO models (sha256, path, parent_sha256, run_id, dataset, manifest_sha256,
+        let inserted = tx
+            .execute(
+                "INSERT INTO models (sha256, path, parent_sha256, run_id, dataset, manifest_sha256,
                                  wer, baseline_wer, state, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'candidate', ?9)
              ON CONFLICT (sha256) DO NOTHING",
-            params![
-                sha256,
-                path,
-                lineage.parent_sha256,
-                lineage.run_id,
-                lineage.dataset,
-                lineage.manifest_sha256,
-                lineage.wer,
-                lineage.baseline_wer,
-                now_ms()
-            ],
-        )
-        .map_err(&db)?;
-        let id = tx
-            .query_row(
-                "SELECT id FROM models WHERE sha256 = ?1",
-                params![sha256],
-                |r| r.get(0),
+                params![
+                    sha256,
+                    path,
+                    lineage.parent_sha256,
+                    lineage.run_id,
+                    lineage.dataset,
+                    lineage.manifest_sha256,
+                    lineage.wer,
+                    lineage.baseline_wer,
+                    now_ms()
+                ],
             )
             .map_err(&db)?;
+        let id = id_of(&tx, sha256).map_err(&db)?;
+        if inserted == 1 {
+            let detail = candidate_detail(path, lineage);
+            record_event(&tx, None, Some(id), now_ms(), "model_registered", &detail)
+                .map_err(&db)?;
+        }
         let promoted = match promote_over {
             None => Ok(()),
             Some(parent) => match serving_sha(&tx).map_err(&db)? {
                 Some(now) if now == parent => {
-                    switch_to(&tx, id).map_err(&db)?;
+                    let why = format!(
+                        "by run {} (WER {} against {})",
+                        lineage.run_id.as_deref().unwrap_or("?"),
+                        lineage
+                            .wer
+                            .map_or_else(|| "?".into(), |w| format!("{w:.4}")),
+                        lineage
+                            .baseline_wer
+                            .map_or_else(|| "?".into(), |w| format!("{w:.4}")),
+                    );
+                    switch_to(&tx, id, &why).map_err(&db)?;
                     Ok(())
                 }
                 now => Err(RegistryError::ParentReplaced {
@@ -306,7 +379,7 @@ impl Journal {
             .optional()
             .map_err(&db)?
             .ok_or(RegistryError::NoSuchModel(id))?;
-        switch_to(&tx, id).map_err(&db)?;
+        switch_to(&tx, id, "by `hotfolderd model promote`").map_err(&db)?;
         tx.commit().map_err(&db)?;
         Ok(ModelRow {
             state: ModelState::Serving,
@@ -330,7 +403,7 @@ impl Journal {
         if expect.is_some_and(|id| id != target.id) {
             return Err(RegistryError::Changed);
         }
-        switch_to(&tx, target.id).map_err(&db)?;
+        switch_to(&tx, target.id, "by `hotfolderd model rollback`").map_err(&db)?;
         tx.commit().map_err(&db)?;
         Ok(ModelRow {
             state: ModelState::Serving,
@@ -433,6 +506,66 @@ mod tests {
             .filter(|m| m.state == ModelState::Serving)
             .collect();
         assert_eq!(serving.len(), 1);
+    }
+
+    #[test]
+    fn every_registry_change_is_an_event_with_its_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        j.models_start("aa", "/m/tiny.bin").unwrap();
+        j.models_start("aa", "/m/tiny.bin").unwrap();
+        let lineage = Lineage {
+            run_id: Some("r1".into()),
+            dataset: Some("calls".into()),
+            wer: Some(0.1),
+            baseline_wer: Some(0.2),
+            ..Lineage::default()
+        };
+        let (bb, promoted) = j
+            .model_add("bb", "/m/bb.bin", &lineage, Some("aa"))
+            .unwrap();
+        promoted.unwrap();
+        j.model_add("bb", "/m/bb.bin", &lineage, None).unwrap().1.unwrap();
+        j.model_rollback().unwrap();
+        j.model_promote(bb).unwrap();
+        let story: Vec<(Option<i64>, String, String)> = j
+            .training_events(None)
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                assert_eq!((e.input_id, e.source.as_str()), (None, "registry"));
+                (e.model_id, e.event, e.detail.unwrap_or_default())
+            })
+            .collect();
+        let said = |i: usize| (story[i].0, story[i].1.as_str());
+        let (aa, bb) = (Some(1), Some(bb));
+        assert_eq!(
+            (0..story.len()).map(said).collect::<Vec<_>>(),
+            [
+                (aa, "model_registered"),
+                (aa, "model_promoted"),
+                (bb, "model_registered"),
+                (aa, "model_retired"),
+                (bb, "model_promoted"),
+                (bb, "model_retired"),
+                (aa, "model_promoted"),
+                (aa, "model_retired"),
+                (bb, "model_promoted"),
+            ],
+            "a restart and a second registration of one content add nothing: {story:?}"
+        );
+        assert!(story[2]
+            .2
+            .contains("candidate of run r1 on dataset calls, WER 0.1000"));
+        assert!(story[4].2.contains("by run r1"), "{story:?}");
+        assert!(story[6].2.contains("model rollback"), "{story:?}");
+        assert!(story[8].2.contains("model promote"), "{story:?}");
+        // The audit log's copy names the model by its content.
+        let copied = j.events_after(0, 100).unwrap();
+        assert_eq!(copied.len(), story.len());
+        assert_eq!(copied[2].key, "bb");
+        // One run's story holds its candidate's events.
+        assert_eq!(j.training_events(Some("r1")).unwrap().len(), 4);
     }
 
     #[test]

@@ -132,7 +132,7 @@ mod tests {
         let later = crate::notify::document::now_ms() + 1000;
         // Nothing copied to the audit log yet: nothing may go.
         assert_eq!(j.compact(later).unwrap(), 0);
-        let last = j.events_after(0, 100).unwrap().last().unwrap().0;
+        let last = j.events_after(0, 100).unwrap().last().unwrap().seq;
         j.set_meta("audit_seq", last).unwrap();
         assert_eq!(
             j.compact(later).unwrap(),

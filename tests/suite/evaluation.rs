@@ -288,6 +288,60 @@ fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
             && status.contains(&format!("latest evaluation: run {run_id} scored it")),
         "{status}"
     );
+
+    // The run and each promotion are in the audit log, in the journal's order...
+    audit_matches_journal(d);
+    let audit: Vec<Value> = std::fs::read_to_string(d.join("state/audit.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|l: &Value| l["job_id"].is_null())
+        .collect();
+    let said: Vec<(&str, &str)> = audit
+        .iter()
+        .map(|l| (l["event"].as_str().unwrap(), l["key"].as_str().unwrap()))
+        .collect();
+    let first = said
+        .iter()
+        .position(|e| *e == ("training_started", run_id))
+        .unwrap_or_else(|| panic!("{said:?}"));
+    assert_eq!(
+        said[first..],
+        [
+            ("training_started", run_id),
+            ("model_registered", candidate_sha),
+            ("model_retired", tiny_sha.as_str()),
+            ("model_promoted", candidate_sha),
+            ("training_succeeded", run_id),
+            ("model_retired", candidate_sha),
+            ("model_promoted", tiny_sha.as_str()),
+        ],
+        "{audit:?}"
+    );
+    assert_eq!(audit[first]["source"], "dataset:calls");
+    assert_eq!(audit[first]["run_id"], run_id);
+    assert_eq!(audit[first + 3]["model_id"], 2);
+    // ... and in `hotfolderd history`: all of them, or one run's.
+    let story = hotfolderd(&["history"], &config);
+    for said in [
+        format!("training_started run {run_id}: dataset calls"),
+        format!(
+            "model_promoted model 2 ({}): by run {run_id}",
+            &candidate_sha[..12]
+        ),
+        format!("training_succeeded run {run_id}"),
+        "model_promoted model 1".to_string(),
+        "by `hotfolderd model rollback`".to_string(),
+    ] {
+        assert!(story.contains(&said), "{said:?} not in:\n{story}");
+    }
+    let one = hotfolderd(&["history", run_id], &config);
+    assert!(
+        one.starts_with(&format!("run {run_id} on dataset calls: succeeded"))
+            && one.contains("model_registered model 2")
+            && !one.contains("model_promoted model 1"),
+        "{one}"
+    );
 }
 
 #[test]

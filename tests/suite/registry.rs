@@ -98,22 +98,21 @@ fn kill_9_mid_promotion_or_mid_swap_leaves_exactly_one_serving_model() {
         let _ = child.wait();
         serving(&config);
     }
-    // Whatever serves now, the daemon catches up with it.
+    // Whatever serves now, the daemon catches up with it, with no load still in flight: a
+    // load of the model the loop passed through, ending after the next promotion, would
+    // make that promotion need no load of its own.
     let now = serving(&config);
+    let logged = |what: &str| std::fs::read_to_string(&log).unwrap().matches(what).count();
+    let loads = || logged("the registry serves another model: loading it");
+    let settled = || loads() == logged("model swapped: ") + logged("cannot serve the model");
     let mut attempt = 0;
     wait_until("the daemon serves what the registry says", || {
         attempt += 1;
-        transcribed_by(d, &format!("check{attempt}"), TEXT) == now
+        settled() && transcribed_by(d, &format!("check{attempt}"), TEXT) == now
     });
 
     // The daemon killed right as it swaps; the next start serves the registry's model.
     let other = if now == tiny { "2" } else { "1" };
-    let loads = || {
-        std::fs::read_to_string(&log)
-            .unwrap()
-            .matches("the registry serves another model: loading it")
-            .count()
-    };
     let before = loads();
     hotfolderd(&["model", "promote", other], &config);
     let want = serving(&config);

@@ -538,7 +538,7 @@ pub fn audit_and_journal_events(d: &Path) -> (Events, Events) {
         .events_after(0, 10_000_000)
         .unwrap()
         .into_iter()
-        .map(|e| (e.0, e.5))
+        .map(|e| (e.seq, e.event))
         .collect();
     let audit: Vec<(i64, String)> = std::fs::read_to_string(d.join("state/audit.jsonl"))
         .unwrap()
