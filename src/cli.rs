@@ -109,11 +109,12 @@ pub enum DatasetCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum NotifyCommand {
-    /// List notifications in one state: pending, sent or dead (newest first, at most 100).
+    /// List notifications in one state: pending, held (a run's `training_finished` waiting
+    /// for its folder to reach S3), sent or dead (newest first, at most 100).
     List {
         #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
         config: PathBuf,
-        #[arg(long, default_value = "dead", value_parser = ["pending", "sent", "dead"])]
+        #[arg(long, default_value = "dead", value_parser = ["pending", "held", "sent", "dead"])]
         state: String,
     },
     /// Queue dead (undeliverable) notifications again, with their delivery keys unchanged.

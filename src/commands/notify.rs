@@ -63,8 +63,12 @@ pub fn status_lines(j: &Journal) -> Result<Vec<String>, String> {
     if c == Default::default() {
         return Ok(Vec::new());
     }
+    let held = match c.held {
+        0 => String::new(),
+        n => format!(", {n} held until their run is in S3"),
+    };
     let mut out = vec![format!(
-        "\nnotifications: {} sent, {} pending, {} undeliverable",
+        "\nnotifications: {} sent, {} pending{held}, {} undeliverable",
         c.sent, c.pending, c.dead
     )];
     for n in j.notifications("dead", 10).map_err(|e| e.to_string())? {

@@ -13,7 +13,7 @@ use tokio::sync::{watch, OnceCell};
 use super::{DaemonError, Shared, SourceId};
 use crate::config::{Config, NotifyKind};
 use crate::journal::{Notification, Subscription};
-use crate::notify::document::{self, InputFacts, Origin, Output};
+use crate::notify::document::{self, InputFacts, Origin, Output, RunArtifacts};
 use crate::notify::{send_sns, send_sqs, webhook, Sent, Target};
 
 /// How often an idle sender looks for new notifications (a finished job wakes it at once;
@@ -252,7 +252,11 @@ async fn build(
             .iter()
             .find(|r| &r.id == run_id)
             .ok_or_else(|| format!("training run {run_id} is not in the journal"))?;
-        return Ok(document::run_document(n, run));
+        if n.event != "training_finished" {
+            return Ok(document::run_document(n, run, None));
+        }
+        let artifacts = run_artifacts(shared, sender, run).await?;
+        return Ok(document::run_document(n, run, artifacts.as_ref()));
     }
     let id = n.input_id.ok_or("a notification about nothing")?;
     let (input, result, history, seen_at) = {
@@ -302,20 +306,88 @@ async fn build(
     Ok(document::input_document(n, &facts))
 }
 
+/// A finished run's folder and files (S3 URIs with presigned links for an `s3://` dataset,
+/// whose run is complete there by now: its notification was held until then), and the
+/// candidate it registered. `None` for a dataset no longer configured.
+async fn run_artifacts(
+    shared: &Shared,
+    sender: &Sender,
+    run: &crate::journal::Run,
+) -> Result<Option<RunArtifacts>, String> {
+    let Some(d) = shared.datasets.iter().find(|d| d.name == run.dataset) else {
+        return Ok(None);
+    };
+    let candidate = shared
+        .journal()
+        .models()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|m| m.lineage.run_id.as_deref() == Some(run.id.as_str()));
+    let folder = crate::training::run::run_dir(d, &run.id);
+    let files: Vec<(String, u64, String)> = crate::training::run::files_under(&folder)
+        .into_iter()
+        .filter_map(|f| {
+            let name = f.strip_prefix(&folder).ok()?.to_string_lossy().into_owned();
+            if name == crate::dataset::s3_sync::UPLOADED {
+                return None;
+            }
+            let bytes = std::fs::metadata(&f).map_or(0, |m| m.len());
+            let at = match &d.remote {
+                Some(r) => crate::dataset::s3_sync::uri(r, f.strip_prefix(&d.root).ok()?),
+                None => f.display().to_string(),
+            };
+            Some((name, bytes, at))
+        })
+        .collect();
+    let path_style = d.remote.as_ref().map(|r| r.force_path_style);
+    let at: Vec<String> = files.iter().map(|(_, _, at)| at.clone()).collect();
+    let linked = links_styled(sender, &at, path_style).await;
+    Ok(Some(RunArtifacts {
+        folder: folder.display().to_string(),
+        uri: d.remote.as_ref().map(|r| {
+            let rel = folder.strip_prefix(&d.root).unwrap_or(&folder);
+            format!("{}/", crate::dataset::s3_sync::uri(r, rel))
+        }),
+        files: files
+            .into_iter()
+            .zip(linked)
+            .map(|((name, bytes, _), o)| (name, bytes, o))
+            .collect(),
+        candidate,
+    }))
+}
+
 /// Local paths as they are; S3 outputs with a presigned GET link.
 async fn links(sender: &Sender, outputs: &[String]) -> Vec<Output> {
+    links_styled(sender, outputs, None).await
+}
+
+/// The same, presigned with path-style addressing as `path_style` says (a dataset's bucket
+/// may differ from the target's); `None`: as the target says.
+async fn links_styled(
+    sender: &Sender,
+    outputs: &[String],
+    path_style: Option<bool>,
+) -> Vec<Output> {
     let expiry = sender.target.link_expiry;
+    let own = path_style.is_none_or(|p| p == sender.target.force_path_style);
+    let other = if own {
+        None
+    } else {
+        Some(crate::aws::clients(path_style.unwrap_or_default()).await)
+    };
     let mut out = Vec::with_capacity(outputs.len());
     for o in outputs {
         let Some((bucket, key)) = o.strip_prefix("s3://").and_then(|r| r.split_once('/')) else {
             out.push(Output::Path(o.clone()));
             continue;
         };
+        let s3 = match &other {
+            Some(c) => &c.s3,
+            None => &sender.aws().await.s3,
+        };
         let url = match aws_sdk_s3::presigning::PresigningConfig::expires_in(expiry) {
-            Ok(config) => sender
-                .aws()
-                .await
-                .s3
+            Ok(config) => s3
                 .get_object()
                 .bucket(bucket)
                 .key(key)

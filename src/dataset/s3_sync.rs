@@ -1,7 +1,7 @@
 //! Copies an `s3://` dataset's working copy to its bucket: each added input's segment audio,
 //! then the manifest (with `audio_filepath` rewritten to `s3://` URIs), then each finished
 //! run's folder with its `run.json` last, so a run whose `run.json` is in S3 is complete
-//! there. What fails is retried on the next pass; nothing is uploaded twice needlessly.
+//! there; the journal then releases the run's held `training_finished`. What fails is retried on the next pass; nothing is uploaded twice needlessly.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -16,7 +16,7 @@ use crate::journal::Journal;
 use crate::training::run::{files_under, RUN_JSON};
 
 /// Marks a run folder that is fully in S3.
-const UPLOADED: &str = ".uploaded";
+pub const UPLOADED: &str = ".uploaded";
 
 pub async fn sync(
     d: &Dataset,
@@ -49,7 +49,7 @@ pub async fn sync(
         sent += 1;
     }
     for run in finished_runs(&d.runs_dir()) {
-        sent += put_run(s3, remote, &d.root, &run).await?;
+        sent += put_run(s3, remote, &d.root, &run, journal).await?;
     }
     Ok(sent)
 }
@@ -139,6 +139,7 @@ async fn put_run(
     remote: &Remote,
     root: &Path,
     run: &Path,
+    journal: &Mutex<Journal>,
 ) -> Result<usize, String> {
     let record = run.join(RUN_JSON);
     let mut files = files_under(run);
@@ -147,6 +148,11 @@ async fn put_run(
     for f in &files {
         let rel = f.strip_prefix(root).unwrap_or(f);
         put_file(s3, remote, rel, f).await?;
+    }
+    // The journal first: it releases the run's `training_finished`. A crash before the mark
+    // below copies the folder again, and the journal already knows.
+    if let Some(id) = run.file_name().and_then(|n| n.to_str()) {
+        lock(journal).run_uploaded(id).map_err(|e| e.to_string())?;
     }
     std::fs::write(run.join(UPLOADED), b"")
         .map_err(|e| format!("cannot mark {} uploaded: {e}", run.display()))?;

@@ -350,6 +350,18 @@ impl Journal {
     /// A run ended. Success takes the seconds it trained on off the dataset's new hours
     /// (hours added while it ran stay); any other end leaves the ledger alone.
     pub fn run_end(&mut self, id: &str, state: RunState, detail: &str) -> Result<(), JournalError> {
+        self.run_end_uploading(id, state, detail, false)
+    }
+
+    /// The same; with `upload`, its folder has yet to reach S3, and its `training_finished`
+    /// waits (outbox state `held`) until [`Journal::run_uploaded`].
+    pub fn run_end_uploading(
+        &mut self,
+        id: &str,
+        state: RunState,
+        detail: &str,
+        upload: bool,
+    ) -> Result<(), JournalError> {
         let db = db_error(&self.path);
         let tx = begin(&mut self.conn, &self.path)?;
         let run: Option<(String, f64)> = tx
@@ -365,8 +377,10 @@ impl Journal {
         };
         let now = now_ms();
         tx.execute(
-            "UPDATE runs SET state = ?2, ended_at = ?3, detail = ?4 WHERE id = ?1",
-            params![id, state.as_str(), now, detail],
+            // A folder copied before this (the copy runs beside the run's end) stays `done`.
+            "UPDATE runs SET state = ?2, ended_at = ?3, detail = ?4, upload = COALESCE(upload, ?5)
+             WHERE id = ?1",
+            params![id, state.as_str(), now, detail, upload.then_some("pending")],
         )
         .map_err(&db)?;
         let event = format!("training_{}", state.as_str());
@@ -379,6 +393,39 @@ impl Journal {
             .map_err(&db)?;
         }
         tx.commit().map_err(&db)
+    }
+
+    /// Run `id`'s folder is complete in S3: its held `training_finished` goes out now.
+    /// Returns whether this was news.
+    pub fn run_uploaded(&mut self, id: &str) -> Result<bool, JournalError> {
+        let db = db_error(&self.path);
+        let now = now_ms();
+        let tx = begin(&mut self.conn, &self.path)?;
+        let news = tx
+            .execute(
+                "UPDATE runs SET upload = 'done'
+                 WHERE id = ?1 AND (upload IS NULL OR upload = 'pending')",
+                params![id],
+            )
+            .map_err(&db)?;
+        tx.execute(
+            "UPDATE outbox SET state = 'pending', next_at = ?2 WHERE run_id = ?1 AND state = 'held'",
+            params![id, now],
+        )
+        .map_err(&db)?;
+        if news == 1 {
+            record_event(
+                &tx,
+                Some(id),
+                None,
+                now,
+                "training_uploaded",
+                "its folder is complete in S3",
+            )
+            .map_err(&db)?;
+        }
+        tx.commit().map_err(&db)?;
+        Ok(news == 1)
     }
 
     /// Runs of `dataset` (all datasets when `None`), newest first.

@@ -182,7 +182,8 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at  INTEGER NOT NULL,
     ended_at    INTEGER,
     pid         INTEGER,
-    detail      TEXT
+    detail      TEXT,
+    upload      TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_dataset ON runs (dataset, state);
 CREATE TABLE IF NOT EXISTS dataset_corrections (
@@ -249,9 +250,10 @@ END;
 CREATE TRIGGER IF NOT EXISTS outbox_run_finished AFTER UPDATE OF state ON runs
 WHEN OLD.state = 'running' AND NEW.state != 'running'
 BEGIN
-    INSERT INTO outbox (delivery, target, event, run_id, created_at, next_at)
+    INSERT INTO outbox (delivery, target, event, run_id, created_at, next_at, state)
     SELECT lower(hex(randomblob(16))), s.target, 'training_finished', NEW.id,
-           COALESCE(NEW.ended_at, 0), COALESCE(NEW.ended_at, 0)
+           COALESCE(NEW.ended_at, 0), COALESCE(NEW.ended_at, 0),
+           CASE WHEN NEW.upload = 'pending' THEN 'held' ELSE 'pending' END
     FROM subscriptions s WHERE s.event = 'training_finished';
 END;
 ";
@@ -328,7 +330,9 @@ fn see(
 /// added `dataset_corrections` (created by [`SCHEMA`] on open, like every table); 7 → 8
 /// added the model registry (`models`) and `outbox.model_id` (`model_promoted`); 8 → 9 let
 /// an event belong to a training run or a model instead of an input (`events.run_id`,
-/// `events.model_id`), so runs and promotions reach the audit log and `hotfolderd history`.
+/// `events.model_id`), so runs and promotions reach the audit log and `hotfolderd history`,
+/// and added `runs.upload`: a run of an `s3://` dataset holds its `training_finished`
+/// (outbox state `held`) until its folder is complete in S3.
 const SCHEMA_VERSION: i64 = 9;
 
 /// Brings a journal written by an older hotfolderd up to [`SCHEMA_VERSION`]. A fresh file
@@ -369,6 +373,14 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if (4..8).contains(&version) {
         // The outbox exists from version 4 on; before, OUTBOX_SCHEMA creates it whole.
         conn.execute_batch("ALTER TABLE outbox ADD COLUMN model_id INTEGER;")?;
+    }
+    if (3..9).contains(&version) {
+        // `runs` exists from version 3 on; before, SCHEMA creates it whole.
+        conn.execute_batch("ALTER TABLE runs ADD COLUMN upload TEXT;")?;
+    }
+    if (4..9).contains(&version) {
+        // Made again by OUTBOX_SCHEMA, right after this, with the `held` state.
+        conn.execute_batch("DROP TRIGGER IF EXISTS outbox_run_finished;")?;
     }
     if (1..9).contains(&version) {
         // SQLite cannot make a column nullable in place: the table is rebuilt, ids kept (they
@@ -1148,7 +1160,11 @@ mod tests {
 );";
             let start = SCHEMA.find("CREATE TABLE IF NOT EXISTS events").unwrap();
             let end = start + SCHEMA[start..].find(");").unwrap() + 2;
-            let v8 = format!("{}{v8_events}{}", &SCHEMA[..start], &SCHEMA[end..]);
+            let v8 = format!("{}{v8_events}{}", &SCHEMA[..start], &SCHEMA[end..]).replace(
+                "    detail      TEXT,\n    upload      TEXT\n",
+                "    detail      TEXT\n",
+            );
+            assert!(!v8.contains("upload"));
             conn.execute_batch(&v8).unwrap();
             conn.execute_batch(OUTBOX_SCHEMA).unwrap();
             conn.execute_batch(models::MODELS_SCHEMA).unwrap();

@@ -525,7 +525,10 @@ mod tests {
             .model_add("bb", "/m/bb.bin", &lineage, Some("aa"))
             .unwrap();
         promoted.unwrap();
-        j.model_add("bb", "/m/bb.bin", &lineage, None).unwrap().1.unwrap();
+        j.model_add("bb", "/m/bb.bin", &lineage, None)
+            .unwrap()
+            .1
+            .unwrap();
         j.model_rollback().unwrap();
         j.model_promote(bb).unwrap();
         let story: Vec<(Option<i64>, String, String)> = j

@@ -37,6 +37,8 @@ pub struct Notification {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutboxCounts {
     pub pending: i64,
+    /// A run's `training_finished`, waiting for its folder to be complete in S3.
+    pub held: i64,
     pub sent: i64,
     pub dead: i64,
 }
@@ -195,6 +197,7 @@ impl Journal {
             let (state, n) = r.map_err(self.db())?;
             match state.as_str() {
                 "pending" => c.pending = n,
+                "held" => c.held = n,
                 "sent" => c.sent = n,
                 _ => c.dead += n,
             }
@@ -202,7 +205,7 @@ impl Journal {
         Ok(c)
     }
 
-    /// Notifications in `state` ("pending", "sent", "dead"), newest first.
+    /// Notifications in `state` ("pending", "held", "sent", "dead"), newest first.
     pub fn notifications(
         &self,
         state: &str,
@@ -346,6 +349,7 @@ mod tests {
             j.outbox_counts().unwrap(),
             OutboxCounts {
                 pending: 0,
+                held: 0,
                 sent: 0,
                 dead: 1
             }
@@ -381,6 +385,47 @@ mod tests {
         let due = j.due_notifications(10).unwrap();
         assert_eq!(due.len(), 2);
         assert_eq!(due[1].event, "training_finished");
+    }
+
+    #[test]
+    fn an_s3_runs_end_is_held_until_its_folder_is_in_s3() {
+        use crate::journal::RunState;
+        let (_d, mut j) = journal();
+        subscribe(&mut j, &["training_finished"], &[]);
+        j.run_start("r1", "calls", 60.0).unwrap();
+        j.run_end_uploading("r1", RunState::Succeeded, "ok", true)
+            .unwrap();
+        assert!(j.due_notifications(10).unwrap().is_empty());
+        assert_eq!(j.outbox_counts().unwrap().held, 1);
+        assert_eq!(
+            j.notifications("held", 10).unwrap()[0].run_id.as_deref(),
+            Some("r1")
+        );
+        assert!(j.run_uploaded("r1").unwrap());
+        assert!(!j.run_uploaded("r1").unwrap(), "once");
+        let due = j.due_notifications(10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].event, "training_finished");
+        // A copy that finished before the run's end was journaled holds nothing back.
+        j.run_start("r2", "calls", 60.0).unwrap();
+        j.run_uploaded("r2").unwrap();
+        j.run_end_uploading("r2", RunState::Succeeded, "ok", true)
+            .unwrap();
+        assert_eq!(j.due_notifications(10).unwrap().len(), 2);
+        let story: Vec<String> = j
+            .training_events(Some("r2"))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event)
+            .collect();
+        assert_eq!(
+            story,
+            [
+                "training_started",
+                "training_uploaded",
+                "training_succeeded"
+            ]
+        );
     }
 
     #[test]

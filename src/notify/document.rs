@@ -65,18 +65,7 @@ pub fn input_document(n: &Notification, f: &InputFacts<'_>) -> Value {
             key,
         } => json!({"kind": "s3", "queue_url": queue_url, "bucket": bucket, "key": key}),
     };
-    let outputs: Vec<Value> = f
-        .outputs
-        .iter()
-        .map(|o| match o {
-            Output::Path(p) => json!({"path": p}),
-            Output::S3 {
-                uri,
-                url,
-                expires_at,
-            } => json!({"uri": uri, "url": url, "url_expires_at": rfc3339(*expires_at)}),
-        })
-        .collect();
+    let outputs: Vec<Value> = f.outputs.iter().map(output_json).collect();
     // The attempt this notification closes: the last start before it.
     let started = f
         .history
@@ -121,9 +110,32 @@ pub fn input_document(n: &Notification, f: &InputFacts<'_>) -> Value {
     doc
 }
 
-/// The document for `training_started` and `training_finished`.
-pub fn run_document(n: &Notification, run: &Run) -> Value {
-    json!({
+/// An output or artifact: `{"path"}`, or `{"uri", "url", "url_expires_at"}` in S3.
+pub fn output_json(o: &Output) -> Value {
+    match o {
+        Output::Path(p) => json!({"path": p}),
+        Output::S3 {
+            uri,
+            url,
+            expires_at,
+        } => json!({"uri": uri, "url": url, "url_expires_at": rfc3339(*expires_at)}),
+    }
+}
+
+/// Where a finished run's files are: its folder, and for an `s3://` dataset its copy there.
+pub struct RunArtifacts {
+    pub folder: String,
+    /// `s3://bucket/prefix/runs/ID/` for an `s3://` dataset.
+    pub uri: Option<String>,
+    /// Each file: its name inside the folder, its size, and where to get it.
+    pub files: Vec<(String, u64, Output)>,
+    /// The candidate model the run registered, if it got that far.
+    pub candidate: Option<ModelRow>,
+}
+
+/// The document for `training_started` and `training_finished` (with `artifacts`).
+pub fn run_document(n: &Notification, run: &Run, artifacts: Option<&RunArtifacts>) -> Value {
+    let mut doc = json!({
         "event": n.event,
         "delivery": n.delivery,
         "run": {
@@ -135,7 +147,26 @@ pub fn run_document(n: &Notification, run: &Run) -> Value {
             "ended_at": run.ended_at.map(rfc3339),
             "detail": run.detail,
         },
-    })
+    });
+    if let Some(a) = artifacts {
+        let files: Vec<Value> = a
+            .files
+            .iter()
+            .map(|(name, bytes, o)| {
+                let mut f = output_json(o);
+                f["name"] = json!(name);
+                f["bytes"] = json!(bytes);
+                f
+            })
+            .collect();
+        doc["artifacts"] = json!({
+            "folder": a.folder,
+            "uri": a.uri,
+            "files": files,
+            "candidate_model": a.candidate.as_ref().map(model_json),
+        });
+    }
+    doc
 }
 
 /// The document for `model_promoted`: the model that serves from now on, and its lineage.

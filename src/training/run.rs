@@ -188,7 +188,7 @@ pub async fn supervise(
     record.eval = eval;
     publish(d, &plan.id, &record)?;
     lock(journal)
-        .run_end(&plan.id, exit.state, &exit.detail)
+        .run_end_uploading(&plan.id, exit.state, &exit.detail, d.remote.is_some())
         .map_err(|e| e.to_string())?;
     Ok(exit.state)
 }
@@ -584,7 +584,8 @@ pub fn reap(d: &Dataset, run: &Run, journal: &Mutex<Journal>) -> Result<RunState
         None => (RunState::Interrupted, "the daemon ended while it ran".to_string()),
     };
     let partial = partial_dir(d, &run.id);
-    if partial.is_dir() {
+    let published = partial.is_dir();
+    if published {
         let exit = Exit {
             state,
             detail: detail.clone(),
@@ -599,7 +600,7 @@ pub fn reap(d: &Dataset, run: &Run, journal: &Mutex<Journal>) -> Result<RunState
         publish(d, &run.id, &record)?;
     }
     lock(journal)
-        .run_end(&run.id, state, &detail)
+        .run_end_uploading(&run.id, state, &detail, published && d.remote.is_some())
         .map_err(|e| e.to_string())?;
     Ok(state)
 }

@@ -48,7 +48,7 @@ fn config(d: &Path, hours: f64, hook: &str, s: &Setup) -> PathBuf {
              promote = {:?}\nmin_interval = \"1h\"\n\
              [dataset.trainer]\ncommand = [{:?}, {recipe:?}, \"--batch-size\", \"1\", {}]\n\
              [[notify]]\nkind = \"webhook\"\nurl = {hook:?}\nsecret_file = {:?}\n\
-             events = [\"model_promoted\"]\n",
+             events = [\"model_promoted\", \"training_finished\"]\n",
             d.join("state/journal.sqlite"),
             model("tiny.en"),
             d.join("out"),
@@ -277,6 +277,29 @@ fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
     assert_eq!(said[0]["model"]["run_id"], run["run_id"]);
     assert_eq!(said[0]["model"]["parent_sha256"], tiny_sha.as_str());
     assert_eq!(said[1]["model"]["sha256"], tiny_sha.as_str());
+    // training_finished says where the run's files and its candidate are.
+    let finished = hook
+        .received()
+        .iter()
+        .map(|r| r.json())
+        .find(|j| j["event"] == "training_finished")
+        .unwrap();
+    let artifacts = &finished["artifacts"];
+    assert_eq!(artifacts["folder"], folder.to_str().unwrap(), "{finished}");
+    assert!(artifacts["uri"].is_null());
+    for name in ["run.json", "candidate.bin", "eval.jsonl", "manifest.jsonl"] {
+        let file = artifacts["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {finished}"));
+        let path = folder.join(name);
+        assert_eq!(file["path"], path.to_str().unwrap());
+        assert_eq!(file["bytes"], std::fs::metadata(&path).unwrap().len());
+    }
+    assert_eq!(artifacts["candidate_model"]["sha256"], candidate_sha);
+    assert_eq!(artifacts["candidate_model"]["id"], 2);
     stop(daemon);
     let states: Vec<Value> = list().iter().map(|m| m["state"].clone()).collect();
     assert_eq!(states, ["serving", "retired"]);

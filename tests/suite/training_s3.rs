@@ -1,10 +1,12 @@
 //! A dataset stored in S3 (the emulator), fed by a watched folder and by S3 uploads: its
 //! segment audio, manifest (with `s3://` audio paths) and each run's folder, `run.json`
-//! last, end up in the bucket.
+//! last, end up in the bucket; `training_finished` waits until they have, and names every
+//! file of the run with a presigned link.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 
+use crate::common::hook::Hook;
 use crate::common::moto::world;
 use crate::common::*;
 use serde_json::Value;
@@ -14,6 +16,8 @@ fn a_dataset_in_s3_gets_its_audio_manifest_and_runs() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let w = world(&[]);
+    let hook = Hook::start();
+    std::fs::write(d.join("webhook.secret"), "s3cret\n").unwrap();
     let inbox = d.join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/script_trainer.py");
@@ -29,12 +33,16 @@ fn a_dataset_in_s3_gets_its_audio_manifest_and_runs() {
              [[dataset]]\nname = \"calls\"\nsources = [{inbox:?}, {:?}]\n\
              path = \"s3://results/datasets/calls\"\nforce_path_style = true\n\
              train_after_hours = 0.0012\nmin_segment_seconds = 0.5\n\
-             [dataset.trainer]\ncommand = [\"python3\", {script:?}, \"ok\"]\n",
+             [dataset.trainer]\ncommand = [\"python3\", {script:?}, \"ok\"]\n\
+             [[notify]]\nkind = \"webhook\"\nurl = {:?}\nsecret_file = {:?}\n\
+             events = [\"training_finished\"]\nforce_path_style = true\n",
             d.join("state/journal.sqlite"),
             model("tiny.en"),
             d.join("out"),
             w.queue_url,
             w.queue_url,
+            hook.url(),
+            d.join("webhook.secret"),
         ),
     )
     .unwrap();
@@ -61,13 +69,59 @@ fn a_dataset_in_s3_gets_its_audio_manifest_and_runs() {
             .into_iter()
             .find(|k| k.starts_with("datasets/calls/runs/") && k.ends_with("/run.json"))
     };
-    wait_until("a run's record in S3", || key_of_run().is_some());
+    // Sent only once the run is complete in S3: when it arrives, run.json (copied last) is.
+    let finished = || {
+        hook.received()
+            .iter()
+            .map(|r| r.json())
+            .find(|j| j["event"] == "training_finished")
+    };
+    wait_until("training_finished", || finished().is_some());
+    let in_s3_when_said = key_of_run();
+    let said = finished().unwrap();
     stop(daemon);
 
-    let run_key = key_of_run().unwrap();
+    let run_key = in_s3_when_said.unwrap_or_else(|| panic!("run.json not in S3 yet: {said}"));
+    let run_id = said["run"]["id"].as_str().unwrap();
+    let run_prefix = format!("datasets/calls/runs/{run_id}/");
+    assert_eq!(run_key, format!("{run_prefix}run.json"));
+    let artifacts = &said["artifacts"];
+    assert_eq!(
+        artifacts["uri"],
+        format!("s3://results/{run_prefix}").as_str(),
+        "{said}"
+    );
+    let files = artifacts["files"].as_array().unwrap();
+    let names: Vec<&str> = files.iter().map(|f| f["name"].as_str().unwrap()).collect();
+    for name in [
+        "run.json",
+        "manifest.jsonl",
+        "train.log",
+        "output/model.bin",
+    ] {
+        assert!(names.contains(&name), "{name} not in {names:?}");
+    }
+    for f in files {
+        let key = format!("{run_prefix}{}", f["name"].as_str().unwrap());
+        assert_eq!(f["uri"], format!("s3://results/{key}").as_str());
+        let held = w.output(&key).unwrap_or_else(|| panic!("{key} not in S3"));
+        assert_eq!(f["bytes"], held.len(), "{key}");
+        assert!(
+            f["url"].as_str().unwrap().contains("X-Amz-Signature="),
+            "{f}"
+        );
+    }
+    // The presigned link downloads the run's record.
+    let record = files.iter().find(|f| f["name"] == "run.json").unwrap();
+    let url = record["url"].as_str().unwrap();
+    let rest = url.strip_prefix("http://127.0.0.1:").unwrap();
+    let (port, path) = rest.split_once('/').unwrap();
+    let (status, body) = http_get(port.parse().unwrap(), &format!("/{path}"), None);
+    assert_eq!(status, 200, "{url}: {body}");
+    assert_eq!(body.as_bytes(), w.output(&run_key).unwrap().as_slice());
+
     let run: Value = serde_json::from_slice(&w.output(&run_key).unwrap()).unwrap();
     assert_eq!(run["state"], "succeeded", "{run}");
-    let run_prefix = run_key.trim_end_matches("run.json");
     let keys = w.output_keys();
     for file in [
         "manifest.jsonl",

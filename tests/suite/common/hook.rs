@@ -45,9 +45,13 @@ impl Hook {
         }
     }
 
+    /// Listening at once, on a port the kernel picks as it binds: a port chosen first and
+    /// bound after could be taken in between by another test's process.
     pub fn start() -> Hook {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut h = Hook::down();
-        h.listen();
+        h.port = listener.local_addr().unwrap().port();
+        h.serve_on(listener);
         h
     }
 
@@ -56,8 +60,12 @@ impl Hook {
     }
 
     pub fn listen(&mut self) {
-        assert!(self.running.is_none());
         let listener = TcpListener::bind(("127.0.0.1", self.port)).unwrap();
+        self.serve_on(listener);
+    }
+
+    fn serve_on(&mut self, listener: TcpListener) {
+        assert!(self.running.is_none());
         listener.set_nonblocking(true).unwrap();
         let open = Arc::new(AtomicBool::new(true));
         let (o, requests, status) = (open.clone(), self.requests.clone(), self.status.clone());
