@@ -8,7 +8,7 @@ use crate::notify::document::rfc3339;
 /// What `what` names among runs and models, if anything.
 pub(super) enum Named {
     Run(String),
-    Model(ModelRow),
+    Model(Box<ModelRow>),
 }
 
 pub(super) fn find(j: &Journal, what: &str) -> Result<Option<Named>, String> {
@@ -33,7 +33,7 @@ pub(super) fn find(j: &Journal, what: &str) -> Result<Option<Named>, String> {
         }
         None => None,
     };
-    Ok(model.map(Named::Model))
+    Ok(model.map(|m| Named::Model(Box::new(m))))
 }
 
 /// Prints the whole training story (`None`) or one run's or model's.

@@ -41,7 +41,7 @@ pub fn list(config: &Path, as_json: bool) -> ExitCode {
     for m in &models {
         let l = &m.lineage;
         println!(
-            "{:>4}  {:<9}  {:<12}  {:>7}  {:>8}  {:<12}  {:<28}  {}",
+            "{:>4}  {:<9}  {:<12}  {:>7}  {:>8}  {:<12}  {:<28}  {}{}",
             m.id,
             m.state.as_str(),
             short(&m.sha256),
@@ -49,7 +49,12 @@ pub fn list(config: &Path, as_json: bool) -> ExitCode {
             f(l.baseline_wer),
             l.parent_sha256.as_deref().map_or("-", short),
             l.run_id.as_deref().unwrap_or("-"),
-            m.path.display()
+            m.path.display(),
+            if m.removed_at.is_some() {
+                "  (file removed: keep_candidates)"
+            } else {
+                ""
+            }
         );
     }
     ExitCode::SUCCESS

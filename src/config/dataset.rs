@@ -63,6 +63,15 @@ pub struct DatasetConfig {
     /// How much lower (absolute, 0.01 = one point) the candidate's WER must be.
     #[serde(default = "default_min_wer_gain")]
     pub min_wer_gain: Spanned<f64>,
+    /// How many finished run folders stay on disk (the newest; 0 keeps every one). An
+    /// `s3://` dataset's folder goes only once it is in the bucket.
+    #[serde(default = "default_keep_runs")]
+    pub keep_runs: usize,
+    /// How many of this dataset's candidate models keep their files beside the journal (the
+    /// newest; 0 keeps every one). The serving model and the one `model rollback` would
+    /// serve always stay; a removed one stays in the registry, marked, with its lineage.
+    #[serde(default = "default_keep_candidates")]
+    pub keep_candidates: usize,
     pub trainer: TrainerConfig,
 }
 
@@ -130,6 +139,12 @@ fn default_promote() -> Promote {
 }
 fn default_min_wer_gain() -> Spanned<f64> {
     Spanned::new(0..0, 0.0)
+}
+fn default_keep_runs() -> usize {
+    10
+}
+fn default_keep_candidates() -> usize {
+    5
 }
 fn default_eval_fraction() -> Spanned<f64> {
     Spanned::new(0..0, 0.1)

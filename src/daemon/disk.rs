@@ -43,8 +43,15 @@ fn watched_dirs(shared: &Shared) -> Vec<PathBuf> {
 
 /// Why new jobs must wait now, if they must.
 pub(super) fn too_full(shared: &Shared) -> Option<String> {
+    too_full_with(shared, &[])
+}
+
+/// The same, with more folders whose disks must keep the floor (a dataset's, for a run).
+pub(super) fn too_full_with(shared: &Shared, more: &[&Path]) -> Option<String> {
     let min = shared.min_free_disk?;
-    for dir in watched_dirs(shared) {
+    let mut dirs = watched_dirs(shared);
+    dirs.extend(more.iter().map(|p| p.to_path_buf()));
+    for dir in dirs {
         match free_bytes(&dir) {
             Ok(free) if free < min => {
                 return Some(format!(

@@ -1,7 +1,9 @@
 //! The training trigger: after each input a dataset takes in (and every few seconds), a
 //! dataset whose new hours reached `train_after_hours` gets a run, one at a time, unless
-//! `min_interval` since the last start, `retry_after` since a failure, or the free GPU
-//! memory says not yet. Runs left "running" by a daemon that died are reaped at start-up.
+//! `min_interval` since the last start, `retry_after` since a failure, the free GPU memory
+//! or the disk floor (`[daemon] min_free_disk`) says not yet. Runs left "running" by a
+//! daemon that died are reaped at start-up; old run folders and candidates are pruned
+//! (`keep_runs`, `keep_candidates`) at start-up, after each run and after each S3 copy.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -27,6 +29,9 @@ pub(super) async fn trainer_loop(
     stop: watch::Receiver<bool>,
 ) {
     reap_interrupted(&shared).await;
+    for d in &shared.datasets {
+        prune(&shared, d).await;
+    }
     let mut remotes = Vec::new();
     for d in &shared.datasets {
         if let Some(r) = &d.remote {
@@ -37,6 +42,7 @@ pub(super) async fn trainer_loop(
     let active: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut runs = tokio::task::JoinSet::new();
     let mut waiting_for_gpu = HashSet::new();
+    let mut waiting_for_disk = HashSet::new();
     let mut stop_seen = stop.clone();
     loop {
         if *stop_seen.borrow() {
@@ -45,7 +51,11 @@ pub(super) async fn trainer_loop(
         for (d, s3) in &remotes {
             match sync(d, s3, &shared.journal).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(dataset = %d.name, objects = n, "dataset copied to S3"),
+                Ok(n) => {
+                    tracing::info!(dataset = %d.name, objects = n, "dataset copied to S3");
+                    // A run folder may only go once it is in the bucket.
+                    prune(&shared, d).await;
+                }
                 Err(e) => {
                     tracing::warn!(dataset = %d.name, error = %e, "cannot copy the dataset to S3 now; will retry")
                 }
@@ -70,6 +80,14 @@ pub(super) async fn trainer_loop(
                 continue;
             }
             waiting_for_gpu.remove(&d.name);
+            if let Some(why) = super::disk::too_full_with(&shared, &[&d.root]) {
+                // A run writes checkpoints: it waits for space as new jobs do.
+                if waiting_for_disk.insert(d.name.clone()) {
+                    tracing::warn!(dataset = %d.name, %why, "training is due but waits for disk space");
+                }
+                continue;
+            }
+            waiting_for_disk.remove(&d.name);
             let plan = Plan {
                 id: run::new_id(&d.name),
                 dataset: d.clone(),
@@ -102,6 +120,7 @@ pub(super) async fn trainer_loop(
                     tracing::error!(run = %plan.id, error = %e, "training run could not be completed");
                     let _ = s.journal().run_end(&plan.id, RunState::Failed, &e);
                 }
+                prune(&s, &plan.dataset).await;
                 a.lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&plan.dataset.name);
@@ -151,6 +170,23 @@ fn due(shared: &Shared, d: &Dataset) -> Option<f64> {
         }
     }
     Some(ledger.new_seconds)
+}
+
+/// `keep_runs` and `keep_candidates` for `d`, on a blocking thread.
+async fn prune(shared: &Arc<Shared>, d: &Arc<Dataset>) {
+    let (s, d) = (shared.clone(), d.clone());
+    let pruned = tokio::task::spawn_blocking(move || {
+        crate::training::prune::prune(&d, &s.journal, &s.models_dir)
+            .map_err(|e| format!("dataset {}: {e}", d.name))
+    })
+    .await;
+    match pruned {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot remove old runs or candidates; trying again later")
+        }
+        Err(e) => tracing::error!(error = %e, "removing old runs or candidates ended abnormally"),
+    }
 }
 
 async fn reap_interrupted(shared: &Arc<Shared>) {

@@ -38,6 +38,8 @@ pub struct Dataset {
     /// What a scored run's candidate becomes (`training::promote`).
     pub promote: crate::config::Promote,
     pub min_wer_gain: f64,
+    pub keep_runs: usize,
+    pub keep_candidates: usize,
     pub min_interval: Duration,
     pub trainer: TrainerSpec,
     /// `teacher_model`: labels the dataset instead of the serving model.
@@ -139,6 +141,8 @@ impl Dataset {
             eval_fraction: *c.eval_fraction.get_ref(),
             promote: c.promote,
             min_wer_gain: *c.min_wer_gain.get_ref(),
+            keep_runs: c.keep_runs,
+            keep_candidates: c.keep_candidates,
             min_interval: *c.min_interval.get_ref(),
             trainer: TrainerSpec::from_config(&c.trainer),
             teacher: c

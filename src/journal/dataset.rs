@@ -428,6 +428,22 @@ impl Journal {
         Ok(news == 1)
     }
 
+    /// Run `id`'s folder was removed (`keep_runs`): an event of the run says so.
+    pub fn run_folder_removed(&mut self, id: &str, why: &str) -> Result<(), JournalError> {
+        let db = db_error(&self.path);
+        let tx = begin(&mut self.conn, &self.path)?;
+        record_event(
+            &tx,
+            Some(id),
+            None,
+            now_ms(),
+            "training_folder_removed",
+            why,
+        )
+        .map_err(&db)?;
+        tx.commit().map_err(&db)
+    }
+
     /// Runs of `dataset` (all datasets when `None`), newest first.
     pub fn runs(&self, dataset: Option<&str>) -> Result<Vec<Run>, JournalError> {
         let mut stmt = self

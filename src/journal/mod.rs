@@ -332,7 +332,8 @@ fn see(
 /// an event belong to a training run or a model instead of an input (`events.run_id`,
 /// `events.model_id`), so runs and promotions reach the audit log and `hotfolderd history`,
 /// and added `runs.upload`: a run of an `s3://` dataset holds its `training_finished`
-/// (outbox state `held`) until its folder is complete in S3.
+/// (outbox state `held`) until its folder is complete in S3, and `models.removed_at`
+/// (`keep_candidates`).
 const SCHEMA_VERSION: i64 = 9;
 
 /// Brings a journal written by an older hotfolderd up to [`SCHEMA_VERSION`]. A fresh file
@@ -377,6 +378,10 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if (3..9).contains(&version) {
         // `runs` exists from version 3 on; before, SCHEMA creates it whole.
         conn.execute_batch("ALTER TABLE runs ADD COLUMN upload TEXT;")?;
+    }
+    if version == 8 {
+        // `models` exists from version 8 on; before, MODELS_SCHEMA creates it whole.
+        conn.execute_batch("ALTER TABLE models ADD COLUMN removed_at INTEGER;")?;
     }
     if (4..9).contains(&version) {
         // Made again by OUTBOX_SCHEMA, right after this, with the `held` state.
@@ -1167,7 +1172,12 @@ mod tests {
             assert!(!v8.contains("upload"));
             conn.execute_batch(&v8).unwrap();
             conn.execute_batch(OUTBOX_SCHEMA).unwrap();
-            conn.execute_batch(models::MODELS_SCHEMA).unwrap();
+            let v8_models = models::MODELS_SCHEMA.replace(
+                "    served_at       INTEGER,\n    removed_at      INTEGER\n",
+                "    served_at       INTEGER\n",
+            );
+            assert!(!v8_models.contains("removed_at"));
+            conn.execute_batch(&v8_models).unwrap();
             conn.execute_batch(
                 "PRAGMA user_version = 8;
                  INSERT INTO inputs (id, source, key, version, state, seen_at, updated_at)

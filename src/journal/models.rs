@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS models (
     baseline_wer    REAL,
     state           TEXT NOT NULL CHECK (state IN ('serving', 'candidate', 'retired')),
     created_at      INTEGER NOT NULL,
-    served_at       INTEGER
+    served_at       INTEGER,
+    removed_at      INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS models_one_serving ON models (state) WHERE state = 'serving';
 CREATE TRIGGER IF NOT EXISTS outbox_model_promoted AFTER UPDATE OF state ON models
@@ -73,6 +74,8 @@ pub struct ModelRow {
     pub created_at: i64,
     /// When it last became the serving model.
     pub served_at: Option<i64>,
+    /// When its file was removed (`keep_candidates`): it can no longer serve.
+    pub removed_at: Option<i64>,
 }
 
 /// Where a model came from and how it scored; all empty for a model given by `[asr] model`.
@@ -93,6 +96,8 @@ pub enum RegistryError {
     Journal(#[from] JournalError),
     #[error("no model {0} in the registry: `hotfolderd model list` shows their ids")]
     NoSuchModel(i64),
+    #[error("model {0}'s file was removed (keep_candidates): it cannot serve; `hotfolderd model list` shows the others")]
+    FileRemoved(i64),
     #[error("no model served before the serving one: nothing to roll back to")]
     NothingToRollBackTo,
     #[error("the registry changed meanwhile (another promotion): look at `hotfolderd model list` and try again")]
@@ -105,7 +110,7 @@ pub enum RegistryError {
 }
 
 const COLUMNS: &str = "id, sha256, path, parent_sha256, run_id, dataset, manifest_sha256, wer, \
-                       baseline_wer, state, created_at, served_at";
+                       baseline_wer, state, created_at, served_at, removed_at";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<ModelRow> {
     Ok(ModelRow {
@@ -123,6 +128,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<ModelRow> {
         state: ModelState::parse(&r.get::<_, String>(9)?),
         created_at: r.get(10)?,
         served_at: r.get(11)?,
+        removed_at: r.get(12)?,
     })
 }
 
@@ -138,7 +144,8 @@ fn serving_sha(c: &rusqlite::Connection) -> rusqlite::Result<Option<String>> {
 fn rollback_target(c: &rusqlite::Connection) -> rusqlite::Result<Option<ModelRow>> {
     c.query_row(
         &format!(
-            "SELECT {COLUMNS} FROM models WHERE state != 'serving' AND served_at IS NOT NULL
+            "SELECT {COLUMNS} FROM models
+             WHERE state != 'serving' AND served_at IS NOT NULL AND removed_at IS NULL
              ORDER BY served_at DESC, id DESC LIMIT 1"
         ),
         [],
@@ -379,6 +386,9 @@ impl Journal {
             .optional()
             .map_err(&db)?
             .ok_or(RegistryError::NoSuchModel(id))?;
+        if s.removed_at.is_some() {
+            return Err(RegistryError::FileRemoved(id));
+        }
         switch_to(&tx, id, "by `hotfolderd model promote`").map_err(&db)?;
         tx.commit().map_err(&db)?;
         Ok(ModelRow {
@@ -416,6 +426,24 @@ impl Journal {
         rollback_target(&self.conn)
             .map_err(db_error(&self.path))?
             .ok_or(RegistryError::NothingToRollBackTo)
+    }
+
+    /// Model `id`'s file is gone (`keep_candidates`): marked, with an event saying why.
+    pub fn model_file_removed(&mut self, id: i64, why: &str) -> Result<(), JournalError> {
+        let db = db_error(&self.path);
+        let now = now_ms();
+        let tx = begin(&mut self.conn, &self.path)?;
+        let marked = tx
+            .execute(
+                "UPDATE models SET removed_at = ?2
+                 WHERE id = ?1 AND removed_at IS NULL AND state != 'serving'",
+                params![id, now],
+            )
+            .map_err(&db)?;
+        if marked == 1 {
+            record_event(&tx, None, Some(id), now, "model_removed", why).map_err(&db)?;
+        }
+        tx.commit().map_err(&db)
     }
 
     /// Every registered model, oldest first.

@@ -194,6 +194,7 @@ pub fn model_json(m: &ModelRow) -> Value {
         "baseline_wer": l.baseline_wer,
         "created_at": rfc3339(m.created_at),
         "served_at": m.served_at.map(rfc3339),
+        "file_removed_at": m.removed_at.map(rfc3339),
     })
 }
 

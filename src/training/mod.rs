@@ -4,5 +4,6 @@
 pub mod eval;
 pub mod gpu;
 pub mod promote;
+pub mod prune;
 pub mod run;
 pub mod wer;

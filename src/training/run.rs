@@ -105,7 +105,7 @@ pub fn run_dir(dataset: &Dataset, id: &str) -> PathBuf {
     dataset.runs_dir().join(id)
 }
 
-fn partial_dir(dataset: &Dataset, id: &str) -> PathBuf {
+pub fn partial_dir(dataset: &Dataset, id: &str) -> PathBuf {
     dataset.runs_dir().join(format!("{id}{PARTIAL}"))
 }
 

@@ -445,3 +445,77 @@ fn an_exclusive_run_holds_transcription_and_a_shared_one_does_not() {
         stop(daemon);
     }
 }
+
+/// Unmounts a tmpfs when the test ends, passed or not.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_dataset_disk_holds_training_and_keep_runs_removes_old_run_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = config(d, 0.0005, "fail-once", "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = format!("[daemon]\nmin_free_disk = \"1MiB\"\n{text}")
+        .replace("[dataset.trainer]", "keep_runs = 1\n[dataset.trainer]");
+    std::fs::write(&config, text).unwrap();
+    let log = d.join("daemon.log");
+    let said = || std::fs::read_to_string(&log).unwrap_or_default();
+    // The dataset on a real, small tmpfs (root only), nearly full: below the floor.
+    let datasets = d.join("datasets");
+    std::fs::create_dir_all(&datasets).unwrap();
+    let mounted = is_root().then(|| {
+        run(std::process::Command::new("mount")
+            // Room, once freed, for the serving model exported for the trainer (~150 MB).
+            .args(["-t", "tmpfs", "-o", "size=300m", "tmpfs"])
+            .arg(&datasets));
+        Mounted(datasets.clone())
+    });
+    let ballast = datasets.join("ballast");
+    if mounted.is_some() {
+        std::fs::write(&ballast, vec![7u8; 599 << 19]).unwrap();
+    } else {
+        eprintln!("not root: cannot mount a tmpfs; the disk floor part is skipped");
+    }
+    let daemon = start_daemon_with(
+        &config,
+        Start {
+            log: Some(&log),
+            ..Start::default()
+        },
+    );
+    drop_speech(d, &["one"]);
+    if mounted.is_some() {
+        wait_until("training held for disk space", || {
+            said().contains("training is due but waits for disk space")
+        });
+        assert!(runs(d).is_empty() && !said().contains("training run started"));
+        std::fs::remove_file(&ballast).unwrap();
+    }
+    // The first run fails, the second succeeds; keep_runs = 1 then removes the first.
+    let story = || hotfolderd(&["history"], &config);
+    wait_until("the failed run's folder removed", || {
+        story().contains("training_folder_removed")
+    });
+    stop(daemon);
+    let story = story();
+    let left = runs(d);
+    assert_eq!(left.len(), 1, "{story}");
+    assert_eq!(left[0].1["state"], "succeeded");
+    let entries: Vec<_> = std::fs::read_dir(datasets.join("calls/runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(
+        story.contains("training_failed") && story.contains("keep_runs = 1: removed"),
+        "{story}"
+    );
+    drop(mounted);
+}
