@@ -7,6 +7,7 @@ pub use source_id::SourceId;
 
 mod audit;
 mod corrections;
+mod dataset_removal;
 mod disk;
 mod http;
 mod intake;

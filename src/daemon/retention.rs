@@ -3,7 +3,8 @@
 //! folder's `keep_done` / `keep_failed` / `keep_outputs`, each deletion recorded in the
 //! journal (and so the audit log); stale temporary files of interrupted writes are removed
 //! (only the daemon's own names). Driven by the journal, never by scanning for old files,
-//! so nothing the daemon did not produce is touched.
+//! so nothing the daemon did not produce is touched. An input deleted this way leaves every
+//! dataset's future manifests (`dataset_removal`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -42,6 +43,12 @@ pub(super) async fn cleanup_loop(
 }
 
 fn cleanup_once(shared: &Shared) {
+    remove_expired(shared);
+    // Inputs retention deleted (this pass or one a crash cut short) leave the datasets.
+    super::dataset_removal::forget_deleted(shared);
+}
+
+fn remove_expired(shared: &Shared) {
     let folders: Vec<(SourceId, FolderInfo)> = shared
         .folders
         .read()

@@ -3,6 +3,7 @@
 //! that upload's own event makes new outputs). The message is deleted once every output is
 //! gone and the journal has retired the key's finished versions (so the same bytes uploaded
 //! again are transcribed again); on an error it stays and is handled again when redelivered.
+//! The content then leaves every dataset's future manifests (`dataset_removal`).
 
 use std::sync::Arc;
 
@@ -40,6 +41,11 @@ pub(super) async fn handle(shared: Arc<Shared>, message: Message, event: ObjectE
                 tracing::error!(%uri, error = %e, "cannot journal the removal; the event will be handled again");
                 return;
             }
+            // Its content leaves the datasets' future manifests, unless another input
+            // still holds it (a failure here is retried by the next retention pass).
+            let s = shared.clone();
+            let _ = tokio::task::spawn_blocking(move || super::dataset_removal::forget_deleted(&s))
+                .await;
             tracing::info!(%uri, outputs = n, "input deleted; its outputs were deleted");
         }
         Ok(Removal::InputBack) => {

@@ -4,6 +4,7 @@ pub mod correct;
 pub mod correction;
 pub mod cut;
 pub mod feed;
+pub mod forget;
 pub mod manifest;
 pub mod pcm;
 pub mod s3_sync;

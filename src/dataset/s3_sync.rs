@@ -1,7 +1,8 @@
 //! Copies an `s3://` dataset's working copy to its bucket: each added input's segment audio,
 //! then the manifest (with `audio_filepath` rewritten to `s3://` URIs), then each finished
 //! run's folder with its `run.json` last, so a run whose `run.json` is in S3 is complete
-//! there; the journal then releases the run's held `training_finished`. What fails is retried on the next pass; nothing is uploaded twice needlessly.
+//! there; the journal then releases the run's held `training_finished`. The audio of a
+//! content taken out of the dataset (its inputs deleted) is deleted there. What fails is retried on the next pass; nothing is uploaded twice needlessly.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -37,6 +38,18 @@ pub async fn sync(
             put_file(s3, remote, rel, &file).await?;
             sent += 1;
         }
+        lock(journal)
+            .dataset_mark_synced(&d.name, &sha)
+            .map_err(|e| e.to_string())?;
+    }
+    // Contents taken out of the dataset (their inputs deleted): their audio goes from the
+    // bucket too, and the manifest below is sent without them.
+    let removed = lock(journal)
+        .dataset_removed_unsynced(&d.name)
+        .map_err(|e| e.to_string())?;
+    for sha in removed {
+        let rel = format!("audio/{}/{sha}", &sha[..sha.len().min(2)]);
+        sent += delete_prefix(s3, remote, &rel).await?;
         lock(journal)
             .dataset_mark_synced(&d.name, &sha)
             .map_err(|e| e.to_string())?;
@@ -80,6 +93,40 @@ async fn put_file(
         .await
         .map_err(|e| format!("s3://{}/{key}: {}", remote.bucket, describe(&e)))?;
     Ok(())
+}
+
+/// Deletes every object under `remote`'s prefix + `rel`; returns how many.
+async fn delete_prefix(
+    s3: &aws_sdk_s3::Client,
+    remote: &Remote,
+    rel: &str,
+) -> Result<usize, String> {
+    let prefix = format!("{}{rel}", remote.prefix);
+    let at = |e: String| format!("s3://{}/{prefix}: {e}", remote.bucket);
+    let mut keys = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(&remote.bucket)
+        .prefix(&prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| at(describe(&e)))?;
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
+    }
+    for key in &keys {
+        s3.delete_object()
+            .bucket(&remote.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| format!("s3://{}/{key}: {}", remote.bucket, describe(&e)))?;
+    }
+    Ok(keys.len())
 }
 
 async fn put_manifest(d: &Dataset, s3: &aws_sdk_s3::Client, remote: &Remote) -> Result<(), String> {
@@ -161,7 +208,7 @@ async fn put_run(
 }
 
 /// Files in `dir` whose names start with `prefix`.
-fn files_starting(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+pub(super) fn files_starting(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };

@@ -275,6 +275,103 @@ impl Journal {
         rows.collect::<Result<_, _>>().map_err(self.db())
     }
 
+    /// Contents a dataset holds whose every input was deleted since (by retention, or with
+    /// the object in S3): each must leave the dataset's future manifests. At most `limit`.
+    /// A content whose inputs the journal does not know is left alone.
+    pub fn dataset_orphans(
+        &self,
+        dataset: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT d.sha256 FROM dataset_inputs d
+                 WHERE d.dataset = ?1 AND d.state = 'added'
+                   AND EXISTS (SELECT 1 FROM inputs i WHERE i.sha256 = d.sha256)
+                   AND NOT EXISTS (
+                       SELECT 1 FROM inputs i WHERE i.sha256 = d.sha256 AND i.state = 'done'
+                         AND i.input_removed_at IS NULL AND i.version NOT LIKE '% retired@%')
+                 LIMIT ?2",
+            )
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map(params![dataset, limit as i64], |r| r.get(0))
+            .map_err(self.db())?;
+        rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+
+    /// Content `sha256` left `dataset` (its lines are out of the manifest, its audio
+    /// deleted): its seconds leave the ledger (the new hours too, if no successful run began
+    /// after it came), and each input with that content gets a `dataset_removed` event.
+    /// Its copy in S3, if any, is deleted by the next sync ([`Journal::dataset_removed_unsynced`]).
+    pub fn dataset_forgot(
+        &mut self,
+        dataset: &str,
+        sha256: &str,
+        pieces: usize,
+    ) -> Result<(), JournalError> {
+        let db = db_error(&self.path);
+        let now = now_ms();
+        let tx = begin(&mut self.conn, &self.path)?;
+        let row: Option<(f64, i64)> = tx
+            .query_row(
+                "SELECT seconds, at FROM dataset_inputs
+                 WHERE dataset = ?1 AND sha256 = ?2 AND state = 'added'",
+                params![dataset, sha256],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(&db)?;
+        let Some((seconds, added_at)) = row else {
+            return Ok(());
+        };
+        tx.execute(
+            "UPDATE dataset_inputs SET state = 'removed', synced = 0 WHERE dataset = ?1 AND sha256 = ?2",
+            params![dataset, sha256],
+        )
+        .map_err(&db)?;
+        let trained: Option<i64> = tx
+            .query_row(
+                "SELECT MAX(started_at) FROM runs WHERE dataset = ?1 AND state = 'succeeded'",
+                params![dataset],
+                |r| r.get(0),
+            )
+            .map_err(&db)?;
+        let still_new = trained.is_none_or(|t| added_at > t);
+        tx.execute(
+            "UPDATE datasets SET total_seconds = MAX(0, total_seconds - ?2),
+                                 new_seconds = MAX(0, new_seconds - ?3)
+             WHERE name = ?1",
+            params![dataset, seconds, if still_new { seconds } else { 0.0 }],
+        )
+        .map_err(&db)?;
+        let detail = format!(
+            "dataset {dataset}: {pieces} piece(s), {seconds:.1} s taken out of its future manifests (every input with this content was deleted)"
+        );
+        tx.execute(
+            "INSERT INTO events (input_id, at, state, detail)
+             SELECT id, ?2, 'dataset_removed', ?3 FROM inputs WHERE sha256 = ?1",
+            params![sha256, now, detail],
+        )
+        .map_err(&db)?;
+        tx.commit().map_err(&db)
+    }
+
+    /// Contents taken out of `dataset` whose copy in its remote storage is not deleted yet.
+    pub fn dataset_removed_unsynced(&self, dataset: &str) -> Result<Vec<String>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT sha256 FROM dataset_inputs WHERE dataset = ?1 AND state = 'removed' AND synced = 0",
+            )
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map(params![dataset], |r| r.get(0))
+            .map_err(self.db())?;
+        rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+
     pub fn dataset_mark_synced(&mut self, dataset: &str, sha256: &str) -> Result<(), JournalError> {
         self.conn
             .execute(
@@ -562,6 +659,44 @@ mod tests {
         assert_eq!(story[1].2, "exit 1");
         assert_eq!(j.events_after(0, 10).unwrap()[0].source, "dataset:d");
         assert_eq!(j.training_events(Some("r3")).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_content_is_an_orphan_once_every_input_with_it_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        let input = |j: &mut Journal, key: &str, sha: &str| {
+            j.conn
+                .execute(
+                    "INSERT INTO inputs (source, key, version, state, sha256, seen_at, updated_at)
+                     VALUES ('s', ?1, 'v', 'done', ?2, 0, 0)",
+                    params![key, sha],
+                )
+                .unwrap();
+        };
+        input(&mut j, "a.wav", "aa");
+        input(&mut j, "twin.wav", "aa");
+        input(&mut j, "b.wav", "bb");
+        for sha in ["aa", "bb", "cc"] {
+            j.dataset_begin("d", sha, 0, "x").unwrap();
+            j.dataset_added("d", sha, 1.0, 1).unwrap();
+        }
+        assert!(j.dataset_orphans("d", 10).unwrap().is_empty());
+        // Retention deleted a.wav: its twin still holds the content.
+        j.conn
+            .execute(
+                "UPDATE inputs SET input_removed_at = 1 WHERE key = 'a.wav'",
+                [],
+            )
+            .unwrap();
+        assert!(j.dataset_orphans("d", 10).unwrap().is_empty());
+        j.retire_key("s", "twin.wav", "object deleted").unwrap();
+        // "cc" has no input the journal knows of: it is left alone.
+        assert_eq!(j.dataset_orphans("d", 10).unwrap(), ["aa"]);
+        j.dataset_forgot("d", "aa", 1).unwrap();
+        assert!(j.dataset_orphans("d", 10).unwrap().is_empty());
+        let trail: Vec<String> = j.history(1).unwrap().into_iter().map(|e| e.1).collect();
+        assert_eq!(trail.last().map(String::as_str), Some("dataset_removed"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod crash;
 mod daemon;
 mod daemon_inputs;
 mod daemon_work;
+mod dataset_removal;
 mod disk_floor;
 mod evaluation;
 mod formats;

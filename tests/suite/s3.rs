@@ -182,6 +182,41 @@ fn a_deleted_input_takes_its_outputs_with_it_when_configured() {
     let b = std::fs::read(speak(d, "b", "This upload will stay.", "en-us")).unwrap();
     let w = world(&[]);
     let config = w.config_keys(d, "30s", "", "on_removed = \"delete_outputs\"");
+    // The uploads also feed a dataset kept in the results bucket.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += &format!(
+        "[[dataset]]\nname = \"calls\"\nsources = [{:?}]\npath = \"s3://results/datasets/calls\"\n\
+         force_path_style = true\ntrain_after_hours = 100.0\nmin_segment_seconds = 0.5\n\
+         [dataset.trainer]\ncommand = [\"true\"]\n",
+        w.queue_url
+    );
+    std::fs::write(&config, text).unwrap();
+    let sha = |bytes: &[u8]| hotfolderd::hash::sha256_reader(bytes).unwrap();
+    let (a_sha, b_sha) = (sha(&a), sha(&b));
+    // (contents in the bucket's manifest, audio objects of a's content)
+    let dataset = || {
+        let shas: Vec<String> = w
+            .output("datasets/calls/manifest.jsonl")
+            .map(|m| {
+                String::from_utf8(m)
+                    .unwrap()
+                    .lines()
+                    .map(|l| {
+                        serde_json::from_str::<serde_json::Value>(l).unwrap()["sha256"]
+                            .as_str()
+                            .unwrap()
+                            .to_string()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let audio = w
+            .output_keys()
+            .into_iter()
+            .filter(|k| k.starts_with(&format!("datasets/calls/audio/{}/{a_sha}", &a_sha[..2])))
+            .count();
+        (shas, audio)
+    };
     let daemon = start_daemon_with(
         &config,
         Start {
@@ -194,11 +229,15 @@ fn a_deleted_input_takes_its_outputs_with_it_when_configured() {
     };
     w.upload("in/gone/a.wav", a.clone());
     w.upload("in/gone/b.wav", b);
-    wait_until("both results", || {
+    wait_until("both results, and both in the dataset's bucket", || {
+        let (shas, audio) = dataset();
         outputs("a")
             .iter()
             .chain(&outputs("b"))
             .all(|k| w.output(k).is_some())
+            && shas.contains(&a_sha)
+            && shas.contains(&b_sha)
+            && audio > 0
     });
 
     w.delete_input("in/gone/a.wav");
@@ -206,12 +245,22 @@ fn a_deleted_input_takes_its_outputs_with_it_when_configured() {
         outputs("a").iter().all(|k| w.output(k).is_none())
     });
     assert!(outputs("b").iter().all(|k| w.output(k).is_some()));
+    // Its content leaves the dataset: the manifest in the bucket, and its audio there.
+    wait_until("a out of the dataset in S3", || {
+        let (shas, audio) = dataset();
+        !shas.contains(&a_sha) && shas.contains(&b_sha) && audio == 0
+    });
 
     // The same bytes uploaded again are a new input, not "already done".
     w.upload("in/gone/a.wav", a);
-    wait_until("a's outputs again and an empty queue", || {
-        outputs("a").iter().all(|k| w.output(k).is_some()) && w.messages_left() == (0, 0)
-    });
+    wait_until(
+        "a's outputs again, back in the dataset, and an empty queue",
+        || {
+            outputs("a").iter().all(|k| w.output(k).is_some())
+                && w.messages_left() == (0, 0)
+                && dataset().0.contains(&a_sha)
+        },
+    );
     stop(daemon);
     let j = Journal::open(&d.join("state/journal.sqlite")).unwrap();
     let done = j.in_state(State::Done).unwrap();
