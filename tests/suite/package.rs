@@ -2,7 +2,8 @@
 //! contents and control data inspected with `dpkg-deb`, checked with `lintian`, and — as
 //! root, where the package is not installed already — installed with `dpkg -i`: the user and
 //! folders exist, nothing is enabled or started, the installed service transcribes a file as
-//! its own user, a changed conffile survives a reinstall, and purge removes the state.
+//! its own user, the recipe it installs fine-tunes as the conffile's example says, a changed
+//! conffile survives a reinstall, and purge removes the state.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -62,9 +63,13 @@ fn the_package_installs_the_service_disabled_with_its_conffile() {
         "/usr/share/man/man1/hotfolderd.1.gz",
         "/usr/share/man/man1/hotfolderd-run.1.gz",
         "/usr/share/hotfolderd/models/ggml-silero-vad.bin",
+        "/usr/share/hotfolderd/trainers/whisper_finetune.py",
+        "/usr/share/hotfolderd/trainers/requirements.txt",
     ] {
         assert!(entry(path).starts_with("-rw-r--r-- 0/0"), "{}", entry(path));
     }
+    let installer = entry("/usr/share/hotfolderd/trainers/install-env.sh");
+    assert!(installer.starts_with("-rwxr-xr-x 0/0"), "{installer}");
     // Nothing under /etc but the configuration: no enablement symlinks in the package.
     let etc: Vec<_> = contents
         .lines()
@@ -150,9 +155,14 @@ fn install_run_and_purge(deb: &Path) {
     );
 
     // The installed binary, config and folders work as the service's user.
+    // The model with its tokenizer beside it, as `hotfolderd model import-ct2` leaves them (a
+    // run exports the served model for the trainer, and needs both).
     run(Command::new("cp")
         .arg(model("tiny.en"))
         .arg("/var/lib/hotfolderd/models/ggml-tiny.en.bin"));
+    run(Command::new("cp")
+        .arg(model("tiny.en").with_file_name("tokenizer-tiny.en.json"))
+        .arg("/var/lib/hotfolderd/models/tokenizer-tiny.en.json"));
     let mut daemon = Daemon {
         child: Command::new("setpriv")
             .args(["--reuid=hotfolderd", "--regid=hotfolderd", "--init-groups"])
@@ -186,6 +196,8 @@ fn install_run_and_purge(deb: &Path) {
     long_form::assert_text_keeps_every_sentence(&text, 0.15, "installed service, VAD");
     assert!(signal_daemon(&mut daemon, "TERM").success());
 
+    trains_with_the_installed_recipe();
+
     // A changed conffile survives a reinstall of the same package.
     let conf = "/etc/hotfolderd/hotfolderd.toml";
     let changed = std::fs::read_to_string(conf).unwrap() + "# changed by the admin\n";
@@ -202,6 +214,91 @@ fn install_run_and_purge(deb: &Path) {
     );
     assert!(!Path::new(conf).exists(), "purge left the conffile");
     assert!(!Path::new("/usr/bin/hotfolderd").exists());
+}
+
+/// The recipe the package installed, in the environment scripts/trainer-venv.sh made (the
+/// package's own install-env.sh, from the clone): the installed service, configured as the
+/// conffile's commented example says, runs it on a file it transcribed, starting from the
+/// model it serves.
+fn trains_with_the_installed_recipe() {
+    let python = crate::hf_models::trainer_python();
+    let reachable = Command::new("setpriv")
+        .args(["--reuid=hotfolderd", "--regid=hotfolderd", "--init-groups"])
+        .args(["test", "-x", &python])
+        .status()
+        .unwrap();
+    // A Python under /root (pyenv, as on the CI machines) is out of the service user's
+    // reach: then the installed daemon runs as root here, with the same installed recipe.
+    let as_service_user = reachable.success();
+    let conf = "/etc/hotfolderd/hotfolderd.toml";
+    let original = std::fs::read_to_string(conf).unwrap();
+    assert!(original.contains("/usr/share/hotfolderd/trainers/whisper_finetune.py"));
+    std::fs::write(
+        conf,
+        format!(
+            "{original}\n[[dataset]]\nname = \"main\"\nsources = [\"/var/lib/hotfolderd/inbox\"]\n\
+             path = \"/var/lib/hotfolderd/datasets/main\"\ntrain_after_hours = 0.0005\n\
+             min_segment_seconds = 0.5\neval_fraction = 0.0\npromote = \"never\"\n\
+             [dataset.trainer]\ncommand = [{python:?}, \"/usr/share/hotfolderd/trainers/whisper_finetune.py\",\
+             \"--max-steps\", \"1\", \"--batch-size\", \"1\"]\ntimeout = \"15m\"\n"
+        ),
+    )
+    .unwrap();
+    let mut command = if as_service_user {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=hotfolderd", "--regid=hotfolderd", "--init-groups"])
+            .arg("/usr/bin/hotfolderd")
+            .env("HOME", "/var/lib/hotfolderd");
+        c
+    } else {
+        Command::new("/usr/bin/hotfolderd")
+    };
+    let mut daemon = Daemon {
+        child: command
+            .arg("run")
+            .env("HOTFOLDERD_ASR_THREADS", "1")
+            .args(["--config", conf])
+            .spawn()
+            .unwrap(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let wav = speak(
+        dir.path(),
+        "train",
+        "The installed package trains on this sentence.",
+        "en-us",
+    );
+    run(Command::new("install")
+        .args(["-o", "hotfolderd", "-g", "hotfolderd", "-m", "0640"])
+        .arg(&wav)
+        .arg("/var/lib/hotfolderd/inbox/train.wav"));
+    let record = || {
+        files_under(Path::new("/var/lib/hotfolderd/datasets/main/runs"))
+            .into_iter()
+            .find(|p| p.ends_with("run.json"))
+    };
+    wait_up_to(Duration::from_secs(15 * 60), "a finished run", || {
+        record().is_some()
+    });
+    assert!(signal_daemon(&mut daemon, "TERM").success());
+    let folder = record().unwrap().parent().unwrap().to_path_buf();
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("run.json")).unwrap()).unwrap();
+    assert_eq!(
+        run["state"],
+        "succeeded",
+        "{run}\n{}",
+        std::fs::read_to_string(folder.join("train.log")).unwrap_or_default()
+    );
+    assert!(
+        folder.join("output/final/model.safetensors").is_file(),
+        "{run}"
+    );
+    assert!(
+        run["base_model"]["path"].is_string(),
+        "started from the served model: {run}"
+    );
+    std::fs::write(conf, original).unwrap();
 }
 
 /// Purges the package when the test ends, passed or not, so the machine is left as found.
