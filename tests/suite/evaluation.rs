@@ -2,7 +2,8 @@
 //! serving model for the trainer to start from (`HOTFOLDERD_BASE_MODEL`), runs the real
 //! recipe (trainers/whisper_finetune.py, two steps on CPU), converts its `output/final` to
 //! ggml and scores the serving model and the candidate on the held-out pieces with its own
-//! decoder, into `run.json`'s `eval`.
+//! decoder, into `run.json`'s `eval`. The whole loop with a full fine-tune; a LoRA adapter
+//! trained on wrong labels is merged, scored worse and not promoted.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -368,7 +369,7 @@ fn a_run_starts_from_the_serving_model_and_is_scored_on_its_held_out_inputs() {
 }
 
 #[test]
-fn a_candidate_trained_on_wrong_labels_is_not_promoted_if_better_is_asked() {
+fn a_lora_candidate_trained_on_wrong_labels_is_not_promoted_if_better_is_asked() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let Scored {
@@ -380,17 +381,31 @@ fn a_candidate_trained_on_wrong_labels_is_not_promoted_if_better_is_asked() {
         d,
         &Setup {
             promote: "if_better",
-            train: "\"--max-steps\", \"6\", \"--learning-rate\", \"1e-3\"",
+            // A LoRA adapter this time: merged into the exported base, then scored the same way.
+            train:
+                "\"--max-steps\", \"6\", \"--learning-rate\", \"1e-2\", \"--lora-rank\", \"8\", \
+                    \"--lora-targets\", \"q_proj,k_proj,v_proj,out_proj,fc1,fc2\"",
             wrong_labels: true,
         },
     );
+    assert!(
+        folder.join("output/final/adapter_config.json").is_file(),
+        "the trainer left a LoRA adapter: {run}"
+    );
+    let done = run["metrics"].as_array().unwrap().last().unwrap();
+    assert_eq!(done["lora_rank"], 8, "{done}");
     let eval = &run["eval"];
     assert!(eval["error"].is_null(), "both models scored: {eval}");
     let (baseline, candidate) = (
         eval["baseline"]["wer"].as_f64().unwrap(),
         eval["candidate"]["wer"].as_f64().unwrap(),
     );
+    eprintln!("LoRA on wrong labels: {eval}");
     assert!(candidate > baseline, "the nonsense made it worse: {eval}");
+    assert_ne!(
+        eval["candidate"]["model_sha256"], eval["baseline"]["model_sha256"],
+        "the adapter changed the weights"
+    );
     assert_eq!(run["promotion"]["promoted"], false, "{run}");
     let reason = run["promotion"]["reason"].as_str().unwrap();
     assert!(reason.contains("not better"), "{reason}");
