@@ -20,6 +20,9 @@ use crate::notify::{send_sns, send_sqs, webhook, Sent, Target};
 /// this catches retries coming due and training runs).
 const POLL: Duration = Duration::from_millis(500);
 
+/// A `training_finished` lists at most this many of the run's files (the folder names all).
+const MAX_ARTIFACTS: usize = 100;
+
 /// At most this many notifications in flight at once.
 const BATCH: usize = 32;
 
@@ -324,8 +327,13 @@ async fn run_artifacts(
         .into_iter()
         .find(|m| m.lineage.run_id.as_deref() == Some(run.id.as_str()));
     let folder = crate::training::run::run_dir(d, &run.id);
-    let files: Vec<(String, u64, String)> = crate::training::run::files_under(&folder)
+    // Checkpoints last: the list is cut at MAX_ARTIFACTS (SNS and SQS take 256 KB at most).
+    let mut all = crate::training::run::files_under(&folder);
+    all.sort_by_key(|f| f.to_string_lossy().contains("/output/checkpoint-"));
+    let left_out = all.len().saturating_sub(MAX_ARTIFACTS);
+    let files: Vec<(String, u64, String)> = all
         .into_iter()
+        .take(MAX_ARTIFACTS)
         .filter_map(|f| {
             let name = f.strip_prefix(&folder).ok()?.to_string_lossy().into_owned();
             if name == crate::dataset::s3_sync::UPLOADED {
@@ -353,6 +361,7 @@ async fn run_artifacts(
             .zip(linked)
             .map(|((name, bytes, _), o)| (name, bytes, o))
             .collect(),
+        files_left_out: left_out,
         candidate,
     }))
 }

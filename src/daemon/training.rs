@@ -29,6 +29,7 @@ pub(super) async fn trainer_loop(
     stop: watch::Receiver<bool>,
 ) {
     reap_interrupted(&shared).await;
+    release_abandoned_uploads(&shared);
     for d in &shared.datasets {
         prune(&shared, d).await;
     }
@@ -55,9 +56,12 @@ pub(super) async fn trainer_loop(
                     tracing::info!(dataset = %d.name, objects = n, "dataset copied to S3");
                     // A run folder may only go once it is in the bucket.
                     prune(&shared, d).await;
+                    // A run now complete in S3 released its `training_finished`.
+                    shared.outbox_wake.notify_one();
                 }
                 Err(e) => {
-                    tracing::warn!(dataset = %d.name, error = %e, "cannot copy the dataset to S3 now; will retry")
+                    tracing::warn!(dataset = %d.name, error = %e, "cannot copy all of the dataset to S3 now; will retry");
+                    shared.outbox_wake.notify_one();
                 }
             }
         }
@@ -121,6 +125,12 @@ pub(super) async fn trainer_loop(
                     let _ = s.journal().run_end(&plan.id, RunState::Failed, &e);
                 }
                 prune(&s, &plan.dataset).await;
+                // Inputs deleted while it ran leave the dataset now.
+                let s2 = s.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    super::dataset_removal::forget_deleted(&s2)
+                })
+                .await;
                 a.lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&plan.dataset.name);
@@ -170,6 +180,34 @@ fn due(shared: &Shared, d: &Dataset) -> Option<f64> {
         }
     }
     Some(ledger.new_seconds)
+}
+
+/// A run whose folder waited for S3 while its dataset is no longer configured there (or at
+/// all) never gets there: its held `training_finished` goes out.
+fn release_abandoned_uploads(shared: &Shared) {
+    let waiting = match shared.journal().runs_awaiting_upload() {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the runs waiting for S3");
+            return;
+        }
+    };
+    for (run, dataset) in waiting {
+        let in_s3 = shared
+            .datasets
+            .iter()
+            .any(|d| d.name == dataset && d.remote.is_some());
+        if in_s3 {
+            continue;
+        }
+        let why = format!(
+            "dataset {dataset} is no longer configured in S3: the run's folder stays local"
+        );
+        match shared.journal().run_upload_abandoned(&run, &why) {
+            Ok(()) => tracing::warn!(%run, %dataset, "{why}; its training_finished goes out now"),
+            Err(e) => tracing::error!(%run, error = %e, "cannot release a held training_finished"),
+        }
+    }
 }
 
 /// `keep_runs` and `keep_candidates` for `d`, on a blocking thread.

@@ -6,33 +6,63 @@
 //! them). Replaying it changes nothing, so a crash anywhere in between is mended by the
 //! next pass.
 
+use std::collections::HashSet;
 use std::sync::Mutex;
 
 use super::feed::{io, lock, Dataset, DatasetError};
 use super::manifest;
 use super::s3_sync::files_starting;
-use crate::journal::Journal;
+use crate::journal::{Journal, RunState};
+
+/// What one call did.
+#[derive(Debug, PartialEq)]
+pub enum Forgot {
+    /// Each content taken out, with how many manifest lines it had (0: none were left).
+    Done(Vec<(String, usize)>),
+    /// A run of this dataset is running: its frozen manifests point at the dataset's audio,
+    /// and its hours at the ledger. The next pass does it.
+    Deferred,
+}
 
 impl Dataset {
-    /// Takes content `sha256` out; returns how many manifest lines it had (0: none left).
-    pub fn forget(&self, journal: &Mutex<Journal>, sha256: &str) -> Result<usize, DatasetError> {
+    /// Takes the contents `sha256s` out, in one rewrite of the manifest.
+    pub fn forget(
+        &self,
+        journal: &Mutex<Journal>,
+        sha256s: &[String],
+    ) -> Result<Forgot, DatasetError> {
+        // Under the dataset's lock, which a run's start takes to freeze its manifests: a run
+        // either started before (and is seen running here) or freezes what is left after.
         let _one_at_a_time = self.lock();
+        let running = lock(journal)
+            .runs(Some(&self.name))?
+            .iter()
+            .any(|r| r.state == RunState::Running);
+        if running {
+            return Ok(Forgot::Deferred);
+        }
         let path = self.manifest();
-        let lines = manifest::replace_input(&path, sha256, &[])?;
-        if lines > 0 {
+        let set: HashSet<String> = sha256s.iter().cloned().collect();
+        let lines = manifest::remove_inputs(&path, &set)?;
+        if !lines.is_empty() {
             self.manifest_dirty
                 .store(true, std::sync::atomic::Ordering::SeqCst);
         }
-        let dir = self.root.join("audio").join(&sha256[..sha256.len().min(2)]);
-        for wav in files_starting(&dir, sha256) {
-            match std::fs::remove_file(&wav) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io("remove", &wav)(e)),
+        let mut done = Vec::with_capacity(sha256s.len());
+        for sha256 in sha256s {
+            let dir = self.root.join("audio").join(&sha256[..sha256.len().min(2)]);
+            for wav in files_starting(&dir, sha256) {
+                match std::fs::remove_file(&wav) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io("remove", &wav)(e)),
+                }
             }
+            let n = lines.get(sha256).copied().unwrap_or(0);
+            lock(journal).dataset_forgot(&self.name, sha256, n)?;
+            done.push((sha256.clone(), n));
         }
-        lock(journal).dataset_forgot(&self.name, sha256, lines)?;
-        Ok(lines)
+        Ok(Forgot::Done(done))
     }
 }
 
@@ -76,7 +106,11 @@ mod tests {
             lock(&journal).dataset_begin("d", sha, 0, "x").unwrap();
             lock(&journal).dataset_added("d", sha, secs, 1).unwrap();
         }
-        assert_eq!(d.forget(&journal, "aa11").unwrap(), 2);
+        let aa = vec!["aa11".to_string()];
+        assert_eq!(
+            d.forget(&journal, &aa).unwrap(),
+            Forgot::Done(vec![("aa11".into(), 2)])
+        );
         let left = manifest::read(&d.manifest()).unwrap().lines;
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].sha256, "bb22");
@@ -90,9 +124,22 @@ mod tests {
             ["aa11"]
         );
         // Again: nothing more happens, and the ledger is not taken twice.
-        assert_eq!(d.forget(&journal, "aa11").unwrap(), 0);
+        assert_eq!(
+            d.forget(&journal, &aa).unwrap(),
+            Forgot::Done(vec![("aa11".into(), 0)])
+        );
         assert_eq!(lock(&journal).ledger("d").unwrap().total_seconds, 2.0);
         // The same content may come back with a new upload.
         assert!(lock(&journal).dataset_begin("d", "aa11", 0, "x").unwrap());
+        // While a run of the dataset runs, nothing is taken out.
+        lock(&journal).run_start("r1", "d", 2.0).unwrap();
+        let bb = vec!["bb22".to_string()];
+        assert_eq!(d.forget(&journal, &bb).unwrap(), Forgot::Deferred);
+        assert_eq!(manifest::read(&d.manifest()).unwrap().lines.len(), 1);
+        lock(&journal).run_end("r1", RunState::Failed, "x").unwrap();
+        assert_eq!(
+            d.forget(&journal, &bb).unwrap(),
+            Forgot::Done(vec![("bb22".into(), 1)])
+        );
     }
 }

@@ -204,16 +204,55 @@ pub fn replace_input(path: &Path, sha256: &str, with: &[Line]) -> Result<usize, 
         }
         out.extend_from_slice(&new_lines);
     }
+    rewrite(path, &out)?;
+    Ok(replaced)
+}
+
+/// Rewrites the manifest without the lines of the inputs in `sha256s`, every other line kept
+/// byte for byte, in one rename. Returns how many lines each of them had.
+pub fn remove_inputs(
+    path: &Path,
+    sha256s: &std::collections::HashSet<String>,
+) -> Result<std::collections::HashMap<String, usize>, WriteError> {
+    let old = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(source) => {
+            return Err(WriteError {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut out = Vec::with_capacity(old.len());
+    let mut removed = std::collections::HashMap::new();
+    for raw in old.split_inclusive(|&b| b == b'\n') {
+        match serde_json::from_slice::<Line>(raw.trim_ascii_end()) {
+            Ok(l) if sha256s.contains(&l.sha256) => *removed.entry(l.sha256).or_insert(0) += 1,
+            _ => out.extend_from_slice(raw),
+        }
+    }
+    if !removed.is_empty() {
+        rewrite(path, &out)?;
+    }
+    Ok(removed)
+}
+
+/// Replaces the manifest with `bytes` through a rename, keeping its permissions (whoever
+/// reads it, a trainer under another user, still may).
+fn rewrite(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    let err = |source| WriteError {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = AtomicFile::create(path)?;
-    // Whoever reads the manifest (a trainer under another user) still may.
     if let Ok(meta) = std::fs::metadata(path) {
         file.as_file()
             .set_permissions(meta.permissions())
             .map_err(err)?;
     }
-    file.as_file().write_all(&out).map_err(err)?;
-    file.commit()?;
-    Ok(replaced)
+    file.as_file().write_all(bytes).map_err(err)?;
+    file.commit()
 }
 
 /// Drops everything from byte `at` on (start-up recovery of an interrupted append).

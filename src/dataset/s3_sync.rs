@@ -27,44 +27,66 @@ pub async fn sync(
     let Some(remote) = &d.remote else {
         return Ok(0);
     };
+    // One thing that fails (a missing permission, a file too big) does not hold back the
+    // others: each is tried, the failures are reported together and tried again next pass.
+    let mut failed = Vec::new();
     let mut sent = 0;
     let unsynced = lock(journal)
         .dataset_unsynced(&d.name)
         .map_err(|e| e.to_string())?;
-    for sha in unsynced {
+    'contents: for sha in unsynced {
         let dir = d.root.join("audio").join(&sha[..sha.len().min(2)]);
         for file in files_starting(&dir, &sha) {
             let rel = file.strip_prefix(&d.root).unwrap_or(&file);
-            put_file(s3, remote, rel, &file).await?;
-            sent += 1;
+            match put_file(s3, remote, rel, &file).await {
+                Ok(()) => sent += 1,
+                Err(e) => {
+                    failed.push(e);
+                    continue 'contents;
+                }
+            }
         }
         lock(journal)
-            .dataset_mark_synced(&d.name, &sha)
+            .dataset_mark_synced(&d.name, &sha, false)
             .map_err(|e| e.to_string())?;
     }
     // Contents taken out of the dataset (their inputs deleted): their audio goes from the
-    // bucket too, and the manifest below is sent without them.
+    // bucket too (s3:ListBucket and s3:DeleteObject), and the manifest below without them.
     let removed = lock(journal)
         .dataset_removed_unsynced(&d.name)
         .map_err(|e| e.to_string())?;
     for sha in removed {
         let rel = format!("audio/{}/{sha}", &sha[..sha.len().min(2)]);
-        sent += delete_prefix(s3, remote, &rel).await?;
-        lock(journal)
-            .dataset_mark_synced(&d.name, &sha)
-            .map_err(|e| e.to_string())?;
+        match delete_prefix(s3, remote, &rel).await {
+            Ok(n) => {
+                sent += n;
+                lock(journal)
+                    .dataset_mark_synced(&d.name, &sha, true)
+                    .map_err(|e| e.to_string())?;
+            }
+            Err(e) => failed.push(e),
+        }
     }
     if d.manifest_dirty.swap(false, Ordering::SeqCst) {
-        if let Err(e) = put_manifest(d, s3, remote).await {
-            d.manifest_dirty.store(true, Ordering::SeqCst);
-            return Err(e);
+        match put_manifest(d, s3, remote).await {
+            Ok(()) => sent += 1,
+            Err(e) => {
+                d.manifest_dirty.store(true, Ordering::SeqCst);
+                failed.push(e);
+            }
         }
-        sent += 1;
     }
     for run in finished_runs(&d.runs_dir()) {
-        sent += put_run(s3, remote, &d.root, &run, journal).await?;
+        match put_run(s3, remote, &d.root, &run, journal).await {
+            Ok(n) => sent += n,
+            Err(e) => failed.push(e),
+        }
     }
-    Ok(sent)
+    match failed.len() {
+        0 => Ok(sent),
+        1 => Err(failed.remove(0)),
+        n => Err(format!("{n} failures, the first: {}", failed.remove(0))),
+    }
 }
 
 fn lock(journal: &Mutex<Journal>) -> std::sync::MutexGuard<'_, Journal> {

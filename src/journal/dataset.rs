@@ -372,11 +372,19 @@ impl Journal {
         rows.collect::<Result<_, _>>().map_err(self.db())
     }
 
-    pub fn dataset_mark_synced(&mut self, dataset: &str, sha256: &str) -> Result<(), JournalError> {
+    /// The copy in (or the deletion from) remote storage of content `sha256` is done, if
+    /// the content is still `added` (or `removed`, with `removed`): a content forgotten or
+    /// added again meanwhile keeps waiting for its own copy or deletion.
+    pub fn dataset_mark_synced(
+        &mut self,
+        dataset: &str,
+        sha256: &str,
+        removed: bool,
+    ) -> Result<(), JournalError> {
         self.conn
             .execute(
-                "UPDATE dataset_inputs SET synced = 1 WHERE dataset = ?1 AND sha256 = ?2",
-                params![dataset, sha256],
+                "UPDATE dataset_inputs SET synced = 1 WHERE dataset = ?1 AND sha256 = ?2 AND state = ?3",
+                params![dataset, sha256, if removed { "removed" } else { "added" }],
             )
             .map_err(self.db())?;
         Ok(())
@@ -541,6 +549,43 @@ impl Journal {
         tx.commit().map_err(&db)
     }
 
+    /// Runs whose folder waits to be copied to S3 (their `training_finished` held): (id,
+    /// dataset).
+    pub fn runs_awaiting_upload(&self) -> Result<Vec<(String, String)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, dataset FROM runs WHERE upload = 'pending' ORDER BY started_at")
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.db())?;
+        rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+
+    /// Run `id`'s folder will not be copied to S3 (its dataset is no longer configured in
+    /// S3): its held `training_finished` goes out now, and an event says why.
+    pub fn run_upload_abandoned(&mut self, id: &str, why: &str) -> Result<(), JournalError> {
+        let db = db_error(&self.path);
+        let now = now_ms();
+        let tx = begin(&mut self.conn, &self.path)?;
+        let changed = tx
+            .execute(
+                "UPDATE runs SET upload = 'abandoned' WHERE id = ?1 AND upload = 'pending'",
+                params![id],
+            )
+            .map_err(&db)?;
+        tx.execute(
+            "UPDATE outbox SET state = 'pending', next_at = ?2 WHERE run_id = ?1 AND state = 'held'",
+            params![id, now],
+        )
+        .map_err(&db)?;
+        if changed == 1 {
+            record_event(&tx, Some(id), None, now, "training_upload_abandoned", why)
+                .map_err(&db)?;
+        }
+        tx.commit().map_err(&db)
+    }
+
     /// Runs of `dataset` (all datasets when `None`), newest first.
     pub fn runs(&self, dataset: Option<&str>) -> Result<Vec<Run>, JournalError> {
         let mut stmt = self
@@ -695,6 +740,11 @@ mod tests {
         assert_eq!(j.dataset_orphans("d", 10).unwrap(), ["aa"]);
         j.dataset_forgot("d", "aa", 1).unwrap();
         assert!(j.dataset_orphans("d", 10).unwrap().is_empty());
+        // A copy to S3 that ends after the content was forgotten does not hide its deletion.
+        j.dataset_mark_synced("d", "aa", false).unwrap();
+        assert_eq!(j.dataset_removed_unsynced("d").unwrap(), ["aa"]);
+        j.dataset_mark_synced("d", "aa", true).unwrap();
+        assert!(j.dataset_removed_unsynced("d").unwrap().is_empty());
         let trail: Vec<String> = j.history(1).unwrap().into_iter().map(|e| e.1).collect();
         assert_eq!(trail.last().map(String::as_str), Some("dataset_removed"));
     }

@@ -428,11 +428,18 @@ impl Journal {
             .ok_or(RegistryError::NothingToRollBackTo)
     }
 
-    /// Model `id`'s file is gone (`keep_candidates`): marked, with an event saying why.
-    pub fn model_file_removed(&mut self, id: i64, why: &str) -> Result<(), JournalError> {
+    /// Marks model `id` removed (`keep_candidates`), with an event saying why, if it may
+    /// go: not serving and not what `model rollback` would serve, checked in the same
+    /// transaction, so a promotion from another process cannot slip in between. The caller
+    /// deletes the file after a `true`: once marked, nothing serves it.
+    pub fn model_mark_removed(&mut self, id: i64, why: &str) -> Result<bool, JournalError> {
         let db = db_error(&self.path);
         let now = now_ms();
         let tx = begin(&mut self.conn, &self.path)?;
+        let target = rollback_target(&tx).map_err(&db)?.map(|m| m.id);
+        if target == Some(id) {
+            return Ok(false);
+        }
         let marked = tx
             .execute(
                 "UPDATE models SET removed_at = ?2
@@ -443,7 +450,8 @@ impl Journal {
         if marked == 1 {
             record_event(&tx, None, Some(id), now, "model_removed", why).map_err(&db)?;
         }
-        tx.commit().map_err(&db)
+        tx.commit().map_err(&db)?;
+        Ok(marked == 1)
     }
 
     /// Every registered model, oldest first.

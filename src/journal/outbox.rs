@@ -426,6 +426,19 @@ mod tests {
                 "training_succeeded"
             ]
         );
+        // A run whose dataset left S3 is released with the reason, once.
+        j.run_start("r3", "calls", 60.0).unwrap();
+        j.run_end_uploading("r3", RunState::Failed, "x", true)
+            .unwrap();
+        assert_eq!(
+            j.runs_awaiting_upload().unwrap(),
+            [("r3".to_string(), "calls".to_string())]
+        );
+        j.run_upload_abandoned("r3", "no longer in S3").unwrap();
+        j.run_upload_abandoned("r3", "no longer in S3").unwrap();
+        assert!(j.runs_awaiting_upload().unwrap().is_empty());
+        assert_eq!(j.due_notifications(10).unwrap().len(), 3);
+        assert_eq!(j.training_events(Some("r3")).unwrap().len(), 3);
     }
 
     #[test]

@@ -129,6 +129,8 @@ pub struct RunArtifacts {
     pub uri: Option<String>,
     /// Each file: its name inside the folder, its size, and where to get it.
     pub files: Vec<(String, u64, Output)>,
+    /// Files not listed (checkpoints first), to keep the document small.
+    pub files_left_out: usize,
     /// The candidate model the run registered, if it got that far.
     pub candidate: Option<ModelRow>,
 }
@@ -163,6 +165,7 @@ pub fn run_document(n: &Notification, run: &Run, artifacts: Option<&RunArtifacts
             "folder": a.folder,
             "uri": a.uri,
             "files": files,
+            "files_left_out": a.files_left_out,
             "candidate_model": a.candidate.as_ref().map(model_json),
         });
     }

@@ -1,8 +1,8 @@
 //! Bounded disk for training: a dataset keeps its newest `keep_runs` run folders and the
 //! files of its newest `keep_candidates` candidate models; older ones are removed, each
 //! with an event in the journal (audit log, `hotfolderd history`). What a user may still
-//! need stays: the serving model, the one `model rollback` would serve, and an `s3://`
-//! dataset's run folder until it is in the bucket. A model whose file is removed stays in
+//! need stays: the serving model, the one `model rollback` would serve, the runs that made
+//! those two, and an `s3://` dataset's run folder until it is in the bucket. A model whose file is removed stays in
 //! the registry with its lineage, marked so that nothing tries to serve it.
 
 use std::path::Path;
@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use crate::dataset::s3_sync::UPLOADED;
 use crate::dataset::Dataset;
-use crate::journal::{Journal, ModelState, RunState};
+use crate::journal::{Journal, ModelRow, ModelState, RunState};
 use crate::training::run::{partial_dir, run_dir};
 
 /// What one pass removed.
@@ -37,14 +37,25 @@ fn prune_runs(d: &Dataset, journal: &Mutex<Journal>) -> Result<usize, String> {
     if d.keep_runs == 0 {
         return Ok(0);
     }
-    let runs = lock(journal)
-        .runs(Some(&d.name))
-        .map_err(|e| e.to_string())?;
+    let (runs, protected) = {
+        let j = lock(journal);
+        let runs = j.runs(Some(&d.name)).map_err(|e| e.to_string())?;
+        // The runs that made the serving model and the rollback target keep their folders
+        // (the trained weights, the logs) whatever their age.
+        let mut protected: Vec<String> = Vec::new();
+        if let Ok(Some(m)) = j.serving_model() {
+            protected.extend(m.lineage.run_id);
+        }
+        if let Ok(m) = j.model_rollback_target() {
+            protected.extend(m.lineage.run_id);
+        }
+        (runs, protected)
+    };
     // Newest first; a run that ended without publishing its folder (a failure before its
     // end was written) counts by its partial folder, which holds its train.log.
     let with_folders = runs
         .iter()
-        .filter(|r| r.state != RunState::Running)
+        .filter(|r| r.state != RunState::Running && !protected.contains(&r.id))
         .filter_map(|r| {
             [run_dir(d, &r.id), partial_dir(d, &r.id)]
                 .into_iter()
@@ -76,45 +87,63 @@ fn prune_models(d: &Dataset, journal: &Mutex<Journal>, models_dir: &Path) -> Res
     if d.keep_candidates == 0 {
         return Ok(0);
     }
-    let (mut models, keep) = {
+    let (models, rollback) = {
         let j = lock(journal);
         let models = j.models().map_err(|e| e.to_string())?;
+        // A first choice only: `model_mark_removed` checks again in its transaction.
         let rollback = j.model_rollback_target().ok().map(|m| m.id);
         (models, rollback)
     };
-    models.retain(|m| {
-        m.lineage.dataset.as_deref() == Some(d.name.as_str())
-            && m.removed_at.is_none()
-            && m.state != ModelState::Serving
-            && Some(m.id) != keep
-            && m.path.starts_with(models_dir)
-    });
-    models.sort_by_key(|m| std::cmp::Reverse((m.created_at, m.id)));
+    let ours = |m: &ModelRow| {
+        m.lineage.dataset.as_deref() == Some(d.name.as_str()) && m.path.starts_with(models_dir)
+    };
+    // Marked before and still on disk: a crash came between the mark and the delete.
+    for m in models.iter().filter(|m| ours(m) && m.removed_at.is_some()) {
+        remove_files(m, models_dir)?;
+    }
+    let mut candidates: Vec<&ModelRow> = models
+        .iter()
+        .filter(|m| {
+            ours(m)
+                && m.removed_at.is_none()
+                && m.state != ModelState::Serving
+                && Some(m.id) != rollback
+        })
+        .collect();
+    candidates.sort_by_key(|m| std::cmp::Reverse((m.created_at, m.id)));
     let mut removed = 0;
-    for m in models.iter().skip(d.keep_candidates) {
-        // The file first: a crash before the mark leaves a row whose file is gone, which
-        // the next pass marks; the other order could leave a file no pass would remove.
-        let tokenizer = models_dir.join(format!("tokenizer-{}.json", m.sha256));
-        for f in [&m.path, &tokenizer] {
-            match std::fs::remove_file(f) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(format!("cannot remove {}: {e}", f.display())),
-            }
-        }
+    for m in candidates.into_iter().skip(d.keep_candidates) {
         let why = format!(
             "keep_candidates = {}: removed {} (newer candidates of dataset {} are kept)",
             d.keep_candidates,
             m.path.display(),
             d.name
         );
-        lock(journal)
-            .model_file_removed(m.id, &why)
+        // The mark first: from then on nothing serves it, so its file may go.
+        let marked = lock(journal)
+            .model_mark_removed(m.id, &why)
             .map_err(|e| e.to_string())?;
+        if !marked {
+            continue;
+        }
+        remove_files(m, models_dir)?;
         tracing::info!(model = m.id, path = %m.path.display(), keep_candidates = d.keep_candidates, "old candidate model removed");
         removed += 1;
     }
     Ok(removed)
+}
+
+/// A model's file and its tokenizer (gone already is fine).
+fn remove_files(m: &ModelRow, models_dir: &Path) -> Result<(), String> {
+    let tokenizer = models_dir.join(format!("tokenizer-{}.json", m.sha256));
+    for f in [&m.path, &tokenizer] {
+        match std::fs::remove_file(f) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot remove {}: {e}", f.display())),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -175,15 +204,16 @@ mod tests {
         assert_eq!(
             pruned,
             Pruned {
-                run_folders: 3,
+                run_folders: 1,
                 model_files: 1
             }
         );
+        // r5 and r4 are the newest; r3 made the serving model and r2 the rollback target.
         let left: Vec<bool> = ["r1", "r2", "r3", "r4", "r5"]
             .iter()
             .map(|id| run_dir(&d, id).is_dir() || partial_dir(&d, id).is_dir())
             .collect();
-        assert_eq!(left, [false, false, false, true, true]);
+        assert_eq!(left, [false, true, true, true, true]);
         // c4 is the newest candidate; c3 goes; c2 serves and c1 is the rollback target.
         let exists = |sha: &str| models_dir.join(format!("{sha}.bin")).is_file();
         assert_eq!(
@@ -212,9 +242,11 @@ mod tests {
             .filter(|e| e.event.ends_with("removed"))
             .map(|e| e.event)
             .collect();
-        assert_eq!(said.len(), 4, "{said:?}");
-        // A second pass finds nothing more to do.
+        assert_eq!(said.len(), 2, "{said:?}");
+        // A crash between a mark and its delete: the next pass deletes the file.
+        std::fs::write(models_dir.join("c3.bin"), "c3").unwrap();
         assert_eq!(prune(&d, &journal, &models_dir).unwrap(), Pruned::default());
+        assert!(!models_dir.join("c3.bin").exists());
     }
 
     #[test]

@@ -584,8 +584,9 @@ pub fn reap(d: &Dataset, run: &Run, journal: &Mutex<Journal>) -> Result<RunState
         None => (RunState::Interrupted, "the daemon ended while it ran".to_string()),
     };
     let partial = partial_dir(d, &run.id);
-    let published = partial.is_dir();
-    if published {
+    // Published now, or by the crashed daemon after its publish and before its `run_end`.
+    let published = partial.is_dir() || run_dir(d, &run.id).join(RUN_JSON).is_file();
+    if partial.is_dir() {
         let exit = Exit {
             state,
             detail: detail.clone(),
