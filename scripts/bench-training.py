@@ -59,6 +59,12 @@ def speak(out, name, text):
     return wav
 
 
+def sha256(path):
+    import hashlib
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def seconds(wav):
     return (os.path.getsize(wav) - 44) / 32000.0
 
@@ -116,9 +122,16 @@ timeout = "1h"
     # First every file goes into the dataset, under a threshold nothing reaches; then a
     # restart with one the dataset has crossed: the run starts as the daemon sees it.
     write_config(1000.0)
-    for wav in wavs:
+    for wav, _ in wavs:
         shutil.copy(wav, inbox)
     run_until("worker: done", len(wavs))
+    # A person's text for every input (the held-out ones are scored only on such labels).
+    corrections = os.path.join(d, "datasets", "bench", "corrections")
+    os.makedirs(corrections, exist_ok=True)
+    for wav, text in wavs:
+        with open(os.path.join(corrections, sha256(wav) + ".txt"), "w") as f:
+            f.write(text + "\n")
+    run_until("correction applied", len(wavs))
     write_config(0.0001)
     run_until("model swapped", 1)
     lines = open(log_path).read().splitlines()
@@ -157,9 +170,9 @@ def main():
     try:
         speech = os.path.join(work, "speech")
         os.makedirs(speech)
-        wavs = [speak(speech, f"s{i:02}", SENTENCES[i % len(SENTENCES)] + f" Number {i}.")
-                for i in range(args.files)]
-        total = sum(seconds(w) for w in wavs)
+        texts = [SENTENCES[i % len(SENTENCES)] + f" Number {i}." for i in range(args.files)]
+        wavs = [(speak(speech, f"s{i:02}", t), t) for i, t in enumerate(texts)]
+        total = sum(seconds(w) for w, _ in wavs)
         print(f"{args.files} files, {total:.1f} s of speech; {args.steps} steps of batch {args.batch}")
         full = one_mode(args, work, "full", [], wavs)
         lora = one_mode(args, work, "lora", ["--lora-rank", "8", "--lora-targets",

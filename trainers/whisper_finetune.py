@@ -131,6 +131,13 @@ def main():
     amp = None
     if cuda:
         amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # Sharing the GPU with transcription (gpu_policy = "shared"): the daemon says how much
+        # this run may take, and PyTorch's allocator is held to it.
+        limit = int(os.environ.get("HOTFOLDERD_GPU_MEMORY_LIMIT", "0") or 0)
+        if limit > 0:
+            total = torch.cuda.get_device_properties(0).total_memory
+            torch.cuda.set_per_process_memory_fraction(min(1.0, limit / total), 0)
+            emit(event="gpu_memory_limit", bytes=limit, fraction=round(min(1.0, limit / total), 4))
 
     lines, bad = read_manifest(args.manifest)
     for n, why in bad:

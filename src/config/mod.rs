@@ -148,6 +148,10 @@ pub struct AsrConfig {
     /// skipped without an NVIDIA GPU).
     #[serde(default, deserialize_with = "dataset::optional_size")]
     pub min_free_gpu_memory: Option<u64>,
+    /// The CUDA device transcription runs on (0: the first the daemon may use), and whose
+    /// free memory `min_free_gpu_memory` checks. Training runs get another, or this one.
+    #[serde(default)]
+    pub gpu_device: u32,
     /// Encoder context for inputs shorter than one window: "full" or "fit" (faster on short
     /// clips, a little less accurate; see `hotfolderd transcribe --help`).
     #[serde(default)]

@@ -124,8 +124,12 @@ struct Shared {
     datasets: Vec<Arc<Dataset>>,
     /// Free GPU memory figures (NVML, or a fake in tests).
     gpu: Arc<dyn GpuInfo>,
-    /// A transcription starts only with this much GPU memory free (`[asr]`).
+    /// A transcription starts only with this much GPU memory free (`[asr]`), on its device.
     asr_min_free_gpu: Option<u64>,
+    /// How models are loaded (`[asr] gpu_device`): at a swap, and again after an unload.
+    model_options: crate::pipeline::transcribe::ModelOptions,
+    /// The daemon's own `CUDA_VISIBLE_DEVICES`, which narrows the GPUs it and its runs use.
+    cuda_visible: Option<String>,
     /// Trim the trails of inputs finished longer ago (`[journal] compact_after`).
     compact_after: Option<Duration>,
     /// New jobs wait while a disk the daemon writes to has less free (`[daemon]`).
@@ -300,7 +304,11 @@ pub async fn run(mut config: Config, path: PathBuf) -> Result<(), DaemonError> {
     let (model, model_sha256) = registered_model(&config).await?;
     config.asr.model = model;
     tracing::info!(model = %config.asr.model.display(), "loading the model");
-    let loaded = WhisperTranscriber::load(&config.asr.model)
+    let model_options = crate::pipeline::transcribe::ModelOptions {
+        gpu_device: config.asr.gpu_device as i32,
+        ..Default::default()
+    };
+    let loaded = WhisperTranscriber::load_with(&config.asr.model, &model_options)
         .map_err(|e| DaemonError::Setup(e.to_string()))?;
     tracing::info!(model = %config.asr.model.display(), took = ?started.elapsed(), "model loaded");
     let idle = *config.asr.idle_unload.get_ref();
@@ -308,7 +316,10 @@ pub async fn run(mut config: Config, path: PathBuf) -> Result<(), DaemonError> {
     let transcriber: Arc<dyn Transcriber> = if idle.is_zero() {
         Arc::new(loaded)
     } else {
-        let model = Arc::new(IdleModel::new(loaded, config.asr.model.clone(), idle));
+        let model = Arc::new(
+            IdleModel::new(loaded, config.asr.model.clone(), idle)
+                .with_options(model_options.clone()),
+        );
         let m = model.clone();
         unloader = Some(tokio::spawn(async move {
             let every = (idle / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
@@ -454,6 +465,11 @@ async fn run_reloading(
         datasets,
         gpu,
         asr_min_free_gpu: config.asr.min_free_gpu_memory,
+        model_options: crate::pipeline::transcribe::ModelOptions {
+            gpu_device: config.asr.gpu_device as i32,
+            ..Default::default()
+        },
+        cuda_visible: std::env::var("CUDA_VISIBLE_DEVICES").ok(),
         min_free_disk: config.daemon.min_free_disk,
         compact_after: config.journal.compact_after,
         disk_low: Mutex::new(None),

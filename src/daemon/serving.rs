@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::Shared;
 use crate::pipeline::idle_model::IdleModel;
-use crate::pipeline::transcribe::{DecodeOptions, Transcriber, WhisperTranscriber};
+use crate::pipeline::transcribe::{DecodeOptions, ModelOptions, Transcriber, WhisperTranscriber};
 
 /// How often the watcher reads the registry (a cheap query) and unloads an idle model.
 const POLL: Duration = Duration::from_secs(2);
@@ -103,7 +103,9 @@ pub async fn watch_loop(
         };
         tracing::info!(model = %row.path.display(), id = row.id, "the registry serves another model: loading it");
         let (path, sha, o) = (row.path.clone(), row.sha256.clone(), opts.clone());
-        let loaded = tokio::task::spawn_blocking(move || load(path, sha, &o, idle_unload)).await;
+        let m = shared.model_options.clone();
+        let loaded =
+            tokio::task::spawn_blocking(move || load(path, sha, &o, &m, idle_unload)).await;
         match loaded {
             Ok(Ok(model)) => {
                 let was = current.sha256.clone().unwrap_or_default();
@@ -127,6 +129,7 @@ fn load(
     path: PathBuf,
     sha256: String,
     opts: &DecodeOptions,
+    model: &ModelOptions,
     idle_unload: Duration,
 ) -> Result<ServingModel, String> {
     let actual = crate::hash::sha256_file(&path).map_err(|e| format!("cannot read it: {e}"))?;
@@ -135,11 +138,11 @@ fn load(
             "its content changed since it was registered (sha256 {actual}, registered {sha256})"
         ));
     }
-    let loaded = WhisperTranscriber::load(&path).map_err(|e| e.to_string())?;
+    let loaded = WhisperTranscriber::load_with(&path, model).map_err(|e| e.to_string())?;
     let transcriber: Arc<dyn Transcriber> = if idle_unload.is_zero() {
         Arc::new(loaded)
     } else {
-        Arc::new(IdleModel::new(loaded, path.clone(), idle_unload))
+        Arc::new(IdleModel::new(loaded, path.clone(), idle_unload).with_options(model.clone()))
     };
     Ok(ServingModel::new(transcriber, path, Some(sha256), opts))
 }

@@ -76,13 +76,20 @@ pub(super) async fn trainer_loop(
             let Some(seconds) = due(&shared, d) else {
                 continue;
             };
-            if let Err(why) = gpu::check(gpu.as_ref(), d.trainer.min_free_gpu_memory) {
-                // Said once per wait, not every tick.
-                if waiting_for_gpu.insert(d.name.clone()) {
-                    tracing::info!(dataset = %d.name, %why, "training is due but waits for GPU memory");
+            let device = match gpu::choose(
+                gpu.as_ref(),
+                d.trainer.min_free_gpu_memory,
+                shared.cuda_visible.as_deref(),
+            ) {
+                Ok(device) => device,
+                Err(why) => {
+                    // Said once per wait, not every tick.
+                    if waiting_for_gpu.insert(d.name.clone()) {
+                        tracing::info!(dataset = %d.name, %why, "training is due but waits for GPU memory");
+                    }
+                    continue;
                 }
-                continue;
-            }
+            };
             waiting_for_gpu.remove(&d.name);
             if let Some(why) = super::disk::too_full_with(&shared, &[&d.root]) {
                 // A run writes checkpoints: it waits for space as new jobs do.
@@ -96,6 +103,7 @@ pub(super) async fn trainer_loop(
                 id: run::new_id(&d.name),
                 dataset: d.clone(),
                 seconds,
+                gpu: device.map(|dev| grant(&shared, d, dev)),
             };
             match shared.journal().run_start(&plan.id, &d.name, seconds) {
                 Ok(true) => {}
@@ -180,6 +188,29 @@ fn due(shared: &Shared, d: &Dataset) -> Option<f64> {
         }
     }
     Some(ledger.new_seconds)
+}
+
+/// The GPU a run gets. Sharing it with transcription (`gpu_policy = "shared"`), the trainer
+/// may take what is free less what transcription needs there (`[asr] min_free_gpu_memory`,
+/// when transcription runs on that GPU).
+fn grant(shared: &Shared, d: &Dataset, dev: gpu::DeviceMemory) -> run::GpuGrant {
+    let asr_device = gpu::visible(
+        shared.gpu.devices().unwrap_or_default(),
+        shared.cuda_visible.as_deref(),
+    )
+    .get(shared.model_options.gpu_device.max(0) as usize)
+    .map(|a| a.index);
+    let reserve = match asr_device == Some(dev.index) {
+        true => shared.asr_min_free_gpu.unwrap_or(0),
+        false => 0,
+    };
+    run::GpuGrant {
+        index: dev.index,
+        name: dev.name,
+        free_bytes: dev.free,
+        total_bytes: dev.total,
+        memory_limit_bytes: (!d.trainer.exclusive_gpu).then(|| dev.free.saturating_sub(reserve)),
+    }
 }
 
 /// A run whose folder waited for S3 while its dataset is no longer configured there (or at

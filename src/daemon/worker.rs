@@ -72,13 +72,20 @@ pub(super) async fn work(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Whether `[asr] min_free_gpu_memory` is free (or not asked for, or there is no GPU).
+/// Whether `[asr] min_free_gpu_memory` is free on `[asr] gpu_device` (or not asked for, or
+/// there is no GPU).
 /// Says so once when a worker starts waiting, and once when it stops.
 fn gpu_memory_free(shared: &Shared, waiting: &mut bool) -> bool {
     if shared.asr_min_free_gpu.is_none() {
         return true;
     }
-    let verdict = crate::training::gpu::check(shared.gpu.as_ref(), shared.asr_min_free_gpu);
+    // The device whisper runs on, not the freest one: another GPU's free memory does not help.
+    let verdict = crate::training::gpu::check_device(
+        shared.gpu.as_ref(),
+        shared.model_options.gpu_device.max(0) as u32,
+        shared.asr_min_free_gpu,
+        shared.cuda_visible.as_deref(),
+    );
     match (&verdict, *waiting) {
         (Err(why), false) => tracing::info!(%why, "transcription waits for GPU memory"),
         (Ok(()), true) => tracing::info!("GPU memory free again; transcribing"),

@@ -8,12 +8,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::transcribe::{
-    AudioSource, DecodeOptions, TranscribeError, Transcriber, WhisperTranscriber,
+    AudioSource, DecodeOptions, ModelOptions, TranscribeError, Transcriber, WhisperTranscriber,
 };
 use super::transcript::Transcript;
 
 pub struct IdleModel {
     path: PathBuf,
+    /// How it is loaded again (the GPU device among them).
+    options: ModelOptions,
     idle_unload: Duration,
     state: Mutex<State>,
     running: AtomicUsize,
@@ -29,6 +31,7 @@ impl IdleModel {
     pub fn new(loaded: WhisperTranscriber, path: PathBuf, idle_unload: Duration) -> IdleModel {
         IdleModel {
             path,
+            options: ModelOptions::default(),
             idle_unload,
             state: Mutex::new(State {
                 model: Some(Arc::new(loaded)),
@@ -42,6 +45,7 @@ impl IdleModel {
     pub fn unloaded(path: PathBuf, idle_unload: Duration) -> IdleModel {
         IdleModel {
             path,
+            options: ModelOptions::default(),
             idle_unload,
             state: Mutex::new(State {
                 model: None,
@@ -49,6 +53,12 @@ impl IdleModel {
             }),
             running: AtomicUsize::new(0),
         }
+    }
+
+    /// Loaded again with `options` (those it was first loaded with).
+    pub fn with_options(mut self, options: ModelOptions) -> IdleModel {
+        self.options = options;
+        self
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -76,7 +86,7 @@ impl IdleModel {
             return Ok(m.clone());
         }
         let started = Instant::now();
-        let m = Arc::new(WhisperTranscriber::load(&self.path)?);
+        let m = Arc::new(WhisperTranscriber::load_with(&self.path, &self.options)?);
         tracing::info!(model = %self.path.display(), took = ?started.elapsed(), "model loaded again for new work");
         s.model = Some(m.clone());
         Ok(m)

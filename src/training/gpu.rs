@@ -52,6 +52,85 @@ impl GpuInfo for Nvml {
     }
 }
 
+/// The GPUs this process may use, in CUDA's order: NVML numbers every GPU by PCI bus, and
+/// `CUDA_VISIBLE_DEVICES` (`cuda_visible`; numbers in that order, as the daemon's unit sets
+/// `CUDA_DEVICE_ORDER=PCI_BUS_ID`) narrows and orders them. A list this cannot read (GPU
+/// UUIDs) leaves every GPU.
+pub fn visible(devices: Vec<DeviceMemory>, cuda_visible: Option<&str>) -> Vec<DeviceMemory> {
+    let Some(list) = cuda_visible.map(str::trim) else {
+        return devices;
+    };
+    let indexes: Option<Vec<u32>> = list
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().ok())
+        .collect();
+    match indexes {
+        Some(indexes) => indexes
+            .into_iter()
+            .filter_map(|i| devices.iter().find(|d| d.index == i).cloned())
+            .collect(),
+        None => devices,
+    }
+}
+
+/// The GPU a training run gets: the visible one with the most free memory, if it has
+/// `min_free` (`Err` says why not). `Ok(None)`: no GPU.
+pub fn choose(
+    gpu: &dyn GpuInfo,
+    min_free: Option<u64>,
+    cuda_visible: Option<&str>,
+) -> Result<Option<DeviceMemory>, String> {
+    let devices = visible(gpu.devices()?, cuda_visible);
+    let Some(best) = devices
+        .into_iter()
+        .max_by_key(|d| (d.free, std::cmp::Reverse(d.index)))
+    else {
+        return Ok(None);
+    };
+    match min_free {
+        Some(min) if best.free < min => Err(format!(
+            "{} MiB of GPU memory free on the freest GPU ({} {}), {} MiB needed",
+            best.free >> 20,
+            best.index,
+            best.name,
+            min >> 20
+        )),
+        _ => Ok(Some(best)),
+    }
+}
+
+/// Whether transcription, on CUDA device `ordinal` (`[asr] gpu_device`), has `min_free`
+/// bytes there: the device it runs on, not the freest one. No GPU: yes.
+pub fn check_device(
+    gpu: &dyn GpuInfo,
+    ordinal: u32,
+    min_free: Option<u64>,
+    cuda_visible: Option<&str>,
+) -> Result<(), String> {
+    let Some(min) = min_free else { return Ok(()) };
+    let devices = visible(gpu.devices()?, cuda_visible);
+    if devices.is_empty() {
+        return Ok(());
+    }
+    let Some(d) = devices.get(ordinal as usize) else {
+        return Err(format!(
+            "[asr] gpu_device {ordinal} does not exist: {} GPU(s) visible",
+            devices.len()
+        ));
+    };
+    if d.free >= min {
+        return Ok(());
+    }
+    Err(format!(
+        "{} MiB of GPU memory free on GPU {} ({}), where transcription runs; {} MiB needed",
+        d.free >> 20,
+        d.index,
+        d.name,
+        min >> 20
+    ))
+}
+
 /// Whether work needing `min_free` bytes of GPU memory may start now: `Err` says why not.
 pub fn check(gpu: &dyn GpuInfo, min_free: Option<u64>) -> Result<(), String> {
     let Some(min) = min_free else { return Ok(()) };
@@ -97,6 +176,20 @@ mod tests {
         assert!(no.contains("2048 MiB") && no.contains("6144 MiB"), "{no}");
         assert!(check(&Fake(vec![]), Some(6 << 30)).is_ok());
         assert!(check(&Fake(vec![0]), None).is_ok());
+        // A run gets the freest visible GPU; transcription checks its own.
+        let two = Fake(vec![1 << 30, 7 << 30]);
+        assert_eq!(choose(&two, Some(6 << 30), None).unwrap().unwrap().index, 1);
+        assert!(choose(&two, Some(6 << 30), Some("0")).is_err());
+        assert_eq!(choose(&two, None, Some("0")).unwrap().unwrap().index, 0);
+        assert_eq!(choose(&Fake(vec![]), Some(1), None).unwrap(), None);
+        assert!(check_device(&two, 0, Some(6 << 30), None).is_err());
+        assert!(check_device(&two, 1, Some(6 << 30), None).is_ok());
+        // With CUDA_VISIBLE_DEVICES=1, CUDA's device 0 is GPU 1.
+        assert!(check_device(&two, 0, Some(6 << 30), Some("1")).is_ok());
+        assert!(check_device(&two, 2, Some(1), None)
+            .unwrap_err()
+            .contains("does not exist"));
+        assert_eq!(visible(two.devices().unwrap(), Some("GPU-abc")).len(), 2);
         // This machine: NVML is absent or reports real GPUs; either way no panic.
         assert!(Nvml::default().devices().is_ok());
     }

@@ -29,6 +29,43 @@ pub struct Plan {
     pub dataset: Arc<Dataset>,
     /// The dataset's new seconds when it was planned.
     pub seconds: f64,
+    /// The GPU the trainer is pinned to (the one that passed the memory check); `None`
+    /// without a GPU.
+    pub gpu: Option<GpuGrant>,
+}
+
+/// A GPU given to a run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GpuGrant {
+    /// NVML's (PCI bus) index: `CUDA_VISIBLE_DEVICES` for the trainer.
+    pub index: u32,
+    pub name: String,
+    pub free_bytes: u64,
+    pub total_bytes: u64,
+    /// Under `gpu_policy = "shared"`: what the trainer may take, leaving transcription on the
+    /// same GPU its `[asr] min_free_gpu_memory` (`HOTFOLDERD_GPU_MEMORY_LIMIT`).
+    pub memory_limit_bytes: Option<u64>,
+}
+
+impl GpuGrant {
+    /// The trainer's environment: pinned to this GPU, numbered as NVML numbers it, and
+    /// without a framework taking all of its memory up front.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("CUDA_DEVICE_ORDER", "PCI_BUS_ID".to_string()),
+            ("CUDA_VISIBLE_DEVICES", self.index.to_string()),
+            ("HOTFOLDERD_GPU", self.index.to_string()),
+        ];
+        if let Some(limit) = self.memory_limit_bytes {
+            env.push(("HOTFOLDERD_GPU_MEMORY_LIMIT", limit.to_string()));
+            // PyTorch grows its cache as it needs; JAX and TensorFlow would otherwise take
+            // most of the GPU at start-up.
+            env.push(("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True".into()));
+            env.push(("XLA_PYTHON_CLIENT_PREALLOCATE", "false".into()));
+            env.push(("TF_FORCE_GPU_ALLOW_GROWTH", "true".into()));
+        }
+        env
+    }
 }
 
 /// A new run id: dataset, UTC time, and a random tail.
@@ -85,6 +122,9 @@ struct RunRecord {
     /// The serving model, exported for the trainer to start from.
     #[serde(skip_serializing_if = "Option::is_none")]
     base_model: Option<BaseModel>,
+    /// The GPU the trainer was pinned to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gpu: Option<GpuGrant>,
     /// The serving model and the candidate scored on the held-out pieces.
     #[serde(skip_serializing_if = "Option::is_none")]
     eval: Option<Evaluation>,
@@ -185,6 +225,7 @@ pub async fn supervise(
         record.promotion = Some(p);
     }
     record.base_model = base;
+    record.gpu = plan.gpu.clone();
     record.eval = eval;
     publish(d, &plan.id, &record)?;
     lock(journal)
@@ -214,6 +255,12 @@ async fn run_trainer(
     let mut cmd = tokio::process::Command::new(program);
     if let Some(b) = base {
         cmd.env("HOTFOLDERD_BASE_MODEL", &b.path);
+    }
+    for (k, v) in plan.gpu.iter().flat_map(GpuGrant::env) {
+        // What the operator set for the trainer's framework stays.
+        if k.starts_with("HOTFOLDERD_") || k.starts_with("CUDA_") || std::env::var_os(k).is_none() {
+            cmd.env(k, v);
+        }
     }
     cmd.args(args)
         .env("HOTFOLDERD_RUN_ID", &plan.id)
@@ -496,6 +543,7 @@ fn record(
         metrics,
         artifacts: artifacts(&dir.join("output")),
         base_model: None,
+        gpu: None,
         eval: None,
         promotion: None,
     }
