@@ -59,6 +59,10 @@ def speak(out, name, text):
     return wav
 
 
+def fmt(wer):
+    return "-" if wer is None else f"{wer:.3f}"
+
+
 def sha256(path):
     import hashlib
     with open(path, "rb") as f:
@@ -182,7 +186,7 @@ def main():
         for r in (full, lora):
             print(f"| {r['mode']} | {r['samples_per_second']:.2f} | {r['to_serving']:.1f} s | "
                   f"{r['export_and_prepare']:.1f} s | {r['trainer']:.1f} s | {r['convert_and_score']:.1f} s | "
-                  f"{r['promote_and_swap']:.1f} s | {r['wer'][0]} → {r['wer'][1]} |")
+                  f"{r['promote_and_swap']:.1f} s | {fmt(r['wer'][0])} → {fmt(r['wer'][1])} |")
         print(f"ratios LoRA / full: samples/s {lora['samples_per_second'] / full['samples_per_second']:.2f}, "
               f"threshold → serving {lora['to_serving'] / full['to_serving']:.2f}")
     finally:
