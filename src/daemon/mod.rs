@@ -255,6 +255,21 @@ fn teacher_unloader(shared: &Arc<Shared>, idle: Duration) -> Option<tokio::task:
 
 /// The model to serve and its sha256: the registry's serving model, unless `[asr] model`
 /// names a content it has never seen (then that one, registered as serving from now on).
+/// Whether the serving model must be able to drop its weights: after `idle_unload`, or (never
+/// idle, `Duration::MAX`) for an exclusive training run. `None`: it never drops them.
+pub(crate) fn unloadable(config: &Config) -> Option<Duration> {
+    let idle = *config.asr.idle_unload.get_ref();
+    let exclusive = config
+        .dataset
+        .iter()
+        .any(|d| d.trainer.gpu_policy == crate::config::GpuPolicy::Exclusive);
+    match (idle.is_zero(), exclusive) {
+        (false, _) => Some(idle),
+        (true, true) => Some(Duration::MAX),
+        (true, false) => None,
+    }
+}
+
 async fn registered_model(config: &Config) -> Result<(PathBuf, String), DaemonError> {
     let (configured, journal_path) = (config.asr.model.clone(), config.journal.path.clone());
     let chosen = tokio::task::spawn_blocking(move || -> Result<(PathBuf, String), DaemonError> {
@@ -313,22 +328,26 @@ pub async fn run(mut config: Config, path: PathBuf) -> Result<(), DaemonError> {
     tracing::info!(model = %config.asr.model.display(), took = ?started.elapsed(), "model loaded");
     let idle = *config.asr.idle_unload.get_ref();
     let mut unloader = None;
-    let transcriber: Arc<dyn Transcriber> = if idle.is_zero() {
-        Arc::new(loaded)
-    } else {
-        let model = Arc::new(
-            IdleModel::new(loaded, config.asr.model.clone(), idle)
-                .with_options(model_options.clone()),
-        );
-        let m = model.clone();
-        unloader = Some(tokio::spawn(async move {
-            let every = (idle / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
-            loop {
-                tokio::time::sleep(every).await;
-                m.unload_if_idle();
+    let transcriber: Arc<dyn Transcriber> = match unloadable(&config) {
+        None => Arc::new(loaded),
+        Some(after) => {
+            let model = Arc::new(
+                IdleModel::new(loaded, config.asr.model.clone(), after)
+                    .with_options(model_options.clone()),
+            );
+            if !idle.is_zero() {
+                let m = model.clone();
+                unloader = Some(tokio::spawn(async move {
+                    let every =
+                        (idle / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
+                    loop {
+                        tokio::time::sleep(every).await;
+                        m.unload_if_idle();
+                    }
+                }));
             }
-        }));
-        model
+            model
+        }
     };
     let (tx, rx) = mpsc::channel(1);
     let hup = tokio::spawn(systemd::reload_on_sighup(path, hangups, tx));
@@ -529,6 +548,7 @@ async fn run_reloading(
         shared.clone(),
         opts.clone(),
         *config.asr.idle_unload.get_ref(),
+        unloadable(&config),
         stop_rx.clone(),
     ));
     let (notify_stop, notify_stop_rx) = watch::channel(false);

@@ -70,6 +70,7 @@ pub async fn watch_loop(
     shared: Arc<Shared>,
     opts: DecodeOptions,
     idle_unload: Duration,
+    unloadable: Option<Duration>,
     mut stop: watch::Receiver<bool>,
 ) {
     // A model that failed to load is tried again after a wait that doubles (a full GPU, a
@@ -104,8 +105,7 @@ pub async fn watch_loop(
         tracing::info!(model = %row.path.display(), id = row.id, "the registry serves another model: loading it");
         let (path, sha, o) = (row.path.clone(), row.sha256.clone(), opts.clone());
         let m = shared.model_options.clone();
-        let loaded =
-            tokio::task::spawn_blocking(move || load(path, sha, &o, &m, idle_unload)).await;
+        let loaded = tokio::task::spawn_blocking(move || load(path, sha, &o, &m, unloadable)).await;
         match loaded {
             Ok(Ok(model)) => {
                 let was = current.sha256.clone().unwrap_or_default();
@@ -130,7 +130,7 @@ fn load(
     sha256: String,
     opts: &DecodeOptions,
     model: &ModelOptions,
-    idle_unload: Duration,
+    unloadable: Option<Duration>,
 ) -> Result<ServingModel, String> {
     let actual = crate::hash::sha256_file(&path).map_err(|e| format!("cannot read it: {e}"))?;
     if actual != sha256 {
@@ -139,10 +139,11 @@ fn load(
         ));
     }
     let loaded = WhisperTranscriber::load_with(&path, model).map_err(|e| e.to_string())?;
-    let transcriber: Arc<dyn Transcriber> = if idle_unload.is_zero() {
-        Arc::new(loaded)
-    } else {
-        Arc::new(IdleModel::new(loaded, path.clone(), idle_unload).with_options(model.clone()))
+    let transcriber: Arc<dyn Transcriber> = match unloadable {
+        None => Arc::new(loaded),
+        Some(after) => {
+            Arc::new(IdleModel::new(loaded, path.clone(), after).with_options(model.clone()))
+        }
     };
     Ok(ServingModel::new(transcriber, path, Some(sha256), opts))
 }

@@ -122,10 +122,12 @@ pub(super) async fn trainer_loop(
                 let exclusive = plan.dataset.trainer.exclusive_gpu;
                 if exclusive {
                     s.gpu_runs.fetch_add(1, Ordering::SeqCst);
+                    take_the_gpu(&s, &plan.id).await;
                 }
                 let ended = run::supervise(&plan, &s.journal, s.eval_serving(), st).await;
                 if exclusive {
                     s.gpu_runs.fetch_sub(1, Ordering::SeqCst);
+                    give_the_gpu_back(&s).await;
                     s.wake.notify_waiters();
                 }
                 if let Err(e) = ended {
@@ -188,6 +190,41 @@ fn due(shared: &Shared, d: &Dataset) -> Option<f64> {
         }
     }
     Some(ledger.new_seconds)
+}
+
+/// `gpu_policy = "exclusive"`: with new jobs held (`gpu_runs`), waits for the running ones
+/// to finish, then drops the serving model's weights for the run.
+async fn take_the_gpu(shared: &Shared, run: &str) {
+    let mut said = false;
+    loop {
+        let running = shared.running().len();
+        if running == 0 {
+            break;
+        }
+        if !said {
+            tracing::info!(%run, running, "the exclusive run waits for the transcriptions running now");
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if !shared.model.get().transcriber.unload_now() {
+        tracing::warn!(%run, "the serving model cannot be unloaded now; the run starts beside it");
+    }
+}
+
+/// After an exclusive run: the serving model is loaded again before the next job needs it.
+async fn give_the_gpu_back(shared: &Arc<Shared>) {
+    let model = shared.model.get();
+    let started = std::time::Instant::now();
+    match tokio::task::spawn_blocking(move || model.transcriber.preload()).await {
+        Ok(Ok(())) => {
+            tracing::info!(took = ?started.elapsed(), "model loaded again after the exclusive run")
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot load the model again after the exclusive run; the next job tries")
+        }
+        Err(e) => tracing::error!(error = %e, "loading the model again ended abnormally"),
+    }
 }
 
 /// The GPU a run gets. Sharing it with transcription (`gpu_policy = "shared"`), the trainer

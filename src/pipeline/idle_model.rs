@@ -1,5 +1,6 @@
 //! `[asr] idle_unload`: the Whisper model is dropped after that long without work, giving
-//! its memory (VRAM on a GPU build) back, and loaded again by the next job. A job that is
+//! its memory (VRAM on a GPU build) back, and loaded again by the next job. An exclusive
+//! training run drops it too (`unload_now`), for as long as it runs. A job that is
 //! running keeps its own reference, so unloading never pulls the model from under it.
 
 use std::path::PathBuf;
@@ -93,6 +94,20 @@ impl IdleModel {
     }
 }
 
+impl IdleModel {
+    /// Drops the model now unless a transcription is using it; whether it is out now.
+    pub fn unload_now(&self) -> bool {
+        let mut s = self.state();
+        if self.running.load(Ordering::SeqCst) > 0 {
+            return false;
+        }
+        if s.model.take().is_some() {
+            tracing::info!(model = %self.path.display(), "model unloaded for an exclusive training run");
+        }
+        true
+    }
+}
+
 impl Transcriber for IdleModel {
     fn transcribe(
         &self,
@@ -108,6 +123,14 @@ impl Transcriber for IdleModel {
 
     fn unload_if_idle(&self) -> bool {
         IdleModel::unload_if_idle(self)
+    }
+
+    fn unload_now(&self) -> bool {
+        IdleModel::unload_now(self)
+    }
+
+    fn preload(&self) -> Result<(), TranscribeError> {
+        self.model().map(drop)
     }
 
     fn model_name(&self) -> String {

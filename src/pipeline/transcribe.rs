@@ -188,6 +188,15 @@ pub trait Transcriber: Send + Sync {
     fn unload_if_idle(&self) -> bool {
         false
     }
+    /// Drops the weights now if no transcription is using them (an exclusive training run
+    /// takes the GPU); whether they are out of memory now. A model that cannot unload: false.
+    fn unload_now(&self) -> bool {
+        false
+    }
+    /// Loads the weights again if they were dropped.
+    fn preload(&self) -> Result<(), TranscribeError> {
+        Ok(())
+    }
 }
 
 /// Runs a transcription on tokio's blocking pool, so async code (sources, HTTP, heartbeats)

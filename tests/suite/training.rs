@@ -424,12 +424,26 @@ fn an_exclusive_run_holds_transcription_and_a_shared_one_does_not() {
             "wait",
             &format!("gpu_policy = {policy:?}\nretry_after = \"1h\""),
         );
-        let daemon = start_daemon(&cfg);
+        let log = d.join("daemon.log");
+        let daemon = start_daemon_with(
+            &cfg,
+            Start {
+                log: Some(&log),
+                ..Start::default()
+            },
+        );
         drop_speech(d, &["one"]);
         let (_, pids) = running_pids(d);
         drop_speech(d, &["two"]);
         let two = d.join("out/two.json");
+        let said = || std::fs::read_to_string(&log).unwrap();
         if waits {
+            // The serving model's weights are out of memory while the run holds the GPU.
+            assert!(
+                said().contains("model unloaded for an exclusive training run"),
+                "{}",
+                said()
+            );
             // Long enough for "two" to be transcribed several times over were it allowed.
             std::thread::sleep(Duration::from_secs(15));
             assert!(
@@ -439,8 +453,15 @@ fn an_exclusive_run_holds_transcription_and_a_shared_one_does_not() {
             run(std::process::Command::new("kill").args(["-9", &pids[0].to_string()]));
         }
         wait_until("the second input's transcript", || two.is_file());
-        if !waits {
+        if waits {
+            assert!(
+                said().contains("model loaded again after the exclusive run"),
+                "{}",
+                said()
+            );
+        } else {
             assert!(alive(pids[0]), "the shared run should still be going");
+            assert!(!said().contains("unloaded"), "{}", said());
         }
         stop(daemon);
     }
