@@ -120,7 +120,7 @@ mod tests {
         assert_eq!((ledger.total_seconds, ledger.new_seconds), (2.0, 2.0));
         assert!(!lock(&journal).dataset_holds("d", "aa11").unwrap());
         assert_eq!(
-            lock(&journal).dataset_removed_unsynced("d").unwrap(),
+            lock(&journal).dataset_unsynced("d", true).unwrap(),
             ["aa11"]
         );
         // Again: nothing more happens, and the ledger is not taken twice.

@@ -32,7 +32,7 @@ pub async fn sync(
     let mut failed = Vec::new();
     let mut sent = 0;
     let unsynced = lock(journal)
-        .dataset_unsynced(&d.name)
+        .dataset_unsynced(&d.name, false)
         .map_err(|e| e.to_string())?;
     'contents: for sha in unsynced {
         let dir = d.root.join("audio").join(&sha[..sha.len().min(2)]);
@@ -53,7 +53,7 @@ pub async fn sync(
     // Contents taken out of the dataset (their inputs deleted): their audio goes from the
     // bucket too (s3:ListBucket and s3:DeleteObject), and the manifest below without them.
     let removed = lock(journal)
-        .dataset_removed_unsynced(&d.name)
+        .dataset_unsynced(&d.name, true)
         .map_err(|e| e.to_string())?;
     for sha in removed {
         let rel = format!("audio/{}/{sha}", &sha[..sha.len().min(2)]);

@@ -261,16 +261,22 @@ impl Journal {
         Ok(())
     }
 
-    /// Contents added to `dataset` whose audio is not yet copied to its remote storage.
-    pub fn dataset_unsynced(&self, dataset: &str) -> Result<Vec<String>, JournalError> {
+    /// Contents whose copy in `dataset`'s remote storage is not made yet; with `removed`,
+    /// contents taken out whose copy there is not deleted yet.
+    pub fn dataset_unsynced(
+        &self,
+        dataset: &str,
+        removed: bool,
+    ) -> Result<Vec<String>, JournalError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT sha256 FROM dataset_inputs WHERE dataset = ?1 AND state = 'added' AND synced = 0",
+                "SELECT sha256 FROM dataset_inputs WHERE dataset = ?1 AND state = ?2 AND synced = 0",
             )
             .map_err(self.db())?;
+        let state = if removed { "removed" } else { "added" };
         let rows = stmt
-            .query_map(params![dataset], |r| r.get(0))
+            .query_map(params![dataset, state], |r| r.get(0))
             .map_err(self.db())?;
         rows.collect::<Result<_, _>>().map_err(self.db())
     }
@@ -304,7 +310,7 @@ impl Journal {
     /// Content `sha256` left `dataset` (its lines are out of the manifest, its audio
     /// deleted): its seconds leave the ledger (the new hours too, if no successful run began
     /// after it came), and each input with that content gets a `dataset_removed` event.
-    /// Its copy in S3, if any, is deleted by the next sync ([`Journal::dataset_removed_unsynced`]).
+    /// Its copy in S3, if any, is deleted by the next sync ([`Journal::dataset_unsynced`]).
     pub fn dataset_forgot(
         &mut self,
         dataset: &str,
@@ -356,20 +362,6 @@ impl Journal {
         )
         .map_err(&db)?;
         tx.commit().map_err(&db)
-    }
-
-    /// Contents taken out of `dataset` whose copy in its remote storage is not deleted yet.
-    pub fn dataset_removed_unsynced(&self, dataset: &str) -> Result<Vec<String>, JournalError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT sha256 FROM dataset_inputs WHERE dataset = ?1 AND state = 'removed' AND synced = 0",
-            )
-            .map_err(self.db())?;
-        let rows = stmt
-            .query_map(params![dataset], |r| r.get(0))
-            .map_err(self.db())?;
-        rows.collect::<Result<_, _>>().map_err(self.db())
     }
 
     /// The copy in (or the deletion from) remote storage of content `sha256` is done, if
@@ -742,9 +734,9 @@ mod tests {
         assert!(j.dataset_orphans("d", 10).unwrap().is_empty());
         // A copy to S3 that ends after the content was forgotten does not hide its deletion.
         j.dataset_mark_synced("d", "aa", false).unwrap();
-        assert_eq!(j.dataset_removed_unsynced("d").unwrap(), ["aa"]);
+        assert_eq!(j.dataset_unsynced("d", true).unwrap(), ["aa"]);
         j.dataset_mark_synced("d", "aa", true).unwrap();
-        assert!(j.dataset_removed_unsynced("d").unwrap().is_empty());
+        assert!(j.dataset_unsynced("d", true).unwrap().is_empty());
         let trail: Vec<String> = j.history(1).unwrap().into_iter().map(|e| e.1).collect();
         assert_eq!(trail.last().map(String::as_str), Some("dataset_removed"));
     }

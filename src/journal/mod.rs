@@ -120,7 +120,28 @@ pub struct Journal {
     path: PathBuf,
 }
 
-const SCHEMA: &str = "
+/// The events table (schema 9): an event belongs to an input, a training run or a model.
+macro_rules! events_table {
+    ($name:literal) => {
+        concat!(
+            "CREATE TABLE IF NOT EXISTS ",
+            $name,
+            " (
+    id       INTEGER PRIMARY KEY,
+    input_id INTEGER REFERENCES inputs (id),
+    run_id   TEXT,
+    model_id INTEGER,
+    at       INTEGER NOT NULL,
+    state    TEXT NOT NULL,
+    detail   TEXT,
+    CHECK (input_id IS NOT NULL OR run_id IS NOT NULL OR model_id IS NOT NULL)
+);"
+        )
+    };
+}
+
+const SCHEMA: &str = concat!(
+    "
 CREATE TABLE IF NOT EXISTS inputs (
     id          INTEGER PRIMARY KEY,
     source      TEXT NOT NULL,
@@ -145,16 +166,9 @@ CREATE TABLE IF NOT EXISTS inputs (
 );
 CREATE INDEX IF NOT EXISTS inputs_state ON inputs (state);
 CREATE INDEX IF NOT EXISTS inputs_sha256 ON inputs (sha256);
-CREATE TABLE IF NOT EXISTS events (
-    id       INTEGER PRIMARY KEY,
-    input_id INTEGER REFERENCES inputs (id),
-    run_id   TEXT,
-    model_id INTEGER,
-    at       INTEGER NOT NULL,
-    state    TEXT NOT NULL,
-    detail   TEXT,
-    CHECK (input_id IS NOT NULL OR run_id IS NOT NULL OR model_id IS NOT NULL)
-);
+",
+    events_table!("events"),
+    "
 CREATE INDEX IF NOT EXISTS events_input ON events (input_id);
 CREATE TABLE IF NOT EXISTS dataset_inputs (
     dataset         TEXT NOT NULL,
@@ -198,7 +212,8 @@ CREATE TABLE IF NOT EXISTS dataset_corrections (
     at          INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dataset_corrections_input ON dataset_corrections (sha256);
-";
+"
+);
 
 /// Notifications (schema 4). The outbox is filled by triggers, inside the very transaction
 /// that records an input's final state or a training run's start and end, so no code path
@@ -391,23 +406,14 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         // SQLite cannot make a column nullable in place: the table is rebuilt, ids kept (they
         // are the audit log's `seq`). Its index and trigger go with the old table and are
         // made again (the trigger by OUTBOX_SCHEMA, right after this).
-        conn.execute_batch(
-            "CREATE TABLE events_v9 (
-                 id       INTEGER PRIMARY KEY,
-                 input_id INTEGER REFERENCES inputs (id),
-                 run_id   TEXT,
-                 model_id INTEGER,
-                 at       INTEGER NOT NULL,
-                 state    TEXT NOT NULL,
-                 detail   TEXT,
-                 CHECK (input_id IS NOT NULL OR run_id IS NOT NULL OR model_id IS NOT NULL)
-             );
-             INSERT INTO events_v9 (id, input_id, at, state, detail)
+        conn.execute_batch(concat!(
+            events_table!("events_v9"),
+            "INSERT INTO events_v9 (id, input_id, at, state, detail)
                  SELECT id, input_id, at, state, detail FROM events;
              DROP TABLE events;
              ALTER TABLE events_v9 RENAME TO events;
              CREATE INDEX events_input ON events (input_id);",
-        )?;
+        ))?;
     }
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS inputs_dedup_key ON inputs (dedup_key);
