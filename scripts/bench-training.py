@@ -107,6 +107,7 @@ promote = "always"
 [dataset.trainer]
 command = {json.dumps(command)}
 timeout = "1h"
+gpu_policy = "{args.gpu_policy}"
 """)
 
     def run_until(what, count):
@@ -148,6 +149,14 @@ timeout = "1h"
     scored, swapped = first("run evaluated on its held-out pieces"), first("model swapped")
     rates = [m["samples_per_second"] for m in run["metrics"] if "samples_per_second" in m]
     return {
+        "run_dir": run_dir,
+        "log": log_path,
+        "gpu": run.get("gpu"),
+        "device": next((m.get("device") for m in run["metrics"] if m.get("event") == "model"), None),
+        "memory_limit": next((m.get("bytes") for m in run["metrics"]
+                              if m.get("event") == "gpu_memory_limit"), None),
+        "unloaded": "model unloaded for an exclusive training run" in "\n".join(lines),
+        "reloaded": "model loaded again after the exclusive run" in "\n".join(lines),
         "mode": label,
         "segments": run.get("manifest_segments"),
         "steps": len(rates),
@@ -169,6 +178,10 @@ def main():
     p.add_argument("--files", type=int, default=12)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--gpu-policy", default="exclusive", choices=["exclusive", "shared"])
+    p.add_argument("--modes", default="full,lora", help="full, lora or both")
+    p.add_argument("--json", help="also write every mode's figures (and where its run is) here")
+    p.add_argument("--keep", action="store_true", help="keep the work folder (its path is printed)")
     args = p.parse_args()
     work = tempfile.mkdtemp(prefix="bench-training-", dir=os.environ.get("BENCH_DIR"))
     try:
@@ -178,19 +191,27 @@ def main():
         wavs = [(speak(speech, f"s{i:02}", t), t) for i, t in enumerate(texts)]
         total = sum(seconds(w) for w, _ in wavs)
         print(f"{args.files} files, {total:.1f} s of speech; {args.steps} steps of batch {args.batch}")
-        full = one_mode(args, work, "full", [], wavs)
-        lora = one_mode(args, work, "lora", ["--lora-rank", "8", "--lora-targets",
-                                             "q_proj,k_proj,v_proj,out_proj"], wavs)
+        extra = {"full": [], "lora": ["--lora-rank", "8", "--lora-targets",
+                                      "q_proj,k_proj,v_proj,out_proj"]}
+        results = [one_mode(args, work, m, extra[m], wavs) for m in args.modes.split(",")]
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1)
         print("| mode | samples/s | threshold → serving | export+prepare | trainer | convert+score | promote+swap | WER serving → candidate |")
         print("|---|---:|---:|---:|---:|---:|---:|---|")
-        for r in (full, lora):
+        for r in results:
             print(f"| {r['mode']} | {r['samples_per_second']:.2f} | {r['to_serving']:.1f} s | "
                   f"{r['export_and_prepare']:.1f} s | {r['trainer']:.1f} s | {r['convert_and_score']:.1f} s | "
                   f"{r['promote_and_swap']:.1f} s | {fmt(r['wer'][0])} → {fmt(r['wer'][1])} |")
-        print(f"ratios LoRA / full: samples/s {lora['samples_per_second'] / full['samples_per_second']:.2f}, "
-              f"threshold → serving {lora['to_serving'] / full['to_serving']:.2f}")
+        if len(results) == 2:
+            full, lora = results
+            print(f"ratios LoRA / full: samples/s {lora['samples_per_second'] / full['samples_per_second']:.2f}, "
+                  f"threshold → serving {lora['to_serving'] / full['to_serving']:.2f}")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"work folder kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
