@@ -97,6 +97,10 @@ pub async fn watch_loop(
             failed = None;
             continue;
         }
+        if shared.gpu_runs.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            // An exclusive training run holds the GPU: the swap waits for its end.
+            continue;
+        }
         let wait = match &failed {
             Some((sha, next, _)) if *sha == row.sha256 && Instant::now() < *next => continue,
             Some((sha, _, wait)) if *sha == row.sha256 => (*wait * 2).min(MAX_RETRY_WAIT),

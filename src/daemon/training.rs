@@ -76,11 +76,19 @@ pub(super) async fn trainer_loop(
             let Some(seconds) = due(&shared, d) else {
                 continue;
             };
-            let device = match gpu::choose(
+            let freed = d
+                .trainer
+                .exclusive_gpu
+                .then(|| serving_model_memory(&shared))
+                .flatten();
+            let device = gpu::choose(
                 gpu.as_ref(),
                 d.trainer.min_free_gpu_memory,
                 shared.cuda_visible.as_deref(),
-            ) {
+                freed,
+            )
+            .and_then(|dev| dev.map(|dev| grant(&shared, d, dev)).transpose());
+            let device = match device {
                 Ok(device) => device,
                 Err(why) => {
                     // Said once per wait, not every tick.
@@ -103,7 +111,7 @@ pub(super) async fn trainer_loop(
                 id: run::new_id(&d.name),
                 dataset: d.clone(),
                 seconds,
-                gpu: device.map(|dev| grant(&shared, d, dev)),
+                gpu: device,
             };
             match shared.journal().run_start(&plan.id, &d.name, seconds) {
                 Ok(true) => {}
@@ -119,16 +127,26 @@ pub(super) async fn trainer_loop(
                 .insert(d.name.clone());
             let (s, a, st) = (shared.clone(), active.clone(), stop.clone());
             runs.spawn(async move {
-                let exclusive = plan.dataset.trainer.exclusive_gpu;
-                if exclusive {
-                    s.gpu_runs.fetch_add(1, Ordering::SeqCst);
-                    take_the_gpu(&s, &plan.id).await;
-                }
-                let ended = run::supervise(&plan, &s.journal, s.eval_serving(), st).await;
-                if exclusive {
-                    s.gpu_runs.fetch_sub(1, Ordering::SeqCst);
-                    give_the_gpu_back(&s).await;
-                    s.wake.notify_waiters();
+                // Held from here to the run's end, whatever ends it (a panic too): new jobs
+                // wait meanwhile.
+                let hold = plan
+                    .dataset
+                    .trainer
+                    .exclusive_gpu
+                    .then(|| GpuHold::take(s.clone()));
+                let ended = match &hold {
+                    Some(_) if !take_the_gpu(&s, &plan.id, st.clone()).await => {
+                        // The daemon is stopping: the run never started.
+                        let why = "the daemon stopped while the run waited for the GPU";
+                        let _ = s.journal().run_end(&plan.id, RunState::Interrupted, why);
+                        Ok(RunState::Interrupted)
+                    }
+                    _ => run::supervise(&plan, &s.journal, s.eval_serving(), st.clone()).await,
+                };
+                if let Some(hold) = hold {
+                    if hold.release() && !*st.borrow() {
+                        give_the_gpu_back(&s).await;
+                    }
                 }
                 if let Err(e) = ended {
                     tracing::error!(run = %plan.id, error = %e, "training run could not be completed");
@@ -192,11 +210,45 @@ fn due(shared: &Shared, d: &Dataset) -> Option<f64> {
     Some(ledger.new_seconds)
 }
 
-/// `gpu_policy = "exclusive"`: with new jobs held (`gpu_runs`), waits for the running ones
-/// to finish, then drops the serving model's weights for the run.
-async fn take_the_gpu(shared: &Shared, run: &str) {
+/// An exclusive run's hold on the GPU: new jobs wait while any is held. Released when the
+/// run ends, or dropped (a panic), so jobs never wait for good.
+struct GpuHold {
+    shared: Arc<Shared>,
+    held: bool,
+}
+
+impl GpuHold {
+    fn take(shared: Arc<Shared>) -> GpuHold {
+        shared.gpu_runs.fetch_add(1, Ordering::SeqCst);
+        GpuHold { shared, held: true }
+    }
+
+    /// Lets jobs run again; whether no other exclusive run holds the GPU now.
+    fn release(mut self) -> bool {
+        self.held = false;
+        let last = self.shared.gpu_runs.fetch_sub(1, Ordering::SeqCst) == 1;
+        self.shared.wake.notify_waiters();
+        last
+    }
+}
+
+impl Drop for GpuHold {
+    fn drop(&mut self) {
+        if self.held {
+            self.shared.gpu_runs.fetch_sub(1, Ordering::SeqCst);
+            self.shared.wake.notify_waiters();
+        }
+    }
+}
+
+/// `gpu_policy = "exclusive"`: with new jobs held, waits for the running ones to finish,
+/// then drops the serving model's weights for the run. `false`: the daemon stops first.
+async fn take_the_gpu(shared: &Shared, run: &str, mut stop: watch::Receiver<bool>) -> bool {
     let mut said = false;
     loop {
+        if *stop.borrow() {
+            return false;
+        }
         let running = shared.running().len();
         if running == 0 {
             break;
@@ -205,11 +257,24 @@ async fn take_the_gpu(shared: &Shared, run: &str) {
             tracing::info!(%run, running, "the exclusive run waits for the transcriptions running now");
             said = true;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::select! {
+            _ = stop.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
     }
     if !shared.model.get().transcriber.unload_now() {
         tracing::warn!(%run, "the serving model cannot be unloaded now; the run starts beside it");
     }
+    true
+}
+
+/// The GPU and bytes the serving model's weights take there (its file's size, as loaded),
+/// which an exclusive run frees before it starts; `None` without a GPU.
+fn serving_model_memory(shared: &Shared) -> Option<(u32, u64)> {
+    let devices = gpu::visible(shared.gpu.devices().ok()?, shared.cuda_visible.as_deref());
+    let asr = devices.get(shared.model_options.gpu_device.max(0) as usize)?;
+    let bytes = std::fs::metadata(&shared.model.get().path).ok()?.len();
+    Some((asr.index, bytes))
 }
 
 /// After an exclusive run: the serving model is loaded again before the next job needs it.
@@ -230,7 +295,7 @@ async fn give_the_gpu_back(shared: &Arc<Shared>) {
 /// The GPU a run gets. Sharing it with transcription (`gpu_policy = "shared"`), the trainer
 /// may take what is free less what transcription needs there (`[asr] min_free_gpu_memory`,
 /// when transcription runs on that GPU).
-fn grant(shared: &Shared, d: &Dataset, dev: gpu::DeviceMemory) -> run::GpuGrant {
+fn grant(shared: &Shared, d: &Dataset, dev: gpu::DeviceMemory) -> Result<run::GpuGrant, String> {
     let asr_device = gpu::visible(
         shared.gpu.devices().unwrap_or_default(),
         shared.cuda_visible.as_deref(),
@@ -241,13 +306,22 @@ fn grant(shared: &Shared, d: &Dataset, dev: gpu::DeviceMemory) -> run::GpuGrant 
         true => shared.asr_min_free_gpu.unwrap_or(0),
         false => 0,
     };
-    run::GpuGrant {
+    let limit = (!d.trainer.exclusive_gpu).then(|| dev.free.saturating_sub(reserve));
+    if limit == Some(0) {
+        return Err(format!(
+            "{} MiB free on GPU {} ({}), all of which transcription keeps there ([asr] min_free_gpu_memory)",
+            dev.free >> 20,
+            dev.index,
+            dev.name
+        ));
+    }
+    Ok(run::GpuGrant {
         index: dev.index,
         name: dev.name,
         free_bytes: dev.free,
         total_bytes: dev.total,
-        memory_limit_bytes: (!d.trainer.exclusive_gpu).then(|| dev.free.saturating_sub(reserve)),
-    }
+        memory_limit_bytes: limit,
+    })
 }
 
 /// A run whose folder waited for S3 while its dataset is no longer configured there (or at

@@ -119,6 +119,13 @@ async fn run_one(shared: &Arc<Shared>, row: crate::journal::Input) -> Result<(),
         // Claimed just as the shutdown began: leave it for the next start.
         return shared.journal().retry_later(id, "daemon stopping", 0);
     }
+    if shared.gpu_runs.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+        // Claimed just as an exclusive run took the GPU (it saw no job running, as this one
+        // was not in the table yet): it waits for the run's end.
+        return shared
+            .journal()
+            .retry_later(id, "an exclusive training run holds the GPU", 0);
+    }
     let opts = DecodeOptions {
         cancel,
         ..shared.opts.clone()

@@ -60,28 +60,38 @@ pub fn visible(devices: Vec<DeviceMemory>, cuda_visible: Option<&str>) -> Vec<De
     let Some(list) = cuda_visible.map(str::trim) else {
         return devices;
     };
-    let indexes: Option<Vec<u32>> = list
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| s.trim().parse().ok())
-        .collect();
-    match indexes {
-        Some(indexes) => indexes
-            .into_iter()
-            .filter_map(|i| devices.iter().find(|d| d.index == i).cloned())
-            .collect(),
-        None => devices,
+    let mut indexes = Vec::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        match entry.parse::<i64>() {
+            Ok(i) if i >= 0 => indexes.push(i),
+            // As CUDA reads it: an invalid number (`-1` hides every GPU) ends the list.
+            Ok(_) => break,
+            // GPU-/MIG- UUIDs: not mapped to NVML's numbers here; every GPU counts.
+            Err(_) if entry.starts_with("GPU-") || entry.starts_with("MIG-") => return devices,
+            Err(_) => break,
+        }
     }
+    indexes
+        .into_iter()
+        .filter_map(|i| devices.iter().find(|d| i64::from(d.index) == i).cloned())
+        .collect()
 }
 
 /// The GPU a training run gets: the visible one with the most free memory, if it has
-/// `min_free` (`Err` says why not). `Ok(None)`: no GPU.
+/// `min_free` (`Err` says why not). `freed`: memory the run frees before it starts, on that
+/// GPU (an exclusive run unloads the serving model). `Ok(None)`: no GPU.
 pub fn choose(
     gpu: &dyn GpuInfo,
     min_free: Option<u64>,
     cuda_visible: Option<&str>,
+    freed: Option<(u32, u64)>,
 ) -> Result<Option<DeviceMemory>, String> {
-    let devices = visible(gpu.devices()?, cuda_visible);
+    let mut devices = visible(gpu.devices()?, cuda_visible);
+    if let Some((index, bytes)) = freed {
+        for d in devices.iter_mut().filter(|d| d.index == index) {
+            d.free = (d.free + bytes).min(d.total);
+        }
+    }
     let Some(best) = devices
         .into_iter()
         .max_by_key(|d| (d.free, std::cmp::Reverse(d.index)))
@@ -178,10 +188,28 @@ mod tests {
         assert!(check(&Fake(vec![0]), None).is_ok());
         // A run gets the freest visible GPU; transcription checks its own.
         let two = Fake(vec![1 << 30, 7 << 30]);
-        assert_eq!(choose(&two, Some(6 << 30), None).unwrap().unwrap().index, 1);
-        assert!(choose(&two, Some(6 << 30), Some("0")).is_err());
-        assert_eq!(choose(&two, None, Some("0")).unwrap().unwrap().index, 0);
-        assert_eq!(choose(&Fake(vec![]), Some(1), None).unwrap(), None);
+        assert_eq!(
+            choose(&two, Some(6 << 30), None, None)
+                .unwrap()
+                .unwrap()
+                .index,
+            1
+        );
+        assert!(choose(&two, Some(6 << 30), Some("0"), None).is_err());
+        // An exclusive run frees the serving model's memory on GPU 0 first.
+        let freed = Some((0, 5 << 30));
+        assert_eq!(
+            choose(&two, Some(6 << 30), Some("0"), freed)
+                .unwrap()
+                .unwrap()
+                .free,
+            6 << 30
+        );
+        assert_eq!(
+            choose(&two, None, Some("0"), None).unwrap().unwrap().index,
+            0
+        );
+        assert_eq!(choose(&Fake(vec![]), Some(1), None, None).unwrap(), None);
         assert!(check_device(&two, 0, Some(6 << 30), None).is_err());
         assert!(check_device(&two, 1, Some(6 << 30), None).is_ok());
         // With CUDA_VISIBLE_DEVICES=1, CUDA's device 0 is GPU 1.
@@ -190,6 +218,9 @@ mod tests {
             .unwrap_err()
             .contains("does not exist"));
         assert_eq!(visible(two.devices().unwrap(), Some("GPU-abc")).len(), 2);
+        assert!(visible(two.devices().unwrap(), Some("-1")).is_empty());
+        assert_eq!(visible(two.devices().unwrap(), Some("1,-1,0")).len(), 1);
+        assert_eq!(choose(&two, None, Some("-1"), None).unwrap(), None);
         // This machine: NVML is absent or reports real GPUs; either way no panic.
         assert!(Nvml::default().devices().is_ok());
     }
