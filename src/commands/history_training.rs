@@ -2,12 +2,12 @@
 //! of the model registry, oldest first; with a run id, that run's story and its candidate's;
 //! with `model:ID` or a model's sha256 (8 characters or more), that model's.
 
-use crate::journal::{Event, Journal, ModelRow};
+use crate::journal::{Event, Journal, ModelRow, Run};
 use crate::notify::document::rfc3339;
 
 /// What `what` names among runs and models, if anything.
 pub(super) enum Named {
-    Run(String),
+    Run(Box<Run>),
     Model(Box<ModelRow>),
 }
 
@@ -19,7 +19,7 @@ pub(super) fn find(j: &Journal, what: &str) -> Result<Option<Named>, String> {
         .into_iter()
         .find(|r| r.id == what)
     {
-        return Ok(Some(Named::Run(run.id)));
+        return Ok(Some(Named::Run(Box::new(run))));
     }
     let models = j.models().map_err(err)?;
     let by_id = what
@@ -41,21 +41,19 @@ pub(super) fn print(j: &Journal, named: Option<&Named>) -> Result<(), String> {
     let err = |e: crate::journal::JournalError| e.to_string();
     let events = match named {
         None => j.training_events(None).map_err(err)?,
-        Some(Named::Run(id)) => {
-            if let Some(r) = j.runs(None).map_err(err)?.into_iter().find(|r| &r.id == id) {
-                println!(
-                    "run {} on dataset {}: {}, {:.2} h of new audio, started {}{}",
-                    r.id,
-                    r.dataset,
-                    r.state.as_str(),
-                    r.seconds / 3600.0,
-                    rfc3339(r.started_at),
-                    r.ended_at
-                        .map(|at| format!(", ended {}", rfc3339(at)))
-                        .unwrap_or_default()
-                );
-            }
-            j.training_events(Some(id)).map_err(err)?
+        Some(Named::Run(r)) => {
+            println!(
+                "run {} on dataset {}: {}, {:.2} h of new audio, started {}{}",
+                r.id,
+                r.dataset,
+                r.state.as_str(),
+                r.seconds / 3600.0,
+                rfc3339(r.started_at),
+                r.ended_at
+                    .map(|at| format!(", ended {}", rfc3339(at)))
+                    .unwrap_or_default()
+            );
+            j.training_events(Some(&r.id)).map_err(err)?
         }
         Some(Named::Model(m)) => {
             println!(

@@ -495,14 +495,33 @@ impl Journal {
     /// Run `id`'s folder is complete in S3: its held `training_finished` goes out now.
     /// Returns whether this was news.
     pub fn run_uploaded(&mut self, id: &str) -> Result<bool, JournalError> {
+        // A copy that ends before the run's end is journaled counts too (upload still NULL).
+        self.release_held(
+            id,
+            "done",
+            "upload IS NULL OR upload = 'pending'",
+            "training_uploaded",
+            "its folder is complete in S3",
+        )
+    }
+
+    /// Ends run `id`'s wait for S3 (`upload` set to `to` where `from` holds) and sends its
+    /// held `training_finished`; the change, if it was news, is an `event` of the run.
+    fn release_held(
+        &mut self,
+        id: &str,
+        to: &str,
+        from: &str,
+        event: &str,
+        detail: &str,
+    ) -> Result<bool, JournalError> {
         let db = db_error(&self.path);
         let now = now_ms();
         let tx = begin(&mut self.conn, &self.path)?;
         let news = tx
             .execute(
-                "UPDATE runs SET upload = 'done'
-                 WHERE id = ?1 AND (upload IS NULL OR upload = 'pending')",
-                params![id],
+                &format!("UPDATE runs SET upload = ?2 WHERE id = ?1 AND ({from})"),
+                params![id, to],
             )
             .map_err(&db)?;
         tx.execute(
@@ -511,15 +530,7 @@ impl Journal {
         )
         .map_err(&db)?;
         if news == 1 {
-            record_event(
-                &tx,
-                Some(id),
-                None,
-                now,
-                "training_uploaded",
-                "its folder is complete in S3",
-            )
-            .map_err(&db)?;
+            record_event(&tx, Some(id), None, now, event, detail).map_err(&db)?;
         }
         tx.commit().map_err(&db)?;
         Ok(news == 1)
@@ -557,25 +568,14 @@ impl Journal {
     /// Run `id`'s folder will not be copied to S3 (its dataset is no longer configured in
     /// S3): its held `training_finished` goes out now, and an event says why.
     pub fn run_upload_abandoned(&mut self, id: &str, why: &str) -> Result<(), JournalError> {
-        let db = db_error(&self.path);
-        let now = now_ms();
-        let tx = begin(&mut self.conn, &self.path)?;
-        let changed = tx
-            .execute(
-                "UPDATE runs SET upload = 'abandoned' WHERE id = ?1 AND upload = 'pending'",
-                params![id],
-            )
-            .map_err(&db)?;
-        tx.execute(
-            "UPDATE outbox SET state = 'pending', next_at = ?2 WHERE run_id = ?1 AND state = 'held'",
-            params![id, now],
+        self.release_held(
+            id,
+            "abandoned",
+            "upload = 'pending'",
+            "training_upload_abandoned",
+            why,
         )
-        .map_err(&db)?;
-        if changed == 1 {
-            record_event(&tx, Some(id), None, now, "training_upload_abandoned", why)
-                .map_err(&db)?;
-        }
-        tx.commit().map_err(&db)
+        .map(drop)
     }
 
     /// Runs of `dataset` (all datasets when `None`), newest first.
