@@ -72,6 +72,11 @@ pub struct DatasetConfig {
     /// serve always stay; a removed one stays in the registry, marked, with its lineage.
     #[serde(default = "default_keep_candidates")]
     pub keep_candidates: usize,
+    /// For an `s3://` dataset fed by several daemons: a run holds the dataset's lease in the
+    /// bucket, renewed every third of this; a daemon that dies leaves it to the others
+    /// after this long.
+    #[serde(default = "default_lease_ttl", deserialize_with = "duration")]
+    pub lease_ttl: Spanned<Duration>,
     pub trainer: TrainerConfig,
 }
 
@@ -143,6 +148,9 @@ fn default_min_wer_gain() -> Spanned<f64> {
 fn default_keep_runs() -> usize {
     10
 }
+fn default_lease_ttl() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(300))
+}
 fn default_keep_candidates() -> usize {
     5
 }
@@ -189,6 +197,12 @@ impl DatasetConfig {
             out.push((
                 self.name.span(),
                 format!("dataset[{i}].name {name:?} must be letters, digits, '-' or '_'"),
+            ));
+        }
+        if *self.lease_ttl.get_ref() < Duration::from_secs(15) {
+            out.push((
+                self.lease_ttl.span(),
+                format!("dataset[{i}].lease_ttl must be at least 15s: the lease is renewed every third of it"),
             ));
         }
         if self.sources.get_ref().is_empty() {

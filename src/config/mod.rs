@@ -67,6 +67,10 @@ pub struct DaemonConfig {
     /// New jobs wait while the journal's or an output folder's disk has less free.
     #[serde(default, deserialize_with = "dataset::optional_size")]
     pub min_free_disk: Option<u64>,
+    /// This daemon's name among several feeding one `s3://` dataset (its manifest shard,
+    /// `manifests/<box_id>.jsonl`); default: the host name.
+    #[serde(default)]
+    pub box_id: Option<Spanned<String>>,
 }
 
 impl Default for DaemonConfig {
@@ -75,6 +79,7 @@ impl Default for DaemonConfig {
             shutdown_grace: default_shutdown_grace(),
             cleanup_every: default_cleanup_every(),
             min_free_disk: None,
+            box_id: None,
         }
     }
 }
@@ -424,6 +429,11 @@ impl Config {
                 self.daemon.cleanup_every.span(),
                 "daemon.cleanup_every must be more than 0".into(),
             );
+        }
+        if let Some(id) = &self.daemon.box_id {
+            if let Err(e) = crate::dataset::shard::check_box_id(id.get_ref()) {
+                err(id.span(), format!("daemon.box_id: {e}"));
+            }
         }
         if *self.asr.threads.get_ref() < 1 {
             err(

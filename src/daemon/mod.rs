@@ -21,6 +21,7 @@ mod sources;
 mod sqs_intake;
 mod systemd;
 mod training;
+mod training_lease;
 mod worker;
 
 use std::collections::HashMap;
@@ -459,7 +460,8 @@ async fn run_reloading(
         .dataset
         .iter()
         .map(|c| {
-            let d = Dataset::from_config(c, &work_dir);
+            let box_id = config.daemon.box_id.as_ref().map(|b| b.get_ref().as_str());
+            let d = Dataset::from_config(c, &work_dir).with_box_id(box_id);
             Arc::new(d.teacher_idle_unload(*config.asr.idle_unload.get_ref()))
         })
         .collect();

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
-use super::Shared;
+use super::{training_lease, Shared};
 use crate::dataset::s3_sync::sync;
 use crate::dataset::Dataset;
 use crate::journal::RunState;
@@ -40,6 +40,14 @@ pub(super) async fn trainer_loop(
             remotes.push((d.clone(), clients.s3));
         }
     }
+    let client_of = |d: &Dataset| {
+        remotes
+            .iter()
+            .find(|(r, _)| r.name == d.name)
+            .map(|(_, s3)| s3.clone())
+    };
+    let mut waiting_for_lease = HashSet::new();
+    let mut cannot_count = HashSet::new();
     let active: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut runs = tokio::task::JoinSet::new();
     let mut waiting_for_gpu = HashSet::new();
@@ -73,7 +81,38 @@ pub(super) async fn trainer_loop(
             {
                 continue;
             }
-            let Some(seconds) = due(&shared, d) else {
+            // An `s3://` dataset: its hours across every box feeding it, and its lease.
+            let across = match (&d.remote, client_of(d)) {
+                (Some(remote), Some(s3)) => {
+                    match training_lease::due_across(
+                        &shared,
+                        d,
+                        &s3,
+                        remote,
+                        &mut waiting_for_lease,
+                    )
+                    .await
+                    {
+                        Ok(Some(due)) => {
+                            cannot_count.remove(&d.name);
+                            Some((due, s3, remote.clone()))
+                        }
+                        Ok(None) => continue,
+                        Err(e) => {
+                            if cannot_count.insert(d.name.clone()) {
+                                tracing::warn!(dataset = %d.name, error = %e, "cannot read the dataset's shards or run lease in S3 now; no run starts until it can");
+                            }
+                            continue;
+                        }
+                    }
+                }
+                _ => None,
+            };
+            let due_now = match &across {
+                Some((a, _, _)) => due_with(&shared, d, a.seconds),
+                None => due(&shared, d),
+            };
+            let Some(seconds) = due_now else {
                 continue;
             };
             let freed = d
@@ -107,17 +146,59 @@ pub(super) async fn trainer_loop(
                 continue;
             }
             waiting_for_disk.remove(&d.name);
-            let plan = Plan {
+            let mut plan = Plan {
                 id: run::new_id(&d.name),
                 dataset: d.clone(),
                 seconds,
                 gpu: device,
+                input: None,
+                merged: None,
             };
-            match shared.journal().run_start(&plan.id, &d.name, seconds) {
+            // One run across the boxes: the lease, taken over what was read.
+            let across = match across {
+                Some((due, s3, remote)) => {
+                    let taken = crate::training::lease::take(
+                        &s3,
+                        &remote,
+                        &due.seen,
+                        &plan.id,
+                        due.boxes,
+                        now_ms(),
+                    )
+                    .await;
+                    match taken {
+                        Ok(Some(held)) => {
+                            tracing::info!(dataset = %d.name, run = %plan.id, box_id = %remote.box_id,
+                                boxes = due.peers.len() + 1, hours = seconds / 3600.0, "this box holds the dataset's run lease");
+                            Some(training_lease::Across {
+                                s3,
+                                remote,
+                                held,
+                                peers: due.peers,
+                            })
+                        }
+                        Ok(None) => {
+                            tracing::info!(dataset = %d.name, "another box took the dataset's run lease first");
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::warn!(dataset = %d.name, error = %e, "cannot take the dataset's run lease now");
+                            continue;
+                        }
+                    }
+                }
+                None => None,
+            };
+            let started = shared.journal().run_start(&plan.id, &d.name, seconds);
+            match started {
                 Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => {
-                    tracing::error!(dataset = %d.name, error = %e, "cannot journal a run start");
+                other => {
+                    if let Err(e) = other {
+                        tracing::error!(dataset = %d.name, error = %e, "cannot journal a run start");
+                    }
+                    if let Some(a) = &across {
+                        training_lease::give_back(a, Some(a.held.clone()), None).await;
+                    }
                     continue;
                 }
             }
@@ -125,8 +206,62 @@ pub(super) async fn trainer_loop(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(d.name.clone());
-            let (s, a, st) = (shared.clone(), active.clone(), stop.clone());
+            let (s, a) = (shared.clone(), active.clone());
+            let (run_stop, st) = watch::channel(*stop.borrow());
+            let daemon_stop = stop.clone();
             runs.spawn(async move {
+                // A shared dataset's run: its lease kept while it lasts, every box's lines.
+                let (finished, keeper) = match &across {
+                    Some(c) => {
+                        let (finished_tx, finished_rx) = watch::channel(false);
+                        let keeper = tokio::spawn(training_lease::keep(
+                            c.s3.clone(),
+                            c.remote.clone(),
+                            c.held.clone(),
+                            daemon_stop.clone(),
+                            run_stop,
+                            finished_rx,
+                        ));
+                        (Some(finished_tx), Some(keeper))
+                    }
+                    None => {
+                        // Only the daemon's stop stops the run.
+                        let mut daemon_stop = daemon_stop.clone();
+                        tokio::spawn(async move {
+                            while daemon_stop.changed().await.is_ok() {
+                                if *daemon_stop.borrow() {
+                                    let _ = run_stop.send(true);
+                                }
+                            }
+                        });
+                        (None, None)
+                    }
+                };
+                let merged_file = match &across {
+                    Some(c) => {
+                        let into = plan.dataset.root.join(crate::dataset::shard::PEERS_DIR).join(format!("{}.jsonl", plan.id));
+                        match training_lease::merge(c, &plan.dataset, into).await {
+                            Ok((path, merged)) => {
+                                tracing::info!(run = %plan.id, lines = ?merged.lines, missing_audio = merged.missing_audio, duplicates = merged.duplicates, "every box's lines merged for the run");
+                                plan.input = Some(path.clone());
+                                plan.merged = Some(merged);
+                                Some(path)
+                            }
+                            Err(e) => {
+                                tracing::error!(run = %plan.id, error = %e, "cannot merge the other boxes' lines; the run does not start");
+                                let _ = s.journal().run_end(&plan.id, RunState::Failed, &e);
+                                if let (Some(f), Some(k)) = (finished, keeper) {
+                                    let _ = f.send(true);
+                                    let held = k.await.ok().flatten();
+                                    training_lease::give_back(c, held, Some("failed")).await;
+                                }
+                                a.lock().unwrap_or_else(|p| p.into_inner()).remove(&plan.dataset.name);
+                                return;
+                            }
+                        }
+                    }
+                    None => None,
+                };
                 // Held from here to the run's end, whatever ends it (a panic too): new jobs
                 // wait meanwhile.
                 let hold = plan
@@ -148,9 +283,21 @@ pub(super) async fn trainer_loop(
                         give_the_gpu_back(&s).await;
                     }
                 }
-                if let Err(e) = ended {
-                    tracing::error!(run = %plan.id, error = %e, "training run could not be completed");
-                    let _ = s.journal().run_end(&plan.id, RunState::Failed, &e);
+                let state = match &ended {
+                    Ok(state) => *state,
+                    Err(e) => {
+                        tracing::error!(run = %plan.id, error = %e, "training run could not be completed");
+                        let _ = s.journal().run_end(&plan.id, RunState::Failed, e);
+                        RunState::Failed
+                    }
+                };
+                if let (Some(c), Some(f), Some(k)) = (&across, finished, keeper) {
+                    let _ = f.send(true);
+                    let held = k.await.ok().flatten();
+                    training_lease::give_back(c, held, Some(state.as_str())).await;
+                }
+                if let Some(f) = merged_file {
+                    let _ = std::fs::remove_file(f);
                 }
                 prune(&s, &plan.dataset).await;
                 // Inputs deleted while it ran leave the dataset now.
@@ -183,9 +330,15 @@ pub(super) async fn trainer_loop(
 
 /// The dataset's new seconds if a run should start now.
 fn due(shared: &Shared, d: &Dataset) -> Option<f64> {
+    let new_seconds = shared.journal().ledger(&d.name).ok()?.new_seconds;
+    due_with(shared, d, new_seconds)
+}
+
+/// Whether a run with `new_seconds` should start now, by this box's journal.
+fn due_with(shared: &Shared, d: &Dataset, new_seconds: f64) -> Option<f64> {
     let j = shared.journal();
     let ledger = j.ledger(&d.name).ok()?;
-    if ledger.new_seconds < d.threshold_seconds {
+    if new_seconds < d.threshold_seconds {
         return None;
     }
     let now = now_ms();
@@ -202,12 +355,12 @@ fn due(shared: &Shared, d: &Dataset) -> Option<f64> {
         }
         if last.state == RunState::Interrupted
             && !d.trainer.retry_interrupted
-            && ledger.new_seconds <= last.seconds
+            && new_seconds <= last.seconds
         {
             return None;
         }
     }
-    Some(ledger.new_seconds)
+    Some(new_seconds)
 }
 
 /// An exclusive run's hold on the GPU: new jobs wait while any is held. Released when the
@@ -400,7 +553,7 @@ async fn reap_interrupted(shared: &Arc<Shared>) {
     }
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

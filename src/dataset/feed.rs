@@ -54,6 +54,11 @@ pub struct Remote {
     /// Empty or ending in `/`.
     pub prefix: String,
     pub force_path_style: bool,
+    /// This daemon's name among those feeding the dataset: its manifest shard's name
+    /// (`[daemon] box_id`).
+    pub box_id: String,
+    /// How long a run's lease holds without being renewed (`lease_ttl`).
+    pub lease_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +121,8 @@ impl Dataset {
                     format!("{prefix}/")
                 },
                 force_path_style: c.force_path_style,
+                box_id: super::shard::default_box_id(),
+                lease_ttl: *c.lease_ttl.get_ref(),
             }
         });
         let root = match &remote {
@@ -159,6 +166,14 @@ impl Dataset {
         self
     }
 
+    /// Names this daemon among those feeding an `s3://` dataset (`[daemon] box_id`).
+    pub fn with_box_id(mut self, box_id: Option<&str>) -> Dataset {
+        if let (Some(r), Some(id)) = (self.remote.as_mut(), box_id) {
+            r.box_id = id.to_string();
+        }
+        self
+    }
+
     pub fn manifest(&self) -> PathBuf {
         self.root.join(manifest::FILE_NAME)
     }
@@ -172,6 +187,28 @@ impl Dataset {
     pub fn freeze_split(&self, train: &Path, eval: &Path) -> std::io::Result<split::Sides> {
         let _between_writes = self.lock();
         split::split(&self.manifest(), train, eval, self.eval_fraction)
+    }
+
+    /// Copies the manifest as it is now (between appends) to `to`; an empty file when
+    /// there is none yet.
+    pub fn copy_manifest(&self, to: &Path) -> std::io::Result<()> {
+        let _between_writes = self.lock();
+        match std::fs::copy(self.manifest(), to) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::write(to, b""),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// As `freeze_split`, from `merged` (this box's manifest and the other boxes' lines,
+    /// `shard::merge`), written between appends.
+    pub fn freeze_split_from(
+        &self,
+        merged: &Path,
+        train: &Path,
+        eval: &Path,
+    ) -> std::io::Result<split::Sides> {
+        split::split(merged, train, eval, self.eval_fraction)
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, ()> {

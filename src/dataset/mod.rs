@@ -8,6 +8,7 @@ pub mod forget;
 pub mod manifest;
 pub mod pcm;
 pub mod s3_sync;
+pub mod shard;
 pub mod split;
 pub mod teacher;
 

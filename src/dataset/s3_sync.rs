@@ -1,5 +1,6 @@
 //! Copies an `s3://` dataset's working copy to its bucket: each added input's segment audio,
-//! then the manifest (with `audio_filepath` rewritten to `s3://` URIs), then each finished
+//! then the manifest as this box's shard (`manifests/<box_id>.jsonl`, with `audio_filepath`
+//! rewritten to `s3://` URIs; see `shard`), then each finished
 //! run's folder with its `run.json` last, so a run whose `run.json` is in S3 is complete
 //! there; the journal then releases the run's held `training_finished`. The audio of a
 //! content taken out of the dataset (its inputs deleted) is deleted there. What fails is retried on the next pass; nothing is uploaded twice needlessly.
@@ -11,7 +12,8 @@ use std::sync::Mutex;
 use aws_sdk_s3::primitives::ByteStream;
 
 use super::feed::{Dataset, Remote};
-use super::manifest::{self, Line};
+use super::manifest::Line;
+use super::shard;
 use crate::aws::describe;
 use crate::journal::Journal;
 use crate::training::run::{files_under, RUN_JSON};
@@ -68,7 +70,7 @@ pub async fn sync(
         }
     }
     if d.manifest_dirty.swap(false, Ordering::SeqCst) {
-        match put_manifest(d, s3, remote).await {
+        match put_manifest(d, s3, remote, journal).await {
             Ok(()) => sent += 1,
             Err(e) => {
                 d.manifest_dirty.store(true, Ordering::SeqCst);
@@ -151,11 +153,17 @@ async fn delete_prefix(
     Ok(keys.len())
 }
 
-async fn put_manifest(d: &Dataset, s3: &aws_sdk_s3::Client, remote: &Remote) -> Result<(), String> {
+/// This box's manifest, `audio_filepath` rewritten to `s3://` URIs, as its shard.
+async fn put_manifest(
+    d: &Dataset,
+    s3: &aws_sdk_s3::Client,
+    remote: &Remote,
+    journal: &Mutex<Journal>,
+) -> Result<(), String> {
     let path = d.manifest();
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
     let mut out = String::with_capacity(text.len());
@@ -172,16 +180,11 @@ async fn put_manifest(d: &Dataset, s3: &aws_sdk_s3::Client, remote: &Remote) -> 
             Err(_) => out.push_str(raw),
         }
     }
-    let key = format!("{}{}", remote.prefix, manifest::FILE_NAME);
-    s3.put_object()
-        .bucket(&remote.bucket)
-        .key(&key)
-        .content_type("application/x-ndjson")
-        .body(ByteStream::from(out.into_bytes()))
-        .send()
-        .await
-        .map_err(|e| format!("s3://{}/{key}: {}", remote.bucket, describe(&e)))?;
-    Ok(())
+    let seconds = lock(journal)
+        .ledger(&d.name)
+        .map_err(|e| e.to_string())?
+        .total_seconds;
+    shard::put_own(s3, remote, &d.root, out.into_bytes(), seconds).await
 }
 
 /// Published runs not yet marked as uploaded.

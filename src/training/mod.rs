@@ -3,6 +3,7 @@
 
 pub mod eval;
 pub mod gpu;
+pub mod lease;
 pub mod promote;
 pub mod prune;
 pub mod run;

@@ -257,6 +257,8 @@ mod tests {
             bucket: "b".into(),
             prefix: String::new(),
             force_path_style: true,
+            box_id: "box".into(),
+            lease_ttl: std::time::Duration::from_secs(300),
         });
         let journal = Mutex::new(Journal::open(&dir.path().join("j.sqlite")).unwrap());
         for id in ["r1", "r2"] {

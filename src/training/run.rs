@@ -32,6 +32,11 @@ pub struct Plan {
     /// The GPU the trainer is pinned to (the one that passed the memory check); `None`
     /// without a GPU.
     pub gpu: Option<GpuGrant>,
+    /// The manifest to freeze instead of the dataset's own: an `s3://` dataset's lines from
+    /// every box feeding it.
+    pub input: Option<PathBuf>,
+    /// What `input` holds, box by box.
+    pub merged: Option<crate::dataset::shard::Merged>,
 }
 
 /// A GPU given to a run.
@@ -131,6 +136,9 @@ struct RunRecord {
     /// Whether the candidate now serves, and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     promotion: Option<Promotion>,
+    /// An `s3://` dataset's run: the lines it took from each box feeding the dataset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    boxes: Option<crate::dataset::shard::Merged>,
 }
 
 /// The serving model as a Hugging Face folder (`HOTFOLDERD_BASE_MODEL`).
@@ -173,9 +181,12 @@ pub async fn supervise(
         .map_err(|e| format!("cannot create {}: {e}", output.display()))?;
     let frozen = partial.join(manifest::FILE_NAME);
     let held_out = partial.join(split::EVAL_FILE_NAME);
-    let sides = d
-        .freeze_split(&frozen, &held_out)
-        .map_err(|e| format!("cannot copy the manifest into {}: {e}", partial.display()))?;
+    let sides = match &plan.input {
+        Some(merged) => d.freeze_split_from(merged, &frozen, &held_out),
+        None => d.freeze_split(&frozen, &held_out),
+    };
+    let sides =
+        sides.map_err(|e| format!("cannot copy the manifest into {}: {e}", partial.display()))?;
     tracing::info!(run = %plan.id, train_lines = sides.train_lines, eval_lines = sides.eval_lines,
         eval_hours = sides.eval_seconds / 3600.0, eval_fraction = d.eval_fraction,
         "manifest frozen for the run, held-out inputs apart");
@@ -226,6 +237,7 @@ pub async fn supervise(
     }
     record.base_model = base;
     record.gpu = plan.gpu.clone();
+    record.boxes = plan.merged.clone();
     record.eval = eval;
     publish(d, &plan.id, &record)?;
     lock(journal)
@@ -546,6 +558,7 @@ fn record(
         gpu: None,
         eval: None,
         promotion: None,
+        boxes: None,
     }
 }
 

@@ -43,4 +43,5 @@ mod soak;
 mod systemd_notify;
 mod systemd_unit;
 mod training;
+mod training_boxes;
 mod training_s3;

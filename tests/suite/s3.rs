@@ -187,16 +187,16 @@ fn a_deleted_input_takes_its_outputs_with_it_when_configured() {
     text += &format!(
         "[[dataset]]\nname = \"calls\"\nsources = [{:?}]\npath = \"s3://results/datasets/calls\"\n\
          force_path_style = true\ntrain_after_hours = 100.0\nmin_segment_seconds = 0.5\n\
-         [dataset.trainer]\ncommand = [\"true\"]\n",
+         [dataset.trainer]\ncommand = [\"true\"]\n[daemon]\nbox_id = \"one\"\n",
         w.queue_url
     );
     std::fs::write(&config, text).unwrap();
     let sha = |bytes: &[u8]| hotfolderd::hash::sha256_reader(bytes).unwrap();
     let (a_sha, b_sha) = (sha(&a), sha(&b));
-    // (contents in the bucket's manifest, audio objects of a's content)
+    // (contents in the bucket's manifest, this box's shard; audio objects of a's content)
     let dataset = || {
         let shas: Vec<String> = w
-            .output("datasets/calls/manifest.jsonl")
+            .output("datasets/calls/manifests/one.jsonl")
             .map(|m| {
                 String::from_utf8(m)
                     .unwrap()

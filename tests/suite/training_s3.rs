@@ -25,7 +25,7 @@ fn a_dataset_in_s3_gets_its_audio_manifest_and_runs() {
     std::fs::write(
         &config,
         format!(
-            "[journal]\npath = {:?}\n[asr]\nmodel = {:?}\nthreads = 1\n\
+            "[daemon]\nbox_id = \"one\"\n[journal]\npath = {:?}\n[asr]\nmodel = {:?}\nthreads = 1\n\
              [[watch]]\npath = {inbox:?}\noutput = {:?}\nstable_for = \"500ms\"\n\
              [[s3]]\nqueue_url = {:?}\ninput_bucket = \"media\"\ninput_prefix = \"in/\"\n\
              output_bucket = \"results\"\noutput_prefix = \"transcripts/\"\nwait_time = \"1s\"\n\
@@ -122,6 +122,12 @@ fn a_dataset_in_s3_gets_its_audio_manifest_and_runs() {
 
     let run: Value = serde_json::from_slice(&w.output(&run_key).unwrap()).unwrap();
     assert_eq!(run["state"], "succeeded", "{run}");
+    // The only box feeding the dataset: its lines, under the lease it gave back.
+    assert!(run["boxes"]["lines"]["one"].as_u64().unwrap() >= 1, "{run}");
+    let lease: Value =
+        serde_json::from_slice(&w.output("datasets/calls/training-lease.json").unwrap()).unwrap();
+    assert_eq!(lease["last_run"]["id"], run_id, "{lease}");
+    assert_eq!(lease["running"], false, "{lease}");
     let keys = w.output_keys();
     for file in [
         "manifest.jsonl",
@@ -134,7 +140,8 @@ fn a_dataset_in_s3_gets_its_audio_manifest_and_runs() {
             "{file} missing from {keys:?}"
         );
     }
-    let manifest = String::from_utf8(w.output("datasets/calls/manifest.jsonl").unwrap()).unwrap();
+    let manifest =
+        String::from_utf8(w.output("datasets/calls/manifests/one.jsonl").unwrap()).unwrap();
     let lines: Vec<Value> = manifest
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
