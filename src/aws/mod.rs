@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 mod breaker;
+pub mod resumable;
 pub use breaker::{is_outage, Breaker};
 
 use aws_config::retry::RetryConfig;
@@ -54,6 +55,41 @@ pub async fn clients(force_path_style: bool) -> Clients {
         s3: aws_sdk_s3::Client::from_conf(s3),
         sqs: aws_sdk_sqs::Client::new(&shared),
         sns: aws_sdk_sns::Client::new(&shared),
+    }
+}
+
+/// A failed S3 step: `outage` when the service could not be reached or was overloaded (the
+/// caller's circuit breaker backs off), otherwise an answer about this request or a local
+/// problem.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct Failed {
+    pub outage: bool,
+    pub reason: String,
+}
+
+impl Failed {
+    /// An SDK call that failed, for the object at `at` (`s3://bucket/key`).
+    pub fn call<E>(
+        at: &str,
+        e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> Failed
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        Failed {
+            outage: is_outage(e),
+            reason: format!("{at}: {}", describe(e)),
+        }
+    }
+}
+
+impl From<String> for Failed {
+    fn from(reason: String) -> Failed {
+        Failed {
+            outage: false,
+            reason,
+        }
     }
 }
 

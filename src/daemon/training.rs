@@ -37,14 +37,14 @@ pub(super) async fn trainer_loop(
     for d in &shared.datasets {
         if let Some(r) = &d.remote {
             let clients = crate::aws::clients(r.force_path_style).await;
-            remotes.push((d.clone(), clients.s3));
+            remotes.push((d.clone(), clients.s3, crate::aws::Breaker::default()));
         }
     }
     let client_of = |d: &Dataset| {
         remotes
             .iter()
-            .find(|(r, _)| r.name == d.name)
-            .map(|(_, s3)| s3.clone())
+            .find(|(r, _, _)| r.name == d.name)
+            .map(|(_, s3, _)| s3.clone())
     };
     let mut waiting_for_lease = HashSet::new();
     let mut cannot_count = HashSet::new();
@@ -57,17 +57,29 @@ pub(super) async fn trainer_loop(
         if *stop_seen.borrow() {
             break;
         }
-        for (d, s3) in &remotes {
+        for (d, s3, breaker) in &remotes {
+            // Behind a breaker: while S3 is out, a copy is tried a few times a minute, not
+            // every pass, and a multipart upload resumes where it stopped.
+            if breaker.admit().is_err() {
+                continue;
+            }
             match sync(d, s3, &shared.journal).await {
-                Ok(0) => {}
                 Ok(n) => {
-                    tracing::info!(dataset = %d.name, objects = n, "dataset copied to S3");
-                    // A run folder may only go once it is in the bucket.
-                    prune(&shared, d).await;
-                    // A run now complete in S3 released its `training_finished`.
-                    shared.outbox_wake.notify_one();
+                    breaker.success();
+                    if n > 0 {
+                        tracing::info!(dataset = %d.name, objects = n, "dataset copied to S3");
+                        // A run folder may only go once it is in the bucket.
+                        prune(&shared, d).await;
+                        // A run now complete in S3 released its `training_finished`.
+                        shared.outbox_wake.notify_one();
+                    }
+                }
+                Err(e) if e.outage => {
+                    let wait = breaker.failure();
+                    tracing::warn!(dataset = %d.name, error = %e, retry_in = ?wait, "S3 cannot be reached to copy the dataset; copies wait and resume where they stopped");
                 }
                 Err(e) => {
+                    breaker.success();
                     tracing::warn!(dataset = %d.name, error = %e, "cannot copy all of the dataset to S3 now; will retry");
                     shared.outbox_wake.notify_one();
                 }
@@ -320,7 +332,7 @@ pub(super) async fn trainer_loop(
     }
     // Stopping: each run's supervisor stops its trainer and records it as interrupted.
     while runs.join_next().await.is_some() {}
-    for (d, s3) in &remotes {
+    for (d, s3, _) in &remotes {
         let last = tokio::time::timeout(FINAL_SYNC, sync(d, s3, &shared.journal)).await;
         if !matches!(last, Ok(Ok(_))) {
             tracing::warn!(dataset = %d.name, "dataset not fully copied to S3; the next start continues");

@@ -9,23 +9,25 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
-use aws_sdk_s3::primitives::ByteStream;
+use sha2::Digest;
 
 use super::feed::{Dataset, Remote};
 use super::manifest::Line;
 use super::shard;
-use crate::aws::describe;
+use crate::aws::{resumable, Failed};
 use crate::journal::Journal;
 use crate::training::run::{files_under, RUN_JSON};
 
 /// Marks a run folder that is fully in S3.
 pub const UPLOADED: &str = ".uploaded";
+/// The states of unfinished multipart uploads, in the working copy.
+const UPLOADS_DIR: &str = ".uploads";
 
 pub async fn sync(
     d: &Dataset,
     s3: &aws_sdk_s3::Client,
     journal: &Mutex<Journal>,
-) -> Result<usize, String> {
+) -> Result<usize, Failed> {
     let Some(remote) = &d.remote else {
         return Ok(0);
     };
@@ -35,12 +37,12 @@ pub async fn sync(
     let mut sent = 0;
     let unsynced = lock(journal)
         .dataset_unsynced(&d.name, false)
-        .map_err(|e| e.to_string())?;
+        .map_err(local)?;
     'contents: for sha in unsynced {
         let dir = d.root.join("audio").join(&sha[..sha.len().min(2)]);
         for file in files_starting(&dir, &sha) {
             let rel = file.strip_prefix(&d.root).unwrap_or(&file);
-            match put_file(s3, remote, rel, &file).await {
+            match put_file(s3, remote, &d.root, rel, &file).await {
                 Ok(()) => sent += 1,
                 Err(e) => {
                     failed.push(e);
@@ -50,13 +52,13 @@ pub async fn sync(
         }
         lock(journal)
             .dataset_mark_synced(&d.name, &sha, false)
-            .map_err(|e| e.to_string())?;
+            .map_err(local)?;
     }
     // Contents taken out of the dataset (their inputs deleted): their audio goes from the
     // bucket too (s3:ListBucket and s3:DeleteObject), and the manifest below without them.
     let removed = lock(journal)
         .dataset_unsynced(&d.name, true)
-        .map_err(|e| e.to_string())?;
+        .map_err(local)?;
     for sha in removed {
         let rel = format!("audio/{}/{sha}", &sha[..sha.len().min(2)]);
         match delete_prefix(s3, remote, &rel).await {
@@ -64,7 +66,7 @@ pub async fn sync(
                 sent += n;
                 lock(journal)
                     .dataset_mark_synced(&d.name, &sha, true)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(local)?;
             }
             Err(e) => failed.push(e),
         }
@@ -84,11 +86,26 @@ pub async fn sync(
             Err(e) => failed.push(e),
         }
     }
+    // An outage among the failures is what the caller's breaker needs to know.
+    let outage = failed.iter().any(|f| f.outage);
     match failed.len() {
         0 => Ok(sent),
         1 => Err(failed.remove(0)),
-        n => Err(format!("{n} failures, the first: {}", failed.remove(0))),
+        n => Err(Failed {
+            outage,
+            reason: format!("{n} failures, the first: {}", failed.remove(0)),
+        }),
     }
+}
+
+fn local(e: impl std::fmt::Display) -> Failed {
+    Failed::from(e.to_string())
+}
+
+/// Where the state of `key`'s unfinished multipart upload is kept (`resumable`).
+fn upload_state(root: &Path, key: &str) -> PathBuf {
+    root.join(UPLOADS_DIR)
+        .join(format!("{}.json", hex::encode(sha2::Sha256::digest(key))))
 }
 
 fn lock(journal: &Mutex<Journal>) -> std::sync::MutexGuard<'_, Journal> {
@@ -102,20 +119,12 @@ pub fn uri(remote: &Remote, rel: &Path) -> String {
 async fn put_file(
     s3: &aws_sdk_s3::Client,
     remote: &Remote,
+    root: &Path,
     rel: &Path,
     file: &Path,
-) -> Result<(), String> {
+) -> Result<(), Failed> {
     let key = format!("{}{}", remote.prefix, rel.display());
-    let body = ByteStream::from_path(file)
-        .await
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    s3.put_object()
-        .bucket(&remote.bucket)
-        .key(&key)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| format!("s3://{}/{key}: {}", remote.bucket, describe(&e)))?;
+    resumable::put_file(s3, &remote.bucket, &key, file, &upload_state(root, &key)).await?;
     Ok(())
 }
 
@@ -124,9 +133,9 @@ async fn delete_prefix(
     s3: &aws_sdk_s3::Client,
     remote: &Remote,
     rel: &str,
-) -> Result<usize, String> {
+) -> Result<usize, Failed> {
     let prefix = format!("{}{rel}", remote.prefix);
-    let at = |e: String| format!("s3://{}/{prefix}: {e}", remote.bucket);
+    let at = format!("s3://{}/{prefix}", remote.bucket);
     let mut keys = Vec::new();
     let mut pages = s3
         .list_objects_v2()
@@ -135,7 +144,7 @@ async fn delete_prefix(
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| at(describe(&e)))?;
+        let page = page.map_err(|e| Failed::call(&at, &e))?;
         keys.extend(
             page.contents()
                 .iter()
@@ -148,7 +157,7 @@ async fn delete_prefix(
             .key(key)
             .send()
             .await
-            .map_err(|e| format!("s3://{}/{key}: {}", remote.bucket, describe(&e)))?;
+            .map_err(|e| Failed::call(&format!("s3://{}/{key}", remote.bucket), &e))?;
     }
     Ok(keys.len())
 }
@@ -159,12 +168,12 @@ async fn put_manifest(
     s3: &aws_sdk_s3::Client,
     remote: &Remote,
     journal: &Mutex<Journal>,
-) -> Result<(), String> {
+) -> Result<(), Failed> {
     let path = d.manifest();
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(local(format!("cannot read {}: {e}", path.display()))),
     };
     let mut out = String::with_capacity(text.len());
     for raw in text.split_inclusive('\n') {
@@ -173,17 +182,14 @@ async fn put_manifest(
                 if let Ok(rel) = Path::new(&line.audio_filepath).strip_prefix(&d.root) {
                     line.audio_filepath = uri(remote, rel);
                 }
-                out.push_str(&serde_json::to_string(&line).map_err(|e| e.to_string())?);
+                out.push_str(&serde_json::to_string(&line).map_err(local)?);
                 out.push('\n');
             }
             // Reported where the manifest is read; copied as it is.
             Err(_) => out.push_str(raw),
         }
     }
-    let seconds = lock(journal)
-        .ledger(&d.name)
-        .map_err(|e| e.to_string())?
-        .total_seconds;
+    let seconds = lock(journal).ledger(&d.name).map_err(local)?.total_seconds;
     shard::put_own(s3, remote, &d.root, out.into_bytes(), seconds).await
 }
 
@@ -212,22 +218,22 @@ async fn put_run(
     root: &Path,
     run: &Path,
     journal: &Mutex<Journal>,
-) -> Result<usize, String> {
+) -> Result<usize, Failed> {
     let record = run.join(RUN_JSON);
     let mut files = files_under(run);
     files.retain(|f| *f != record && f.file_name().is_some_and(|n| n != UPLOADED));
     files.push(record);
     for f in &files {
         let rel = f.strip_prefix(root).unwrap_or(f);
-        put_file(s3, remote, rel, f).await?;
+        put_file(s3, remote, root, rel, f).await?;
     }
     // The journal first: it releases the run's `training_finished`. A crash before the mark
     // below copies the folder again, and the journal already knows.
     if let Some(id) = run.file_name().and_then(|n| n.to_str()) {
-        lock(journal).run_uploaded(id).map_err(|e| e.to_string())?;
+        lock(journal).run_uploaded(id).map_err(local)?;
     }
     std::fs::write(run.join(UPLOADED), b"")
-        .map_err(|e| format!("cannot mark {} uploaded: {e}", run.display()))?;
+        .map_err(|e| local(format!("cannot mark {} uploaded: {e}", run.display())))?;
     tracing::info!(run = %run.display(), to = %uri(remote, run.strip_prefix(root).unwrap_or(run)), files = files.len(), "run copied to S3");
     Ok(files.len())
 }

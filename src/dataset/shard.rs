@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::feed::Remote;
 use super::manifest::Line;
-use crate::aws::describe;
+use crate::aws::{describe, Failed};
 use crate::sinks::local::write_atomic;
 
 /// Where the shards live, under the dataset's prefix.
@@ -96,7 +96,7 @@ pub async fn put_own(
     root: &Path,
     body: Vec<u8>,
     seconds: f64,
-) -> Result<(), String> {
+) -> Result<(), Failed> {
     let key = key(remote, &remote.box_id);
     let at = format!("s3://{}/{key}", remote.bucket);
     let token = token(root)?;
@@ -124,7 +124,7 @@ pub async fn put_own(
                 Err(e) if e.as_service_error().is_some_and(precondition_failed) => {
                     Ok(Wrote::ConditionFailed)
                 }
-                Err(e) => Err(format!("{at}: {}", describe(&e))),
+                Err(e) => Err(Failed::call(&at, &e)),
             }
         }
     };
@@ -143,23 +143,27 @@ pub async fn put_own(
                 h.e_tag().unwrap_or_default().to_string(),
             )),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => None,
-            Err(e) => return Err(format!("{at}: {}", describe(&e))),
+            Err(e) => return Err(Failed::call(&at, &e)),
         };
         wrote = match theirs {
             // Gone since (deleted by hand): written afresh.
             None => put(None).await?,
             Some((Some(t), etag)) if t == token => put(Some(etag)).await?,
             Some(_) => {
-                return Err(format!(
+                return Err(Failed::from(format!(
                     "{at} is written by another daemon (a different box token): each daemon feeding this dataset needs its own [daemon] box_id, and this one uses {:?}; its manifest lines are not copied to S3 until that is fixed",
                     remote.box_id
-                ))
+                )))
             }
         };
     }
     match wrote {
-        Wrote::Etag(etag) => write_atomic(&etag_file, etag.as_bytes()).map_err(|e| e.to_string()),
-        Wrote::ConditionFailed => Err(format!("{at} changed while being written; will retry")),
+        Wrote::Etag(etag) => {
+            write_atomic(&etag_file, etag.as_bytes()).map_err(|e| Failed::from(e.to_string()))
+        }
+        Wrote::ConditionFailed => Err(Failed::from(format!(
+            "{at} changed while being written; will retry"
+        ))),
     }
 }
 

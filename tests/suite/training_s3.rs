@@ -167,3 +167,105 @@ fn a_dataset_in_s3_gets_its_audio_manifest_and_runs() {
         assert!((secs - l["duration"].as_f64().unwrap()).abs() < 1e-6);
     }
 }
+
+/// A run's 64 MiB artifact goes up in 8 parts; S3 goes away after the first parts are in:
+/// the copy backs off behind the breaker, and once S3 is back it sends only the missing
+/// parts of the same upload, and the object is whole.
+#[test]
+fn a_large_run_upload_cut_by_an_outage_resumes_where_it_stopped() {
+    use crate::common::proxy::Proxy;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let w = world(&[]);
+    let mut proxy = Proxy::start(w.moto.port);
+    let inbox = d.join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/script_trainer.py");
+    let config = d.join("hotfolderd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nbox_id = \"one\"\n[journal]\npath = {:?}\n[asr]\nmodel = {:?}\nthreads = 1\n\
+             [[watch]]\npath = {inbox:?}\noutput = {:?}\nstable_for = \"500ms\"\n\
+             [[dataset]]\nname = \"calls\"\nsources = [{inbox:?}]\n\
+             path = \"s3://results/datasets/calls\"\nforce_path_style = true\n\
+             train_after_hours = 0.0005\nmin_segment_seconds = 0.5\n\
+             [dataset.trainer]\ncommand = [\"python3\", {script:?}, \"big\"]\n",
+            d.join("state/journal.sqlite"),
+            model("tiny.en"),
+            d.join("out"),
+        ),
+    )
+    .unwrap();
+    let log = d.join("daemon.log");
+    let daemon = start_daemon_with(
+        &config,
+        Start {
+            env: w.moto.env_at(proxy.port),
+            log: Some(&log),
+            ..Start::default()
+        },
+    );
+    let wav = speak(
+        d,
+        "a",
+        "A run with a large artifact goes to the bucket.",
+        "en-us",
+    );
+    std::fs::copy(wav, inbox.join("a.wav")).unwrap();
+    let runs = "datasets/calls/runs/";
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let record = || {
+        w.output_keys()
+            .into_iter()
+            .find(|k| k.starts_with(runs) && k.ends_with("/run.json"))
+    };
+    // Cut as soon as the first part is in.
+    wait_until("the first part of the upload", || {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(
+            record().is_none(),
+            "copied before a part was seen:\n{}",
+            read_log()
+        );
+        w.uploads_in_progress(runs).iter().any(|(_, n)| *n >= 1)
+    });
+    proxy.cut();
+    wait_until("the outage noticed", || {
+        read_log().contains("S3 cannot be reached to copy the dataset")
+    });
+    let before = w.uploads_in_progress(runs);
+    assert_eq!(before.len(), 1, "{before:?}");
+    let (key, parts_before) = before[0].clone();
+    assert!(key.ends_with("/output/weights.bin"), "{key}");
+    assert!((1..8).contains(&parts_before), "{before:?}");
+    proxy.restore();
+    wait_until("the run complete in S3", || record().is_some());
+    stop(daemon);
+    let local = d
+        .join("state/datasets/calls")
+        .join(key.strip_prefix("datasets/calls/").unwrap());
+    let held = w.output(&key).unwrap();
+    assert_eq!(held.len(), 64 << 20);
+    assert!(held == std::fs::read(&local).unwrap(), "{key} differs");
+    // Without the terminal colours the log file carries.
+    let said: String = read_log()
+        .split('\u{1b}')
+        .map(|piece| match piece.strip_prefix('[') {
+            Some(rest) => rest.split_once('m').map_or(rest, |(_, after)| after),
+            None => piece,
+        })
+        .collect();
+    let resumed = said
+        .lines()
+        .find(|l| l.contains("multipart upload resumed"))
+        .unwrap_or_else(|| panic!("no resumed upload in the log:\n{said}"));
+    assert!(
+        resumed.contains(&format!("already_there={parts_before}")),
+        "{resumed}"
+    );
+    assert!(
+        w.uploads_in_progress(runs).is_empty(),
+        "an upload left open"
+    );
+}

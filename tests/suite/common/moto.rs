@@ -432,6 +432,39 @@ impl World {
         })
     }
 
+    /// The multipart uploads in progress in `results` under `prefix`, each with how many
+    /// parts it has. (The parts are counted from the raw answer: moto names its ListParts
+    /// root element differently from S3, and the SDK refuses it.)
+    pub fn uploads_in_progress(&self, prefix: &str) -> Vec<(String, usize)> {
+        let uploads = self.rt.block_on(async {
+            let listed = self
+                .s3
+                .list_multipart_uploads()
+                .bucket("results")
+                .prefix(prefix)
+                .send()
+                .await
+                .unwrap();
+            listed
+                .uploads()
+                .iter()
+                .filter_map(|u| Some((u.key()?.to_string(), u.upload_id()?.to_string())))
+                .collect::<Vec<_>>()
+        });
+        uploads
+            .into_iter()
+            .map(|(key, id)| {
+                let (status, body) = crate::common::http_get(
+                    self.moto.port,
+                    &format!("/results/{key}?uploadId={id}"),
+                    None,
+                );
+                assert_eq!(status, 200, "{body}");
+                (key, body.matches("<Part>").count())
+            })
+            .collect()
+    }
+
     /// User metadata `name` of an output object.
     pub fn output_meta(&self, key: &str, name: &str) -> Option<String> {
         self.rt.block_on(async {
