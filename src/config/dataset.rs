@@ -199,10 +199,16 @@ impl DatasetConfig {
                 format!("dataset[{i}].name {name:?} must be letters, digits, '-' or '_'"),
             ));
         }
-        if *self.lease_ttl.get_ref() < Duration::from_secs(15) {
+        // Renewed every third of it; a run that cannot renew it must still have time to stop
+        // its trainer (`kill_after`) before it expires, clocks a few seconds apart.
+        let floor = 3 * (*self.trainer.kill_after.get_ref() + Duration::from_secs(5));
+        if self.path.get_ref().starts_with("s3://") && *self.lease_ttl.get_ref() < floor {
             out.push((
                 self.lease_ttl.span(),
-                format!("dataset[{i}].lease_ttl must be at least 15s: the lease is renewed every third of it"),
+                format!(
+                    "dataset[{i}].lease_ttl must be at least {} (three times the trainer's kill_after plus 5s): the lease is renewed every third of it, and a run that cannot renew it must stop before it expires",
+                    humantime::format_duration(floor)
+                ),
             ));
         }
         if self.sources.get_ref().is_empty() {

@@ -20,6 +20,8 @@ use crate::training::gpu::{self, GpuInfo};
 use crate::training::run::{self, Plan};
 
 const TICK: Duration = Duration::from_secs(5);
+/// How long reading the other boxes' shards and the run lease may take in one pass.
+const ACROSS_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stopping daemon spends copying what is left to S3.
 const FINAL_SYNC: Duration = Duration::from_secs(10);
 
@@ -96,15 +98,14 @@ pub(super) async fn trainer_loop(
             // An `s3://` dataset: its hours across every box feeding it, and its lease.
             let across = match (&d.remote, client_of(d)) {
                 (Some(remote), Some(s3)) => {
-                    match training_lease::due_across(
-                        &shared,
-                        d,
-                        &s3,
-                        remote,
-                        &mut waiting_for_lease,
+                    // Bounded: a slow S3 must not hold up the copies and the other datasets.
+                    let due = tokio::time::timeout(
+                        ACROSS_TIMEOUT,
+                        training_lease::due_across(&shared, d, &s3, remote, &mut waiting_for_lease),
                     )
                     .await
-                    {
+                    .unwrap_or_else(|_| Err("S3 answered too slowly".into()));
+                    match due {
                         Ok(Some(due)) => {
                             cannot_count.remove(&d.name);
                             Some((due, s3, remote.clone()))
@@ -172,6 +173,7 @@ pub(super) async fn trainer_loop(
                     let taken = crate::training::lease::take(
                         &s3,
                         &remote,
+                        &due.token,
                         &due.seen,
                         &plan.id,
                         due.boxes,
@@ -218,13 +220,20 @@ pub(super) async fn trainer_loop(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(d.name.clone());
-            let (s, a) = (shared.clone(), active.clone());
-            let (run_stop, st) = watch::channel(*stop.borrow());
+            let s = shared.clone();
             let daemon_stop = stop.clone();
+            // Whatever ends the task (a panic too), the dataset may have a run again.
+            let still_active = Active {
+                set: active.clone(),
+                name: d.name.clone(),
+            };
             runs.spawn(async move {
-                // A shared dataset's run: its lease kept while it lasts, every box's lines.
-                let (finished, keeper) = match &across {
+                let _active = still_active;
+                // A shared dataset's run: its lease kept while it lasts (losing it stops the
+                // run as the daemon's stop does), every box's lines.
+                let (st, finished, keeper) = match &across {
                     Some(c) => {
+                        let (run_stop, st) = watch::channel(*daemon_stop.borrow());
                         let (finished_tx, finished_rx) = watch::channel(false);
                         let keeper = tokio::spawn(training_lease::keep(
                             c.s3.clone(),
@@ -233,26 +242,16 @@ pub(super) async fn trainer_loop(
                             daemon_stop.clone(),
                             run_stop,
                             finished_rx,
+                            plan.dataset.trainer.kill_after,
                         ));
-                        (Some(finished_tx), Some(keeper))
+                        (st, Some(finished_tx), Some(keeper))
                     }
-                    None => {
-                        // Only the daemon's stop stops the run.
-                        let mut daemon_stop = daemon_stop.clone();
-                        tokio::spawn(async move {
-                            while daemon_stop.changed().await.is_ok() {
-                                if *daemon_stop.borrow() {
-                                    let _ = run_stop.send(true);
-                                }
-                            }
-                        });
-                        (None, None)
-                    }
+                    None => (daemon_stop.clone(), None, None),
                 };
                 let merged_file = match &across {
                     Some(c) => {
                         let into = plan.dataset.root.join(crate::dataset::shard::PEERS_DIR).join(format!("{}.jsonl", plan.id));
-                        match training_lease::merge(c, &plan.dataset, into).await {
+                        match training_lease::merge(c, &plan.dataset, into, &st).await {
                             Ok((path, merged)) => {
                                 tracing::info!(run = %plan.id, lines = ?merged.lines, missing_audio = merged.missing_audio, duplicates = merged.duplicates, "every box's lines merged for the run");
                                 plan.input = Some(path.clone());
@@ -267,7 +266,6 @@ pub(super) async fn trainer_loop(
                                     let held = k.await.ok().flatten();
                                     training_lease::give_back(c, held, Some("failed")).await;
                                 }
-                                a.lock().unwrap_or_else(|p| p.into_inner()).remove(&plan.dataset.name);
                                 return;
                             }
                         }
@@ -291,7 +289,9 @@ pub(super) async fn trainer_loop(
                     _ => run::supervise(&plan, &s.journal, s.eval_serving(), st.clone()).await,
                 };
                 if let Some(hold) = hold {
-                    if hold.release() && !*st.borrow() {
+                    // A run stopped by a lost lease still gives the model back; a stopping
+                    // daemon does not need it.
+                    if hold.release() && !*daemon_stop.borrow() {
                         give_the_gpu_back(&s).await;
                     }
                 }
@@ -318,9 +318,6 @@ pub(super) async fn trainer_loop(
                     super::dataset_removal::forget_deleted(&s2)
                 })
                 .await;
-                a.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&plan.dataset.name);
             });
         }
         tokio::select! {
@@ -373,6 +370,21 @@ fn due_with(shared: &Shared, d: &Dataset, new_seconds: f64) -> Option<f64> {
         }
     }
     Some(new_seconds)
+}
+
+/// A dataset with a run in progress; it leaves the set when the run's task ends, however.
+struct Active {
+    set: Arc<Mutex<HashSet<String>>>,
+    name: String,
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.name);
+    }
 }
 
 /// An exclusive run's hold on the GPU: new jobs wait while any is held. Released when the

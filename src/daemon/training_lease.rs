@@ -28,6 +28,8 @@ pub(super) struct Across {
 pub(super) struct DueAcross {
     pub seconds: f64,
     pub seen: Seen,
+    /// This daemon's box token.
+    pub token: String,
     /// Each box's seconds now: the watermark the run records.
     pub boxes: BTreeMap<String, f64>,
     pub peers: Vec<Peer>,
@@ -42,6 +44,11 @@ pub(super) async fn due_across(
     remote: &Remote,
     waiting: &mut HashSet<String>,
 ) -> Result<Option<DueAcross>, String> {
+    if d.shard_refused.load(std::sync::atomic::Ordering::SeqCst) {
+        // Said by the copy; a daemon that cannot write its shard trains nothing.
+        return Ok(None);
+    }
+    let token = shard::token(&d.root)?;
     let peers = shard::refresh_peers(s3, remote, &d.root).await?;
     let own = shared
         .journal()
@@ -52,9 +59,15 @@ pub(super) async fn due_across(
         .map(|p| (p.box_id.clone(), p.seconds))
         .collect();
     boxes.insert(remote.box_id.clone(), own.total_seconds);
-    let seen = lease::read(s3, remote).await?;
+    let mut seen = lease::read(s3, remote).await?;
+    if seen.etag.is_none() {
+        // No lease yet (a new dataset, or one an earlier version fed): this box's hours
+        // count from its own last run, as its journal has them.
+        let trained = (own.total_seconds - own.new_seconds).max(0.0);
+        seen.lease.watermark.insert(remote.box_id.clone(), trained);
+    }
     let now = super::training::now_ms();
-    if seen.lease.busy(&remote.box_id, now) {
+    if seen.lease.busy(&token, now) {
         if waiting.insert(d.name.clone()) {
             tracing::info!(dataset = %d.name, holder = %seen.lease.holder, run = ?seen.lease.run_id,
                 "box {} holds the dataset's run lease; this box starts none meanwhile", seen.lease.holder);
@@ -79,6 +92,7 @@ pub(super) async fn due_across(
     Ok(Some(DueAcross {
         seconds,
         seen,
+        token,
         boxes,
         peers,
     }))
@@ -89,18 +103,24 @@ pub(super) async fn merge(
     c: &Across,
     d: &Dataset,
     into: PathBuf,
+    stop: &watch::Receiver<bool>,
 ) -> Result<(PathBuf, Merged), String> {
     let snapshot = into.with_extension("own.jsonl");
     d.copy_manifest(&snapshot)
         .map_err(|e| format!("cannot copy {}: {e}", d.manifest().display()))?;
-    let merged = shard::merge(&c.s3, &c.remote, &d.root, &snapshot, &c.peers, &into).await;
+    let merged = shard::merge(&c.s3, &c.remote, &d.root, &snapshot, &c.peers, &into, stop).await;
     let _ = std::fs::remove_file(&snapshot);
     Ok((into, merged?))
 }
 
+/// What a renewal must leave before the lease expires: the trainer's `kill_after` to stop,
+/// and this much for clocks that differ between boxes.
+pub(super) const CLOCK_SKEW: Duration = Duration::from_secs(5);
+
 /// Renews the run's lease every third of `lease_ttl` until `finished`; stops the run
-/// (`run_stop`) when the daemon stops or when the lease is lost (another box took it after
-/// it expired, or it could not be renewed before it expired). Returns it while it is held.
+/// (`run_stop`) when the daemon stops or when the lease is lost: taken by another box, or
+/// not renewed while there is still time for the trainer to stop (`stop_within`) before it
+/// expires. Returns it while it is held.
 pub(super) async fn keep(
     s3: aws_sdk_s3::Client,
     remote: Remote,
@@ -108,13 +128,18 @@ pub(super) async fn keep(
     mut daemon_stop: watch::Receiver<bool>,
     run_stop: watch::Sender<bool>,
     mut finished: watch::Receiver<bool>,
+    stop_within: Duration,
 ) -> Option<Held> {
     let every = remote.lease_ttl / 3;
+    let margin = (stop_within + CLOCK_SKEW).as_millis() as i64;
+    let mut daemon_running = true;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
-            _ = daemon_stop.changed() => {
-                if *daemon_stop.borrow() {
+            changed = daemon_stop.changed(), if daemon_running => {
+                // A dropped sender is a stop too.
+                if changed.is_err() || *daemon_stop.borrow() {
+                    daemon_running = false;
                     let _ = run_stop.send(true);
                 }
                 continue;
@@ -122,14 +147,27 @@ pub(super) async fn keep(
             _ = finished.changed() => return Some(held),
         }
         let now = super::training::now_ms();
-        match lease::renew(&s3, &remote, &mut held, now).await {
+        let left = held.lease.expires_at - now - margin;
+        let renewed = match u64::try_from(left) {
+            Ok(ms) if ms > 0 => tokio::time::timeout(
+                Duration::from_millis(ms),
+                lease::renew(&s3, &remote, &mut held, now),
+            )
+            .await
+            .unwrap_or_else(|_| Err("the renewal took too long".into())),
+            _ => Err("no time left to renew".into()),
+        };
+        match renewed {
             Ok(true) => {}
             Ok(false) => {
                 tracing::error!(run = ?held.lease.run_id, "the run lost the dataset's lease to another box; the run stops");
                 let _ = run_stop.send(true);
                 return None;
             }
-            Err(e) if now + every.as_millis() as i64 >= held.lease.expires_at => {
+            Err(e)
+                if super::training::now_ms() + every.as_millis() as i64 + margin
+                    >= held.lease.expires_at =>
+            {
                 tracing::error!(run = ?held.lease.run_id, error = %e, "the run's lease cannot be renewed before it expires; the run stops so that no two boxes train at once");
                 let _ = run_stop.send(true);
                 return None;

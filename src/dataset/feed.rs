@@ -28,6 +28,11 @@ pub struct Dataset {
     pub remote: Option<Remote>,
     /// The manifest changed since it was last copied to `remote`.
     pub manifest_dirty: std::sync::atomic::AtomicBool,
+    /// An `s3://` dataset's shard found written by another daemon with this box id: this
+    /// daemon copies nothing and starts no run until that is fixed.
+    pub shard_refused: std::sync::atomic::AtomicBool,
+    /// The shard was found free or this daemon's own since the start.
+    pub shard_checked: std::sync::atomic::AtomicBool,
     /// Correction files seen whole that wait for their input (`correct`).
     pub(super) waiting_corrections: Mutex<std::collections::BTreeSet<PathBuf>>,
     pub rules: Rules,
@@ -121,7 +126,8 @@ impl Dataset {
                     format!("{prefix}/")
                 },
                 force_path_style: c.force_path_style,
-                box_id: super::shard::default_box_id(),
+                // Set by `with_box_id`.
+                box_id: String::new(),
                 lease_ttl: *c.lease_ttl.get_ref(),
             }
         });
@@ -134,6 +140,8 @@ impl Dataset {
             root: std::path::absolute(&root).unwrap_or(root),
             remote,
             manifest_dirty: std::sync::atomic::AtomicBool::new(true),
+            shard_refused: std::sync::atomic::AtomicBool::new(false),
+            shard_checked: std::sync::atomic::AtomicBool::new(false),
             waiting_corrections: Mutex::default(),
             rules: Rules {
                 min_seconds: *c.min_segment_seconds.get_ref(),
@@ -166,10 +174,15 @@ impl Dataset {
         self
     }
 
-    /// Names this daemon among those feeding an `s3://` dataset (`[daemon] box_id`).
+    /// Names this daemon among those feeding an `s3://` dataset (`[daemon] box_id`, or
+    /// `shard::default_box_id`).
     pub fn with_box_id(mut self, box_id: Option<&str>) -> Dataset {
-        if let (Some(r), Some(id)) = (self.remote.as_mut(), box_id) {
-            r.box_id = id.to_string();
+        let root = self.root.clone();
+        if let Some(r) = self.remote.as_mut() {
+            r.box_id = match box_id {
+                Some(id) => id.to_string(),
+                None => super::shard::default_box_id(&root),
+            };
         }
         self
     }

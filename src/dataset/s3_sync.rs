@@ -22,6 +22,8 @@ use crate::training::run::{files_under, RUN_JSON};
 pub const UPLOADED: &str = ".uploaded";
 /// The states of unfinished multipart uploads, in the working copy.
 const UPLOADS_DIR: &str = ".uploads";
+/// Marks a working copy whose audio goes under `audio/<box_id>/`.
+const AUDIO_LAYOUT: &str = ".audio-layout";
 
 pub async fn sync(
     d: &Dataset,
@@ -35,6 +37,28 @@ pub async fn sync(
     // others: each is tried, the failures are reported together and tried again next pass.
     let mut failed = Vec::new();
     let mut sent = 0;
+    // Nothing goes up while another daemon writes under this box id: its audio would be
+    // overwritten too.
+    if !d.shard_checked.load(Ordering::SeqCst) || d.shard_refused.load(Ordering::SeqCst) {
+        match shard::owner(s3, remote, &d.root).await? {
+            shard::Owner::Ours => {
+                d.shard_refused.store(false, Ordering::SeqCst);
+                d.shard_checked.store(true, Ordering::SeqCst);
+            }
+            shard::Owner::Theirs(why) => {
+                d.shard_refused.store(true, Ordering::SeqCst);
+                return Err(Failed::from(why));
+            }
+        }
+    }
+    // Audio copied by an earlier version went to `audio/` without the box: sent again
+    // under `audio/<box_id>/` once, so the shard's paths all hold.
+    let layout = d.root.join(AUDIO_LAYOUT);
+    if !layout.exists() {
+        lock(journal).dataset_resync(&d.name).map_err(local)?;
+        std::fs::write(&layout, b"2\n")
+            .map_err(|e| local(format!("cannot write {}: {e}", layout.display())))?;
+    }
     let unsynced = lock(journal)
         .dataset_unsynced(&d.name, false)
         .map_err(local)?;
@@ -60,7 +84,7 @@ pub async fn sync(
         .dataset_unsynced(&d.name, true)
         .map_err(local)?;
     for sha in removed {
-        let rel = format!("audio/{}/{sha}", &sha[..sha.len().min(2)]);
+        let rel = format!("audio/{}/{}/{sha}", remote.box_id, &sha[..sha.len().min(2)]);
         match delete_prefix(s3, remote, &rel).await {
             Ok(n) => {
                 sent += n;
@@ -73,7 +97,12 @@ pub async fn sync(
     }
     if d.manifest_dirty.swap(false, Ordering::SeqCst) {
         match put_manifest(d, s3, remote, journal).await {
-            Ok(()) => sent += 1,
+            Ok(shard::Owner::Ours) => sent += 1,
+            Ok(shard::Owner::Theirs(why)) => {
+                d.shard_refused.store(true, Ordering::SeqCst);
+                d.manifest_dirty.store(true, Ordering::SeqCst);
+                return Err(Failed::from(why));
+            }
             Err(e) => {
                 d.manifest_dirty.store(true, Ordering::SeqCst);
                 failed.push(e);
@@ -113,7 +142,12 @@ fn lock(journal: &Mutex<Journal>) -> std::sync::MutexGuard<'_, Journal> {
 }
 
 pub fn uri(remote: &Remote, rel: &Path) -> String {
-    format!("s3://{}/{}{}", remote.bucket, remote.prefix, rel.display())
+    format!(
+        "s3://{}/{}{}",
+        remote.bucket,
+        remote.prefix,
+        shard::remote_rel(remote, rel)
+    )
 }
 
 async fn put_file(
@@ -123,7 +157,7 @@ async fn put_file(
     rel: &Path,
     file: &Path,
 ) -> Result<(), Failed> {
-    let key = format!("{}{}", remote.prefix, rel.display());
+    let key = format!("{}{}", remote.prefix, shard::remote_rel(remote, rel));
     resumable::put_file(s3, &remote.bucket, &key, file, &upload_state(root, &key)).await?;
     Ok(())
 }
@@ -168,7 +202,7 @@ async fn put_manifest(
     s3: &aws_sdk_s3::Client,
     remote: &Remote,
     journal: &Mutex<Journal>,
-) -> Result<(), Failed> {
+) -> Result<shard::Owner, Failed> {
     let path = d.manifest();
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,

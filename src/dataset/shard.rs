@@ -33,19 +33,24 @@ const ETAG_FILE: &str = ".shard-etag";
 /// The other boxes' shards, as last read, and the audio their runs needed.
 pub const PEERS_DIR: &str = "peers";
 
-/// The box id when `[daemon] box_id` is not set: the host name, or `box`.
-pub fn default_box_id() -> String {
+/// The box id when `[daemon] box_id` is not set: the host name and the start of this
+/// working copy's token, so a host renamed (a container restarted) is still the same box
+/// and two daemons on one host are not. Just the host name where the token cannot be made.
+pub fn default_box_id(root: &Path) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let id: String = host
+    let host: String = host
         .trim()
         .chars()
         .map(|c| if valid_char(c) { c } else { '-' })
-        .take(64)
+        .take(48)
         .collect();
-    if id.is_empty() {
-        "box".into()
-    } else {
-        id
+    let host = match host.trim_start_matches('.') {
+        "" => "box".to_string(),
+        h => h.to_string(),
+    };
+    match token(root) {
+        Ok(t) => format!("{host}-{}", &t[..t.len().min(8)]),
+        Err(_) => host,
     }
 }
 
@@ -68,8 +73,18 @@ pub fn key(remote: &Remote, box_id: &str) -> String {
     format!("{}{SHARDS}{box_id}.jsonl", remote.prefix)
 }
 
+/// Where a file of the working copy goes under the dataset's prefix: segment audio under
+/// `audio/<box_id>/`, since two boxes that add the same content cut it into pieces of the
+/// same names; everything else (run folders, named uniquely) as it is.
+pub fn remote_rel(remote: &Remote, rel: &Path) -> String {
+    match rel.strip_prefix("audio") {
+        Ok(rest) => format!("audio/{}/{}", remote.box_id, rest.display()),
+        Err(_) => rel.display().to_string(),
+    }
+}
+
 /// This daemon's box token, made once per working copy.
-fn token(root: &Path) -> Result<String, String> {
+pub fn token(root: &Path) -> Result<String, String> {
     let path = root.join(TOKEN_FILE);
     match std::fs::read_to_string(&path) {
         Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_string()),
@@ -78,8 +93,42 @@ fn token(root: &Path) -> Result<String, String> {
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     }
     let t = uuid::Uuid::new_v4().simple().to_string();
+    std::fs::create_dir_all(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
     write_atomic(&path, t.as_bytes()).map_err(|e| e.to_string())?;
     Ok(t)
+}
+
+/// Whose the shard named by this daemon's box id is.
+pub enum Owner {
+    /// This daemon's, or nobody's yet.
+    Ours,
+    /// Another daemon's: why, for the log.
+    Theirs(String),
+}
+
+fn refusal(at: &str, box_id: &str) -> String {
+    format!(
+        "{at} is written by another daemon (a different box token): each daemon feeding this dataset needs its own [daemon] box_id, and this one uses {box_id:?}; it copies nothing to the dataset and starts no run until that is fixed"
+    )
+}
+
+/// Checks, before anything is copied, that the shard is not another daemon's.
+pub async fn owner(s3: &aws_sdk_s3::Client, remote: &Remote, root: &Path) -> Result<Owner, Failed> {
+    let key = key(remote, &remote.box_id);
+    let at = format!("s3://{}/{key}", remote.bucket);
+    let token = token(root)?;
+    match s3
+        .head_object()
+        .bucket(&remote.bucket)
+        .key(&key)
+        .send()
+        .await
+    {
+        Ok(h) if h.metadata().and_then(|m| m.get(TOKEN_META)) == Some(&token) => Ok(Owner::Ours),
+        Ok(_) => Ok(Owner::Theirs(refusal(&at, &remote.box_id))),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(Owner::Ours),
+        Err(e) => Err(Failed::call(&at, &e)),
+    }
 }
 
 /// A write's outcome when its condition held or not.
@@ -89,14 +138,14 @@ enum Wrote {
 }
 
 /// Writes this box's shard: `body` (the manifest with `s3://` audio paths) and the
-/// seconds it holds.
+/// seconds it holds; `Theirs` when another daemon writes it.
 pub async fn put_own(
     s3: &aws_sdk_s3::Client,
     remote: &Remote,
     root: &Path,
     body: Vec<u8>,
     seconds: f64,
-) -> Result<(), Failed> {
+) -> Result<Owner, Failed> {
     let key = key(remote, &remote.box_id);
     let at = format!("s3://{}/{key}", remote.bucket);
     let token = token(root)?;
@@ -149,17 +198,13 @@ pub async fn put_own(
             // Gone since (deleted by hand): written afresh.
             None => put(None).await?,
             Some((Some(t), etag)) if t == token => put(Some(etag)).await?,
-            Some(_) => {
-                return Err(Failed::from(format!(
-                    "{at} is written by another daemon (a different box token): each daemon feeding this dataset needs its own [daemon] box_id, and this one uses {:?}; its manifest lines are not copied to S3 until that is fixed",
-                    remote.box_id
-                )))
-            }
+            Some(_) => return Ok(Owner::Theirs(refusal(&at, &remote.box_id))),
         };
     }
     match wrote {
         Wrote::Etag(etag) => {
-            write_atomic(&etag_file, etag.as_bytes()).map_err(|e| Failed::from(e.to_string()))
+            write_atomic(&etag_file, etag.as_bytes()).map_err(|e| Failed::from(e.to_string()))?;
+            Ok(Owner::Ours)
         }
         Wrote::ConditionFailed => Err(Failed::from(format!(
             "{at} changed while being written; will retry"
@@ -304,6 +349,7 @@ pub async fn merge(
     own: &Path,
     peers: &[Peer],
     out: &Path,
+    stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<Merged, String> {
     let io =
         |what: &str, p: &Path, e: std::io::Error| format!("cannot {what} {}: {e}", p.display());
@@ -321,6 +367,7 @@ pub async fn merge(
     }
     merged.lines.insert(remote.box_id.clone(), own_lines);
     let ours = format!("s3://{}/{}", remote.bucket, remote.prefix);
+    let mut kept = HashSet::new();
     for peer in peers {
         let mut taken = 0;
         let mut theirs = HashSet::new();
@@ -333,12 +380,24 @@ pub async fn merge(
                 continue;
             }
             theirs.insert(l.sha256.clone());
-            let Some(rel) = l.audio_filepath.strip_prefix(&ours).map(str::to_string) else {
+            // Only audio under this dataset's prefix, and no way out of `peers/`.
+            let rel = l
+                .audio_filepath
+                .strip_prefix(&ours)
+                .map(PathBuf::from)
+                .filter(|r| r.starts_with("audio") && is_plain(r));
+            let Some(rel) = rel else {
                 merged.missing_audio += 1;
                 continue;
             };
             let local = root.join(PEERS_DIR).join(&rel);
             if !local.is_file() {
+                if *stop.borrow() {
+                    return Err(
+                        "the run was stopped while the other boxes' audio was fetched".into(),
+                    );
+                }
+                let rel = rel.display();
                 let key = format!("{}{rel}", remote.prefix);
                 match fetch(s3, &remote.bucket, &key, &local).await {
                     Ok(true) => {}
@@ -350,6 +409,7 @@ pub async fn merge(
                 }
             }
             l.audio_filepath = local.display().to_string();
+            kept.insert(local);
             let text = serde_json::to_string(&l).map_err(|e| e.to_string())?;
             writeln!(w, "{text}").map_err(|e| io("write", out, e))?;
             taken += 1;
@@ -358,7 +418,19 @@ pub async fn merge(
         merged.lines.insert(peer.box_id.clone(), taken);
     }
     w.flush().map_err(|e| io("write", out, e))?;
+    // Audio of lines no shard holds any more (their inputs deleted on another box) goes.
+    for f in crate::training::run::files_under(&root.join(PEERS_DIR).join("audio")) {
+        if !kept.contains(&f) {
+            let _ = std::fs::remove_file(f);
+        }
+    }
     Ok(merged)
+}
+
+/// Only plain names: no `..`, no root.
+fn is_plain(rel: &Path) -> bool {
+    rel.components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 fn read_lines(path: &Path) -> std::io::Result<Vec<String>> {
@@ -404,7 +476,16 @@ mod tests {
 
     #[test]
     fn box_ids_are_checked_and_the_default_is_one() {
-        assert!(check_box_id(&default_box_id()).is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let id = default_box_id(dir.path());
+        assert!(check_box_id(&id).is_ok(), "{id}");
+        assert_eq!(
+            default_box_id(dir.path()),
+            id,
+            "the same working copy, the same box"
+        );
+        assert!(!is_plain(Path::new("audio/../../etc/passwd")));
+        assert!(is_plain(Path::new("audio/b/ab/x.wav")));
         assert!(check_box_id("gpu-box.eu_1").is_ok());
         for bad in ["", ".hidden", "a/b", "with space", &"x".repeat(65)] {
             assert!(check_box_id(bad).is_err(), "{bad:?}");

@@ -367,6 +367,17 @@ impl Journal {
     /// The copy in (or the deletion from) remote storage of content `sha256` is done, if
     /// the content is still `added` (or `removed`, with `removed`): a content forgotten or
     /// added again meanwhile keeps waiting for its own copy or deletion.
+    /// Every content of `dataset` is to be copied to S3 again.
+    pub fn dataset_resync(&mut self, dataset: &str) -> Result<(), JournalError> {
+        self.conn
+            .execute(
+                "UPDATE dataset_inputs SET synced = 0 WHERE dataset = ?1 AND state = 'added'",
+                params![dataset],
+            )
+            .map_err(self.db())?;
+        Ok(())
+    }
+
     pub fn dataset_mark_synced(
         &mut self,
         dataset: &str,

@@ -22,15 +22,22 @@ pub const KEY: &str = "training-lease.json";
 pub struct Lease {
     /// The box that holds it, or held it last.
     pub holder: String,
+    /// That daemon's box token (its working copy's): two daemons given the same box id by
+    /// mistake are still told apart.
+    #[serde(default)]
+    pub holder_token: String,
     /// Whether a run holds it now (until `expires_at`).
     pub running: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
     /// Unix milliseconds.
     pub expires_at: i64,
-    /// Each box's seconds when the last run started: new hours count from these.
+    /// Each box's seconds when the last successful run started: new hours count from these.
     #[serde(default)]
     pub watermark: BTreeMap<String, f64>,
+    /// The running run's watermark: it becomes `watermark` only if that run succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<BTreeMap<String, f64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<LastRun>,
 }
@@ -48,9 +55,9 @@ pub struct LastRun {
 }
 
 impl Lease {
-    /// Held by a live run of another box at `now`.
-    pub fn busy(&self, me: &str, now: i64) -> bool {
-        self.running && self.expires_at > now && self.holder != me
+    /// Held by a live run of another daemon (`token`: this daemon's) at `now`.
+    pub fn busy(&self, token: &str, now: i64) -> bool {
+        self.running && self.expires_at > now && self.holder_token != token
     }
 
     /// The seconds added since the last run started, over every box in `seconds`.
@@ -117,8 +124,24 @@ pub async fn read(s3: &aws_sdk_s3::Client, remote: &Remote) -> Result<Seen, Stri
 }
 
 /// Writes `lease` if the object is still what `seen` read; `None` when another box wrote
-/// it first.
+/// it first. A condition that fails because the SDK retried a write whose first answer was
+/// lost finds this very lease there: that is a success.
 async fn write(
+    s3: &aws_sdk_s3::Client,
+    remote: &Remote,
+    etag: Option<&str>,
+    lease: &Lease,
+) -> Result<Option<String>, String> {
+    match write_once(s3, remote, etag, lease).await? {
+        Some(etag) => Ok(Some(etag)),
+        None => {
+            let now = read(s3, remote).await?;
+            Ok(now.etag.filter(|_| now.lease == *lease))
+        }
+    }
+}
+
+async fn write_once(
     s3: &aws_sdk_s3::Client,
     remote: &Remote,
     etag: Option<&str>,
@@ -152,21 +175,24 @@ async fn write(
 }
 
 /// Takes the lease for run `run_id` over what `seen` read (free, expired or released),
-/// recording `watermark`; `None` when another box took it first.
+/// with `pending`, the seconds the run starts from; `None` when another box took it first.
 pub async fn take(
     s3: &aws_sdk_s3::Client,
     remote: &Remote,
+    token: &str,
     seen: &Seen,
     run_id: &str,
-    watermark: BTreeMap<String, f64>,
+    pending: BTreeMap<String, f64>,
     now: i64,
 ) -> Result<Option<Held>, String> {
     let lease = Lease {
         holder: remote.box_id.clone(),
+        holder_token: token.to_string(),
         running: true,
         run_id: Some(run_id.to_string()),
         expires_at: now + remote.lease_ttl.as_millis() as i64,
-        watermark,
+        watermark: seen.lease.watermark.clone(),
+        pending: Some(pending),
         last_run: Some(LastRun {
             id: run_id.to_string(),
             holder: remote.box_id.clone(),
@@ -214,18 +240,26 @@ pub async fn release(
     state: Option<&str>,
     now: i64,
 ) -> Result<bool, String> {
-    let lease = match state {
+    let lease = released(held, state, now);
+    Ok(write(s3, remote, Some(&held.etag), &lease).await?.is_some())
+}
+
+/// The lease as `release` writes it.
+fn released(held: &Held, state: Option<&str>, now: i64) -> Lease {
+    match state {
         None => Lease {
             expires_at: now,
             running: false,
+            pending: None,
             ..held.before.clone()
         },
         Some(state) => {
             let mut lease = held.lease.clone();
             lease.running = false;
             lease.expires_at = now;
-            if state != "succeeded" {
-                lease.watermark = held.before.watermark.clone();
+            let pending = lease.pending.take();
+            if state == "succeeded" {
+                lease.watermark = pending.unwrap_or_default();
             }
             if let Some(last) = &mut lease.last_run {
                 last.ended_at = Some(now);
@@ -233,8 +267,7 @@ pub async fn release(
             }
             lease
         }
-    };
-    Ok(write(s3, remote, Some(&held.etag), &lease).await?.is_some())
+    }
 }
 
 #[cfg(test)]
@@ -258,20 +291,65 @@ mod tests {
     }
 
     #[test]
-    fn a_lease_is_busy_only_while_another_boxs_run_holds_it() {
+    fn only_a_successful_run_moves_the_watermark() {
+        let before = Lease {
+            watermark: BTreeMap::from([("a".into(), 10.0)]),
+            ..Lease::default()
+        };
+        let pending = BTreeMap::from([("a".to_string(), 50.0), ("b".to_string(), 5.0)]);
+        let held = Held {
+            lease: Lease {
+                holder: "a".into(),
+                running: true,
+                watermark: before.watermark.clone(),
+                pending: Some(pending.clone()),
+                last_run: Some(LastRun {
+                    id: "r".into(),
+                    holder: "a".into(),
+                    started_at: 1,
+                    ended_at: None,
+                    state: "running".into(),
+                }),
+                ..Lease::default()
+            },
+            etag: "e".into(),
+            before: before.clone(),
+        };
+        let ok = released(&held, Some("succeeded"), 9);
+        assert_eq!(
+            (ok.watermark, ok.pending, ok.running),
+            (pending, None, false)
+        );
+        assert_eq!(ok.last_run.unwrap().state, "succeeded");
+        let failed = released(&held, Some("failed"), 9);
+        assert_eq!(failed.watermark, before.watermark);
+        assert_eq!(failed.pending, None);
+        assert_eq!(failed.last_run.unwrap().ended_at, Some(9));
+        // A run that never started leaves the lease as it was, released.
+        let undone = released(&held, None, 9);
+        assert_eq!(undone.last_run, None);
+        assert_eq!(undone.watermark, before.watermark);
+    }
+
+    #[test]
+    fn a_lease_is_busy_only_while_another_daemons_run_holds_it() {
         let l = Lease {
             holder: "a".into(),
+            holder_token: "token-a".into(),
             running: true,
             expires_at: 1_000,
             ..Lease::default()
         };
-        assert!(l.busy("b", 999));
-        assert!(!l.busy("b", 1_000), "expired");
-        assert!(!l.busy("a", 999), "this box's own");
-        assert!(!Lease {
+        assert!(l.busy("token-b", 999));
+        assert!(!l.busy("token-b", 1_000), "expired");
+        assert!(
+            !l.busy("token-a", 999),
+            "this daemon's own, left by a crash"
+        );
+        let released = Lease {
             running: false,
             ..l
-        }
-        .busy("b", 999));
+        };
+        assert!(!released.busy("token-b", 999));
     }
 }

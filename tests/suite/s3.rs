@@ -213,7 +213,7 @@ fn a_deleted_input_takes_its_outputs_with_it_when_configured() {
         let audio = w
             .output_keys()
             .into_iter()
-            .filter(|k| k.starts_with(&format!("datasets/calls/audio/{}/{a_sha}", &a_sha[..2])))
+            .filter(|k| k.starts_with(&format!("datasets/calls/audio/one/{}/{a_sha}", &a_sha[..2])))
             .count();
         (shas, audio)
     };
