@@ -22,8 +22,17 @@ use crate::sinks::local::write_atomic;
 
 /// Files this large or larger go up in parts.
 pub const MULTIPART_FROM: u64 = 16 << 20;
-/// Size of each part but the last (S3: at least 5 MiB; 10,000 parts of 8 MiB: 78 GiB).
+/// Size of each part but the last (S3: at least 5 MiB), for files up to 10,000 of them.
 pub const PART_SIZE: u64 = 8 << 20;
+/// The most parts S3 takes in one upload.
+const MAX_PARTS: u64 = 10_000;
+
+/// The part size for a file of `size` bytes: 8 MiB, or whole MiBs enough to stay within
+/// 10,000 parts.
+fn part_size(size: u64) -> u64 {
+    let mib = 1 << 20;
+    PART_SIZE.max(size.div_ceil(MAX_PARTS).div_ceil(mib) * mib)
+}
 
 /// An upload in progress, as the state file keeps it.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -82,16 +91,21 @@ pub async fn put_file(
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
+    let part = part_size(size);
     let wanted = |s: &State| {
         s.bucket == bucket
             && s.key == key
             && s.size == size
             && s.modified_ns == modified_ns
-            && s.part_size == PART_SIZE
+            && s.part_size == part
     };
     let kept = std::fs::read(state)
         .ok()
         .and_then(|b| serde_json::from_slice::<State>(&b).ok());
+    // An upload of another version of the file: its parts are of no use.
+    if let Some(old) = kept.as_ref().filter(|s| !wanted(s)) {
+        abort(s3, old).await;
+    }
     let mut have = BTreeMap::new();
     let mut upload = None;
     if let Some(s) = kept.filter(wanted) {
@@ -102,6 +116,13 @@ pub async fn put_file(
             }
             Err(Listed::Gone) => {
                 tracing::info!(%at, upload_id = %s.upload_id, "the unfinished upload is gone from S3; starting it again");
+            }
+            Err(Listed::Refused(why)) => {
+                // No permission to list parts (s3:ListMultipartUploadParts): the record
+                // has to do.
+                tracing::debug!(%at, %why, "S3 does not list the upload's parts; resuming from the parts recorded as sent");
+                have = s.sent.clone();
+                upload = Some(s);
             }
             Err(Listed::Unreadable(why)) => {
                 // Completing checks every part: a wrong record fails there and starts over.
@@ -132,7 +153,7 @@ pub async fn put_file(
                 upload_id,
                 size,
                 modified_ns,
-                part_size: PART_SIZE,
+                part_size: part,
                 sent: BTreeMap::new(),
             };
             if let Some(dir) = state.parent() {
@@ -143,13 +164,13 @@ pub async fn put_file(
             s
         }
     };
-    let count = size.div_ceil(PART_SIZE);
+    let count = size.div_ceil(part);
     let mut reader = std::fs::File::open(file).map_err(|e| local("open", e))?;
     let mut parts = Vec::with_capacity(count as usize);
     let mut resumed = 0;
     for number in 1..=count {
-        let offset = (number - 1) * PART_SIZE;
-        let len = PART_SIZE.min(size - offset);
+        let offset = (number - 1) * part;
+        let len = part.min(size - offset);
         if let Some((etag, there)) = have.get(&(number as i32)) {
             if *there == len {
                 resumed += 1;
@@ -172,7 +193,11 @@ pub async fn put_file(
             .send()
             .await
             .map_err(|e| Failed::call(&at, &e))?;
-        let etag = sent.e_tag().unwrap_or_default().to_string();
+        let Some(etag) = sent.e_tag().map(str::to_string) else {
+            return Err(Failed::from(format!(
+                "{at}: S3 returned no etag for part {number}"
+            )));
+        };
         upload.sent.insert(number as i32, (etag.clone(), len));
         save(state, &upload)?;
         parts.push(completed(number, etag));
@@ -193,19 +218,53 @@ pub async fn put_file(
         .send()
         .await;
     if let Err(e) = done {
-        let f = Failed::call(&at, &e);
-        if !f.outage {
-            // The upload is gone or a part is not what was recorded: the next attempt starts
-            // over rather than failing the same way for good.
-            let _ = std::fs::remove_file(state);
+        let code = e
+            .as_service_error()
+            .and_then(aws_sdk_s3::error::ProvideErrorMetadata::code)
+            .map(str::to_string);
+        match code.as_deref() {
+            // A completion the SDK retried after it had landed: the object is there.
+            Some("NoSuchUpload") if landed(s3, bucket, key, size).await => {}
+            // Gone, or a part is not what was recorded: the next attempt starts over
+            // rather than failing the same way for good.
+            Some("NoSuchUpload" | "InvalidPart" | "InvalidPartOrder") => {
+                abort(s3, &upload).await;
+                let _ = std::fs::remove_file(state);
+                return Err(Failed::call(&at, &e));
+            }
+            // Anything else (an outage, a permission): the parts stay for the next try.
+            _ => return Err(Failed::call(&at, &e)),
         }
-        return Err(f);
     }
     let _ = std::fs::remove_file(state);
     Ok(Sent {
         parts: count,
         resumed,
     })
+}
+
+/// Whether `key` holds an object of `size` bytes.
+async fn landed(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, size: u64) -> bool {
+    s3.head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .is_ok_and(|h| h.content_length() == Some(size as i64))
+}
+
+/// Gives up an upload (its parts would otherwise stay, billed, until a lifecycle rule).
+async fn abort(s3: &aws_sdk_s3::Client, s: &State) {
+    let aborted = s3
+        .abort_multipart_upload()
+        .bucket(&s.bucket)
+        .key(&s.key)
+        .upload_id(&s.upload_id)
+        .send()
+        .await;
+    if let Err(e) = aborted {
+        tracing::debug!(key = %s.key, upload_id = %s.upload_id, error = %super::describe(&e), "cannot abort an upload that is no longer needed");
+    }
 }
 
 fn save(path: &Path, s: &State) -> Result<(), Failed> {
@@ -225,6 +284,8 @@ enum Listed {
     Gone,
     /// An answer that cannot be read (some S3-compatible stores answer in another shape).
     Unreadable(String),
+    /// Listing refused (a permission missing).
+    Refused(String),
     Failed(Failed),
 }
 
@@ -262,6 +323,9 @@ async fn listed_parts(
                     {
                         Listed::Unreadable(f.reason)
                     }
+                    (false, aws_sdk_s3::error::SdkError::ServiceError(_)) => {
+                        Listed::Refused(f.reason)
+                    }
                     _ => Listed::Failed(f),
                 });
             }
@@ -275,5 +339,20 @@ async fn listed_parts(
             (Some(true), Some(next)) => marker = Some(next.to_string()),
             _ => return Ok(out),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_stay_within_s3s_limit_whatever_the_size() {
+        assert_eq!(part_size(64 << 20), PART_SIZE);
+        assert_eq!(part_size(PART_SIZE * MAX_PARTS), PART_SIZE);
+        let huge = 200u64 << 30;
+        let p = part_size(huge);
+        assert!(huge.div_ceil(p) <= MAX_PARTS, "{p}");
+        assert_eq!(p % (1 << 20), 0);
     }
 }

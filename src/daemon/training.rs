@@ -259,12 +259,18 @@ pub(super) async fn trainer_loop(
                                 Some(path)
                             }
                             Err(e) => {
+                                // Stopped (the daemon, or the lease lost): the run never
+                                // trained, and the lease goes back as it was.
+                                let (state, lease_state) = match *st.borrow() {
+                                    true => (RunState::Interrupted, None),
+                                    false => (RunState::Failed, Some("failed")),
+                                };
                                 tracing::error!(run = %plan.id, error = %e, "cannot merge the other boxes' lines; the run does not start");
-                                let _ = s.journal().run_end(&plan.id, RunState::Failed, &e);
+                                let _ = s.journal().run_end(&plan.id, state, &e);
                                 if let (Some(f), Some(k)) = (finished, keeper) {
                                     let _ = f.send(true);
                                     let held = k.await.ok().flatten();
-                                    training_lease::give_back(c, held, Some("failed")).await;
+                                    training_lease::give_back(c, held, lease_state).await;
                                 }
                                 return;
                             }

@@ -51,13 +51,20 @@ pub async fn sync(
             }
         }
     }
-    // Audio copied by an earlier version went to `audio/` without the box: sent again
-    // under `audio/<box_id>/` once, so the shard's paths all hold.
+    // The box id the audio went under. Audio copied by an earlier version (under `audio/`
+    // without the box) or under another box id is sent again once under this one, so the
+    // shard's paths all hold; this daemon's shard under the old id goes.
     let layout = d.root.join(AUDIO_LAYOUT);
-    if !layout.exists() {
+    let was = std::fs::read_to_string(&layout).unwrap_or_default();
+    let was = was.trim();
+    if was != remote.box_id {
         lock(journal).dataset_resync(&d.name).map_err(local)?;
-        std::fs::write(&layout, b"2\n")
-            .map_err(|e| local(format!("cannot write {}: {e}", layout.display())))?;
+        if shard::check_box_id(was).is_ok() {
+            shard::drop_old(s3, remote, &d.root, was).await?;
+        }
+        crate::sinks::local::write_atomic(&layout, remote.box_id.as_bytes())
+            .map_err(|e| local(e.to_string()))?;
+        d.manifest_dirty.store(true, Ordering::SeqCst);
     }
     let unsynced = lock(journal)
         .dataset_unsynced(&d.name, false)
@@ -68,6 +75,8 @@ pub async fn sync(
             let rel = file.strip_prefix(&d.root).unwrap_or(&file);
             match put_file(s3, remote, &d.root, rel, &file).await {
                 Ok(()) => sent += 1,
+                // S3 is out: the rest would only wait for the same timeouts.
+                Err(e) if e.outage => return Err(e),
                 Err(e) => {
                     failed.push(e);
                     continue 'contents;
@@ -95,7 +104,9 @@ pub async fn sync(
             Err(e) => failed.push(e),
         }
     }
-    if d.manifest_dirty.swap(false, Ordering::SeqCst) {
+    // The shard names only audio that is in the bucket: it waits for the audio that failed.
+    let audio_missing = !failed.is_empty();
+    if !audio_missing && d.manifest_dirty.swap(false, Ordering::SeqCst) {
         match put_manifest(d, s3, remote, journal).await {
             Ok(shard::Owner::Ours) => sent += 1,
             Ok(shard::Owner::Theirs(why)) => {
@@ -257,9 +268,27 @@ async fn put_run(
     let mut files = files_under(run);
     files.retain(|f| *f != record && f.file_name().is_some_and(|n| n != UPLOADED));
     files.push(record);
+    // Files an earlier pass finished are not sent again.
+    let done_list = run.file_name().map(|n| {
+        root.join(UPLOADS_DIR)
+            .join(format!("{}.done", n.to_string_lossy()))
+    });
+    let done: std::collections::HashSet<String> = done_list
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|t| t.lines().map(str::to_string).collect())
+        .unwrap_or_default();
     for f in &files {
         let rel = f.strip_prefix(root).unwrap_or(f);
+        let entry = rel.display().to_string();
+        if done.contains(&entry) {
+            continue;
+        }
         put_file(s3, remote, root, rel, f).await?;
+        if let Some(p) = &done_list {
+            append_line(p, &entry)
+                .map_err(|e| local(format!("cannot write {}: {e}", p.display())))?;
+        }
     }
     // The journal first: it releases the run's `training_finished`. A crash before the mark
     // below copies the folder again, and the journal already knows.
@@ -268,8 +297,24 @@ async fn put_run(
     }
     std::fs::write(run.join(UPLOADED), b"")
         .map_err(|e| local(format!("cannot mark {} uploaded: {e}", run.display())))?;
+    if let Some(p) = &done_list {
+        let _ = std::fs::remove_file(p);
+    }
     tracing::info!(run = %run.display(), to = %uri(remote, run.strip_prefix(root).unwrap_or(run)), files = files.len(), "run copied to S3");
     Ok(files.len())
+}
+
+fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(f, "{line}")?;
+    f.sync_all()
 }
 
 /// Files in `dir` whose names start with `prefix`.

@@ -28,15 +28,24 @@ const TOKEN_META: &str = "hotfolderd-box-token";
 const SECONDS_META: &str = "hotfolderd-seconds";
 /// This daemon's token, kept in the working copy.
 const TOKEN_FILE: &str = ".box-token";
+/// The box id made when none is configured, kept in the working copy.
+const BOX_ID_FILE: &str = ".box-id";
 /// The etag of this daemon's last shard write.
 const ETAG_FILE: &str = ".shard-etag";
 /// The other boxes' shards, as last read, and the audio their runs needed.
 pub const PEERS_DIR: &str = "peers";
 
-/// The box id when `[daemon] box_id` is not set: the host name and the start of this
-/// working copy's token, so a host renamed (a container restarted) is still the same box
-/// and two daemons on one host are not. Just the host name where the token cannot be made.
+/// The box id when `[daemon] box_id` is not set: made once per working copy from the host
+/// name and the start of its token, and kept there (`.box-id`), so a host renamed (a
+/// container restarted) is still the same box and two daemons on one host are not. Just
+/// the host name where the working copy cannot be written.
 pub fn default_box_id(root: &Path) -> String {
+    let kept = root.join(BOX_ID_FILE);
+    if let Ok(id) = std::fs::read_to_string(&kept) {
+        if check_box_id(id.trim()).is_ok() {
+            return id.trim().to_string();
+        }
+    }
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let host: String = host
         .trim()
@@ -49,7 +58,13 @@ pub fn default_box_id(root: &Path) -> String {
         h => h.to_string(),
     };
     match token(root) {
-        Ok(t) => format!("{host}-{}", &t[..t.len().min(8)]),
+        Ok(t) => {
+            let id = format!("{host}-{}", &t[..t.len().min(8)]);
+            match write_atomic(&kept, id.as_bytes()) {
+                Ok(()) => id,
+                Err(_) => host,
+            }
+        }
         Err(_) => host,
     }
 }
@@ -127,6 +142,40 @@ pub async fn owner(s3: &aws_sdk_s3::Client, remote: &Remote, root: &Path) -> Res
         Ok(h) if h.metadata().and_then(|m| m.get(TOKEN_META)) == Some(&token) => Ok(Owner::Ours),
         Ok(_) => Ok(Owner::Theirs(refusal(&at, &remote.box_id))),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(Owner::Ours),
+        Err(e) => Err(Failed::call(&at, &e)),
+    }
+}
+
+/// Deletes the shard of `old_id` (this daemon's earlier box id) if it carries this
+/// daemon's token: its lines are in the new shard now and must not count twice.
+pub async fn drop_old(
+    s3: &aws_sdk_s3::Client,
+    remote: &Remote,
+    root: &Path,
+    old_id: &str,
+) -> Result<(), Failed> {
+    let key = key(remote, old_id);
+    let at = format!("s3://{}/{key}", remote.bucket);
+    let token = token(root)?;
+    match s3
+        .head_object()
+        .bucket(&remote.bucket)
+        .key(&key)
+        .send()
+        .await
+    {
+        Ok(h) if h.metadata().and_then(|m| m.get(TOKEN_META)) == Some(&token) => {
+            s3.delete_object()
+                .bucket(&remote.bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|e| Failed::call(&at, &e))?;
+            tracing::info!(shard = %at, "this daemon's shard under its former box id removed");
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(()),
         Err(e) => Err(Failed::call(&at, &e)),
     }
 }

@@ -45,6 +45,7 @@ impl Format {
 pub struct Document<'a> {
     pub source: String,
     pub sha256: String,
+    #[serde(serialize_with = "super::transcript::millis")]
     pub duration: f64,
     pub language: &'a str,
     pub model: String,
@@ -66,6 +67,7 @@ pub struct Document<'a> {
 pub struct VadReport {
     pub used: bool,
     pub model: Option<String>,
+    #[serde(serialize_with = "super::transcript::millis_opt")]
     pub speech_seconds: Option<f64>,
 }
 
@@ -190,6 +192,21 @@ mod tests {
             tokens: vec![],
             words: vec![],
         }
+    }
+
+    #[test]
+    fn json_times_are_rounded_to_the_millisecond() {
+        let mut s = seg(4.279999999999999, 6.0600000000000005, " Hi.");
+        s.words = vec![crate::pipeline::transcript::Word {
+            word: "Hi.".into(),
+            start: 4.279999999999999,
+            end: 4.8100000000000005,
+            p: 0.5,
+        }];
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains(r#""start":4.28,"end":6.06"#), "{json}");
+        assert!(json.contains(r#""start":4.28,"end":4.81"#), "{json}");
+        assert!(!json.contains("0000000"), "{json}");
     }
 
     #[test]

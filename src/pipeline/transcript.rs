@@ -2,11 +2,31 @@
 
 use serde::Serialize;
 
+/// Serializes seconds rounded to the millisecond: `4.28`, not `4.279999999999999` (the sum
+/// of a window's offset and whisper's centiseconds).
+pub fn millis<S: serde::Serializer>(seconds: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(round_ms(*seconds))
+}
+
+/// As `millis`, for an optional value.
+pub fn millis_opt<S: serde::Serializer>(seconds: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match seconds {
+        Some(v) => s.serialize_some(&round_ms(*v)),
+        None => s.serialize_none(),
+    }
+}
+
+pub fn round_ms(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Token {
     pub text: String,
     /// Seconds from the start of the input.
+    #[serde(serialize_with = "millis")]
     pub start: f64,
+    #[serde(serialize_with = "millis")]
     pub end: f64,
     /// Probability the model gave this token.
     pub p: f32,
@@ -15,14 +35,18 @@ pub struct Token {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Word {
     pub word: String,
+    #[serde(serialize_with = "millis")]
     pub start: f64,
+    #[serde(serialize_with = "millis")]
     pub end: f64,
     pub p: f32,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Segment {
+    #[serde(serialize_with = "millis")]
     pub start: f64,
+    #[serde(serialize_with = "millis")]
     pub end: f64,
     pub text: String,
     pub no_speech_prob: f32,
@@ -38,11 +62,13 @@ pub struct Segment {
 pub struct Transcript {
     pub language: String,
     /// Seconds of audio in the input.
+    #[serde(serialize_with = "millis")]
     pub duration: f64,
     pub segments: Vec<Segment>,
     /// Segments dropped as non-speech (`[BLANK_AUDIO]`, `(wind howling)`, …).
     pub dropped_non_speech: usize,
     /// Seconds of speech VAD found and whisper decoded; `None` when VAD was off.
+    #[serde(serialize_with = "millis_opt")]
     pub vad_speech_seconds: Option<f64>,
     /// Seconds spent decoding audio and running the model.
     pub decode_seconds: f64,

@@ -40,6 +40,9 @@ pub struct Lease {
     pub pending: Option<BTreeMap<String, f64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<LastRun>,
+    /// Unique per write: how a write that landed is recognised when read back.
+    #[serde(default)]
+    pub write_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,11 +135,13 @@ async fn write(
     etag: Option<&str>,
     lease: &Lease,
 ) -> Result<Option<String>, String> {
-    match write_once(s3, remote, etag, lease).await? {
+    let mut lease = lease.clone();
+    lease.write_id = uuid::Uuid::new_v4().simple().to_string();
+    match write_once(s3, remote, etag, &lease).await? {
         Some(etag) => Ok(Some(etag)),
         None => {
             let now = read(s3, remote).await?;
-            Ok(now.etag.filter(|_| now.lease == *lease))
+            Ok(now.etag.filter(|_| now.lease.write_id == lease.write_id))
         }
     }
 }
@@ -200,6 +205,7 @@ pub async fn take(
             ended_at: None,
             state: "running".into(),
         }),
+        write_id: String::new(),
     };
     Ok(write(s3, remote, seen.etag.as_deref(), &lease)
         .await?
