@@ -54,6 +54,7 @@ fn main() {
             compression_ratio: 1.3,
             tokens: vec![
                 Token {
+                    id: 0,
                     text: "w".into(),
                     start: at,
                     end: at + len,

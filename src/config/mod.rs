@@ -304,7 +304,7 @@ fn default_after() -> After {
     After::Move
 }
 fn default_formats() -> Spanned<Vec<Format>> {
-    Spanned::new(0..0, Format::ALL.to_vec())
+    Spanned::new(0..0, Format::DEFAULT.to_vec())
 }
 fn default_rescan_every() -> Spanned<Duration> {
     Spanned::new(0..0, Duration::from_secs(60))

@@ -165,6 +165,7 @@ mod tests {
         let mut s = seg(0.0, 2.0, "a", 0.0);
         s.tokens = vec![
             crate::pipeline::transcript::Token {
+                id: 0,
                 text: "a".into(),
                 start: 0.0,
                 end: 1.0,
@@ -216,6 +217,7 @@ mod tests {
         let mut a = seg(0.0, 4.0, "first part", 0.1);
         a.tokens = vec![
             crate::pipeline::transcript::Token {
+                id: 0,
                 text: "x".into(),
                 start: 0.0,
                 end: 1.0,

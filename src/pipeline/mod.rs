@@ -3,6 +3,7 @@ pub mod cancel;
 pub mod decode;
 pub mod idle_model;
 pub mod render;
+pub mod render_cli;
 pub mod resample;
 pub mod seek;
 pub mod transcribe;

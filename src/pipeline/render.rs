@@ -1,4 +1,5 @@
-//! Output formats: json (everything), srt, vtt, txt.
+//! Output formats: json (everything), srt, vtt, txt, and whisper-cli's lrc, csv and
+//! json-full (`render_cli`).
 
 use serde::Serialize;
 
@@ -25,10 +26,25 @@ pub enum Format {
     Srt,
     Vtt,
     Txt,
+    Lrc,
+    Csv,
+    /// whisper-cli's `-ojf`.
+    #[serde(rename = "json-full")]
+    JsonFull,
 }
 
 impl Format {
-    pub const ALL: [Format; 4] = [Format::Json, Format::Srt, Format::Vtt, Format::Txt];
+    /// What a `[[watch]]` or `[[s3]]` writes when `formats` is not set.
+    pub const DEFAULT: [Format; 4] = [Format::Json, Format::Srt, Format::Vtt, Format::Txt];
+    pub const ALL: [Format; 7] = [
+        Format::Json,
+        Format::Srt,
+        Format::Vtt,
+        Format::Txt,
+        Format::Lrc,
+        Format::Csv,
+        Format::JsonFull,
+    ];
 
     pub fn extension(self) -> &'static str {
         match self {
@@ -36,7 +52,19 @@ impl Format {
             Format::Srt => "srt",
             Format::Vtt => "vtt",
             Format::Txt => "txt",
+            Format::Lrc => "lrc",
+            Format::Csv => "csv",
+            Format::JsonFull => "full.json",
         }
+    }
+
+    /// The format an output path is in, by its extension (the longest that fits:
+    /// `x.full.json` is json-full, not json).
+    pub fn of_path(path: &str) -> Option<Format> {
+        Format::ALL
+            .into_iter()
+            .filter(|f| path.ends_with(&format!(".{}", f.extension())))
+            .max_by_key(|f| f.extension().len())
     }
 }
 
@@ -90,6 +118,9 @@ pub fn render(format: Format, doc: &Document) -> Result<Vec<u8>, serde_json::Err
         Format::Srt => srt(doc.segments).into_bytes(),
         Format::Vtt => vtt(doc.segments).into_bytes(),
         Format::Txt => txt(doc.segments).into_bytes(),
+        Format::Lrc => super::render_cli::lrc(doc.segments).into_bytes(),
+        Format::Csv => super::render_cli::csv(doc.segments).into_bytes(),
+        Format::JsonFull => super::render_cli::json_full(doc)?,
     })
 }
 
@@ -192,6 +223,14 @@ mod tests {
             tokens: vec![],
             words: vec![],
         }
+    }
+
+    #[test]
+    fn an_outputs_format_is_found_by_its_longest_extension() {
+        assert_eq!(Format::of_path("a/b.full.json"), Some(Format::JsonFull));
+        assert_eq!(Format::of_path("a/b.json"), Some(Format::Json));
+        assert_eq!(Format::of_path("s3://x/b.lrc"), Some(Format::Lrc));
+        assert_eq!(Format::of_path("b.wav"), None);
     }
 
     #[test]

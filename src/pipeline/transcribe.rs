@@ -396,6 +396,7 @@ impl WhisperTranscriber {
                     .unwrap_or_default();
                 last_token_t0 = Some(data.t0 as f64 / 100.0);
                 let token = Token {
+                    id: data.id,
                     text,
                     start: to_start(data.t0 as f64 / 100.0),
                     end: map.bounded_end(data.t0 as f64 / 100.0, data.t1 as f64 / 100.0),
@@ -829,6 +830,7 @@ mod tests {
 
     fn tok(text: &str, start: f64, end: f64) -> (Token, i32, f32) {
         let t = Token {
+            id: 1,
             text: text.into(),
             start,
             end,

@@ -30,6 +30,8 @@ pub struct Token {
     pub end: f64,
     /// Probability the model gave this token.
     pub p: f32,
+    /// The token's id in the model's vocabulary.
+    pub id: i32,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -186,6 +188,7 @@ mod tests {
 
     fn tok(text: &str, start: f64, end: f64, p: f32) -> Token {
         Token {
+            id: 0,
             text: text.into(),
             start,
             end,

@@ -30,6 +30,7 @@ mod models;
 mod non_speech;
 mod notify;
 mod one_path;
+mod output_formats;
 mod package;
 mod registry;
 mod reload;

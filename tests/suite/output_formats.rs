@@ -1,0 +1,106 @@
+//! whisper-cli's lrc, csv and json-full next to the daemon's own json, from one real
+//! transcription: the same segments, at the same millisecond times, in every format.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use crate::common::*;
+use serde_json::Value;
+
+#[test]
+fn whisper_cli_formats_carry_the_same_segments_at_millisecond_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let wav = speak(
+        d,
+        "talk",
+        "The weather is mild today. Trains leave every hour from the central station.",
+        "en-us",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
+        .arg("transcribe")
+        .arg("--model")
+        .arg(model("tiny.en"))
+        .args([
+            "--threads",
+            "1",
+            "--format",
+            "json,lrc,csv,json-full",
+            "--out",
+        ])
+        .arg(d.join("out"))
+        .arg(&wav)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |ext: &str| std::fs::read_to_string(d.join(format!("out/talk.{ext}"))).unwrap();
+    let json: Value = serde_json::from_str(&read("json")).unwrap();
+    let segments = json["segments"].as_array().unwrap();
+    assert!(!segments.is_empty());
+    let ms = |v: &Value| (v.as_f64().unwrap() * 1000.0).round() as u64;
+    // Times are whole milliseconds in the json too.
+    for s in segments {
+        for t in std::iter::once(s).chain(s["words"].as_array().unwrap()) {
+            for key in ["start", "end"] {
+                let x = t[key].as_f64().unwrap();
+                assert_eq!(x, (x * 1000.0).round() / 1000.0, "{key} {x} in {t}");
+            }
+        }
+    }
+
+    let csv = read("csv");
+    let mut rows = csv.lines();
+    assert_eq!(rows.next(), Some("start,end,text"));
+    let rows: Vec<&str> = rows.collect();
+    assert_eq!(rows.len(), segments.len(), "{csv}");
+    for (row, s) in rows.iter().zip(segments) {
+        let text = s["text"].as_str().unwrap().trim().replace('"', "\"\"");
+        assert_eq!(
+            *row,
+            format!("{},{},\"{text}\"", ms(&s["start"]), ms(&s["end"]))
+        );
+    }
+
+    let lrc = read("lrc");
+    let lines: Vec<&str> = lrc.lines().collect();
+    assert_eq!(lines[0], "[by:hotfolderd]");
+    assert_eq!(lines.len(), segments.len() + 1, "{lrc}");
+    for (line, s) in lines[1..].iter().zip(segments) {
+        let t = ms(&s["start"]);
+        let stamp = format!(
+            "[{:02}:{:02}.{:02}]",
+            t / 60_000,
+            t / 1000 % 60,
+            t % 1000 / 10
+        );
+        assert!(line.starts_with(&stamp), "{line} vs {stamp}");
+        assert!(line.ends_with(s["text"].as_str().unwrap().trim()), "{line}");
+    }
+
+    let full: Value = serde_json::from_str(&read("full.json")).unwrap();
+    assert_eq!(full["result"]["language"], "en");
+    let transcription = full["transcription"].as_array().unwrap();
+    assert_eq!(transcription.len(), segments.len());
+    for (t, s) in transcription.iter().zip(segments) {
+        assert_eq!(t["offsets"]["from"].as_u64().unwrap(), ms(&s["start"]));
+        assert_eq!(t["offsets"]["to"].as_u64().unwrap(), ms(&s["end"]));
+        assert_eq!(t["text"], s["text"]);
+        let tokens = t["tokens"].as_array().unwrap();
+        assert_eq!(tokens.len(), s["tokens"].as_array().unwrap().len());
+        let joined: String = tokens.iter().map(|k| k["text"].as_str().unwrap()).collect();
+        assert_eq!(joined.trim(), s["text"].as_str().unwrap().trim());
+        for k in tokens {
+            assert!(k["id"].as_i64().unwrap() >= 0, "{k}");
+            assert!(
+                k["offsets"]["from"].as_u64() <= k["offsets"]["to"].as_u64(),
+                "{k}"
+            );
+        }
+    }
+    let words = words(&json["text"].as_str().unwrap().to_lowercase());
+    assert!(words.contains(&"station".to_string()), "{words:?}");
+}
