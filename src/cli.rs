@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::model::WeightType;
 use crate::pipeline::render::Format;
+use crate::pipeline::subtitles::Layout;
 use crate::pipeline::transcribe::{AudioCtx, DecodeOptions, ModelOptions, VadOptions};
 use crate::pipeline::vad_model;
 
@@ -28,6 +29,8 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once at start-up: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Transcribe audio files (wav, flac, mp3, ogg/vorbis, ogg/opus, webm, m4a, …).
     Transcribe(TranscribeArgs),
@@ -309,6 +312,24 @@ pub struct DecodeArgs {
     /// Suppress non-speech tokens during decoding.
     #[arg(long = "suppress-nst")]
     pub suppress_nst: bool,
+    /// Subtitles (srt, vtt): characters per line.
+    #[arg(long = "max-line-width", default_value_t = Layout::default().max_line_width)]
+    pub max_line_width: usize,
+    /// Subtitles: lines per cue.
+    #[arg(long = "max-lines", default_value_t = Layout::default().max_lines)]
+    pub max_lines: usize,
+    /// Subtitles: seconds a cue may stay on screen.
+    #[arg(long = "max-cue-duration", default_value_t = Layout::default().max_cue_duration)]
+    pub max_cue_duration: f64,
+    /// Subtitles: seconds a cue stays at least, where the silence after it allows.
+    #[arg(long = "min-cue-duration", default_value_t = Layout::default().min_cue_duration)]
+    pub min_cue_duration: f64,
+    /// Subtitles: the reading speed a cue is held long enough for, where the silence allows.
+    #[arg(long = "max-chars-per-second", default_value_t = Layout::default().max_chars_per_second)]
+    pub max_chars_per_second: f64,
+    /// Subtitles word by word: each word underlined while it is spoken (karaoke).
+    #[arg(long)]
+    pub karaoke: bool,
     /// Keep segments that are only annotations like [BLANK_AUDIO] (dropped by default).
     #[arg(long = "keep-annotations")]
     pub keep_annotations: bool,
@@ -422,9 +443,26 @@ impl DecodeArgs {
                 samples_overlap: self.vad_samples_overlap,
             },
             audio_ctx: self.audio_ctx,
+            subtitles: self.layout()?,
             cancel: defaults.cancel,
         };
         Ok((opts, warning))
+    }
+
+    /// The subtitle limits the flags give, checked.
+    fn layout(&self) -> Result<Layout, String> {
+        let layout = Layout {
+            max_line_width: self.max_line_width,
+            max_lines: self.max_lines,
+            max_cue_duration: self.max_cue_duration,
+            min_cue_duration: self.min_cue_duration,
+            max_chars_per_second: self.max_chars_per_second,
+            karaoke: self.karaoke,
+        };
+        match layout.problems().first() {
+            Some((key, why)) => Err(format!("--{} {why}", key.replace('_', "-"))),
+            None => Ok(layout),
+        }
     }
 }
 

@@ -37,6 +37,13 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     #[serde(default)]
     pub notify: Vec<NotifyConfig>,
+    /// How srt and vtt cues are cut and laid out.
+    #[serde(default = "default_subtitles")]
+    pub subtitles: Spanned<crate::pipeline::subtitles::Layout>,
+}
+
+fn default_subtitles() -> Spanned<crate::pipeline::subtitles::Layout> {
+    Spanned::new(0..0, crate::pipeline::subtitles::Layout::default())
 }
 
 #[derive(Debug, Deserialize)]
@@ -429,6 +436,9 @@ impl Config {
                 self.daemon.cleanup_every.span(),
                 "daemon.cleanup_every must be more than 0".into(),
             );
+        }
+        for (key, why) in self.subtitles.get_ref().problems() {
+            err(self.subtitles.span(), format!("subtitles.{key} {why}"));
         }
         if let Some(id) = &self.daemon.box_id {
             if let Err(e) = crate::dataset::shard::check_box_id(id.get_ref()) {

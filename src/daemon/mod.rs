@@ -431,6 +431,7 @@ async fn run_reloading(
         language: config.asr.language.clone(),
         vad_model,
         audio_ctx: config.asr.audio_ctx,
+        subtitles: config.subtitles.get_ref().clone(),
         ..DecodeOptions::default()
     };
     let model_sha256 = match known_sha256 {

@@ -6,6 +6,7 @@ pub mod render;
 pub mod render_cli;
 pub mod resample;
 pub mod seek;
+pub mod subtitles;
 pub mod transcribe;
 pub mod transcript;
 pub mod vad;

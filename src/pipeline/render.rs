@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::decode::AudioInfo;
+use super::subtitles::{self, Layout};
 use super::transcribe::DecodeOptions;
 use super::transcript::{Segment, Transcript};
 
@@ -115,8 +116,8 @@ pub fn render(format: Format, doc: &Document) -> Result<Vec<u8>, serde_json::Err
             v.push(b'\n');
             v
         }
-        Format::Srt => srt(doc.segments).into_bytes(),
-        Format::Vtt => vtt(doc.segments).into_bytes(),
+        Format::Srt => srt(doc.segments, &doc.options.subtitles).into_bytes(),
+        Format::Vtt => vtt(doc.segments, &doc.options.subtitles).into_bytes(),
         Format::Txt => txt(doc.segments).into_bytes(),
         Format::Lrc => super::render_cli::lrc(doc.segments).into_bytes(),
         Format::Csv => super::render_cli::csv(doc.segments).into_bytes(),
@@ -173,29 +174,44 @@ fn timestamp(seconds: f64, sep: char) -> String {
     format!("{h:02}:{m:02}:{s:02}{sep}{ms:03}")
 }
 
-fn srt(segments: &[Segment]) -> String {
+/// Each cue as (start, end, lines): word by word when `karaoke`.
+fn laid_out(segments: &[Segment], layout: &Layout) -> Vec<(f64, f64, Vec<String>)> {
+    let cues = subtitles::cues(segments, layout);
+    match layout.karaoke {
+        true => cues
+            .iter()
+            .flat_map(|c| subtitles::karaoke(c, layout))
+            .collect(),
+        false => cues
+            .into_iter()
+            .map(|c| (c.start, c.end, c.lines))
+            .collect(),
+    }
+}
+
+fn srt(segments: &[Segment], layout: &Layout) -> String {
     let mut out = String::new();
-    for (i, s) in segments.iter().enumerate() {
+    for (i, (start, end, lines)) in laid_out(segments, layout).into_iter().enumerate() {
         out.push_str(&format!(
             "{}\n{} --> {}\n{}\n\n",
             i + 1,
-            timestamp(s.start, ','),
-            timestamp(s.end, ','),
-            s.text.trim()
+            timestamp(start, ','),
+            timestamp(end, ','),
+            lines.join("\n")
         ));
     }
     out
 }
 
-fn vtt(segments: &[Segment]) -> String {
+fn vtt(segments: &[Segment], layout: &Layout) -> String {
     let mut out = String::from("WEBVTT\n\n");
-    for s in segments {
+    for (start, end, lines) in laid_out(segments, layout) {
         out.push_str(&format!(
             "{} --> {}\n{}\n\n",
-            timestamp(s.start, '.'),
-            timestamp(s.end, '.'),
+            timestamp(start, '.'),
+            timestamp(end, '.'),
             // "-->" would end the cue timing line early in some players.
-            s.text.trim().replace("-->", "->")
+            lines.join("\n").replace("-->", "->")
         ));
     }
     out
@@ -255,11 +271,11 @@ mod tests {
             seg(3661.001, 3662.25, " A --> B"),
         ];
         assert_eq!(
-            srt(&s),
+            srt(&s, &Layout::default()),
             "1\n00:00:00,000 --> 00:00:01,500\nHello there.\n\n2\n01:01:01,001 --> 01:01:02,250\nA --> B\n\n"
         );
         assert_eq!(
-            vtt(&s),
+            vtt(&s, &Layout::default()),
             "WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello there.\n\n01:01:01.001 --> 01:01:02.250\nA -> B\n\n"
         );
         assert_eq!(txt(&s), "Hello there.\nA --> B\n");

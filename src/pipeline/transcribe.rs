@@ -97,6 +97,8 @@ pub struct DecodeOptions {
     pub window_seconds: usize,
     /// Encoder context for an input shorter than one window.
     pub audio_ctx: AudioCtx,
+    /// How srt and vtt cues are cut and laid out.
+    pub subtitles: super::subtitles::Layout,
     /// Deadline and stop flag for this run (not an option a user sets per file).
     #[serde(skip)]
     pub cancel: Cancel,
@@ -155,6 +157,7 @@ impl Default for DecodeOptions {
             vad: VadOptions::default(),
             window_seconds: WINDOW_SECONDS,
             audio_ctx: AudioCtx::Full,
+            subtitles: super::subtitles::Layout::default(),
             cancel: Cancel::default(),
         }
     }

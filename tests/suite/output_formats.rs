@@ -104,3 +104,126 @@ fn whisper_cli_formats_carry_the_same_segments_at_millisecond_times() {
     let words = words(&json["text"].as_str().unwrap().to_lowercase());
     assert!(words.contains(&"station".to_string()), "{words:?}");
 }
+
+/// One subtitle cue as written: (start, end, lines).
+fn srt_cues(srt: &str) -> Vec<(f64, f64, Vec<String>)> {
+    let secs = |t: &str| {
+        let (hms, ms) = t.trim().split_once(',').unwrap();
+        let p: Vec<f64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
+        p[0] * 3600.0 + p[1] * 60.0 + p[2] + ms.parse::<f64>().unwrap() / 1000.0
+    };
+    srt.split("\n\n")
+        .filter(|b| !b.trim().is_empty())
+        .map(|b| {
+            let mut lines = b.lines().skip(1);
+            let (a, z) = lines.next().unwrap().split_once(" --> ").unwrap();
+            (secs(a), secs(z), lines.map(str::to_string).collect())
+        })
+        .collect()
+}
+
+#[test]
+fn subtitles_keep_their_limits_on_every_cue_and_never_cut_a_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let wav = speak(
+        d,
+        "story",
+        "Our quarterly review starts with the northern region, where sales rose by twelve \
+         percent although the winter was long and cold. The southern region kept its costs \
+         flat. Next year we will open two new offices and hire forty engineers, most of them \
+         in the capital. Thank you.",
+        "en-us",
+    );
+    let run = |extra: &[&str], out: &str| {
+        let status = Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
+            .arg("transcribe")
+            .arg("--model")
+            .arg(model("tiny.en"))
+            .args(["--threads", "1", "--format", "json,srt,vtt", "--out"])
+            .arg(d.join(out))
+            .args(extra)
+            .arg(&wav)
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "{}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+        let read =
+            |ext: &str| std::fs::read_to_string(d.join(format!("{out}/story.{ext}"))).unwrap();
+        (read("json"), read("srt"), read("vtt"))
+    };
+    let (json, srt, _) = run(
+        &["--max-line-width", "32", "--max-cue-duration", "4"],
+        "narrow",
+    );
+    let json: Value = serde_json::from_str(&json).unwrap();
+    let cues = srt_cues(&srt);
+    let spoken: Vec<String> = json["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            s["text"]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        cues.len() > json["segments"].as_array().unwrap().len(),
+        "{srt}"
+    );
+    for (i, (start, end, lines)) in cues.iter().enumerate() {
+        assert!(end > start, "empty cue {i}: {srt}");
+        assert!(lines.len() <= 2, "cue {i}: {lines:?}");
+        for l in lines {
+            assert!(l.chars().count() <= 32, "cue {i}: {l:?}");
+        }
+        let words = lines
+            .iter()
+            .map(|l| l.split_whitespace().count())
+            .sum::<usize>();
+        if words > 1 {
+            assert!(
+                end - start <= 4.0 + 1e-6,
+                "cue {i} lasts {}: {lines:?}",
+                end - start
+            );
+        }
+        if let Some(next) = cues.get(i + 1) {
+            assert!(*end <= next.0, "cue {i} overlaps the next: {srt}");
+        }
+    }
+    // Every word, whole and in order.
+    let written: Vec<String> = cues
+        .iter()
+        .flat_map(|c| {
+            c.2.iter()
+                .flat_map(|l| l.split_whitespace().map(str::to_string))
+        })
+        .collect();
+    assert_eq!(written, spoken);
+
+    // Karaoke: each word of each cue underlined once, in turn, in both formats.
+    let (_, srt, vtt) = run(&["--karaoke"], "karaoke");
+    let cues = srt_cues(&srt);
+    assert_eq!(cues.len(), spoken.len(), "one cue per word: {srt}");
+    for (i, (_, _, lines)) in cues.iter().enumerate() {
+        let text = lines.join(" ");
+        assert_eq!(text.matches("<u>").count(), 1, "{text}");
+        let underlined = text
+            .split("<u>")
+            .nth(1)
+            .unwrap()
+            .split("</u>")
+            .next()
+            .unwrap();
+        assert_eq!(underlined, spoken[i]);
+    }
+    assert_eq!(vtt.matches("<u>").count(), spoken.len());
+}
