@@ -7,6 +7,7 @@ use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::model::WeightType;
+use crate::pipeline::audio_track::AudioTrack;
 use crate::pipeline::render::Format;
 use crate::pipeline::subtitles::Layout;
 use crate::pipeline::transcribe::{AudioCtx, DecodeOptions, ModelOptions, VadOptions};
@@ -312,6 +313,10 @@ pub struct DecodeArgs {
     /// Suppress non-speech tokens during decoding.
     #[arg(long = "suppress-nst")]
     pub suppress_nst: bool,
+    /// Which audio track of a file with several: `default` (the container's, or the first),
+    /// an index (0 is the first audio track) or a language tag (`eng`, `de`…).
+    #[arg(long = "audio-track", default_value = "default")]
+    pub audio_track: AudioTrack,
     /// Subtitles (srt, vtt): characters per line.
     #[arg(long = "max-line-width", default_value_t = Layout::default().max_line_width)]
     pub max_line_width: usize,
@@ -444,6 +449,7 @@ impl DecodeArgs {
             },
             audio_ctx: self.audio_ctx,
             subtitles: self.layout()?,
+            audio_track: self.audio_track.clone(),
             cancel: defaults.cancel,
         };
         Ok((opts, warning))

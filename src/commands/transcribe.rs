@@ -66,7 +66,13 @@ pub fn run(args: &TranscribeArgs) -> ExitCode {
         let stem = job::output_stem(file, args.out.as_deref())
             .ok_or_else(|| "has no file name".to_string());
         let result = stem.and_then(|stem| {
-            if let Some(other) = claimed.get(&stem) {
+            let clash = claimed.iter().find(|(taken, _)| {
+                crate::pipeline::render::stems_clash(
+                    &taken.to_string_lossy(),
+                    &stem.to_string_lossy(),
+                )
+            });
+            if let Some((_, other)) = clash {
                 return Err(format!(
                     "its outputs would overwrite those of {} (same name); use --out to separate them",
                     other.display()

@@ -168,6 +168,10 @@ pub struct AsrConfig {
     /// clips, a little less accurate; see `hotfolderd transcribe --help`).
     #[serde(default)]
     pub audio_ctx: crate::pipeline::transcribe::AudioCtx,
+    /// Which audio track of a file with several is transcribed: "default" (the container's,
+    /// or the first), an index (0 is the first audio track) or a language tag ("eng").
+    #[serde(default)]
+    pub audio_track: crate::pipeline::audio_track::AudioTrack,
     /// Per-job time limit: `job_timeout_min` + audio duration × `job_timeout_factor`, at most
     /// `job_timeout_max` (also the limit when the duration is unknown).
     #[serde(default = "default_timeout_factor")]

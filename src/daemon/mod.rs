@@ -432,6 +432,7 @@ async fn run_reloading(
         vad_model,
         audio_ctx: config.asr.audio_ctx,
         subtitles: config.subtitles.get_ref().clone(),
+        audio_track: config.asr.audio_track.clone(),
         ..DecodeOptions::default()
     };
     let model_sha256 = match known_sha256 {

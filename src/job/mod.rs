@@ -348,7 +348,9 @@ fn transcribe_blocking(
             AudioDecoder16k::open_stream(reader, extension.as_deref())
         }
     };
-    let mut decoder = decoder.map_err(|e| Failure::permanent(Stage::Decode, e.to_string()))?;
+    let mut decoder = decoder
+        .and_then(|d| d.choose_track(&opts.audio_track))
+        .map_err(|e| Failure::permanent(Stage::Decode, e.to_string()))?;
     decoder.set_tap(tap);
     let opts = match limits {
         Some(l) => DecodeOptions {

@@ -31,9 +31,9 @@ pub trait Output: Send + Sync {
 
 /// The twin's output in `format`, if it has one (a path or an `s3://` URI).
 pub(super) fn twin_output(twin: &[String], format: Format) -> Option<&str> {
-    twin.iter()
-        .map(String::as_str)
-        .find(|o| Format::of_path(o) == Some(format))
+    let stem = crate::pipeline::render::common_stem(twin)?;
+    let wanted = format!("{stem}.{}", format.extension());
+    twin.iter().map(String::as_str).find(|o| *o == wanted)
 }
 
 /// A twin's output made this input's: the json names `input` as its source and the twin's

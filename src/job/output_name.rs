@@ -47,12 +47,18 @@ pub fn output_name(key: &str, family: &[(String, i64)]) -> String {
     members.sort_by_key(|(_, id)| *id);
     let mut taken: HashSet<String> = HashSet::new();
     for (k, id) in members {
+        // `x` and `x.full` clash too: `x`'s json-full is `x.full`'s json.
+        let free = |n: &String| {
+            !taken
+                .iter()
+                .any(|t| crate::pipeline::render::stems_clash(t, n))
+        };
         let mut name = [stem_of(k).to_string(), k.clone(), format!("{k}.{id}")]
             .into_iter()
-            .find(|n| !taken.contains(n))
+            .find(|n| free(n))
             .unwrap_or_else(|| format!("{k}.{id}"));
         let mut n = 2;
-        while taken.contains(&name) {
+        while !free(&name) {
             name = format!("{k}.{id}.{n}");
             n += 1;
         }
@@ -70,6 +76,16 @@ mod tests {
 
     fn family(keys: &[(&str, i64)]) -> Vec<(String, i64)> {
         keys.iter().map(|(k, id)| (k.to_string(), *id)).collect()
+    }
+
+    #[test]
+    fn a_json_full_output_never_shares_a_file_with_another_inputs_json() {
+        let f = family(&[("x.wav", 1), ("x.full.wav", 2)]);
+        assert_eq!(output_name("x.wav", &f), "x");
+        assert_eq!(output_name("x.full.wav", &f), "x.full.wav");
+        let f = family(&[("x.full.wav", 1), ("x.wav", 2)]);
+        assert_eq!(output_name("x.full.wav", &f), "x.full");
+        assert_eq!(output_name("x.wav", &f), "x.wav");
     }
 
     #[test]

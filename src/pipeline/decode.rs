@@ -13,6 +13,7 @@ use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 
+use super::audio_track::{pick, AudioTrack, Offered};
 use super::resample::MonoResampler;
 
 /// Why an input cannot be decoded. Each says what is wrong in words a user can act on.
@@ -30,6 +31,9 @@ pub enum DecodeError {
     Text,
     #[error("contains no audio track")]
     NoAudioTrack,
+    /// The audio track asked for (`audio_track`) is not there: which ones are.
+    #[error("{0}")]
+    NoSuchTrack(String),
     #[error("audio codec {0} is not supported; convert it first, e.g. `ffmpeg -i IN -c:a flac OUT.flac`")]
     UnsupportedCodec(String),
     #[error("contains no audio samples{0}")]
@@ -65,6 +69,12 @@ pub struct AudioInfo {
     pub channels: usize,
     /// Duration declared by the container, when it declares one.
     pub declared_seconds: Option<f64>,
+    /// Which audio track was transcribed (0 is the first), of how many.
+    pub track: usize,
+    pub audio_tracks: usize,
+    /// The track's language tag, when the container gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track_language: Option<String>,
 }
 
 fn codecs() -> &'static CodecRegistry {
@@ -180,9 +190,57 @@ impl AudioDecoder16k {
                 MetadataOptions::default(),
             )
             .map_err(|e| DecodeError::UnknownFormat(e.to_string()))?;
-        let container = format.format_info().short_name.to_string();
-        let track = format
+        let default = format
             .default_track(TrackType::Audio)
+            .ok_or(DecodeError::NoAudioTrack)?
+            .id;
+        Self::for_track(format, default)
+    }
+
+    /// The file's audio tracks, in order.
+    fn audio_tracks(format: &dyn FormatReader) -> Vec<Offered> {
+        format
+            .tracks()
+            .iter()
+            .filter_map(|t| {
+                let params = t.codec_params.as_ref()?.audio()?;
+                let codec = codecs()
+                    .get_audio_decoder(params.codec)
+                    .map(|c| c.codec.info.short_name.to_string())
+                    .unwrap_or_else(|| unsupported_codec_name(params.codec));
+                Some(Offered {
+                    id: t.id,
+                    language: t.language.clone(),
+                    codec,
+                })
+            })
+            .collect()
+    }
+
+    /// Decodes the track `choice` picks instead (`audio_track`); before anything is read.
+    pub fn choose_track(self, choice: &AudioTrack) -> Result<Self, DecodeError> {
+        if *choice == AudioTrack::Default {
+            return Ok(self);
+        }
+        let audio = Self::audio_tracks(self.format.as_ref());
+        let id = pick(choice, &audio, self.track_id).map_err(DecodeError::NoSuchTrack)?;
+        if id == self.track_id {
+            return Ok(self);
+        }
+        let tap = self.tap;
+        let mut chosen = Self::for_track(self.format, id)?;
+        chosen.tap = tap;
+        Ok(chosen)
+    }
+
+    fn for_track(format: Box<dyn FormatReader>, id: u32) -> Result<Self, DecodeError> {
+        let container = format.format_info().short_name.to_string();
+        let audio = Self::audio_tracks(format.as_ref());
+        let position = audio.iter().position(|t| t.id == id).unwrap_or(0);
+        let track = format
+            .tracks()
+            .iter()
+            .find(|t| t.id == id)
             .ok_or(DecodeError::NoAudioTrack)?;
         let params = track
             .codec_params
@@ -211,6 +269,9 @@ impl AudioDecoder16k {
             sample_rate,
             channels: params.channels.as_ref().map_or(0, |c| c.count()),
             declared_seconds,
+            track: position,
+            audio_tracks: audio.len(),
+            track_language: track.language.clone(),
         };
         let track_id = track.id;
         // The real rate is known for sure only from the first decoded buffer; start with the

@@ -1,4 +1,5 @@
 //! Pipeline stages over one input: decode → transcribe → render.
+pub mod audio_track;
 pub mod cancel;
 pub mod decode;
 pub mod idle_model;

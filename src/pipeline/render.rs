@@ -69,6 +69,42 @@ impl Format {
     }
 }
 
+/// Whether two output stems would write the same file: the same stem, or one the other's
+/// plus `.full` (`x`'s json-full and `x.full`'s json are both `x.full.json`).
+pub fn stems_clash(a: &str, b: &str) -> bool {
+    a == b || a.strip_suffix(".full") == Some(b) || b.strip_suffix(".full") == Some(a)
+}
+
+/// The stem a set of one input's outputs shares: the reading of their names under which
+/// the most of them are `stem.<extension of a format>` (a lone `x.full.json` is taken as
+/// `x.full`'s json).
+pub fn common_stem(outputs: &[String]) -> Option<String> {
+    let mut best: Option<(usize, String)> = None;
+    for o in outputs {
+        for f in Format::ALL {
+            let Some(stem) = o.strip_suffix(&format!(".{}", f.extension())) else {
+                continue;
+            };
+            let count = outputs
+                .iter()
+                .filter(|p| {
+                    Format::ALL
+                        .iter()
+                        .any(|g| **p == format!("{stem}.{}", g.extension()))
+                })
+                .count();
+            let better = match &best {
+                None => true,
+                Some((n, s)) => count > *n || (count == *n && stem.len() > s.len()),
+            };
+            if better {
+                best = Some((count, stem.to_string()));
+            }
+        }
+    }
+    best.map(|(_, s)| s)
+}
+
 /// Everything the json output records about one input.
 #[derive(Debug, Serialize)]
 pub struct Document<'a> {
@@ -116,8 +152,8 @@ pub fn render(format: Format, doc: &Document) -> Result<Vec<u8>, serde_json::Err
             v.push(b'\n');
             v
         }
-        Format::Srt => srt(doc.segments, &doc.options.subtitles).into_bytes(),
-        Format::Vtt => vtt(doc.segments, &doc.options.subtitles).into_bytes(),
+        Format::Srt => srt(doc.segments, &doc.options.subtitles, doc.duration).into_bytes(),
+        Format::Vtt => vtt(doc.segments, &doc.options.subtitles, doc.duration).into_bytes(),
         Format::Txt => txt(doc.segments).into_bytes(),
         Format::Lrc => super::render_cli::lrc(doc.segments).into_bytes(),
         Format::Csv => super::render_cli::csv(doc.segments).into_bytes(),
@@ -175,8 +211,8 @@ fn timestamp(seconds: f64, sep: char) -> String {
 }
 
 /// Each cue as (start, end, lines): word by word when `karaoke`.
-fn laid_out(segments: &[Segment], layout: &Layout) -> Vec<(f64, f64, Vec<String>)> {
-    let cues = subtitles::cues(segments, layout);
+fn laid_out(segments: &[Segment], layout: &Layout, audio_end: f64) -> Vec<(f64, f64, Vec<String>)> {
+    let cues = subtitles::cues(segments, layout, audio_end);
     match layout.karaoke {
         true => cues
             .iter()
@@ -189,29 +225,43 @@ fn laid_out(segments: &[Segment], layout: &Layout) -> Vec<(f64, f64, Vec<String>
     }
 }
 
-fn srt(segments: &[Segment], layout: &Layout) -> String {
+/// Karaoke's underline marks as markup.
+fn underline(text: &str) -> String {
+    text.replace(subtitles::UNDERLINE_ON, "<u>")
+        .replace(subtitles::UNDERLINE_OFF, "</u>")
+}
+
+fn srt(segments: &[Segment], layout: &Layout, audio_end: f64) -> String {
     let mut out = String::new();
-    for (i, (start, end, lines)) in laid_out(segments, layout).into_iter().enumerate() {
+    for (i, (start, end, lines)) in laid_out(segments, layout, audio_end)
+        .into_iter()
+        .enumerate()
+    {
         out.push_str(&format!(
             "{}\n{} --> {}\n{}\n\n",
             i + 1,
             timestamp(start, ','),
             timestamp(end, ','),
-            lines.join("\n")
+            underline(&lines.join("\n"))
         ));
     }
     out
 }
 
-fn vtt(segments: &[Segment], layout: &Layout) -> String {
+fn vtt(segments: &[Segment], layout: &Layout, audio_end: f64) -> String {
     let mut out = String::from("WEBVTT\n\n");
-    for (start, end, lines) in laid_out(segments, layout) {
+    for (start, end, lines) in laid_out(segments, layout, audio_end) {
+        // Cue text is markup in WebVTT: &, < and > are escaped ("-->" with them).
+        let text = lines
+            .join("\n")
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
         out.push_str(&format!(
             "{} --> {}\n{}\n\n",
             timestamp(start, '.'),
             timestamp(end, '.'),
-            // "-->" would end the cue timing line early in some players.
-            lines.join("\n").replace("-->", "->")
+            underline(&text)
         ));
     }
     out
@@ -239,6 +289,22 @@ mod tests {
             tokens: vec![],
             words: vec![],
         }
+    }
+
+    #[test]
+    fn outputs_are_read_under_the_stem_most_of_them_share() {
+        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            common_stem(&v(&["x.full.json", "x.full.srt"])).as_deref(),
+            Some("x.full")
+        );
+        assert_eq!(
+            common_stem(&v(&["x.json", "x.full.json"])).as_deref(),
+            Some("x")
+        );
+        assert_eq!(common_stem(&v(&["x.full.json"])).as_deref(), Some("x.full"));
+        assert!(stems_clash("a/x", "a/x.full") && stems_clash("a/x.full", "a/x"));
+        assert!(!stems_clash("a/x", "a/x.fully"));
     }
 
     #[test]
@@ -271,12 +337,12 @@ mod tests {
             seg(3661.001, 3662.25, " A --> B"),
         ];
         assert_eq!(
-            srt(&s, &Layout::default()),
+            srt(&s, &Layout::default(), 4000.0),
             "1\n00:00:00,000 --> 00:00:01,500\nHello there.\n\n2\n01:01:01,001 --> 01:01:02,250\nA --> B\n\n"
         );
         assert_eq!(
-            vtt(&s, &Layout::default()),
-            "WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello there.\n\n01:01:01.001 --> 01:01:02.250\nA -> B\n\n"
+            vtt(&s, &Layout::default(), 4000.0),
+            "WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello there.\n\n01:01:01.001 --> 01:01:02.250\nA --&gt; B\n\n"
         );
         assert_eq!(txt(&s), "Hello there.\nA --> B\n");
     }

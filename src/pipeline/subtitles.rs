@@ -117,18 +117,28 @@ const SHORT_PAUSE: f64 = 0.3;
 fn words(segments: &[Segment]) -> Vec<Timed> {
     let mut out: Vec<Timed> = Vec::new();
     for s in segments {
-        let mut these: Vec<Timed> = s
-            .words
-            .iter()
-            .filter(|w| !w.word.trim().is_empty())
-            .map(|w| Timed {
-                text: w.word.trim().to_string(),
-                start: w.start,
-                end: w.end.max(w.start),
-                hard_break: false,
-                soft_break: false,
-            })
-            .collect();
+        // Word times are used when whisper measured them: inside the segment, not all of
+        // no length (without timestamps whisper leaves them unset).
+        let measured = s.words.iter().any(|w| w.end > w.start)
+            && s.words
+                .iter()
+                .all(|w| w.start >= s.start - 0.01 && w.end <= s.end + 0.01);
+        let mut these: Vec<Timed> = Vec::new();
+        if measured {
+            for w in &s.words {
+                let (start, end) = (w.start.clamp(s.start, s.end), w.end.clamp(s.start, s.end));
+                // A "word" with a space inside stays several words: lines break at spaces.
+                for part in w.word.split_whitespace() {
+                    these.push(Timed {
+                        text: part.to_string(),
+                        start,
+                        end: end.max(start),
+                        hard_break: false,
+                        soft_break: false,
+                    });
+                }
+            }
+        }
         if these.is_empty() {
             let parts: Vec<&str> = s.text.split_whitespace().collect();
             let chars: usize = parts.iter().map(|p| p.chars().count() + 1).sum();
@@ -228,8 +238,8 @@ fn fits(words: &[Timed], layout: &Layout) -> bool {
     words.len() == 1 || wrap(&texts, layout.max_line_width, layout.max_lines).is_some()
 }
 
-/// The cues of `segments` under `layout`.
-pub fn cues(segments: &[Segment], layout: &Layout) -> Vec<Cue> {
+/// The cues of `segments` under `layout`, none held past `audio_end` seconds.
+pub fn cues(segments: &[Segment], layout: &Layout, audio_end: f64) -> Vec<Cue> {
     let all = words(segments);
     let mut groups: Vec<Vec<Timed>> = Vec::new();
     let mut current: Vec<Timed> = Vec::new();
@@ -268,20 +278,32 @@ pub fn cues(segments: &[Segment], layout: &Layout) -> Vec<Cue> {
     }
     let mut out: Vec<Cue> = Vec::with_capacity(groups.len());
     for g in groups {
-        let texts: Vec<&str> = g.iter().map(|w| w.text.as_str()).collect();
-        let lines = wrap(&texts, layout.max_line_width, layout.max_lines)
-            .unwrap_or_else(|| vec![texts.join(" ")]);
         let floor = out.last().map_or(0.0, |c: &Cue| c.end);
         let start = g[0].start.max(floor);
         let end = g[g.len() - 1].end.max(start);
+        // Words whisper placed before the previous cue ended (segments that overlap): they
+        // join that cue rather than make one of no length.
+        if end <= start {
+            if let Some(last) = out.last_mut() {
+                last.words.extend(g);
+                let texts: Vec<&str> = last.words.iter().map(|w| w.text.as_str()).collect();
+                last.lines = wrap(&texts, layout.max_line_width, layout.max_lines)
+                    .unwrap_or_else(|| vec![texts.join(" ")]);
+                continue;
+            }
+        }
+        let texts: Vec<&str> = g.iter().map(|w| w.text.as_str()).collect();
+        let lines = wrap(&texts, layout.max_line_width, layout.max_lines)
+            .unwrap_or_else(|| vec![texts.join(" ")]);
         out.push(Cue {
             start,
-            end,
+            // Only the first cue can be of no length here: a millisecond.
+            end: if end > start { end } else { start + 0.001 },
             lines,
             words: g,
         });
     }
-    // Held longer where the silence after allows; never empty in time, never overlapping.
+    // Held longer where the silence after allows, up to the next cue and the audio's end.
     for i in 0..out.len() {
         let next = out.get(i + 1).map(|c| c.start);
         let c = &mut out[i];
@@ -290,21 +312,22 @@ pub fn cues(segments: &[Segment], layout: &Layout) -> Vec<Cue> {
             .min_cue_duration
             .max(chars as f64 / layout.max_chars_per_second)
             .min(layout.max_cue_duration);
-        let limit = next.unwrap_or(f64::INFINITY);
+        let limit = next.unwrap_or(f64::INFINITY).min(audio_end.max(c.end));
         if c.end - c.start < wanted {
             c.end = (c.start + wanted).min(limit).max(c.end);
         }
-        if c.end <= c.start {
-            // A word of no measured length: a millisecond, if the next cue leaves one.
-            c.end = (c.start + 0.001).min(limit);
-        }
     }
-    out.retain(|c| c.end > c.start);
     out
 }
 
-/// The karaoke cues of `cue`: one per word, that word underlined from its start to the
-/// next word's start (the last to the cue's end).
+/// Marks the underlined word in karaoke lines; each format writes it as its markup
+/// (`<u>…</u>`) after escaping the text.
+pub const UNDERLINE_ON: char = '\u{1}';
+pub const UNDERLINE_OFF: char = '\u{2}';
+
+/// The karaoke cues of `cue`: one per word, that word underlined (between `UNDERLINE_ON`
+/// and `UNDERLINE_OFF`) from its start to the next word's start (the last to the cue's
+/// end).
 pub fn karaoke(cue: &Cue, layout: &Layout) -> Vec<(f64, f64, Vec<String>)> {
     let n = cue.words.len();
     let mut out = Vec::with_capacity(n);
@@ -326,7 +349,7 @@ pub fn karaoke(cue: &Cue, layout: &Layout) -> Vec<(f64, f64, Vec<String>)> {
             .iter()
             .enumerate()
             .map(|(j, w)| match j == i {
-                true => format!("<u>{}</u>", w.text),
+                true => format!("{UNDERLINE_ON}{}{UNDERLINE_OFF}", w.text),
                 false => w.text.clone(),
             })
             .collect();
@@ -340,8 +363,9 @@ pub fn karaoke(cue: &Cue, layout: &Layout) -> Vec<(f64, f64, Vec<String>)> {
         let mut lines = Vec::new();
         let mut at = 0;
         for count in widths {
-            lines.push(texts[at..(at + count).min(n)].join(" "));
-            at += count;
+            let end = (at + count).min(n);
+            lines.push(texts.get(at..end).unwrap_or_default().join(" "));
+            at = end;
         }
         out.push((start, end, lines));
     }
@@ -403,7 +427,7 @@ mod tests {
                     at costs.";
         let s = spoken(text, 10.0, 0.35);
         let layout = Layout::default();
-        let cues = cues(&[s], &layout);
+        let cues = cues(&[s], &layout, f64::INFINITY);
         check(&cues, &layout, text.split_whitespace().count());
         // The sentence's end ends a cue, and the next sentence starts one.
         let ends: Vec<&str> = cues
@@ -425,7 +449,7 @@ mod tests {
         // A cue that fills up is cut after its last comma, when that keeps most of it.
         let text = "We went through the results of the northern region in detail, and then \
                     the whole team talked about the budget";
-        let cues = super::cues(&[spoken(text, 0.0, 0.2)], &layout);
+        let cues = super::cues(&[spoken(text, 0.0, 0.2)], &layout, f64::INFINITY);
         check(&cues, &layout, text.split_whitespace().count());
         assert_eq!(cues[0].words.last().unwrap().text, "detail,", "{cues:?}");
     }
@@ -441,7 +465,7 @@ mod tests {
                 max_cue_duration: max_dur,
                 ..Layout::default()
             };
-            let cues = cues(&[spoken(text, 0.0, 0.4)], &layout);
+            let cues = cues(&[spoken(text, 0.0, 0.4)], &layout, f64::INFINITY);
             check(&cues, &layout, 20);
         }
     }
@@ -464,6 +488,7 @@ mod tests {
         let cues = cues(
             &[spoken("Yes.", 1.0, 0.2), spoken("Then we go.", 5.0, 0.3)],
             &layout,
+            f64::INFINITY,
         );
         assert_eq!(cues.len(), 2);
         assert!(
@@ -474,18 +499,42 @@ mod tests {
         let close = super::cues(
             &[spoken("Yes.", 1.0, 0.2), spoken("No.", 1.5, 0.2)],
             &layout,
+            f64::INFINITY,
         );
         assert!((close[0].end - 1.5).abs() < 1e-9, "{close:?}");
     }
 
     #[test]
+    fn overlapping_segments_and_unmeasured_words_lose_no_word() {
+        let layout = Layout::default();
+        // Whisper's times overlap across segments: "Yes." lies inside the first.
+        let segs = [
+            spoken("We agreed.", 3.0, 0.75),
+            spoken("Yes.", 4.0, 0.3),
+            spoken("No.", 4.2, 0.2),
+        ];
+        let overlapping = cues(&segs, &layout, f64::INFINITY);
+        check(&overlapping, &layout, 4);
+        // Without timestamps whisper leaves word times unset: spread over the segment.
+        let mut s = spoken("one two three four five six seven eight nine ten", 0.0, 1.0);
+        for w in &mut s.words {
+            (w.start, w.end) = (0.0, 0.0);
+        }
+        s.end = 10.0;
+        let spread = cues(&[s], &layout, f64::INFINITY);
+        check(&spread, &layout, 10);
+        assert!(spread.last().unwrap().start > 5.0, "{spread:?}");
+    }
+
+    #[test]
     fn karaoke_underlines_each_word_in_turn_without_gaps_or_overlaps() {
         let layout = Layout::default();
-        let cues = cues(&[spoken("Sing along with me.", 0.0, 0.5)], &layout);
+        let cues = cues(&[spoken("Sing along with me.", 0.0, 0.5)], &layout, 2.0);
         assert_eq!(cues.len(), 1);
         let k = karaoke(&cues[0], &layout);
         assert_eq!(k.len(), 4);
-        assert_eq!(k[1].2, vec!["Sing <u>along</u> with me.".to_string()]);
+        assert_eq!(k[1].2, vec!["Sing \u{1}along\u{2} with me.".to_string()]);
+        assert_eq!(k[3].1, 2.0, "held no longer than the audio");
         for pair in k.windows(2) {
             assert_eq!(pair[0].1, pair[1].0);
         }

@@ -99,6 +99,8 @@ pub struct DecodeOptions {
     pub audio_ctx: AudioCtx,
     /// How srt and vtt cues are cut and laid out.
     pub subtitles: super::subtitles::Layout,
+    /// Which audio track is transcribed.
+    pub audio_track: super::audio_track::AudioTrack,
     /// Deadline and stop flag for this run (not an option a user sets per file).
     #[serde(skip)]
     pub cancel: Cancel,
@@ -158,6 +160,7 @@ impl Default for DecodeOptions {
             window_seconds: WINDOW_SECONDS,
             audio_ctx: AudioCtx::Full,
             subtitles: super::subtitles::Layout::default(),
+            audio_track: super::audio_track::AudioTrack::Default,
             cancel: Cancel::default(),
         }
     }

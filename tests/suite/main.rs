@@ -46,3 +46,4 @@ mod systemd_unit;
 mod training;
 mod training_boxes;
 mod training_s3;
+mod video;
