@@ -66,11 +66,15 @@ pub fn run(args: &TranscribeArgs) -> ExitCode {
         let stem = job::output_stem(file, args.out.as_deref())
             .ok_or_else(|| "has no file name".to_string());
         let result = stem.and_then(|stem| {
+            // `x` and `x.full` clash only through json-full's `.full.json`.
+            let full = args.format.contains(&crate::pipeline::render::Format::JsonFull);
             let clash = claimed.iter().find(|(taken, _)| {
-                crate::pipeline::render::stems_clash(
-                    &taken.to_string_lossy(),
-                    &stem.to_string_lossy(),
-                )
+                **taken == stem
+                    || (full
+                        && crate::pipeline::render::stems_clash(
+                            &taken.to_string_lossy(),
+                            &stem.to_string_lossy(),
+                        ))
             });
             if let Some((_, other)) = clash {
                 return Err(format!(

@@ -163,7 +163,7 @@ fn vtt(text: &str) -> Result<Vec<Cue>, CorrectionError> {
             subtp::vtt::VttBlock::Que(c) => Some(Cue {
                 start: vtt_seconds(&c.timings.start),
                 end: vtt_seconds(&c.timings.end),
-                text: untagged(&c.payload.join(" ")),
+                text: vtt_entities(&untagged(&c.payload.join(" "))),
             }),
             _ => None,
         })
@@ -182,6 +182,17 @@ fn vtt_seconds(t: &subtp::vtt::VttTimestamp) -> f64 {
         + f64::from(t.minutes) * 60.0
         + f64::from(t.seconds)
         + f64::from(t.milliseconds) / 1000.0
+}
+
+/// WebVTT's character references as the characters they stand for (`&amp;` last, so that
+/// `&amp;lt;` stays `&lt;`).
+fn vtt_entities(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&nbsp;", " ")
+        .replace("&lrm;", "")
+        .replace("&rlm;", "")
+        .replace("&amp;", "&")
 }
 
 /// Subtitle cue text as training text: markup (`<i>`, `<v Speaker>`) removed, whitespace

@@ -341,16 +341,15 @@ fn transcribe_blocking(
     tap: Option<Tap>,
 ) -> Result<Transcribed, Failure> {
     let started = Instant::now();
+    let track = &opts.audio_track;
     let decoder = match opened.body {
-        Body::File(path) => AudioDecoder16k::open_path(&path),
-        Body::Opened { file, path } => AudioDecoder16k::open_file(file, &path),
+        Body::File(path) => AudioDecoder16k::open_path_track(&path, track),
+        Body::Opened { file, path } => AudioDecoder16k::open_file_track(file, &path, track),
         Body::Stream { reader, extension } => {
-            AudioDecoder16k::open_stream(reader, extension.as_deref())
+            AudioDecoder16k::open_stream_track(reader, extension.as_deref(), track)
         }
     };
-    let mut decoder = decoder
-        .and_then(|d| d.choose_track(&opts.audio_track))
-        .map_err(|e| Failure::permanent(Stage::Decode, e.to_string()))?;
+    let mut decoder = decoder.map_err(|e| Failure::permanent(Stage::Decode, e.to_string()))?;
     decoder.set_tap(tap);
     let opts = match limits {
         Some(l) => DecodeOptions {

@@ -31,9 +31,15 @@ pub trait Output: Send + Sync {
 
 /// The twin's output in `format`, if it has one (a path or an `s3://` URI).
 pub(super) fn twin_output(twin: &[String], format: Format) -> Option<&str> {
-    let stem = crate::pipeline::render::common_stem(twin)?;
-    let wanted = format!("{stem}.{}", format.extension());
-    twin.iter().map(String::as_str).find(|o| *o == wanted)
+    let by_stem = crate::pipeline::render::common_stem(twin).and_then(|stem| {
+        let wanted = format!("{stem}.{}", format.extension());
+        twin.iter().map(String::as_str).find(|o| *o == wanted)
+    });
+    // A lone output is read under its longest extension (a json-full-only twin).
+    by_stem.or_else(|| match twin {
+        [only] if Format::of_path(only) == Some(format) => Some(only.as_str()),
+        _ => None,
+    })
 }
 
 /// A twin's output made this input's: the json names `input` as its source and the twin's

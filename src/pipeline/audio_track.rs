@@ -15,6 +15,12 @@ pub enum AudioTrack {
     Language(String),
 }
 
+impl AudioTrack {
+    pub fn is_default(&self) -> bool {
+        *self == AudioTrack::Default
+    }
+}
+
 impl std::str::FromStr for AudioTrack {
     type Err = String;
 
@@ -54,9 +60,18 @@ impl serde::Serialize for AudioTrack {
 }
 
 impl<'de> serde::Deserialize<'de> for AudioTrack {
+    /// `audio_track = 1` or `audio_track = "eng"`.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<AudioTrack, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Index(usize),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Index(n) => Ok(AudioTrack::Index(n)),
+            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
+        }
     }
 }
 
@@ -149,11 +164,16 @@ pub fn pick(choice: &AudioTrack, audio: &[Offered], default: u32) -> Result<u32,
             .iter()
             .find(|t| t.language.as_deref().is_some_and(|t| same_language(t, l)))
             .map(|t| t.id)
-            .ok_or_else(|| {
-                format!(
+            .ok_or_else(|| match audio.iter().any(|t| t.language.is_some()) {
+                true => format!(
                     "has no audio track in language {l:?} (audio_track): its audio tracks are {}",
                     list()
-                )
+                ),
+                // mp4 and mov: symphonia does not pass their track languages on.
+                false => format!(
+                    "does not say which language its audio tracks are in, so audio_track {l:?} cannot be found: choose by index instead (its audio tracks are {})",
+                    list()
+                ),
             }),
     }
 }
@@ -190,6 +210,9 @@ mod tests {
         );
         assert!(pick(&AudioTrack::Index(3), &tracks, 1).is_err());
         assert!("english track".parse::<AudioTrack>().is_err());
+        let untagged = [offered(1, None), offered(2, None)];
+        let why = pick(&"eng".parse().unwrap(), &untagged, 1).unwrap_err();
+        assert!(why.contains("choose by index"), "{why}");
         assert_eq!("".parse::<AudioTrack>(), Ok(AudioTrack::Default));
     }
 }

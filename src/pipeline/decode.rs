@@ -124,15 +124,29 @@ pub type Tap = Box<dyn FnMut(&[f32]) + Send>;
 
 impl AudioDecoder16k {
     pub fn open_path(path: &Path) -> Result<Self, DecodeError> {
+        Self::open_path_track(path, &AudioTrack::Default)
+    }
+
+    /// As `open_path`, decoding the audio track `choice` picks.
+    pub fn open_path_track(path: &Path, choice: &AudioTrack) -> Result<Self, DecodeError> {
         // Before opening: opening a FIFO would wait for a writer.
         check_kind(&std::fs::metadata(path).map_err(DecodeError::Open)?)?;
         let file = File::open(path).map_err(DecodeError::Open)?;
-        Self::open_file(file, path)
+        Self::open_file_track(file, path, choice)
     }
 
     /// Decodes a file already opened (the daemon opens inputs itself, without following
     /// links); `path` gives the extension hint.
-    pub fn open_file(mut file: File, path: &Path) -> Result<Self, DecodeError> {
+    pub fn open_file(file: File, path: &Path) -> Result<Self, DecodeError> {
+        Self::open_file_track(file, path, &AudioTrack::Default)
+    }
+
+    /// As `open_file`, decoding the audio track `choice` picks.
+    pub fn open_file_track(
+        mut file: File,
+        path: &Path,
+        choice: &AudioTrack,
+    ) -> Result<Self, DecodeError> {
         use std::io::{Read, Seek, SeekFrom};
         check_kind(&file.metadata().map_err(DecodeError::Open)?)?;
         let mut head = Vec::with_capacity(512);
@@ -145,14 +159,23 @@ impl AudioDecoder16k {
             return Err(DecodeError::Text);
         }
         let ext = path.extension().and_then(|e| e.to_str());
-        Self::open(Box::new(file), ext)
+        Self::open_track(Box::new(file), ext, choice)
     }
 
     /// Opens audio arriving as a byte stream that cannot seek (an S3 response body): the
     /// same checks as `open_path` on its first bytes, then decoding as bytes arrive.
     pub fn open_stream(
+        stream: Box<dyn std::io::Read + Send + Sync>,
+        extension: Option<&str>,
+    ) -> Result<Self, DecodeError> {
+        Self::open_stream_track(stream, extension, &AudioTrack::Default)
+    }
+
+    /// As `open_stream`, decoding the audio track `choice` picks.
+    pub fn open_stream_track(
         mut stream: Box<dyn std::io::Read + Send + Sync>,
         extension: Option<&str>,
+        choice: &AudioTrack,
     ) -> Result<Self, DecodeError> {
         use std::io::Read;
         let mut head = Vec::with_capacity(512);
@@ -167,15 +190,26 @@ impl AudioDecoder16k {
             return Err(DecodeError::Text);
         }
         let whole = std::io::Cursor::new(head).chain(stream);
-        Self::open(
+        Self::open_track(
             Box::new(symphonia::core::io::ReadOnlySource::new(whole)),
             extension,
+            choice,
         )
     }
 
     pub fn open(
         source: Box<dyn MediaSource>,
         extension: Option<&str>,
+    ) -> Result<Self, DecodeError> {
+        Self::open_track(source, extension, &AudioTrack::Default)
+    }
+
+    /// Probes the container and decodes the audio track `choice` picks (chosen before any
+    /// decoder is made, so a default track in a codec without a decoder is no obstacle).
+    pub fn open_track(
+        source: Box<dyn MediaSource>,
+        extension: Option<&str>,
+        choice: &AudioTrack,
     ) -> Result<Self, DecodeError> {
         let mss = MediaSourceStream::new(source, Default::default());
         let mut hint = Hint::new();
@@ -194,7 +228,12 @@ impl AudioDecoder16k {
             .default_track(TrackType::Audio)
             .ok_or(DecodeError::NoAudioTrack)?
             .id;
-        Self::for_track(format, default)
+        let id = match choice {
+            AudioTrack::Default => default,
+            _ => pick(choice, &Self::audio_tracks(format.as_ref()), default)
+                .map_err(DecodeError::NoSuchTrack)?,
+        };
+        Self::for_track(format, id)
     }
 
     /// The file's audio tracks, in order.
@@ -215,22 +254,6 @@ impl AudioDecoder16k {
                 })
             })
             .collect()
-    }
-
-    /// Decodes the track `choice` picks instead (`audio_track`); before anything is read.
-    pub fn choose_track(self, choice: &AudioTrack) -> Result<Self, DecodeError> {
-        if *choice == AudioTrack::Default {
-            return Ok(self);
-        }
-        let audio = Self::audio_tracks(self.format.as_ref());
-        let id = pick(choice, &audio, self.track_id).map_err(DecodeError::NoSuchTrack)?;
-        if id == self.track_id {
-            return Ok(self);
-        }
-        let tap = self.tap;
-        let mut chosen = Self::for_track(self.format, id)?;
-        chosen.tap = tap;
-        Ok(chosen)
     }
 
     fn for_track(format: Box<dyn FormatReader>, id: u32) -> Result<Self, DecodeError> {

@@ -45,6 +45,10 @@ impl Default for Layout {
 }
 
 impl Layout {
+    pub fn is_default(&self) -> bool {
+        *self == Layout::default()
+    }
+
     /// What is wrong with these limits: (key, why).
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
@@ -282,14 +286,20 @@ pub fn cues(segments: &[Segment], layout: &Layout, audio_end: f64) -> Vec<Cue> {
         let start = g[0].start.max(floor);
         let end = g[g.len() - 1].end.max(start);
         // Words whisper placed before the previous cue ended (segments that overlap): they
-        // join that cue rather than make one of no length.
-        if end <= start {
+        // join that cue, where they fit, rather than make one of no length.
+        if end <= start && g[0].start < floor {
             if let Some(last) = out.last_mut() {
-                last.words.extend(g);
-                let texts: Vec<&str> = last.words.iter().map(|w| w.text.as_str()).collect();
-                last.lines = wrap(&texts, layout.max_line_width, layout.max_lines)
-                    .unwrap_or_else(|| vec![texts.join(" ")]);
-                continue;
+                let texts: Vec<&str> = last
+                    .words
+                    .iter()
+                    .chain(&g)
+                    .map(|w| w.text.as_str())
+                    .collect();
+                if let Some(lines) = wrap(&texts, layout.max_line_width, layout.max_lines) {
+                    last.lines = lines;
+                    last.words.extend(g);
+                    continue;
+                }
             }
         }
         let texts: Vec<&str> = g.iter().map(|w| w.text.as_str()).collect();
@@ -297,7 +307,8 @@ pub fn cues(segments: &[Segment], layout: &Layout, audio_end: f64) -> Vec<Cue> {
             .unwrap_or_else(|| vec![texts.join(" ")]);
         out.push(Cue {
             start,
-            // Only the first cue can be of no length here: a millisecond.
+            // Of no length (whisper's t0 = t1, or words that did not fit the cue they overlap):
+            // a millisecond, lengthened below where the silence allows.
             end: if end > start { end } else { start + 0.001 },
             lines,
             words: g,
@@ -515,6 +526,13 @@ mod tests {
         ];
         let overlapping = cues(&segs, &layout, f64::INFINITY);
         check(&overlapping, &layout, 4);
+        // A segment of no length after a gap keeps its own place in time.
+        let mut late = spoken("Okay.", 5.0, 0.0);
+        late.end = 5.0;
+        let apart = cues(&[spoken("We agreed.", 1.0, 1.0), late], &layout, 9.0);
+        check(&apart, &layout, 3);
+        assert_eq!(apart[1].lines, vec!["Okay.".to_string()]);
+        assert!(apart[1].start >= 5.0, "{apart:?}");
         // Without timestamps whisper leaves word times unset: spread over the segment.
         let mut s = spoken("one two three four five six seven eight nine ten", 0.0, 1.0);
         for w in &mut s.words {

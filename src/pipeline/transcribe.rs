@@ -97,9 +97,13 @@ pub struct DecodeOptions {
     pub window_seconds: usize,
     /// Encoder context for an input shorter than one window.
     pub audio_ctx: AudioCtx,
-    /// How srt and vtt cues are cut and laid out.
+    /// How srt and vtt cues are cut and laid out. (Left out of the serialized options,
+    /// and so of the dedup scope, while it is the default: outputs made before it existed
+    /// still count.)
+    #[serde(skip_serializing_if = "super::subtitles::Layout::is_default")]
     pub subtitles: super::subtitles::Layout,
-    /// Which audio track is transcribed.
+    /// Which audio track is transcribed (left out while it is the default, as above).
+    #[serde(skip_serializing_if = "super::audio_track::AudioTrack::is_default")]
     pub audio_track: super::audio_track::AudioTrack,
     /// Deadline and stop flag for this run (not an option a user sets per file).
     #[serde(skip)]

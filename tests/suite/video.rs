@@ -133,6 +133,45 @@ fn video_files_are_transcribed_from_the_audio_track_asked_for() {
         assert_eq!(json["language"], "de");
     }
 
+    // A film whose default track is in a codec with no decoder here (AC-3): the other
+    // track can still be chosen.
+    let ac3 = make(
+        "dub.mkv",
+        &[
+            "-map",
+            "0:v",
+            "-map",
+            "2:a",
+            "-map",
+            "1:a",
+            "-c:v",
+            "mpeg4",
+            "-c:a:0",
+            "ac3",
+            "-c:a:1",
+            "aac",
+            "-metadata:s:a:0",
+            "language=ger",
+            "-metadata:s:a:1",
+            "language=eng",
+        ],
+    );
+    let refused = transcribe("tiny.en", &[], &ac3, &d.join("ac3-default"));
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not supported"));
+    let out = d.join("ac3-eng");
+    let done = transcribe("tiny.en", &["--audio-track", "eng"], &ac3, &out);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let text = json_of(&out, "dub")["text"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(text.contains("sentence"), "{text}");
+
     // A track that is not there: which file, what is wrong, and what the file has.
     let done = transcribe("tiny.en", &["--audio-track", "fra"], &mkv, &d.join("none"));
     assert_eq!(done.status.code(), Some(1));
