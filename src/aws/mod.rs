@@ -84,6 +84,40 @@ impl Failed {
     }
 }
 
+/// Whether a conditional request's condition did not hold (`If-Match`, `If-None-Match`).
+pub fn precondition_failed<E: aws_sdk_s3::error::ProvideErrorMetadata>(e: &E) -> bool {
+    matches!(
+        e.code(),
+        Some("PreconditionFailed") | Some("ConditionalRequestConflict")
+    )
+}
+
+/// Every object under `prefix` in `bucket`: (key, etag), all pages.
+pub async fn list_keys(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<(String, String)>, Failed> {
+    let at = format!("s3://{bucket}/{prefix}");
+    let mut out = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| Failed::call(&at, &e))?;
+        out.extend(page.contents().iter().filter_map(|o| {
+            Some((
+                o.key()?.to_string(),
+                o.e_tag().unwrap_or_default().to_string(),
+            ))
+        }));
+    }
+    Ok(out)
+}
+
 impl From<String> for Failed {
     fn from(reason: String) -> Failed {
         Failed {

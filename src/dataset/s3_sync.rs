@@ -180,22 +180,11 @@ async fn delete_prefix(
     rel: &str,
 ) -> Result<usize, Failed> {
     let prefix = format!("{}{rel}", remote.prefix);
-    let at = format!("s3://{}/{prefix}", remote.bucket);
-    let mut keys = Vec::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(&remote.bucket)
-        .prefix(&prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| Failed::call(&at, &e))?;
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_string)),
-        );
-    }
+    let keys: Vec<String> = crate::aws::list_keys(s3, &remote.bucket, &prefix)
+        .await?
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
     for key in &keys {
         s3.delete_object()
             .bucket(&remote.bucket)

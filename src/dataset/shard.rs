@@ -11,13 +11,12 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
 use super::feed::Remote;
 use super::manifest::Line;
-use crate::aws::{describe, Failed};
+use crate::aws::{describe, precondition_failed, Failed};
 use crate::sinks::local::write_atomic;
 
 /// Where the shards live, under the dataset's prefix.
@@ -127,23 +126,35 @@ fn refusal(at: &str, box_id: &str) -> String {
     )
 }
 
+/// A shard as it is in the bucket: the box token it carries and its etag; `None` when
+/// there is none.
+struct Held {
+    token: Option<String>,
+    etag: String,
+}
+
+async fn held(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option<Held>, Failed> {
+    match s3.head_object().bucket(bucket).key(key).send().await {
+        Ok(h) => Ok(Some(Held {
+            token: h.metadata().and_then(|m| m.get(TOKEN_META)).cloned(),
+            etag: h.e_tag().unwrap_or_default().to_string(),
+        })),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+        Err(e) => Err(Failed::call(&format!("s3://{bucket}/{key}"), &e)),
+    }
+}
+
 /// Checks, before anything is copied, that the shard is not another daemon's.
 pub async fn owner(s3: &aws_sdk_s3::Client, remote: &Remote, root: &Path) -> Result<Owner, Failed> {
     let key = key(remote, &remote.box_id);
-    let at = format!("s3://{}/{key}", remote.bucket);
     let token = token(root)?;
-    match s3
-        .head_object()
-        .bucket(&remote.bucket)
-        .key(&key)
-        .send()
-        .await
-    {
-        Ok(h) if h.metadata().and_then(|m| m.get(TOKEN_META)) == Some(&token) => Ok(Owner::Ours),
-        Ok(_) => Ok(Owner::Theirs(refusal(&at, &remote.box_id))),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(Owner::Ours),
-        Err(e) => Err(Failed::call(&at, &e)),
-    }
+    Ok(match held(s3, &remote.bucket, &key).await? {
+        Some(h) if h.token.as_ref() != Some(&token) => Owner::Theirs(refusal(
+            &format!("s3://{}/{key}", remote.bucket),
+            &remote.box_id,
+        )),
+        _ => Owner::Ours,
+    })
 }
 
 /// Deletes the shard of `old_id` (this daemon's earlier box id) if it carries this
@@ -157,27 +168,19 @@ pub async fn drop_old(
     let key = key(remote, old_id);
     let at = format!("s3://{}/{key}", remote.bucket);
     let token = token(root)?;
-    match s3
-        .head_object()
-        .bucket(&remote.bucket)
-        .key(&key)
-        .send()
-        .await
-    {
-        Ok(h) if h.metadata().and_then(|m| m.get(TOKEN_META)) == Some(&token) => {
-            s3.delete_object()
-                .bucket(&remote.bucket)
-                .key(&key)
-                .send()
-                .await
-                .map_err(|e| Failed::call(&at, &e))?;
-            tracing::info!(shard = %at, "this daemon's shard under its former box id removed");
-            Ok(())
-        }
-        Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(()),
-        Err(e) => Err(Failed::call(&at, &e)),
+    let ours = held(s3, &remote.bucket, &key)
+        .await?
+        .is_some_and(|h| h.token == Some(token));
+    if ours {
+        s3.delete_object()
+            .bucket(&remote.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| Failed::call(&at, &e))?;
+        tracing::info!(shard = %at, "this daemon's shard under its former box id removed");
     }
+    Ok(())
 }
 
 /// A write's outcome when its condition held or not.
@@ -229,24 +232,10 @@ pub async fn put_own(
     let mut wrote = put(known).await?;
     if matches!(wrote, Wrote::ConditionFailed) {
         // Ours (written, but the etag not kept), or another daemon's with our box id.
-        let head = s3
-            .head_object()
-            .bucket(&remote.bucket)
-            .key(&key)
-            .send()
-            .await;
-        let theirs = match head {
-            Ok(h) => Some((
-                h.metadata().and_then(|m| m.get(TOKEN_META)).cloned(),
-                h.e_tag().unwrap_or_default().to_string(),
-            )),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => None,
-            Err(e) => return Err(Failed::call(&at, &e)),
-        };
-        wrote = match theirs {
+        wrote = match held(s3, &remote.bucket, &key).await? {
             // Gone since (deleted by hand): written afresh.
             None => put(None).await?,
-            Some((Some(t), etag)) if t == token => put(Some(etag)).await?,
+            Some(h) if h.token.as_ref() == Some(&token) => put(Some(h.etag)).await?,
             Some(_) => return Ok(Owner::Theirs(refusal(&at, &remote.box_id))),
         };
     }
@@ -259,13 +248,6 @@ pub async fn put_own(
             "{at} changed while being written; will retry"
         ))),
     }
-}
-
-fn precondition_failed<E: ProvideErrorMetadata>(e: &E) -> bool {
-    matches!(
-        e.code(),
-        Some("PreconditionFailed") | Some("ConditionalRequestConflict")
-    )
 }
 
 /// Another box's shard, as last read.
@@ -291,30 +273,16 @@ pub async fn refresh_peers(
     root: &Path,
 ) -> Result<Vec<Peer>, String> {
     let prefix = format!("{}{SHARDS}", remote.prefix);
-    let at = |e: String| format!("s3://{}/{prefix}: {e}", remote.bucket);
     let mut listed = BTreeMap::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(&remote.bucket)
-        .prefix(&prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| at(describe(&e)))?;
-        for o in page.contents() {
-            let Some(box_id) = o
-                .key()
-                .and_then(|k| k.strip_prefix(prefix.as_str()))
-                .and_then(|n| n.strip_suffix(".jsonl"))
-            else {
-                continue;
-            };
-            if box_id != remote.box_id && check_box_id(box_id).is_ok() {
-                listed.insert(
-                    box_id.to_string(),
-                    o.e_tag().unwrap_or_default().to_string(),
-                );
-            }
+    let keys = crate::aws::list_keys(s3, &remote.bucket, &prefix)
+        .await
+        .map_err(|e| e.reason)?;
+    for (key, etag) in keys {
+        let box_id = key
+            .strip_prefix(prefix.as_str())
+            .and_then(|n| n.strip_suffix(".jsonl"));
+        if let Some(box_id) = box_id.filter(|b| *b != remote.box_id && check_box_id(b).is_ok()) {
+            listed.insert(box_id.to_string(), etag);
         }
     }
     let dir = root.join(PEERS_DIR);

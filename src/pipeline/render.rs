@@ -278,18 +278,7 @@ fn txt(segments: &[Segment]) -> String {
 mod tests {
     use super::*;
 
-    fn seg(start: f64, end: f64, text: &str) -> Segment {
-        Segment {
-            start,
-            end,
-            text: text.into(),
-            no_speech_prob: 0.0,
-            avg_logprob: 0.0,
-            compression_ratio: 1.0,
-            tokens: vec![],
-            words: vec![],
-        }
-    }
+    use crate::pipeline::transcript::segment as seg;
 
     #[test]
     fn outputs_are_read_under_the_stem_most_of_them_share() {

@@ -110,18 +110,7 @@ pub fn json_full(doc: &Document) -> Result<Vec<u8>, serde_json::Error> {
 mod tests {
     use super::*;
 
-    fn seg(start: f64, end: f64, text: &str) -> Segment {
-        Segment {
-            start,
-            end,
-            text: text.into(),
-            no_speech_prob: 0.0,
-            avg_logprob: 0.0,
-            compression_ratio: 1.0,
-            tokens: vec![],
-            words: vec![],
-        }
-    }
+    use crate::pipeline::transcript::segment as seg;
 
     #[test]
     fn lrc_and_csv_are_laid_out_as_whisper_cli_lays_them_out() {

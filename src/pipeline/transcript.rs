@@ -84,6 +84,21 @@ impl Transcript {
     }
 }
 
+/// A segment of `text` from `start` to `end` with no tokens or words (for tests).
+#[cfg(test)]
+pub fn segment(start: f64, end: f64, text: &str) -> Segment {
+    Segment {
+        start,
+        end,
+        text: text.into(),
+        no_speech_prob: 0.0,
+        avg_logprob: 0.0,
+        compression_ratio: 1.0,
+        tokens: vec![],
+        words: vec![],
+    }
+}
+
 /// Appends `seg` so that segments never overlap or go back in time: it starts no earlier
 /// than the previous one ended, and its tokens and words lie inside it. (whisper's times are
 /// estimates; across two passes the first may end a little after the second begins.)

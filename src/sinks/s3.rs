@@ -8,21 +8,13 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 
-use crate::aws::{describe, is_outage};
+use crate::aws::{describe, is_outage, precondition_failed, Failed};
 use crate::pipeline::render::Format;
 
 /// Metadata key carrying the sha256 of the input an output was made from.
 pub const INPUT_SHA_META: &str = "hotfolderd-input-sha256";
 /// Metadata key carrying the S3 event sequencer of the input upload an output was made from.
 pub const INPUT_SEQUENCER_META: &str = "hotfolderd-input-sequencer";
-
-/// A failed S3 call: `outage` when the service was unreachable or overloaded (wait and
-/// retry without blaming the input), otherwise an answer about this request.
-#[derive(Debug)]
-pub struct S3Error {
-    pub outage: bool,
-    pub reason: String,
-}
 
 /// How a put ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -54,13 +46,6 @@ fn metadata(o: &OutputObject<'_>) -> Option<std::collections::HashMap<String, St
         m.insert(INPUT_SEQUENCER_META.to_string(), s.to_string());
     }
     Some(m)
-}
-
-fn precondition_failed<E: ProvideErrorMetadata>(e: &E) -> bool {
-    matches!(
-        e.code(),
-        Some("PreconditionFailed") | Some("ConditionalRequestConflict")
-    )
 }
 
 /// Outputs at least this large by default go up in parts.
@@ -103,7 +88,7 @@ pub async fn put_once(
     s3: &aws_sdk_s3::Client,
     o: &OutputObject<'_>,
     bytes: Vec<u8>,
-) -> Result<Put, S3Error> {
+) -> Result<Put, Failed> {
     let (bucket, key) = (o.bucket, o.key);
     match write(s3, o, Condition::Absent, &bytes).await {
         Ok(()) => return Ok(Put::Written),
@@ -116,7 +101,7 @@ pub async fn put_once(
         .key(key)
         .send()
         .await
-        .map_err(|e| S3Error {
+        .map_err(|e| Failed {
             outage: is_outage(&e),
             reason: format!(
                 "s3://{bucket}/{key} exists but cannot be checked: {}",
@@ -151,7 +136,7 @@ pub async fn put_once(
     let etag = head.e_tag().unwrap_or_default().to_string();
     match write(s3, o, Condition::Etag(etag), &bytes).await {
         Ok(()) => Ok(Put::Written),
-        Err(Failure::Precondition) => Err(S3Error {
+        Err(Failure::Precondition) => Err(Failed {
             outage: false,
             reason: format!("s3://{bucket}/{key} changed while being replaced"),
         }),
@@ -162,7 +147,7 @@ pub async fn put_once(
 enum Failure {
     /// The write's condition did not hold.
     Precondition,
-    Other(S3Error),
+    Other(Failed),
 }
 
 fn failure<E>(o: &OutputObject<'_>, e: &aws_sdk_s3::error::SdkError<E, HttpResponse>) -> Failure
@@ -172,10 +157,7 @@ where
     if e.as_service_error().is_some_and(precondition_failed) {
         return Failure::Precondition;
     }
-    Failure::Other(S3Error {
-        outage: is_outage(e),
-        reason: format!("s3://{}/{}: {}", o.bucket, o.key, describe(e)),
-    })
+    Failure::Other(Failed::call(&format!("s3://{}/{}", o.bucket, o.key), e))
 }
 
 async fn write(
@@ -219,7 +201,7 @@ async fn write_in_parts(
         .await
         .map_err(|e| failure(o, &e))?;
     let Some(upload_id) = created.upload_id() else {
-        return Err(Failure::Other(S3Error {
+        return Err(Failure::Other(Failed {
             outage: false,
             reason: format!(
                 "s3://{}/{}: CreateMultipartUpload returned no upload id",

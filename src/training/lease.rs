@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
@@ -166,12 +165,8 @@ async fn write_once(
     match req.send().await {
         Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_string())),
         Err(e)
-            if e.as_service_error().is_some_and(|s| {
-                matches!(
-                    s.code(),
-                    Some("PreconditionFailed") | Some("ConditionalRequestConflict")
-                )
-            }) =>
+            if e.as_service_error()
+                .is_some_and(crate::aws::precondition_failed) =>
         {
             Ok(None)
         }

@@ -2,8 +2,6 @@
 //! transcription: the same segments, at the same millisecond times, in every format.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
-
 use crate::common::*;
 use serde_json::Value;
 
@@ -17,21 +15,12 @@ fn whisper_cli_formats_carry_the_same_segments_at_millisecond_times() {
         "The weather is mild today. Trains leave every hour from the central station.",
         "en-us",
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
-        .arg("transcribe")
-        .arg("--model")
-        .arg(model("tiny.en"))
-        .args([
-            "--threads",
-            "1",
-            "--format",
-            "json,lrc,csv,json-full",
-            "--out",
-        ])
-        .arg(d.join("out"))
-        .arg(&wav)
-        .output()
-        .unwrap();
+    let out = transcribe_cli(
+        "tiny.en",
+        &["--format", "json,lrc,csv,json-full"],
+        &wav,
+        &d.join("out"),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -136,16 +125,8 @@ fn subtitles_keep_their_limits_on_every_cue_and_never_cut_a_word() {
         "en-us",
     );
     let run = |extra: &[&str], out: &str| {
-        let status = Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
-            .arg("transcribe")
-            .arg("--model")
-            .arg(model("tiny.en"))
-            .args(["--threads", "1", "--format", "json,srt,vtt", "--out"])
-            .arg(d.join(out))
-            .args(extra)
-            .arg(&wav)
-            .output()
-            .unwrap();
+        let args = [&["--format", "json,srt,vtt"], extra].concat();
+        let status = transcribe_cli("tiny.en", &args, &wav, &d.join(out));
         assert!(
             status.status.success(),
             "{}",

@@ -10,16 +10,12 @@ use crate::common::*;
 use serde_json::Value;
 
 fn transcribe(model_name: &str, extra: &[&str], input: &Path, out: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
-        .arg("transcribe")
-        .arg("--model")
-        .arg(model(model_name))
-        .args(["--threads", "1", "--format", "json", "--out"])
-        .arg(out)
-        .args(extra)
-        .arg(input)
-        .output()
-        .unwrap()
+    transcribe_cli(
+        model_name,
+        &[&["--format", "json"], extra].concat(),
+        input,
+        out,
+    )
 }
 
 fn json_of(out: &Path, stem: &str) -> Value {

@@ -53,6 +53,25 @@ pub fn options() -> DecodeOptions {
     }
 }
 
+/// `hotfolderd transcribe --model MODEL --threads 1 --out OUT ARGS… INPUT`.
+pub fn transcribe_cli(
+    model_name: &str,
+    args: &[&str],
+    input: &Path,
+    out: &Path,
+) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
+        .arg("transcribe")
+        .arg("--model")
+        .arg(model(model_name))
+        .args(["--threads", "1", "--out"])
+        .arg(out)
+        .args(args)
+        .arg(input)
+        .output()
+        .unwrap()
+}
+
 pub fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
