@@ -300,6 +300,13 @@ pub struct DecodeArgs {
     /// Initial prompt (vocabulary, spelling, style hints).
     #[arg(long)]
     pub prompt: Option<String>,
+    /// Words to expect (names, jargon), comma-separated: put before the prompt.
+    #[arg(long, value_delimiter = ',')]
+    pub hotwords: Vec<String>,
+    /// The languages detection may choose from, comma-separated (e.g. `en,de`); implies
+    /// `--language auto`.
+    #[arg(long, value_delimiter = ',')]
+    pub languages: Vec<String>,
     /// Seconds of audio per recognition window: memory grows with it, and each window
     /// boundary re-decodes one segment.
     #[arg(long = "window-seconds", default_value_t = crate::pipeline::transcribe::WINDOW_SECONDS as u64,
@@ -417,9 +424,21 @@ impl DecodeArgs {
     ) -> Result<(DecodeOptions, Option<String>), String> {
         let defaults = DecodeOptions::default();
         let (vad_model, warning) = self.vad_model(whisper_model)?;
+        for l in &self.languages {
+            if !crate::config::is_whisper_language(l) {
+                return Err(format!(
+                    "--languages: {l:?} is not a Whisper language code such as en, de, fr"
+                ));
+            }
+        }
         let opts = DecodeOptions {
             threads: self.threads.unwrap_or(defaults.threads),
-            language: self.language.clone(),
+            language: if self.languages.is_empty() {
+                self.language.clone()
+            } else {
+                "auto".into()
+            },
+            languages: self.languages.clone(),
             translate: self.translate,
             beam_size: self.beam_size,
             best_of: self.best_of,
@@ -434,7 +453,7 @@ impl DecodeArgs {
             no_speech_thold: self.no_speech_thold,
             no_timestamps: self.no_timestamps,
             max_context: self.max_context,
-            prompt: self.prompt.clone(),
+            prompt: crate::config::prompt_with_hotwords(&self.hotwords, self.prompt.as_deref()),
             suppress_nst: self.suppress_nst,
             keep_annotations: self.keep_annotations,
             vad_model,

@@ -1,27 +1,43 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::config::{Config, VadChoice};
+use crate::config::{Config, Resolved};
 
 pub fn run(path: &Path) -> ExitCode {
     match Config::load(path) {
         Ok(c) => {
-            let choice = c.asr.vad_choice();
-            let vad = match &choice {
-                VadChoice::Model(p) => format!("VAD model {}", p.display()),
-                VadChoice::Off => "VAD off".to_string(),
-                VadChoice::NotFound(_) => "no VAD model found".to_string(),
+            let Ok(asr) = c.resolve_profile(None, None) else {
+                // `load` resolved every profile already; this cannot fail after it.
+                return ExitCode::FAILURE;
             };
             println!(
-                "{}: ok ({} watched folder{}, journal {}, model {}, {vad})",
+                "{}: ok ({} watched folder{}, journal {}, model {}, {})",
                 path.display(),
                 c.watch.len(),
                 if c.watch.len() == 1 { "" } else { "s" },
                 c.journal.path.display(),
-                c.asr.model.display()
+                c.asr.model.display(),
+                vad(&asr)
             );
-            if let VadChoice::NotFound(warning) = choice {
-                eprintln!("{}: warning: {warning} (asr.vad = false)", path.display());
+            let sources = c
+                .watch
+                .iter()
+                .map(|w| (w.path.get_ref().display().to_string(), w.resolved(&c)))
+                .chain(
+                    c.s3.iter()
+                        .map(|q| (q.queue_url.get_ref().clone(), q.resolved(&c))),
+                );
+            let mut warned = Vec::new();
+            for (source, resolved) in sources {
+                let Ok(r) = resolved else { continue };
+                println!("  {source}: {}", summary(&r, &c));
+                if let Some(w) = r.vad_missing.filter(|w| !warned.contains(w)) {
+                    eprintln!("{}: warning: {w} (asr.vad = false)", path.display());
+                    warned.push(w);
+                }
+            }
+            if let Some(w) = asr.vad_missing.filter(|w| !warned.contains(w)) {
+                eprintln!("{}: warning: {w} (asr.vad = false)", path.display());
             }
             ExitCode::SUCCESS
         }
@@ -38,4 +54,34 @@ pub fn run(path: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn vad(r: &Resolved) -> String {
+    match (&r.opts.vad_model, &r.vad_missing) {
+        (Some(p), _) => format!("VAD model {}", p.display()),
+        (None, Some(_)) => "no VAD model found".into(),
+        (None, None) => "VAD off".into(),
+    }
+}
+
+/// One line per source: what its inputs are decoded with.
+fn summary(r: &Resolved, c: &Config) -> String {
+    let o = &r.opts;
+    let language = if o.languages.is_empty() {
+        o.language.clone()
+    } else {
+        format!("auto among {}", o.languages.join(", "))
+    };
+    let formats = r.formats.as_ref().map_or_else(String::new, |f| {
+        let names: Vec<&str> = f.iter().map(|f| f.extension()).collect();
+        format!(", formats {}", names.join(" "))
+    });
+    format!(
+        "model {}, language {language}{}, beam {}, best_of {}, {}{formats}",
+        r.model.as_deref().unwrap_or(&c.asr.model).display(),
+        if o.translate { " → en" } else { "" },
+        o.beam_size,
+        o.best_of,
+        vad(r)
+    )
 }

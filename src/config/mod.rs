@@ -12,9 +12,13 @@ use crate::pipeline::vad_model;
 
 mod dataset;
 mod notify;
+mod profile;
 mod s3;
 pub use dataset::{DatasetConfig, GpuPolicy, Promote, TrainerConfig};
 pub use notify::{NotifyConfig, NotifyKind, EVENTS};
+pub use profile::{
+    is_whisper_language, language_problem, prompt_with_hotwords, Decoding, Profile, Resolved,
+};
 pub use s3::{parse_size, Foreign, Malformed, OnRemoved, S3After, S3Config};
 
 pub const DEFAULT_PATH: &str = "config/hotfolderd.toml";
@@ -37,6 +41,9 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     #[serde(default)]
     pub notify: Vec<NotifyConfig>,
+    /// Named profiles a source chooses with `profile = "NAME"`.
+    #[serde(default)]
+    pub profiles: std::collections::BTreeMap<String, Profile>,
     /// How srt and vtt cues are cut and laid out.
     #[serde(default = "default_subtitles")]
     pub subtitles: Spanned<crate::pipeline::subtitles::Layout>,
@@ -180,33 +187,20 @@ pub struct AsrConfig {
     pub job_timeout_min: Spanned<Duration>,
     #[serde(default = "default_timeout_max", deserialize_with = "duration")]
     pub job_timeout_max: Spanned<Duration>,
+    /// Models kept loaded at once, the serving one included: another profile's model is
+    /// loaded when first needed, and the least recently used unloaded first.
+    #[serde(default = "default_max_loaded_models")]
+    pub max_loaded_models: Spanned<usize>,
+    /// The other decoding options (the CLI's, by the same names), defaults for every profile.
+    #[serde(flatten)]
+    pub decoding: Decoding,
 }
 
-/// Where the daemon's VAD model comes from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum VadChoice {
-    /// `vad_model`, or the model found where setup and the package put it.
-    Model(PathBuf),
-    /// `vad = false`.
-    Off,
-    /// Wanted but not found: the warning to log once.
-    NotFound(String),
+fn default_max_loaded_models() -> Spanned<usize> {
+    Spanned::new(0..0, 2)
 }
 
 impl AsrConfig {
-    pub fn vad_choice(&self) -> VadChoice {
-        if !self.vad {
-            return VadChoice::Off;
-        }
-        if let Some(p) = &self.vad_model {
-            return VadChoice::Model(p.get_ref().clone());
-        }
-        match vad_model::find(&self.model) {
-            Some(p) => VadChoice::Model(p),
-            None => VadChoice::NotFound(vad_model::not_found(&self.model)),
-        }
-    }
-
     pub fn limits(&self) -> JobLimits {
         JobLimits {
             factor: *self.job_timeout_factor.get_ref(),
@@ -274,6 +268,27 @@ pub struct WatchConfig {
     /// Larger files are quarantined without being read: "4GiB", "500MB", or bytes.
     #[serde(default = "default_max_file_size", deserialize_with = "s3::size")]
     pub max_file_size: Spanned<u64>,
+    /// A named profile (`[profiles.NAME]`) this folder decodes with.
+    #[serde(default)]
+    pub profile: Option<Spanned<String>>,
+    /// This folder's own overrides of `[asr]` (and of its profile).
+    #[serde(default)]
+    pub asr: Option<Profile>,
+}
+
+impl WatchConfig {
+    /// Its profile resolved against `[asr]`; the folder's own `formats` win when set.
+    pub fn resolved(&self, config: &Config) -> Result<Resolved, String> {
+        let named = self.profile.as_ref().map(|p| p.get_ref().as_str());
+        let mut r = config.resolve_profile(named, self.asr.as_ref())?;
+        r.formats = own_formats(&self.formats).or(r.formats);
+        Ok(r)
+    }
+}
+
+/// A source's `formats` where the file sets them (the default leaves them to the profile).
+fn own_formats(f: &Spanned<Vec<Format>>) -> Option<Vec<Format>> {
+    (f.span() != (0..0)).then(|| f.get_ref().clone())
 }
 
 fn default_max_file_size() -> Spanned<u64> {
@@ -440,6 +455,13 @@ impl Config {
                 self.daemon.cleanup_every.span(),
                 "daemon.cleanup_every must be more than 0".into(),
             );
+        }
+        for (place, message) in self.profile_problems() {
+            let span = match place {
+                profile::ProfilePlace::Source(span) => span,
+                profile::ProfilePlace::Asr | profile::ProfilePlace::Named => 0..0,
+            };
+            err(span, message);
         }
         for (key, why) in self.subtitles.get_ref().problems() {
             err(self.subtitles.span(), format!("subtitles.{key} {why}"));
@@ -789,6 +811,74 @@ marker = ".done"
             "command is empty",
         ] {
             assert!(all.iter().any(|m| m.contains(want)), "{want} in {all:#?}");
+        }
+    }
+
+    #[test]
+    fn profiles_override_asr_key_by_key_and_are_all_checked() {
+        let model = tempfile::NamedTempFile::new().unwrap();
+        let text = GOOD
+            .replace(
+                "language = \"en\"",
+                "language = \"en\"\nbeam_size = 2\nprompt = \"Hi.\"",
+            )
+            .replace(
+                "marker = \".done\"",
+                &format!(
+                    "marker = \".done\"\nprofile = \"calls\"\n[watch.asr]\nbeam_size = 3\n\
+                     [watch.asr.subtitles]\nmax_lines = 1\n\
+                     [profiles.calls]\nmodel = {:?}\nlanguages = [\"en\", \"de\"]\n\
+                     hotwords = [\"Kubernetes\"]\nvad = false\nformats = [\"srt\"]\n",
+                    model.path().display().to_string()
+                ),
+            );
+        let c = Config::parse(&text, "t.toml", no_env).unwrap();
+        let plain = c.watch[0].resolved(&c).unwrap();
+        assert_eq!((plain.opts.beam_size, plain.model.as_ref()), (2, None));
+        assert_eq!(plain.opts.prompt.as_deref(), Some("Hi."));
+        assert_eq!(plain.formats.unwrap().len(), 4, "the folder's own formats");
+        let calls = c.watch[1].resolved(&c).unwrap();
+        assert_eq!(calls.model.as_deref(), Some(model.path()));
+        assert_eq!(calls.opts.beam_size, 3, "the folder's own key wins");
+        assert_eq!(calls.opts.language, "auto");
+        assert_eq!(calls.opts.languages, ["en", "de"]);
+        assert_eq!(calls.opts.prompt.as_deref(), Some("Kubernetes. Hi."));
+        assert_eq!(calls.opts.vad_model, None);
+        assert_eq!(calls.formats, Some(vec![Format::Srt]));
+        assert_eq!(calls.opts.subtitles.max_lines, 1);
+        assert_eq!(calls.opts.subtitles.max_line_width, 42);
+        // [asr] alone gives the same options as before profiles existed (dedup scopes).
+        let asr = c.resolve_profile(None, None).unwrap().opts;
+        assert_eq!(asr.beam_size, 2);
+
+        let bad = text
+            .replace("beam_size = 3", "beam_size = 0\nlanguage = \"xx\"")
+            .replace("profile = \"calls\"", "profile = \"meetings\"")
+            .replace("max_lines = 1", "max_lines = 0")
+            .replace(&model.path().display().to_string(), "/no/such/model.bin")
+            .replace("[\"en\", \"de\"]", "[\"en\", \"klingon\"]");
+        let e = Config::parse(&bad, "t.toml", no_env).unwrap_err();
+        let all: Vec<&str> = e.iter().map(|e| e.message.as_str()).collect();
+        for want in [
+            "watch[1].asr.beam_size must be 1 (greedy) to 16, not 0",
+            "watch[1].asr.language \"xx\" is not a Whisper language code",
+            "watch[1].asr.subtitles.max_lines",
+            "watch[1].profile \"meetings\" is not defined (known: calls)",
+            "profiles.calls.model /no/such/model.bin is not a model file",
+            "profiles.calls.languages has \"klingon\"",
+        ] {
+            assert!(all.iter().any(|m| m.contains(want)), "{want} in {all:#?}");
+        }
+        // Unknown keys are refused in [asr] and in a profile alike.
+        for typo in ["beam_sise = 2", "[watch.asr]\nbeam_sise = 2"] {
+            let t = format!("{GOOD}{typo}\n");
+            let t = if typo.starts_with("beam") {
+                GOOD.replace("threads = 2", typo)
+            } else {
+                t
+            };
+            let e = Config::parse(&t, "t.toml", no_env).unwrap_err();
+            assert!(e[0].message.contains("beam_sise"), "{e:?}");
         }
     }
 

@@ -99,6 +99,22 @@ pub struct S3Config {
     pub on_removed: OnRemoved,
     #[serde(default = "default_foreign")]
     pub foreign: Foreign,
+    /// A named profile (`[profiles.NAME]`) this queue's inputs decode with.
+    #[serde(default)]
+    pub profile: Option<Spanned<String>>,
+    /// This queue's own overrides of `[asr]` (and of its profile).
+    #[serde(default)]
+    pub asr: Option<super::Profile>,
+}
+
+impl S3Config {
+    /// Its profile resolved against `[asr]`; the queue's own `formats` win when set.
+    pub fn resolved(&self, config: &super::Config) -> Result<super::Resolved, String> {
+        let named = self.profile.as_ref().map(|p| p.get_ref().as_str());
+        let mut r = config.resolve_profile(named, self.asr.as_ref())?;
+        r.formats = super::own_formats(&self.formats).or(r.formats);
+        Ok(r)
+    }
 }
 
 fn empty() -> Spanned<String> {

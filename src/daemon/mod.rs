@@ -11,6 +11,7 @@ mod dataset_removal;
 mod disk;
 mod http;
 mod intake;
+mod models;
 mod notify;
 mod receipts;
 mod retention;
@@ -31,7 +32,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::config::{Config, JobLimits, Malformed, S3After, S3Config, VadChoice};
+use crate::config::{Config, JobLimits, Malformed, S3After, S3Config};
 use crate::dataset::Dataset;
 use crate::journal::{Journal, JournalError};
 use crate::pipeline::cancel::Cancel;
@@ -72,10 +73,12 @@ struct QueueInfo {
     breaker: crate::aws::Breaker,
     /// Whether SQS answered the latest receive.
     reach: Arc<crate::sources::sqs::Reachability>,
+    /// What its inputs are decoded with.
+    profile: Arc<crate::config::Resolved>,
 }
 
 impl QueueInfo {
-    async fn new(c: &S3Config) -> QueueInfo {
+    async fn new(c: &S3Config, profile: Arc<crate::config::Resolved>) -> QueueInfo {
         let spec = QueueSpec {
             queue_url: c.queue_url.get_ref().clone(),
             input_bucket: c.input_bucket.get_ref().clone(),
@@ -91,13 +94,14 @@ impl QueueInfo {
             spec,
             output_bucket: c.output_bucket.get_ref().clone(),
             output_prefix: c.output_prefix.get_ref().clone(),
-            formats: c.formats.get_ref().clone(),
+            formats: (profile.formats.clone()).unwrap_or_else(|| c.formats.get_ref().clone()),
             after: c.after,
             max_object_size: *c.max_object_size.get_ref(),
             multipart_threshold: *c.multipart_threshold.get_ref(),
             malformed: c.malformed,
             breaker: crate::aws::Breaker::default(),
             reach: Arc::default(),
+            profile,
         }
     }
 
@@ -152,6 +156,8 @@ struct Shared {
     stopping: watch::Receiver<bool>,
     /// The model that serves now (swapped when the registry promotes another).
     model: serving::Slot,
+    /// The other models profiles name, loaded as needed.
+    models: models::ModelPool,
     /// The decoding options every job and evaluation uses.
     opts: DecodeOptions,
     /// Where registered models are kept.
@@ -167,6 +173,8 @@ struct FolderInfo {
     /// Larger inputs are quarantined without being read.
     max_file_size: u64,
     keep: retention::Keep,
+    /// What its inputs are decoded with.
+    profile: Arc<crate::config::Resolved>,
 }
 
 impl Shared {
@@ -213,6 +221,23 @@ impl Shared {
             self.wake.notify_one();
         }
     }
+}
+
+/// The pool of the models profiles name, loaded as the serving model is (`[asr]`).
+fn profile_models(config: &Config) -> models::ModelPool {
+    let options = crate::pipeline::transcribe::ModelOptions {
+        gpu_device: config.asr.gpu_device as i32,
+        ..Default::default()
+    };
+    // Unloaded when idle, as the serving model; an exclusive run empties the pool instead.
+    let idle = *config.asr.idle_unload.get_ref();
+    let unloadable = (!idle.is_zero()).then_some(idle);
+    models::ModelPool::new(
+        *config.asr.max_loaded_models.get_ref(),
+        Arc::new(move |path: &std::path::Path| {
+            serving::load(path.to_path_buf(), None, &options, unloadable)
+        }),
+    )
 }
 
 /// Source id → the datasets it feeds, from each dataset's `sources` as written.
@@ -412,29 +437,16 @@ async fn run_reloading(
     if recovered > 0 {
         tracing::info!(recovered, "requeued inputs interrupted by the last stop");
     }
-    let vad_model = match config.asr.vad_choice() {
-        VadChoice::Model(p) => {
-            tracing::info!(vad_model = %p.display(), "non-speech is skipped with VAD");
-            Some(p)
-        }
-        VadChoice::Off => {
-            tracing::info!("VAD is off ([asr] vad = false): all audio is decoded");
-            None
-        }
-        VadChoice::NotFound(warning) => {
-            tracing::warn!("{warning} ([asr] vad = false)");
-            None
-        }
-    };
-    let opts = DecodeOptions {
-        threads: *config.asr.threads.get_ref(),
-        language: config.asr.language.clone(),
-        vad_model,
-        audio_ctx: config.asr.audio_ctx,
-        subtitles: config.subtitles.get_ref().clone(),
-        audio_track: config.asr.audio_track.clone(),
-        ..DecodeOptions::default()
-    };
+    // The options of sources without a profile, and of evaluations.
+    let asr = config
+        .resolve_profile(None, None)
+        .map_err(DaemonError::Setup)?;
+    match (&asr.opts.vad_model, &asr.vad_missing) {
+        (Some(p), _) => tracing::info!(vad_model = %p.display(), "non-speech is skipped with VAD"),
+        (None, Some(warning)) => tracing::warn!("{warning} ([asr] vad = false)"),
+        (None, None) => tracing::info!("VAD is off ([asr] vad = false): all audio is decoded"),
+    }
+    let opts = asr.opts;
     let model_sha256 = match known_sha256 {
         Some(sha) => Some(sha),
         None => {
@@ -447,8 +459,7 @@ async fn run_reloading(
     // `run` has loaded the model from this file; a transcriber handed to `run_with`
     // (benchmarks' stubs) may have none, and is known by its name.
     // Moved, not cloned: after a swap nothing else keeps the first model's weights.
-    let model =
-        serving::ServingModel::new(transcriber, config.asr.model.clone(), model_sha256, &opts);
+    let model = serving::ServingModel::new(transcriber, config.asr.model.clone(), model_sha256);
     let beside_journal = |name: &str| {
         config
             .journal
@@ -505,6 +516,7 @@ async fn run_reloading(
         running: Mutex::new(HashMap::new()),
         stopping: stop_rx.clone(),
         model: serving::Slot::new(model),
+        models: profile_models(&config),
         opts: opts.clone(),
         models_dir: beside_journal("models"),
     });
@@ -550,7 +562,6 @@ async fn run_reloading(
     let teacher_unloader = teacher_unloader(&shared, *config.asr.idle_unload.get_ref());
     let model_watch = tokio::spawn(serving::watch_loop(
         shared.clone(),
-        opts.clone(),
         *config.asr.idle_unload.get_ref(),
         unloadable(&config),
         stop_rx.clone(),

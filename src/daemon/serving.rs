@@ -26,8 +26,6 @@ pub struct ServingModel {
     pub path: PathBuf,
     /// `None` for a transcriber without a file (benchmarks' stubs).
     pub sha256: Option<String>,
-    /// What content dedup matches on: this model and the options (`job::dedup_scope`).
-    pub dedup_scope: String,
 }
 
 impl ServingModel {
@@ -35,15 +33,21 @@ impl ServingModel {
         transcriber: Arc<dyn Transcriber>,
         path: PathBuf,
         sha256: Option<String>,
-        opts: &DecodeOptions,
     ) -> ServingModel {
-        let scope_of = sha256.clone().unwrap_or_else(|| transcriber.model_name());
         ServingModel {
-            dedup_scope: crate::job::dedup_scope(&scope_of, opts),
             transcriber,
             path,
             sha256,
         }
+    }
+
+    /// What content dedup matches on: this model and the options (`job::dedup_scope`).
+    pub fn dedup_scope(&self, opts: &DecodeOptions) -> String {
+        let model = self
+            .sha256
+            .clone()
+            .unwrap_or_else(|| self.transcriber.model_name());
+        crate::job::dedup_scope(&model, opts)
     }
 }
 
@@ -68,7 +72,6 @@ impl Slot {
 /// Follows the registry until the daemon stops.
 pub async fn watch_loop(
     shared: Arc<Shared>,
-    opts: DecodeOptions,
     idle_unload: Duration,
     unloadable: Option<Duration>,
     mut stop: watch::Receiver<bool>,
@@ -84,6 +87,7 @@ pub async fn watch_loop(
         let current = shared.model.get();
         if !idle_unload.is_zero() {
             current.transcriber.unload_if_idle();
+            shared.models.unload_idle();
         }
         let row = match shared.journal().serving_model() {
             Ok(Some(row)) => row,
@@ -107,9 +111,10 @@ pub async fn watch_loop(
             _ => FIRST_RETRY_WAIT,
         };
         tracing::info!(model = %row.path.display(), id = row.id, "the registry serves another model: loading it");
-        let (path, sha, o) = (row.path.clone(), row.sha256.clone(), opts.clone());
+        let (path, sha) = (row.path.clone(), row.sha256.clone());
         let m = shared.model_options.clone();
-        let loaded = tokio::task::spawn_blocking(move || load(path, sha, &o, &m, unloadable)).await;
+        let loaded =
+            tokio::task::spawn_blocking(move || load(path, Some(sha), &m, unloadable)).await;
         match loaded {
             Ok(Ok(model)) => {
                 let was = current.sha256.clone().unwrap_or_default();
@@ -128,16 +133,16 @@ pub async fn watch_loop(
     }
 }
 
-/// Loads the model at `path` after checking that it is still the content `sha256`.
-fn load(
+/// Loads the model at `path`, after checking that it is still the content `sha256` where
+/// that is known (a registered model), else hashing it (a profile's).
+pub fn load(
     path: PathBuf,
-    sha256: String,
-    opts: &DecodeOptions,
+    sha256: Option<String>,
     model: &ModelOptions,
     unloadable: Option<Duration>,
 ) -> Result<ServingModel, String> {
     let actual = crate::hash::sha256_file(&path).map_err(|e| format!("cannot read it: {e}"))?;
-    if actual != sha256 {
+    if let Some(sha256) = sha256.filter(|s| *s != actual) {
         return Err(format!(
             "its content changed since it was registered (sha256 {actual}, registered {sha256})"
         ));
@@ -149,5 +154,5 @@ fn load(
             Arc::new(IdleModel::new(loaded, path.clone(), after).with_options(model.clone()))
         }
     };
-    Ok(ServingModel::new(transcriber, path, Some(sha256), opts))
+    Ok(ServingModel::new(transcriber, path, Some(actual)))
 }

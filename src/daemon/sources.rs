@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::{absolute, heartbeat, FolderInfo, QueueInfo, Shared, SourceId};
-use crate::config::{Config, S3Config, WatchConfig};
+use crate::config::{Config, Resolved, S3Config, WatchConfig};
 use crate::sources::fs::{watch_folder, Candidate, FolderSpec};
 use crate::sources::sqs::{poll_queue, Delivery};
 
@@ -42,8 +42,26 @@ pub(super) struct Sources {
 /// whole, so a new setting can never be left out of the comparison).
 #[derive(PartialEq)]
 enum Settings {
-    Folder(WatchConfig),
-    Queue(S3Config),
+    /// With its profile's fingerprint: a changed `[profiles.NAME]` or `[asr]` key restarts it.
+    Folder(WatchConfig, String),
+    Queue(S3Config, String),
+}
+
+/// A source's resolved profile; one that cannot be resolved (check-config refuses such a
+/// configuration) leaves the source stopped, with the reason in the log.
+fn profile(id: &SourceId, resolved: Result<Resolved, String>) -> Option<Arc<Resolved>> {
+    match resolved {
+        Ok(r) => {
+            if let Some(warning) = &r.vad_missing {
+                tracing::warn!(source = %id, "{warning} (asr.vad = false)");
+            }
+            Some(Arc::new(r))
+        }
+        Err(why) => {
+            tracing::error!(source = %id, %why, "the source is not started: its profile is invalid");
+            None
+        }
+    }
 }
 
 impl Sources {
@@ -62,23 +80,25 @@ impl Sources {
 
     /// Starts, stops and restarts sources so they match `config`. Returns (started, stopped).
     pub async fn apply(&mut self, config: &Config) -> (usize, usize) {
-        let mut wanted: HashMap<SourceId, Settings> = HashMap::new();
+        // In the file's order: sources start as they are listed.
+        let mut wanted: Vec<(SourceId, Settings, Arc<Resolved>)> = Vec::new();
         for w in &config.watch {
-            wanted.insert(
-                SourceId::folder(&absolute(w.path.get_ref())),
-                Settings::Folder(w.clone()),
-            );
+            let id = SourceId::folder(&absolute(w.path.get_ref()));
+            if let Some(p) = profile(&id, w.resolved(config)) {
+                wanted.push((id, Settings::Folder(w.clone(), p.fingerprint()), p));
+            }
         }
         for c in &config.s3 {
-            wanted.insert(
-                SourceId::queue(c.queue_url.get_ref()),
-                Settings::Queue(c.clone()),
-            );
+            let id = SourceId::queue(c.queue_url.get_ref());
+            if let Some(p) = profile(&id, c.resolved(config)) {
+                wanted.push((id, Settings::Queue(c.clone(), p.fingerprint()), p));
+            }
         }
         let mut stopped = 0;
         let ids: Vec<SourceId> = self.running.keys().cloned().collect();
         for id in ids {
-            if wanted.get(&id) != self.running.get(&id).map(|r| &r.settings) {
+            let want = wanted.iter().find(|w| w.0 == id).map(|w| &w.1);
+            if want != self.running.get(&id).map(|r| &r.settings) {
                 if let Some(r) = self.running.remove(&id) {
                     r.stop().await;
                     stopped += 1;
@@ -87,19 +107,15 @@ impl Sources {
             }
         }
         let mut started = 0;
-        for w in &config.watch {
-            let id = SourceId::folder(&absolute(w.path.get_ref()));
-            if !self.running.contains_key(&id) {
-                self.start_folder(w, id);
-                started += 1;
+        for (id, settings, profile) in wanted {
+            if self.running.contains_key(&id) {
+                continue;
             }
-        }
-        for c in &config.s3 {
-            let id = SourceId::queue(c.queue_url.get_ref());
-            if !self.running.contains_key(&id) {
-                self.start_queue(c, id).await;
-                started += 1;
+            match settings {
+                Settings::Folder(w, _) => self.start_folder(&w, id, profile),
+                Settings::Queue(c, _) => self.start_queue(&c, id, profile).await,
             }
+            started += 1;
         }
         (started, stopped)
     }
@@ -120,12 +136,12 @@ impl Sources {
         queues.remove(id);
     }
 
-    fn start_folder(&mut self, w: &WatchConfig, id: SourceId) {
+    fn start_folder(&mut self, w: &WatchConfig, id: SourceId, profile: Arc<Resolved>) {
         let root = absolute(w.path.get_ref());
         let info = FolderInfo {
             root: root.clone(),
             output: absolute(w.output.get_ref()),
-            formats: w.formats.get_ref().clone(),
+            formats: (profile.formats.clone()).unwrap_or_else(|| w.formats.get_ref().clone()),
             after: w.after,
             max_file_size: *w.max_file_size.get_ref(),
             keep: super::retention::Keep {
@@ -133,6 +149,7 @@ impl Sources {
                 failed: w.keep_failed,
                 outputs: w.keep_outputs,
             },
+            profile: profile.clone(),
         };
         // Old enough that no running write can own it (a reload may restart a folder whose
         // jobs are writing); at start-up `run` removes all of them first.
@@ -162,15 +179,16 @@ impl Sources {
         self.running.insert(
             id,
             Running {
-                settings: Settings::Folder(w.clone()),
+                settings: Settings::Folder(w.clone(), profile.fingerprint()),
                 stop,
                 tasks: vec![task],
             },
         );
     }
 
-    async fn start_queue(&mut self, c: &S3Config, id: SourceId) {
-        let q = Arc::new(QueueInfo::new(c).await);
+    async fn start_queue(&mut self, c: &S3Config, id: SourceId, profile: Arc<Resolved>) {
+        let fingerprint = profile.fingerprint();
+        let q = Arc::new(QueueInfo::new(c, profile).await);
         self.shared
             .queues
             .write()
@@ -198,7 +216,7 @@ impl Sources {
         self.running.insert(
             id,
             Running {
-                settings: Settings::Queue(c.clone()),
+                settings: Settings::Queue(c.clone(), fingerprint),
                 stop,
                 tasks: vec![poller],
             },

@@ -445,6 +445,7 @@ async fn take_the_gpu(shared: &Shared, run: &str, mut stop: watch::Receiver<bool
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
     }
+    shared.models.unload_all();
     if !shared.model.get().transcriber.unload_now() {
         tracing::warn!(%run, "the serving model cannot be unloaded now; the run starts beside it");
     }

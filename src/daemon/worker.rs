@@ -126,14 +126,32 @@ async fn run_one(shared: &Arc<Shared>, row: crate::journal::Input) -> Result<(),
             .journal()
             .retry_later(id, "an exclusive training run holds the GPU", 0);
     }
-    let opts = DecodeOptions {
-        cancel,
-        ..shared.opts.clone()
+    let source = SourceId::parse(&row.source);
+    let folder = source.as_ref().and_then(|s| shared.folder(s));
+    let queue = source.as_ref().and_then(|s| shared.queue(s));
+    let Some(profile) = (folder.as_ref().map(|f| f.profile.clone()))
+        .or_else(|| queue.as_ref().map(|q| q.profile.clone()))
+    else {
+        return source_gone(shared, &row);
     };
     // The model as it is now: a swap while this job runs does not change it.
-    let model = shared.model.get();
+    let model = match &profile.model {
+        None => shared.model.get(),
+        Some(path) => match shared.models.get(path).await {
+            Ok(m) => m,
+            Err(why) => {
+                let why = format!("cannot load the profile's model {}: {why}", path.display());
+                tracing::error!(id, "{why}; retrying in a minute");
+                return shared.journal().retry_later(id, &why, 60_000);
+            }
+        },
+    };
+    let dedup_scope = model.dedup_scope(&profile.opts);
+    let opts = DecodeOptions {
+        cancel,
+        ..profile.opts.clone()
+    };
     let no_datasets = Vec::new();
-    let source = SourceId::parse(&row.source);
     let cx = job::Context {
         transcriber: &model.transcriber,
         opts,
@@ -145,7 +163,7 @@ async fn run_one(shared: &Arc<Shared>, row: crate::journal::Input) -> Result<(),
             .as_ref()
             .and_then(|s| shared.feeds.get(s))
             .unwrap_or(&no_datasets),
-        dedup_scope: Some(&model.dedup_scope),
+        dedup_scope: Some(&dedup_scope),
         model_sha256: model.sha256.as_deref(),
     };
     // The outputs' names, and the device a folder input was journaled on.
@@ -163,8 +181,6 @@ async fn run_one(shared: &Arc<Shared>, row: crate::journal::Input) -> Result<(),
                 .retry_later(id, &format!("journal: {e}"), 5_000);
         }
     };
-    let folder = source.as_ref().and_then(|s| shared.folder(s));
-    let queue = source.as_ref().and_then(|s| shared.queue(s));
     if let Some(folder) = folder {
         let mut place = folder.place(PathBuf::from(&row.key));
         // The version is "len:mtime_ns:inode" (`FileMeta::version`).
@@ -193,11 +209,15 @@ async fn run_one(shared: &Arc<Shared>, row: crate::journal::Input) -> Result<(),
         let outcome = job::run(&cx, &mut input, &output).await;
         return settle(shared, &row, &input, outcome, Some(&q)).await;
     }
-    // A source removed from the config: its inputs wait for it to come back.
-    tracing::warn!(id, source = %row.source, "input from a source no longer configured; left queued");
+    source_gone(shared, &row)
+}
+
+/// A source removed from the config: its inputs wait for it to come back.
+fn source_gone(shared: &Shared, row: &crate::journal::Input) -> Result<(), JournalError> {
+    tracing::warn!(id = row.id, source = %row.source, "input from a source no longer configured; left queued");
     shared
         .journal()
-        .retry_later(id, "its source is not in the configuration", 60_000)
+        .retry_later(row.id, "its source is not in the configuration", 60_000)
 }
 
 /// The object `key` of an `[[s3]]` source, and where its outputs (`name`) go.

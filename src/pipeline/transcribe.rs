@@ -76,6 +76,10 @@ pub struct DecodeOptions {
     pub threads: i32,
     /// `"auto"` detects the language once, from the start of the input.
     pub language: String,
+    /// With `"auto"`: the languages detection may choose from (empty: any). Left out of
+    /// the serialized options while empty, as below.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub languages: Vec<String>,
     pub translate: bool,
     pub beam_size: i32,
     pub best_of: i32,
@@ -146,6 +150,7 @@ impl Default for DecodeOptions {
         DecodeOptions {
             threads: cores.min(4) as i32,
             language: "en".into(),
+            languages: Vec::new(),
             translate: false,
             beam_size: 5,
             best_of: 5,
@@ -376,9 +381,10 @@ impl WhisperTranscriber {
         state
             .pcm_to_mel(first, opts.threads.max(1) as usize)
             .map_err(|e| TranscribeError::Asr(format!("language detection: {e}")))?;
-        let (id, _probs) = state
+        let (id, probs) = state
             .lang_detect(0, opts.threads.max(1) as usize)
             .map_err(|e| TranscribeError::Asr(format!("language detection: {e}")))?;
+        let id = most_likely_of(&opts.languages, &probs).unwrap_or(id);
         Ok(whisper_rs::get_lang_str(id).unwrap_or("en").to_string())
     }
 
@@ -689,6 +695,16 @@ impl Transcriber for WhisperTranscriber {
     }
 }
 
+/// The most likely of `allowed` by detection's probabilities (`None`: no restriction).
+fn most_likely_of(allowed: &[String], probs: &[f32]) -> Option<i32> {
+    allowed
+        .iter()
+        .filter_map(|l| whisper_rs::get_lang_id(l))
+        .filter_map(|id| Some((id, *probs.get(usize::try_from(id).ok()?)?)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(id, _)| id)
+}
+
 /// whisper.cpp's abort callback: `data` is the `&Cancel` set in `params`.
 unsafe extern "C" fn abort_if_stopped(data: *mut std::ffi::c_void) -> bool {
     // SAFETY: see `params`; the pointer is valid for the whole `whisper_full` call.
@@ -837,6 +853,29 @@ fn clip(mut seg: Segment, end_of_audio: f64) -> Segment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detection_chooses_only_among_the_allowed_languages() {
+        let id = |l: &str| whisper_rs::get_lang_id(l).unwrap();
+        let mut probs = vec![0.0f32; 100];
+        probs[id("de") as usize] = 0.7;
+        probs[id("en") as usize] = 0.1;
+        probs[id("fr") as usize] = 0.2;
+        let allowed = |ls: &[&str]| ls.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            most_likely_of(&allowed(&["en", "de"]), &probs),
+            Some(id("de"))
+        );
+        assert_eq!(
+            most_likely_of(&allowed(&["en", "fr"]), &probs),
+            Some(id("fr"))
+        );
+        assert_eq!(
+            most_likely_of(&[], &probs),
+            None,
+            "no set: whisper's own choice"
+        );
+    }
 
     fn tok(text: &str, start: f64, end: f64) -> (Token, i32, f32) {
         let t = Token {

@@ -32,6 +32,7 @@ mod notify;
 mod one_path;
 mod output_formats;
 mod package;
+mod profiles;
 mod registry;
 mod reload;
 mod retention;
