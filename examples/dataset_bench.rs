@@ -52,6 +52,9 @@ fn main() {
             no_speech_prob: 0.05,
             avg_logprob: -0.2,
             compression_ratio: 1.3,
+            temperature: 0.0,
+            fallback: None,
+            language: None,
             tokens: vec![
                 Token {
                     id: 0,
@@ -72,6 +75,7 @@ fn main() {
         duration: seconds as f64,
         segments,
         dropped_non_speech: 0,
+        languages: Vec::new(),
         vad_speech_seconds: None,
         decode_seconds: 0.0,
         asr_seconds: 0.0,

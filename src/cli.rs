@@ -307,6 +307,10 @@ pub struct DecodeArgs {
     /// `--language auto`.
     #[arg(long, value_delimiter = ',')]
     pub languages: Vec<String>,
+    /// With `--language auto`: detect the language of each stretch of speech and transcribe
+    /// it in that language (a recording that switches languages).
+    #[arg(long = "language-per-segment")]
+    pub language_per_segment: bool,
     /// Seconds of audio per recognition window: memory grows with it, and each window
     /// boundary re-decodes one segment.
     #[arg(long = "window-seconds", default_value_t = crate::pipeline::transcribe::WINDOW_SECONDS as u64,
@@ -424,6 +428,12 @@ impl DecodeArgs {
     ) -> Result<(DecodeOptions, Option<String>), String> {
         let defaults = DecodeOptions::default();
         let (vad_model, warning) = self.vad_model(whisper_model)?;
+        if self.language_per_segment && self.languages.is_empty() && self.language != "auto" {
+            return Err(format!(
+                "--language-per-segment detects each stretch's language: it needs --language auto (or --languages), not --language {}",
+                self.language
+            ));
+        }
         for l in &self.languages {
             if !crate::config::is_whisper_language(l) {
                 return Err(format!(
@@ -439,6 +449,7 @@ impl DecodeArgs {
                 "auto".into()
             },
             languages: self.languages.clone(),
+            language_per_segment: self.language_per_segment,
             translate: self.translate,
             beam_size: self.beam_size,
             best_of: self.best_of,

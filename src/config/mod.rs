@@ -358,6 +358,38 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// Where an unknown key is written. serde reports an unknown key of a table with flattened
+/// keys (`[asr]`, profiles) at the table's header: find the key's own line in that table.
+fn unknown_key_at(
+    text: &str,
+    span: std::ops::Range<usize>,
+    message: &str,
+) -> std::ops::Range<usize> {
+    let Some(key) = message
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next())
+    else {
+        return span;
+    };
+    let from = span.start.min(text.len());
+    let mut offset = from;
+    for (i, line) in text[from..].split_inclusive('\n').enumerate() {
+        let trimmed = line.trim_start();
+        if i > 0 && trimmed.starts_with('[') {
+            break;
+        }
+        let is_key = trimmed
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='));
+        if is_key {
+            let at = offset + (line.len() - trimmed.len());
+            return at..at + key.len();
+        }
+        offset += line.len();
+    }
+    span
+}
+
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
@@ -395,7 +427,10 @@ impl Config {
         };
         let mut config: Config = toml::from_str(text).map_err(|e| {
             vec![ConfigError {
-                location: e.span().map_or(name.to_string(), &at),
+                location: e
+                    .span()
+                    .map(|span| unknown_key_at(text, span, e.message()))
+                    .map_or(name.to_string(), &at),
                 message: e.message().trim().to_string(),
             }]
         })?;
@@ -869,6 +904,18 @@ marker = ".done"
         ] {
             assert!(all.iter().any(|m| m.contains(want)), "{want} in {all:#?}");
         }
+        // Settings that only clash once combined are found on the source.
+        let clash = text.replace(
+            "beam_size = 3",
+            "beam_size = 3\nlanguage = \"de\"\nlanguages = []\nlanguage_per_segment = true",
+        );
+        let e = Config::parse(&clash, "t.toml", no_env).unwrap_err();
+        assert!(
+            e.iter().any(|e| e
+                .message
+                .contains("watch[1]: language_per_segment detects each stretch's language")),
+            "{e:#?}"
+        );
         // Unknown keys are refused in [asr] and in a profile alike.
         for typo in ["beam_sise = 2", "[watch.asr]\nbeam_sise = 2"] {
             let t = format!("{GOOD}{typo}\n");
@@ -879,6 +926,8 @@ marker = ".done"
             };
             let e = Config::parse(&t, "t.toml", no_env).unwrap_err();
             assert!(e[0].message.contains("beam_sise"), "{e:?}");
+            let line = t.lines().position(|l| l.starts_with("beam_sise")).unwrap() + 1;
+            assert_eq!(e[0].location, format!("t.toml:{line}:1"), "{e:?}");
         }
     }
 

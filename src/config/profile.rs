@@ -21,6 +21,8 @@ use crate::pipeline::vad_model;
 pub struct Decoding {
     /// The languages detection may choose from (`language` is then "auto").
     pub languages: Option<Vec<String>>,
+    /// With language "auto": detect the language of each stretch of speech.
+    pub language_per_segment: Option<bool>,
     /// Initial prompt: vocabulary, spelling, style.
     pub prompt: Option<String>,
     /// Words to expect (names, jargon), put before the prompt as faster-whisper does.
@@ -109,7 +111,8 @@ impl Decoding {
             suppress_nst,
             keep_annotations,
             window_seconds,
-            languages
+            languages,
+            language_per_segment
         );
         macro_rules! vad {
             ($($key:ident => $field:ident),*) => {$(if let Some(v) = self.$key { o.vad.$field = v; })*};
@@ -313,6 +316,12 @@ impl Config {
         if !opts.languages.is_empty() {
             opts.language = "auto".into();
         }
+        if opts.language_per_segment && opts.language != "auto" {
+            return Err(format!(
+                "language_per_segment detects each stretch's language: it needs language = \"auto\" (or languages), not {:?}",
+                opts.language
+            ));
+        }
         let model = model.filter(|m| *m != asr.model);
         let whisper = model.as_deref().unwrap_or(&asr.model);
         let mut vad_missing = None;
@@ -363,7 +372,19 @@ impl Config {
                     .enumerate()
                     .map(|(i, q)| (format!("s3[{i}]"), q.queue_url.span(), &q.profile, &q.asr)),
             );
+        if let Err(why) = self.resolve_profile(None, None) {
+            out.push((ProfilePlace::Asr, format!("asr: {why}")));
+        }
         for (what, span, named, inline) in sources {
+            let known_name = named
+                .as_ref()
+                .is_none_or(|n| self.profiles.contains_key(n.get_ref()));
+            if known_name {
+                let name = named.as_ref().map(|n| n.get_ref().as_str());
+                if let Err(why) = self.resolve_profile(name, inline.as_ref()) {
+                    out.push((ProfilePlace::Source(span.clone()), format!("{what}: {why}")));
+                }
+            }
             for (k, why) in inline.iter().flat_map(Profile::problems) {
                 out.push((
                     ProfilePlace::Source(span.clone()),

@@ -65,6 +65,8 @@ impl Rules {
             && s.avg_logprob >= self.min_avg_logprob
             && s.compression_ratio <= self.max_compression_ratio
             && tokens <= self.max_tokens
+            // No decode of it passed whisper's checks (a loop that would not go away).
+            && s.fallback.as_ref().is_none_or(|f| f.passed)
     }
 }
 
@@ -118,6 +120,9 @@ mod tests {
             no_speech_prob: no_speech,
             avg_logprob: -0.2,
             compression_ratio: compression_ratio(text),
+            temperature: 0.0,
+            fallback: None,
+            language: None,
             tokens: Vec::new(),
             words: Vec::new(),
         }
@@ -210,6 +215,28 @@ mod tests {
             1,
             "all joined when nothing is filtered"
         );
+    }
+
+    #[test]
+    fn a_segment_no_decode_of_which_passed_is_not_trained_on() {
+        use crate::pipeline::fallback::{Failure, Fallback};
+        let mut looped = seg(4.0, 8.0, "thank you", 0.1);
+        let note = |passed| Fallback {
+            first: Failure::Repetition {
+                phrase: "thank you".into(),
+                times: 9,
+            },
+            attempts: 6,
+            passed,
+        };
+        looped.fallback = Some(note(false));
+        let segs = [seg(0.0, 4.0, "one", 0.1), looped.clone()];
+        let texts: Vec<String> = cut(&segs, &RULES).into_iter().map(|p| p.text).collect();
+        assert_eq!(texts, ["one"]);
+        // Decoded again until it passed: usable.
+        looped.fallback = Some(note(true));
+        let segs = [seg(0.0, 4.0, "one", 0.1), looped];
+        assert_eq!(cut(&segs, &RULES)[0].text, "one thank you");
     }
 
     #[test]

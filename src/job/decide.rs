@@ -33,7 +33,7 @@ impl RetryKind {
 #[derive(Debug)]
 pub enum Decision {
     /// Journal the outputs, then finish the input (move, delete, tag…).
-    Done(Done),
+    Done(Box<Done>),
     /// The input is bad: reject it (quarantine where its source has a place for that).
     Reject { stage: Stage, reason: String },
     /// Transient failures exhausted: fail it, but the input itself may be fine.
@@ -56,7 +56,7 @@ pub enum Decision {
 /// `attempts`: how many times this input has been claimed, this one included.
 pub fn decide(attempts: i64, outcome: Result<Done, Failure>) -> Decision {
     let failure = match outcome {
-        Ok(done) => return Decision::Done(done),
+        Ok(done) => return Decision::Done(Box::new(done)),
         Err(f) => f,
     };
     match failure {

@@ -2,7 +2,9 @@
 pub mod audio_track;
 pub mod cancel;
 pub mod decode;
+pub mod fallback;
 pub mod idle_model;
+pub mod languages;
 pub mod render;
 pub mod render_cli;
 pub mod resample;

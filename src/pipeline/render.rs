@@ -113,6 +113,9 @@ pub struct Document<'a> {
     #[serde(serialize_with = "super::transcript::millis")]
     pub duration: f64,
     pub language: &'a str,
+    /// The languages detected (`language = "auto"`), with probabilities and seconds.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub languages: &'a [super::languages::LanguageShare],
     pub model: String,
     /// sha256 of the model file (what dedup and the dataset's lines key on).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -175,6 +178,7 @@ pub fn document<'a>(
         sha256,
         duration: t.duration,
         language: &t.language,
+        languages: &t.languages,
         model,
         model_sha256: None,
         audio,

@@ -407,6 +407,9 @@ mod tests {
             no_speech_prob: 0.0,
             avg_logprob: 0.0,
             compression_ratio: 1.0,
+            temperature: 0.0,
+            fallback: None,
+            language: None,
             tokens: vec![],
             words,
         }

@@ -14,6 +14,8 @@ use whisper_rs::{
 
 use super::cancel::{Cancel, Stopped};
 use super::decode::DecodeError;
+use super::fallback;
+use super::languages::{self, SpanLanguages};
 use super::resample::TARGET_RATE;
 use super::seek::{self, BufferEnd, SeekTracker, CHUNK_SAMPLES};
 use super::transcript::{
@@ -80,6 +82,10 @@ pub struct DecodeOptions {
     /// the serialized options while empty, as below.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub languages: Vec<String>,
+    /// With `"auto"`: detect the language of each stretch of speech, not once per input
+    /// (`languages.rs`). Left out of the serialized options while off.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub language_per_segment: bool,
     pub translate: bool,
     pub beam_size: i32,
     pub best_of: i32,
@@ -151,6 +157,7 @@ impl Default for DecodeOptions {
             threads: cores.min(4) as i32,
             language: "en".into(),
             languages: Vec::new(),
+            language_per_segment: false,
             translate: false,
             beam_size: 5,
             best_of: 5,
@@ -298,28 +305,21 @@ impl WhisperTranscriber {
         self.ctx.is_multilingual()
     }
 
+    /// whisper.cpp's parameters for one decode at `temperature` (no fallback inside
+    /// whisper.cpp: `fallback.rs` does it, call by call).
     fn params<'a>(
         &self,
         opts: &'a DecodeOptions,
         language: &'a str,
         prompt: &'a [i32],
+        temperature: f32,
     ) -> FullParams<'a, 'a> {
-        let strategy = if opts.beam_size > 1 {
-            SamplingStrategy::BeamSearch {
-                beam_size: opts.beam_size,
-                patience: -1.0,
-            }
-        } else {
-            SamplingStrategy::Greedy {
-                best_of: opts.best_of,
-            }
-        };
-        let mut p = FullParams::new(strategy);
+        let mut p = FullParams::new(strategy(opts, temperature));
         p.set_n_threads(opts.threads.max(1));
         p.set_language(Some(language));
         p.set_translate(opts.translate);
-        p.set_temperature(opts.temperature);
-        p.set_temperature_inc(opts.temperature_inc);
+        p.set_temperature(temperature);
+        p.set_temperature_inc(0.0);
         p.set_entropy_thold(opts.entropy_thold);
         p.set_logprob_thold(opts.logprob_thold);
         p.set_no_speech_thold(opts.no_speech_thold);
@@ -352,13 +352,9 @@ impl WhisperTranscriber {
         p
     }
 
-    /// Checks the language option against the model and resolves `auto` on `first`.
-    fn resolve_language(
-        &self,
-        state: &mut WhisperState,
-        opts: &DecodeOptions,
-        first: &[f32],
-    ) -> Result<String, TranscribeError> {
+    /// Checks the language option against the model: the language to decode in, or `None`
+    /// for `auto` (detected on the audio).
+    fn fixed_language(&self, opts: &DecodeOptions) -> Result<Option<String>, TranscribeError> {
         let requested = opts.language.trim().to_lowercase();
         if !self.is_multilingual() {
             if requested != "en" && requested != "auto" {
@@ -368,24 +364,119 @@ impl WhisperTranscriber {
                     self.path.display()
                 )));
             }
-            return Ok("en".into());
+            return Ok(Some("en".into()));
         }
-        if requested != "auto" {
-            if whisper_rs::get_lang_id(&requested).is_none() {
-                return Err(TranscribeError::Options(format!(
-                    "unknown language {requested:?}: use a Whisper language code such as en, de, fr, or auto"
-                )));
-            }
-            return Ok(requested);
+        if requested == "auto" {
+            return Ok(None);
         }
-        state
-            .pcm_to_mel(first, opts.threads.max(1) as usize)
-            .map_err(|e| TranscribeError::Asr(format!("language detection: {e}")))?;
-        let (id, probs) = state
-            .lang_detect(0, opts.threads.max(1) as usize)
-            .map_err(|e| TranscribeError::Asr(format!("language detection: {e}")))?;
+        if whisper_rs::get_lang_id(&requested).is_none() {
+            return Err(TranscribeError::Options(format!(
+                "unknown language {requested:?}: use a Whisper language code such as en, de, fr, or auto"
+            )));
+        }
+        Ok(Some(requested))
+    }
+
+    /// The language of `samples` (padded to whisper's shortest input), among `languages`
+    /// when they are set, and its probability.
+    fn detect_language(
+        &self,
+        state: &mut WhisperState,
+        opts: &DecodeOptions,
+        samples: &[f32],
+    ) -> Result<languages::Detected, TranscribeError> {
+        let mut padded = Cow::Borrowed(samples);
+        if padded.len() < MIN_SAMPLES {
+            padded.to_mut().resize(MIN_SAMPLES, 0.0);
+        }
+        let threads = opts.threads.max(1) as usize;
+        let err = |e| TranscribeError::Asr(format!("language detection: {e}"));
+        state.pcm_to_mel(&padded, threads).map_err(err)?;
+        let (id, probs) = state.lang_detect(0, threads).map_err(err)?;
         let id = most_likely_of(&opts.languages, &probs).unwrap_or(id);
-        Ok(whisper_rs::get_lang_str(id).unwrap_or("en").to_string())
+        let p = usize::try_from(id)
+            .ok()
+            .and_then(|i| probs.get(i))
+            .copied()
+            .unwrap_or(0.0);
+        Ok((whisper_rs::get_lang_str(id).unwrap_or("en").to_string(), p))
+    }
+
+    /// Decodes one call's audio at each temperature of the fallback schedule in turn until
+    /// a decode passes (`fallback::judge`); its segments carry the temperature, and a note
+    /// when an earlier decode was refused. Returns it with the seek tracker of its pass.
+    fn decode_call(
+        &self,
+        state: &mut WhisperState,
+        opts: &DecodeOptions,
+        lang: &str,
+        context: &[i32],
+        audio: &CallAudio<'_>,
+    ) -> Result<(CallResult, SeekTracker), TranscribeError> {
+        let schedule = fallback::temperatures(opts);
+        let mut failed: Vec<(CallResult, SeekTracker, f32, fallback::Failure)> = Vec::new();
+        for &t in &schedule {
+            let tracker = SeekTracker::new(audio.samples.len(), audio.end);
+            let mut params = self.params(opts, lang, context, t);
+            let data = std::ptr::from_ref(&tracker)
+                .cast_mut()
+                .cast::<std::ffi::c_void>();
+            // SAFETY: `tracker` outlives `state.full` below, the only call that uses
+            // `params`, and is only read through shared references (its fields are cells).
+            unsafe {
+                params.set_start_encoder_callback(Some(seek::on_encoder_begin));
+                params.set_start_encoder_callback_user_data(data);
+                params.set_progress_callback(Some(seek::on_progress));
+                params.set_progress_callback_user_data(data);
+            }
+            if let Some(ctx) = audio.audio_ctx {
+                params.set_audio_ctx(ctx);
+            }
+            state.full(params, audio.samples).map_err(|e| {
+                // An abort surfaces as a failed `whisper_full`: report why it was stopped.
+                opts.cancel.stopped().map_or_else(
+                    || TranscribeError::Asr(e.to_string()),
+                    TranscribeError::Stopped,
+                )
+            })?;
+            let mut found = self.segments(state, audio.map);
+            match fallback::judge(&found.segments, opts) {
+                None => {
+                    let first = failed.first().map(|f| f.3.clone());
+                    mark(
+                        &mut found.segments,
+                        t,
+                        first.map(|first| fallback::Fallback {
+                            first,
+                            attempts: failed.len() + 1,
+                            passed: true,
+                        }),
+                    );
+                    return Ok((found, tracker));
+                }
+                Some(why) => {
+                    tracing::debug!(temperature = t, failure = ?why, "decode refused");
+                    failed.push((found, tracker, t, why));
+                }
+            }
+        }
+        let attempts = failed.len();
+        let first = failed.first().map(|f| f.3.clone());
+        let judged: Vec<(Vec<Segment>, fallback::Failure)> = failed
+            .iter()
+            .map(|f| (f.0.segments.clone(), f.3.clone()))
+            .collect();
+        let keep = fallback::best_of_failed(&judged);
+        let (mut found, tracker, t, _) = failed.swap_remove(keep);
+        // Noted even without a schedule to fall back on (`temperature_inc = 0`): the loop
+        // or the low confidence is then in the json for whoever reads it.
+        let note = first.map(|first| fallback::Fallback {
+            first,
+            attempts,
+            passed: false,
+        });
+        mark(&mut found.segments, t, note);
+        Ok((found, tracker))
     }
 
     /// Reads the segments of one call; `map` turns its seconds into seconds in the input.
@@ -456,6 +547,8 @@ struct CallResult {
 /// The audio one call decodes, and how it ends (see [`super::seek`]).
 struct CallInput {
     joined: Option<Joined>,
+    /// The language of its speech, where it was detected while choosing it.
+    language: Option<languages::Detected>,
     /// Samples of the raw buffer it covers.
     covered: usize,
     end: BufferEnd,
@@ -464,16 +557,20 @@ struct CallInput {
 impl WhisperTranscriber {
     /// Chooses the audio for the next call from the raw buffer `buf`: the next 30 s, or the
     /// next 30 s of speech.
+    /// With `split` (`language_per_segment`), the call ends before the first stretch of
+    /// speech in another language than its first.
     fn call_input(
         vad: Option<(&mut Vad, &mut SpeechMap)>,
         buf: &[f32],
         buf_start: u64,
         eof: bool,
+        split: Option<(&mut SpanLanguages, &mut languages::Detect<'_>)>,
     ) -> Result<CallInput, TranscribeError> {
         let Some((vad, speech)) = vad else {
             let covered = buf.len().min(CHUNK_SAMPLES);
             return Ok(CallInput {
                 joined: None,
+                language: None,
                 covered,
                 end: if eof && covered == buf.len() {
                     BufferEnd::Input
@@ -499,6 +596,15 @@ impl WhisperTranscriber {
                 limit = last.0;
             }
         }
+        let mut language = None;
+        if let Some((langs, detect)) = split {
+            let (change, first) = langs.first_change(buf, buf_start, &spans, detect)?;
+            language = first;
+            if let Some(k) = change {
+                limit = spans[k].0;
+                spans.truncate(k);
+            }
+        }
         let still_open = open && limit == analysed;
         let (joined, covered, whole) = Joined::limited(&buf[..limit], &spans, CHUNK_SAMPLES);
         let end = if !whole || (still_open && covered == analysed) {
@@ -510,6 +616,7 @@ impl WhisperTranscriber {
         };
         Ok(CallInput {
             joined: Some(joined),
+            language,
             covered,
             end,
         })
@@ -537,7 +644,12 @@ impl Transcriber for WhisperTranscriber {
         let mut buf: Vec<f32> = Vec::with_capacity(window);
         let mut buf_start: u64 = 0;
         let mut eof = false;
-        let mut language: Option<String> = None;
+        let fixed = self.fixed_language(opts)?;
+        let per_segment = fixed.is_none() && opts.language_per_segment;
+        // auto: detected on the first call, or (per segment) on every stretch of speech.
+        let mut language: Option<String> = fixed.clone();
+        let mut detections: Vec<languages::Detected> = Vec::new();
+        let mut span_languages = SpanLanguages::default();
         let mut context: Vec<i32> = match &opts.prompt {
             Some(p) if !p.is_empty() => self.ctx.tokenize(p, 224).map_err(|e| {
                 TranscribeError::Options(format!("cannot tokenize the prompt: {e}"))
@@ -584,8 +696,18 @@ impl Transcriber for WhisperTranscriber {
             let t = Instant::now();
             let real_len = buf.len();
             let offset = buf_start as f64 / f64::from(TARGET_RATE);
-            let call =
-                Self::call_input(vad.as_mut().map(|v| (v, &mut speech)), &buf, buf_start, eof)?;
+            let mut detect = |samples: &[f32]| self.detect_language(&mut state, opts, samples);
+            let split = per_segment.then_some((
+                &mut span_languages,
+                &mut detect as &mut languages::Detect<'_>,
+            ));
+            let call = Self::call_input(
+                vad.as_mut().map(|v| (v, &mut speech)),
+                &buf,
+                buf_start,
+                eof,
+                split,
+            )?;
             let mut input: Cow<[f32]> = match &call.joined {
                 Some(j) => Cow::Borrowed(&j.samples),
                 None => Cow::Borrowed(&buf[..call.covered]),
@@ -605,46 +727,44 @@ impl Transcriber for WhisperTranscriber {
                 if input.len() < MIN_SAMPLES {
                     input.to_mut().resize(MIN_SAMPLES, 0.0);
                 }
-                let lang = match &language {
-                    Some(l) => l.clone(),
-                    None => {
-                        let l = self.resolve_language(&mut state, opts, &input)?;
-                        language = Some(l.clone());
-                        l
+                let lang = match (&language, &call.language) {
+                    (Some(l), _) if !per_segment => l.clone(),
+                    (_, Some(found)) => {
+                        detections.push(found.clone());
+                        found.0.clone()
+                    }
+                    _ => {
+                        let found = self.detect_language(&mut state, opts, &input)?;
+                        detections.push(found.clone());
+                        found.0
                     }
                 };
-                let tracker = SeekTracker::new(input.len(), call.end);
-                let mut params = self.params(opts, &lang, &context);
-                let data = std::ptr::from_ref(&tracker)
-                    .cast_mut()
-                    .cast::<std::ffi::c_void>();
-                // SAFETY: `tracker` outlives `state.full` below, the only call that uses
-                // `params`, and is only read through shared references (its fields are cells).
-                unsafe {
-                    params.set_start_encoder_callback(Some(seek::on_encoder_begin));
-                    params.set_start_encoder_callback_user_data(data);
-                    params.set_progress_callback(Some(seek::on_progress));
-                    params.set_progress_callback_user_data(data);
+                if per_segment && language.as_deref().is_some_and(|l| l != lang) {
+                    // The text before is in another language: it would pull this call back
+                    // into it.
+                    context.clear();
                 }
-                // Only when this call is the whole input: a fitted context on one window of
-                // many would change the model's view of time between windows.
-                if opts.audio_ctx == AudioCtx::Fit && done && buf_start == 0 {
-                    if let Some(ctx) = fitted_audio_ctx(input.len()) {
-                        params.set_audio_ctx(ctx);
-                    }
-                }
-                state.full(params, &input).map_err(|e| {
-                    // An abort surfaces as a failed `whisper_full`: report why it was stopped.
-                    opts.cancel.stopped().map_or_else(
-                        || TranscribeError::Asr(e.to_string()),
-                        TranscribeError::Stopped,
-                    )
-                })?;
+                language = Some(lang.clone());
                 let map = TimeMap {
                     offset,
                     joined: call.joined.as_ref(),
                 };
-                let found = self.segments(&state, &map);
+                // Only when this call is the whole input: a fitted context on one window of
+                // many would change the model's view of time between windows.
+                let fit = (opts.audio_ctx == AudioCtx::Fit && done && buf_start == 0)
+                    .then(|| fitted_audio_ctx(input.len()))
+                    .flatten();
+                let call_audio = CallAudio {
+                    samples: &input,
+                    end: call.end,
+                    audio_ctx: fit,
+                    map: &map,
+                };
+                let (mut found, tracker) =
+                    self.decode_call(&mut state, opts, &lang, &context, &call_audio)?;
+                for s in &mut found.segments {
+                    s.language = Some(lang.clone());
+                }
                 if !done {
                     // Resume where whisper would have sought to, in the raw buffer.
                     let at = tracker.resume_at(found.count, found.last_end) as f64
@@ -681,8 +801,15 @@ impl Transcriber for WhisperTranscriber {
             buf.drain(..cut);
             buf_start += cut as u64;
         }
+        let shares = languages::shares(&detections, &segments);
+        // The most spoken of those detected; else the one given (or the last call's).
+        let language = (shares.first().map(|s| s.language.clone()))
+            .or(fixed)
+            .or(language)
+            .unwrap_or_else(|| "en".into());
         Ok(Transcript {
-            language: language.unwrap_or_else(|| "en".into()),
+            language,
+            languages: shares,
             duration: buf_start as f64 / f64::from(TARGET_RATE),
             segments,
             dropped_non_speech: dropped,
@@ -703,6 +830,38 @@ fn most_likely_of(allowed: &[String], probs: &[f32]) -> Option<i32> {
         .filter_map(|id| Some((id, *probs.get(usize::try_from(id).ok()?)?)))
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(id, _)| id)
+}
+
+/// The audio of one call and how whisper is to see it.
+struct CallAudio<'a> {
+    samples: &'a [f32],
+    end: BufferEnd,
+    /// A fitted encoder context (`AudioCtx::Fit` on an input shorter than a window).
+    audio_ctx: Option<i32>,
+    map: &'a TimeMap<'a>,
+}
+
+/// Beam search at temperature 0 when asked for; sampling `best_of` candidates above it, as
+/// whisper-cli does under fallback.
+fn strategy(opts: &DecodeOptions, temperature: f32) -> SamplingStrategy {
+    if temperature <= 0.0 && opts.beam_size > 1 {
+        SamplingStrategy::BeamSearch {
+            beam_size: opts.beam_size,
+            patience: -1.0,
+        }
+    } else {
+        SamplingStrategy::Greedy {
+            best_of: opts.best_of,
+        }
+    }
+}
+
+/// Notes on each segment of a decode the temperature that made it and its fallback.
+fn mark(segments: &mut [Segment], temperature: f32, note: Option<fallback::Fallback>) {
+    for s in segments {
+        s.temperature = temperature;
+        s.fallback.clone_from(&note);
+    }
 }
 
 /// whisper.cpp's abort callback: `data` is the `&Cancel` set in `params`.
@@ -756,6 +915,9 @@ fn segment(
         start: span.0,
         end: span.1,
         compression_ratio: compression_ratio(text.trim()),
+        temperature: 0.0,
+        fallback: None,
+        language: None,
         text,
         no_speech_prob,
         avg_logprob,
@@ -853,6 +1015,25 @@ fn clip(mut seg: Segment, end_of_audio: f64) -> Segment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// whisper-rs sets whisper.cpp's `greedy.best_of` only with the greedy strategy, so a
+    /// fallback inside whisper.cpp from beam search sampled its default 5, not `best_of`.
+    #[test]
+    fn fallback_from_beam_search_samples_best_of_candidates() {
+        let opts = DecodeOptions {
+            beam_size: 5,
+            best_of: 2,
+            ..DecodeOptions::default()
+        };
+        assert!(matches!(
+            strategy(&opts, 0.0),
+            SamplingStrategy::BeamSearch { beam_size: 5, .. }
+        ));
+        assert!(matches!(
+            strategy(&opts, 0.2),
+            SamplingStrategy::Greedy { best_of: 2 }
+        ));
+    }
 
     #[test]
     fn detection_chooses_only_among_the_allowed_languages() {

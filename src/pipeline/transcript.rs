@@ -56,6 +56,16 @@ pub struct Segment {
     /// The text's length over its zlib-compressed length: repetition loops, whisper's
     /// typical hallucination, compress well (whisper and faster-whisper distrust > 2.4).
     pub compression_ratio: f32,
+    /// The sampling temperature of the decode this segment comes from (0: the first,
+    /// deterministic one; more: a fallback).
+    pub temperature: f32,
+    /// Set when the first decode of this stretch was refused (a repetition loop, low
+    /// confidence) and it was decoded again (`fallback.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<super::fallback::Fallback>,
+    /// The language it was decoded in (set by the transcriber; `None` in stubs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     pub tokens: Vec<Token>,
     pub words: Vec<Word>,
 }
@@ -69,6 +79,9 @@ pub struct Transcript {
     pub segments: Vec<Segment>,
     /// Segments dropped as non-speech (`[BLANK_AUDIO]`, `(wind howling)`, …).
     pub dropped_non_speech: usize,
+    /// The languages detected, with their probabilities and seconds, the most spoken first
+    /// (empty when the language was given).
+    pub languages: Vec<super::languages::LanguageShare>,
     /// Seconds of speech VAD found and whisper decoded; `None` when VAD was off.
     #[serde(serialize_with = "millis_opt")]
     pub vad_speech_seconds: Option<f64>,
@@ -94,6 +107,9 @@ pub fn segment(start: f64, end: f64, text: &str) -> Segment {
         no_speech_prob: 0.0,
         avg_logprob: 0.0,
         compression_ratio: 1.0,
+        temperature: 0.0,
+        fallback: None,
+        language: None,
         tokens: vec![],
         words: vec![],
     }
