@@ -55,6 +55,8 @@ fn main() {
             temperature: 0.0,
             fallback: None,
             language: None,
+            channel: None,
+            speaker: None,
             tokens: vec![
                 Token {
                     id: 0,

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::model::WeightType;
 use crate::pipeline::audio_track::AudioTrack;
+use crate::pipeline::channels::Channels;
 use crate::pipeline::render::Format;
 use crate::pipeline::subtitles::Layout;
 use crate::pipeline::transcribe::{AudioCtx, DecodeOptions, ModelOptions, VadOptions};
@@ -311,6 +312,18 @@ pub struct DecodeArgs {
     /// it in that language (a recording that switches languages).
     #[arg(long = "language-per-segment")]
     pub language_per_segment: bool,
+    /// Word timestamps by DTW over the model's alignment heads (whisper.cpp's presets)
+    /// instead of whisper's timestamp estimates; turns flash attention off.
+    #[arg(long)]
+    pub dtw: bool,
+    /// `split`: transcribe each channel of a stereo file on its own (one speaker per
+    /// channel, as in call recordings), merged in time order; `mix`: mix them down.
+    #[arg(long, value_enum, default_value_t = Channels::Mix)]
+    pub channels: Channels,
+    /// With `--channels split`: the speakers of channels 0 and 1, comma-separated (e.g.
+    /// `agent,customer`) [default: ch0, ch1].
+    #[arg(long = "channel-names", value_delimiter = ',')]
+    pub channel_names: Vec<String>,
     /// Seconds of audio per recognition window: memory grows with it, and each window
     /// boundary re-decodes one segment.
     #[arg(long = "window-seconds", default_value_t = crate::pipeline::transcribe::WINDOW_SECONDS as u64,
@@ -391,6 +404,7 @@ impl TranscribeArgs {
     pub fn model_options(&self) -> ModelOptions {
         ModelOptions {
             flash_attn: !self.no_flash_attn,
+            dtw: self.decode.dtw,
             use_gpu: !self.no_gpu,
             gpu_device: self.device,
         }
@@ -480,6 +494,9 @@ impl DecodeArgs {
             audio_ctx: self.audio_ctx,
             subtitles: self.layout()?,
             audio_track: self.audio_track.clone(),
+            channels: self.channels,
+            channel_names: self.channel_names.clone(),
+            dtw: self.dtw,
             cancel: defaults.cancel,
         };
         Ok((opts, warning))

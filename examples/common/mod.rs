@@ -42,6 +42,8 @@ impl Transcriber for Stub {
                 temperature: 0.0,
                 fallback: None,
                 language: None,
+                channel: None,
+                speaker: None,
                 tokens: Vec::new(),
                 words: Vec::new(),
             }],

@@ -22,17 +22,21 @@ pub fn run(path: &Path) -> ExitCode {
             let sources = c
                 .watch
                 .iter()
-                .map(|w| (w.path.get_ref().display().to_string(), w.resolved(&c)))
-                .chain(
-                    c.s3.iter()
-                        .map(|q| (q.queue_url.get_ref().clone(), q.resolved(&c))),
-                );
+                .map(|w| {
+                    let name = w.path.get_ref().display().to_string();
+                    (name, w.resolved(&c), w.formats.get_ref().clone())
+                })
+                .chain(c.s3.iter().map(|q| {
+                    let name = q.queue_url.get_ref().clone();
+                    (name, q.resolved(&c), q.formats.get_ref().clone())
+                }));
             let mut warned = Vec::new();
-            for (source, resolved) in sources {
-                let Ok(r) = resolved else { continue };
+            for (source, resolved, formats) in sources {
+                let Ok(mut r) = resolved else { continue };
+                r.formats.get_or_insert(formats);
                 println!("  {source}: {}", summary(&r, &c));
                 if let Some(w) = r.vad_missing.filter(|w| !warned.contains(w)) {
-                    eprintln!("{}: warning: {w} (asr.vad = false)", path.display());
+                    eprintln!("{}: warning: {source}: {w} (vad = false)", path.display());
                     warned.push(w);
                 }
             }
@@ -76,9 +80,22 @@ fn summary(r: &Resolved, c: &Config) -> String {
         let names: Vec<&str> = f.iter().map(|f| f.extension()).collect();
         format!(", formats {}", names.join(" "))
     });
+    let channels = match o.channels {
+        crate::pipeline::channels::Channels::Mix => String::new(),
+        crate::pipeline::channels::Channels::Split => format!(
+            ", channels split ({}, {})",
+            crate::pipeline::channels::speaker(0, &o.channel_names),
+            crate::pipeline::channels::speaker(1, &o.channel_names)
+        ),
+    };
     format!(
-        "model {}, language {language}{}, beam {}, best_of {}, {}{formats}",
+        "model {}, language {language}{}{}, beam {}, best_of {}, {}{channels}{formats}",
         r.model.as_deref().unwrap_or(&c.asr.model).display(),
+        if o.language_per_segment {
+            " per segment"
+        } else {
+            ""
+        },
         if o.translate { " → en" } else { "" },
         o.beam_size,
         o.best_of,

@@ -187,6 +187,10 @@ pub struct AsrConfig {
     pub job_timeout_min: Spanned<Duration>,
     #[serde(default = "default_timeout_max", deserialize_with = "duration")]
     pub job_timeout_max: Spanned<Duration>,
+    /// Word timestamps by DTW over the alignment heads of every model the daemon loads
+    /// (whisper.cpp's presets; flash attention off).
+    #[serde(default)]
+    pub dtw: bool,
     /// Models kept loaded at once, the serving one included: another profile's model is
     /// loaded when first needed, and the least recently used unloaded first.
     #[serde(default = "default_max_loaded_models")]
@@ -201,6 +205,15 @@ fn default_max_loaded_models() -> Spanned<usize> {
 }
 
 impl AsrConfig {
+    /// How the daemon loads models: on `gpu_device`, with DTW when asked.
+    pub fn model_options(&self) -> crate::pipeline::transcribe::ModelOptions {
+        crate::pipeline::transcribe::ModelOptions {
+            gpu_device: self.gpu_device as i32,
+            dtw: self.dtw,
+            ..Default::default()
+        }
+    }
+
     pub fn limits(&self) -> JobLimits {
         JobLimits {
             factor: *self.job_timeout_factor.get_ref(),
@@ -882,6 +895,19 @@ marker = ".done"
         assert_eq!(calls.formats, Some(vec![Format::Srt]));
         assert_eq!(calls.opts.subtitles.max_lines, 1);
         assert_eq!(calls.opts.subtitles.max_line_width, 42);
+        // A language set on the folder wins over the set its profile detects among.
+        let german = text.replace(
+            "beam_size = 3",
+            "beam_size = 3\nlanguage = \"de\"\nprompt = \"Guten Tag.\"",
+        );
+        let c = Config::parse(&german, "t.toml", no_env).unwrap();
+        let r = c.watch[1].resolved(&c).unwrap();
+        assert_eq!(
+            (r.opts.language.as_str(), r.opts.languages.len()),
+            ("de", 0)
+        );
+        // Its own prompt, the profile's hotwords: each key layered on its own.
+        assert_eq!(r.opts.prompt.as_deref(), Some("Kubernetes. Guten Tag."));
         // [asr] alone gives the same options as before profiles existed (dedup scopes).
         let asr = c.resolve_profile(None, None).unwrap().opts;
         assert_eq!(asr.beam_size, 2);

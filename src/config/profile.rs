@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::Config;
 use crate::pipeline::audio_track::AudioTrack;
+use crate::pipeline::channels::Channels;
 use crate::pipeline::render::Format;
 use crate::pipeline::subtitles::Layout;
 use crate::pipeline::transcribe::{AudioCtx, DecodeOptions};
@@ -47,6 +48,10 @@ pub struct Decoding {
     pub vad_max_speech_duration_s: Option<f32>,
     pub vad_speech_pad_ms: Option<i32>,
     pub vad_samples_overlap: Option<f32>,
+    /// "mix" or "split" (each channel of a stereo file on its own).
+    pub channels: Option<Channels>,
+    /// With split channels: the speakers of channels 0 and 1.
+    pub channel_names: Option<Vec<String>>,
 }
 
 /// One layer of overrides: `[profiles.NAME]`, `[watch.asr]` or `[s3.asr]`.
@@ -112,7 +117,9 @@ impl Decoding {
             keep_annotations,
             window_seconds,
             languages,
-            language_per_segment
+            language_per_segment,
+            channels,
+            channel_names
         );
         macro_rules! vad {
             ($($key:ident => $field:ident),*) => {$(if let Some(v) = self.$key { o.vad.$field = v; })*};
@@ -125,12 +132,6 @@ impl Decoding {
             vad_speech_pad_ms => speech_pad_ms,
             vad_samples_overlap => samples_overlap
         );
-        if self.prompt.is_some() || self.hotwords.is_some() {
-            o.prompt = prompt_with_hotwords(
-                self.hotwords.as_deref().unwrap_or_default(),
-                self.prompt.as_deref().or(o.prompt.as_deref()),
-            );
-        }
     }
 
     /// What is wrong with these values: (key, why).
@@ -168,6 +169,15 @@ impl Decoding {
         }
         if let Some(t) = self.vad_threshold.filter(|t| !(*t > 0.0 && *t < 1.0)) {
             out.push(("vad_threshold", format!("must be between 0 and 1, not {t}")));
+        }
+        if let Some(n) = self.channel_names.as_ref().filter(|n| n.len() > 2) {
+            out.push((
+                "channel_names",
+                format!(
+                    "has {} names: channels 0 and 1 are split, so at most 2",
+                    n.len()
+                ),
+            ));
         }
         if let Some(w) = self.window_seconds.filter(|w| !(30..=600).contains(w)) {
             out.push(("window_seconds", format!("must be 30 to 600, not {w}")));
@@ -217,8 +227,7 @@ impl Profile {
                 out.push(("vad_model".into(), e.to_string()));
             }
         }
-        if let Some(f) = self.formats.as_ref().filter(|f| f.is_empty()) {
-            let _ = f;
+        if self.formats.as_ref().is_some_and(|f| f.is_empty()) {
             out.push((
                 "formats".into(),
                 "is empty: no outputs would be written".into(),
@@ -274,9 +283,14 @@ impl Config {
             audio_ctx: asr.audio_ctx,
             subtitles: self.subtitles.get_ref().clone(),
             audio_track: asr.audio_track.clone(),
+            dtw: asr.dtw,
             ..DecodeOptions::default()
         };
         asr.decoding.apply(&mut opts);
+        // Each layer's prompt and hotwords replace those before it, each on its own; they
+        // are joined once, at the end.
+        let (mut prompt, mut hotwords) =
+            (asr.decoding.prompt.clone(), asr.decoding.hotwords.clone());
         let mut layers: Vec<&Profile> = Vec::new();
         if let Some(name) = named {
             let p = self.profiles.get(name).ok_or_else(|| {
@@ -296,12 +310,18 @@ impl Config {
         );
         for p in &layers {
             p.decoding.apply(&mut opts);
+            prompt = p.decoding.prompt.clone().or(prompt);
+            hotwords = p.decoding.hotwords.clone().or(hotwords);
             model = p.model.clone().or(model);
             vad = p.vad.unwrap_or(vad);
             vad_model = p.vad_model.clone().or(vad_model);
             formats = p.formats.clone().or(formats);
             if let Some(l) = &p.language {
                 opts.language = l.clone();
+                // A language set here wins over a set of them inherited.
+                if p.decoding.languages.is_none() {
+                    opts.languages.clear();
+                }
             }
             if let Some(c) = p.audio_ctx {
                 opts.audio_ctx = c;
@@ -309,10 +329,13 @@ impl Config {
             if let Some(t) = &p.audio_track {
                 opts.audio_track = t.clone();
             }
+
             if let Some(t) = &p.subtitles {
                 opts.subtitles = overlay_layout(&opts.subtitles, t)?;
             }
         }
+        opts.prompt =
+            prompt_with_hotwords(hotwords.as_deref().unwrap_or_default(), prompt.as_deref());
         if !opts.languages.is_empty() {
             opts.language = "auto".into();
         }
@@ -322,7 +345,7 @@ impl Config {
                 opts.language
             ));
         }
-        let model = model.filter(|m| *m != asr.model);
+        let model = model.filter(|m| !same_file(m, &asr.model));
         let whisper = model.as_deref().unwrap_or(&asr.model);
         let mut vad_missing = None;
         opts.vad_model = match (vad, vad_model) {
@@ -381,8 +404,20 @@ impl Config {
                 .is_none_or(|n| self.profiles.contains_key(n.get_ref()));
             if known_name {
                 let name = named.as_ref().map(|n| n.get_ref().as_str());
-                if let Err(why) = self.resolve_profile(name, inline.as_ref()) {
-                    out.push((ProfilePlace::Source(span.clone()), format!("{what}: {why}")));
+                match self.resolve_profile(name, inline.as_ref()) {
+                    Err(why) => {
+                        out.push((ProfilePlace::Source(span.clone()), format!("{what}: {why}")))
+                    }
+                    Ok(r) => {
+                        for (key, why) in resolved_problems(&r) {
+                            if !out.iter().any(|(_, m)| m.contains(&why)) {
+                                out.push((
+                                    ProfilePlace::Source(span.clone()),
+                                    format!("{what}: {key} {why}"),
+                                ));
+                            }
+                        }
+                    }
                 }
             }
             for (k, why) in inline.iter().flat_map(Profile::problems) {
@@ -406,6 +441,31 @@ impl Config {
         }
         out
     }
+}
+
+/// What is wrong only once the layers are combined: a VAD model inherited from where VAD
+/// was off, subtitle limits that clash across layers.
+/// Each as (what, why): `why` alone is compared with problems already found in the layers.
+fn resolved_problems(r: &Resolved) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(p) = &r.opts.vad_model {
+        if let Err(e) = vad_model::check(p) {
+            out.push(("vad_model:".into(), e.to_string()));
+        }
+    }
+    for (k, why) in r.opts.subtitles.problems() {
+        out.push((format!("subtitles.{k}"), why));
+    }
+    out
+}
+
+/// Whether two paths name one file (`./m.bin`, `m.bin` and its absolute path do).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    a == b
+        || matches!(
+            (a.canonicalize(), b.canonicalize()),
+            (Ok(x), Ok(y)) if x == y
+        )
 }
 
 /// Where a profile problem is reported.

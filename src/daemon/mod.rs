@@ -225,10 +225,7 @@ impl Shared {
 
 /// The pool of the models profiles name, loaded as the serving model is (`[asr]`).
 fn profile_models(config: &Config) -> models::ModelPool {
-    let options = crate::pipeline::transcribe::ModelOptions {
-        gpu_device: config.asr.gpu_device as i32,
-        ..Default::default()
-    };
+    let options = config.asr.model_options();
     // Unloaded when idle, as the serving model; an exclusive run empties the pool instead.
     let idle = *config.asr.idle_unload.get_ref();
     let unloadable = (!idle.is_zero()).then_some(idle);
@@ -345,10 +342,7 @@ pub async fn run(mut config: Config, path: PathBuf) -> Result<(), DaemonError> {
     let (model, model_sha256) = registered_model(&config).await?;
     config.asr.model = model;
     tracing::info!(model = %config.asr.model.display(), "loading the model");
-    let model_options = crate::pipeline::transcribe::ModelOptions {
-        gpu_device: config.asr.gpu_device as i32,
-        ..Default::default()
-    };
+    let model_options = config.asr.model_options();
     let loaded = WhisperTranscriber::load_with(&config.asr.model, &model_options)
         .map_err(|e| DaemonError::Setup(e.to_string()))?;
     tracing::info!(model = %config.asr.model.display(), took = ?started.elapsed(), "model loaded");
@@ -499,10 +493,7 @@ async fn run_reloading(
         datasets,
         gpu,
         asr_min_free_gpu: config.asr.min_free_gpu_memory,
-        model_options: crate::pipeline::transcribe::ModelOptions {
-            gpu_device: config.asr.gpu_device as i32,
-            ..Default::default()
-        },
+        model_options: config.asr.model_options(),
         cuda_visible: std::env::var("CUDA_VISIBLE_DEVICES").ok(),
         min_free_disk: config.daemon.min_free_disk,
         compact_after: config.journal.compact_after,
@@ -540,6 +531,7 @@ async fn run_reloading(
     let sqs_intake = tokio::spawn(sqs_intake::sqs_intake(shared.clone(), del_rx));
     let mut sources = sources::Sources::new(shared.clone(), cand_tx, del_tx);
     sources.apply(&config).await;
+    let serving_path = config.asr.model.clone();
     let mut pool = tokio::task::JoinSet::new();
     for _ in 0..workers {
         pool.spawn(worker::work(shared.clone(), stop_rx.clone()));
@@ -586,7 +578,13 @@ async fn run_reloading(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            Some(new) = reloads.recv() => systemd::reload(&mut sources, &new).await,
+            Some(mut new) = reloads.recv() => {
+                // The model serving now (the registry's, maybe) stays what profiles without
+                // their own model compare with and find their VAD model beside: a reload that
+                // changes nothing restarts no source.
+                new.asr.model.clone_from(&serving_path);
+                systemd::reload(&mut sources, &new).await
+            }
         }
     }
     let grace = *config.daemon.shutdown_grace.get_ref();

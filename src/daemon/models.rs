@@ -3,8 +3,10 @@
 //! to make room the least recently used is unloaded first. A job holds its model to its end,
 //! so one unloaded meanwhile is freed when its last job finishes.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::serving::ServingModel;
 
@@ -19,7 +21,14 @@ pub struct ModelPool {
     /// One load at a time: two jobs wanting the same model load it once.
     loading: tokio::sync::Mutex<()>,
     loader: Loader,
+    /// Models that failed to load: why, when to try again, and the wait after that.
+    failed: Mutex<HashMap<PathBuf, (String, Instant, Duration)>>,
 }
+
+/// A model that failed to load is tried again after this, doubling up to `MAX_RETRY_WAIT`
+/// (a full GPU or a file being copied may pass); the jobs that want it wait meanwhile.
+const FIRST_RETRY_WAIT: Duration = Duration::from_secs(30);
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(600);
 
 impl ModelPool {
     /// `max_loaded`: `[asr] max_loaded_models`, the serving model included.
@@ -29,6 +38,7 @@ impl ModelPool {
             loaded: Mutex::new(Vec::new()),
             loading: tokio::sync::Mutex::new(()),
             loader,
+            failed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -41,15 +51,44 @@ impl ModelPool {
         if let Some(m) = self.touch(path) {
             return Ok(m);
         }
-        // Room first, so no more than `keep` are held while this one loads.
-        self.evict_to(self.keep.saturating_sub(1));
+        let retry = {
+            let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+            match failed.get(path) {
+                Some((why, next, _)) if Instant::now() < *next => {
+                    return Err(format!(
+                        "{why} (tried again in {}s)",
+                        next.saturating_duration_since(Instant::now()).as_secs()
+                    ));
+                }
+                Some((_, _, wait)) => (*wait * 2).min(MAX_RETRY_WAIT),
+                None => FIRST_RETRY_WAIT,
+            }
+        };
         tracing::info!(model = %path.display(), "loading the model a profile names");
         let (loader, p) = (self.loader.clone(), path.to_path_buf());
-        let model = tokio::task::spawn_blocking(move || loader(&p))
+        let loaded = tokio::task::spawn_blocking(move || loader(&p))
             .await
-            .map_err(|e| format!("loading ended abnormally: {e}"))??;
-        let model = Arc::new(model);
+            .map_err(|e| format!("loading ended abnormally: {e}"))
+            .and_then(|r| r);
+        let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        let model = match loaded {
+            Ok(m) => {
+                failed.remove(path);
+                Arc::new(m)
+            }
+            Err(why) => {
+                tracing::error!(model = %path.display(), %why, retry_in = ?retry, "cannot load the model a profile names; its inputs wait");
+                failed.insert(
+                    path.to_path_buf(),
+                    (why.clone(), Instant::now() + retry, retry),
+                );
+                return Err(why);
+            }
+        };
+        drop(failed);
+        // Loaded: the least recently used make room (a model that fails to load evicts none).
         if self.keep > 0 {
+            self.evict_to(self.keep - 1);
             self.lock().push((path.to_path_buf(), model.clone()));
         }
         Ok(model)
@@ -162,10 +201,17 @@ mod tests {
             "b was unloaded, so loaded again"
         );
         assert_eq!(pool.loaded(), [c, b]);
-        // A model that cannot load says why and leaves the others.
+        // A model that cannot load says why, leaves the others loaded, and is not tried
+        // again at once for every input that wants it.
         let e = pool.get(Path::new("broken.bin")).await.err().unwrap();
         assert!(e.contains("not a ggml model"), "{e}");
-        assert_eq!(pool.loaded(), [b]);
+        assert_eq!(pool.loaded(), [c, b]);
+        let again = pool.get(Path::new("broken.bin")).await.err().unwrap();
+        assert!(
+            again.contains("not a ggml model") && again.contains("tried again in"),
+            "{again}"
+        );
+        assert_eq!(loads.load(Ordering::SeqCst), 5, "not loaded a second time");
     }
 
     #[tokio::test]

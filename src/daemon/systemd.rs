@@ -159,7 +159,7 @@ pub(super) async fn reload(sources: &mut super::sources::Sources, config: &crate
         stopped,
         folders,
         queues,
-        "configuration reloaded (changes outside [[watch]] and [[s3]] apply at the next restart)"
+        "configuration reloaded ([[watch]], [[s3]] and the decoding settings they use from [asr], [profiles] and [subtitles] apply now; [asr] model and the other sections at the next restart)"
     );
     if under_systemd() {
         send(&[NotifyState::Ready]);

@@ -71,8 +71,16 @@ impl Rules {
 }
 
 pub fn cut(segments: &[Segment], rules: &Rules) -> Vec<Piece> {
+    cut_in(segments, rules, None)
+}
+
+/// As `cut`, keeping only segments in language `only` (when set): a segment in another
+/// language ends the piece before it, like any unusable one. A piece never spans a change
+/// of language (`language_per_segment` transcripts).
+pub fn cut_in(segments: &[Segment], rules: &Rules, only: Option<&str>) -> Vec<Piece> {
     let mut out = Vec::new();
     let mut open: Option<Piece> = None;
+    let mut open_language: Option<&str> = None;
     let close = |p: Option<Piece>, out: &mut Vec<Piece>| {
         if let Some(p) = p.filter(|p| p.seconds() >= rules.min_seconds && !p.text.is_empty()) {
             out.push(p);
@@ -81,15 +89,24 @@ pub fn cut(segments: &[Segment], rules: &Rules) -> Vec<Piece> {
     for s in segments {
         let text = s.text.trim();
         let tokens = s.tokens.len().max(1);
-        if !rules.usable(s, text, tokens) {
+        let language = s.language.as_deref();
+        let other = |l: Option<&str>| {
+            only.zip(l)
+                .is_some_and(|(want, l)| !want.eq_ignore_ascii_case(l))
+        };
+        if !rules.usable(s, text, tokens) || other(language) {
             close(open.take(), &mut out);
             continue;
         }
         if let Some(p) = &open {
-            if s.end - p.start > rules.max_seconds || p.tokens + tokens > rules.max_tokens {
+            if s.end - p.start > rules.max_seconds
+                || p.tokens + tokens > rules.max_tokens
+                || open_language != language
+            {
                 close(open.take(), &mut out);
             }
         }
+        open_language = language;
         match &mut open {
             Some(p) => p.join(s, text, tokens),
             None => {
@@ -123,6 +140,8 @@ mod tests {
             temperature: 0.0,
             fallback: None,
             language: None,
+            channel: None,
+            speaker: None,
             tokens: Vec::new(),
             words: Vec::new(),
         }
@@ -215,6 +234,33 @@ mod tests {
             1,
             "all joined when nothing is filtered"
         );
+    }
+
+    #[test]
+    fn pieces_keep_to_one_language() {
+        let said = |start: f64, text: &str, l: &str| {
+            let mut s = seg(start, start + 2.0, text, 0.1);
+            s.language = Some(l.into());
+            s
+        };
+        let segs = [
+            said(0.0, "good morning", "en"),
+            said(2.0, "guten morgen", "de"),
+            said(4.0, "wie geht es", "de"),
+            said(6.0, "fine thanks", "en"),
+        ];
+        let texts = |only| -> Vec<String> {
+            cut_in(&segs, &RULES, only)
+                .into_iter()
+                .map(|p| p.text)
+                .collect()
+        };
+        assert_eq!(
+            texts(None),
+            ["good morning", "guten morgen wie geht es", "fine thanks"]
+        );
+        assert_eq!(texts(Some("de")), ["guten morgen wie geht es"]);
+        assert_eq!(texts(Some("en")), ["good morning", "fine thanks"]);
     }
 
     #[test]

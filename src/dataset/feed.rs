@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::cut::{cut, Rules, MAX_TOKENS};
+use super::cut::{cut_in, Rules, MAX_TOKENS};
 use super::manifest::{self, Label, Line};
 use super::pcm::{wav_between, RATE};
 use super::split;
@@ -16,6 +16,7 @@ use crate::config::{DatasetConfig, TrainerConfig};
 use crate::journal::Journal;
 use crate::pipeline::cancel::Stopped;
 use crate::pipeline::transcribe::DecodeOptions;
+use crate::pipeline::transcript::Segment;
 use crate::pipeline::transcript::Transcript;
 use crate::sinks::local::write_atomic;
 
@@ -237,11 +238,22 @@ impl Dataset {
     ) -> Result<Added, DatasetError> {
         let (source, sha256, transcript) = (input.source, input.sha256, input.transcript);
         if let Some(lang) = &self.language {
-            if !transcript.language.eq_ignore_ascii_case(lang) {
+            // By segment where languages change within the input, else the input's.
+            let of = |s: &Segment| {
+                s.language
+                    .as_deref()
+                    .unwrap_or(&transcript.language)
+                    .eq_ignore_ascii_case(lang)
+            };
+            let some_in_it = match transcript.segments.is_empty() {
+                true => transcript.language.eq_ignore_ascii_case(lang),
+                false => transcript.segments.iter().any(of),
+            };
+            if !some_in_it {
                 return Ok(Added::OtherLanguage(transcript.language.clone()));
             }
         }
-        let pieces = cut(&transcript.segments, &self.rules);
+        let pieces = cut_in(&transcript.segments, &self.rules, self.language.as_deref());
         let _one_at_a_time = self.lock();
         let manifest = self.manifest();
         std::fs::create_dir_all(&self.root).map_err(io("create", &self.root))?;
@@ -455,6 +467,8 @@ mod tests {
                 temperature: 0.0,
                 fallback: None,
                 language: None,
+                channel: None,
+                speaker: None,
                 tokens: Vec::new(),
                 words: Vec::new(),
             }],

@@ -16,6 +16,7 @@ mod output;
 mod output_name;
 mod s3_object;
 mod s3_prefix;
+mod second_channel;
 
 pub use decide::{decide, Decision, RetryKind};
 pub use failure::{Failure, Stage};
@@ -39,6 +40,7 @@ use crate::pipeline::decode::{AudioDecoder16k, Tap};
 use crate::pipeline::render::{self, Format};
 use crate::pipeline::transcribe::{DecodeOptions, TranscribeError, Transcriber};
 use crate::pipeline::transcript::Transcript;
+use second_channel::SecondChannel;
 
 /// What a job runs with.
 pub struct Context<'a> {
@@ -199,10 +201,11 @@ pub async fn run(
                         spool_dir: &spool_dir,
                         opts: &opts,
                     };
+                    let heard = second_channel::dataset_view(&transcript);
                     let labelled = Labelled {
                         source: &source,
                         sha256: &sha,
-                        transcript: &transcript,
+                        transcript: &heard,
                         model_sha256: model_sha256.as_deref(),
                     };
                     feed.add(&labelled, &pcm)
@@ -311,6 +314,7 @@ async fn transcribe(
     let rendering = Rendering {
         formats: cx.formats.to_vec(),
         model_sha256: cx.model_sha256.map(str::to_string),
+        spool_dir: cx.spool_dir.to_path_buf(),
     };
     tokio::task::spawn_blocking(move || {
         transcribe_blocking(&transcriber, opts, limits, &rendering, name, opened, tap)
@@ -328,6 +332,17 @@ async fn transcribe(
 struct Rendering {
     formats: Vec<Format>,
     model_sha256: Option<String>,
+    /// Where a split file's second channel is kept while the first is transcribed.
+    spool_dir: PathBuf,
+}
+
+/// A transcriber's error as the job's failure.
+fn transcribe_failure(e: TranscribeError) -> Failure {
+    match e {
+        TranscribeError::Stopped(why) => Failure::Stopped(why),
+        TranscribeError::Decode(e) => Failure::permanent(Stage::Decode, e.to_string()),
+        e => Failure::transient(Stage::Transcribe, e.to_string()),
+    }
 }
 
 /// Decodes, transcribes and renders on the calling (blocking) thread.
@@ -360,15 +375,21 @@ fn transcribe_blocking(
         },
         None => opts,
     };
-    let transcript = transcriber
+    let second = SecondChannel::split(&mut decoder, &opts, &rendering.spool_dir)?;
+    let mut transcript = transcriber
         .transcribe(&mut decoder, &opts)
-        .map_err(|e| match e {
-            TranscribeError::Stopped(why) => Failure::Stopped(why),
-            TranscribeError::Decode(e) => Failure::permanent(Stage::Decode, e.to_string()),
-            e => Failure::transient(Stage::Transcribe, e.to_string()),
-        })?;
+        .map_err(transcribe_failure)?;
     let info = decoder.info().clone();
     drop(decoder);
+    transcript = match second {
+        Some(second) => second.transcribe_and_merge(transcriber, transcript, &opts)?,
+        None if opts.channels == crate::pipeline::channels::Channels::Split => {
+            // One channel only: it is channel 0, labelled as such.
+            crate::pipeline::channels::label(&mut transcript, 0, &opts.channel_names);
+            transcript
+        }
+        None => transcript,
+    };
     crate::metrics::observe_job(transcript.duration, started.elapsed().as_secs_f64());
     let sha256 = opened.sha256.wait()?;
     let mut doc = render::document(

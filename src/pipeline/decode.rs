@@ -101,6 +101,16 @@ pub struct AudioDecoder16k {
     finished: bool,
     /// Sees every sample handed out, in order (keeps the audio for datasets).
     tap: Option<Tap>,
+    /// With split channels: channel 1, resampled on its own (the main output is channel 0).
+    side: Option<Side>,
+}
+
+/// The second channel of a split file, handed to its tap as it is decoded.
+struct Side {
+    resampler: MonoResampler,
+    input: Vec<f32>,
+    ready: Vec<f32>,
+    tap: Tap,
 }
 
 /// A regular, non-empty file.
@@ -318,7 +328,24 @@ impl AudioDecoder16k {
             source_frames: 0,
             finished: false,
             tap: None,
+            side: None,
         })
+    }
+
+    /// Splits the channels: `read` hands out channel 0 alone, and channel 1 (resampled the
+    /// same way) goes to `tap` as it is decoded. Channels past the second are left out.
+    pub fn split_channels(&mut self, tap: Tap) -> Result<(), DecodeError> {
+        let rate = match self.info.sample_rate {
+            0 => crate::pipeline::resample::TARGET_RATE,
+            r => r,
+        };
+        self.side = Some(Side {
+            resampler: MonoResampler::new(rate).map_err(DecodeError::Resample)?,
+            input: Vec::new(),
+            ready: Vec::new(),
+            tap,
+        });
+        Ok(())
     }
 
     /// Every sample `read` hands out from now on is also given to `tap`.
@@ -393,28 +420,36 @@ impl AudioDecoder16k {
             }
             self.info.sample_rate = rate;
             self.resampler = MonoResampler::new(rate).map_err(DecodeError::Resample)?;
+            if let Some(side) = &mut self.side {
+                side.resampler = MonoResampler::new(rate).map_err(DecodeError::Resample)?;
+            }
         }
         self.interleaved.resize(buf.samples_interleaved(), 0.0);
         buf.copy_to_slice_interleaved(&mut self.interleaved);
         self.mono.clear();
-        self.mono.extend(
-            self.interleaved
-                .chunks_exact(channels)
-                .map(|frame| frame.iter().sum::<f32>() / channels as f32),
-        );
-        // Float PCM can hold NaN, infinity or absurd magnitudes; any of them turns the
-        // resampler's FFT into NaNs (rubato then panics; found by fuzzing,
-        // fuzz/seeds/audio_probe/regression-nan-float-pcm.seed).
-        for (i, s) in self.mono.iter_mut().enumerate() {
-            if !s.is_finite() {
-                let at = (self.source_frames + i as u64) as f64 / f64::from(self.info.sample_rate);
-                return Err(DecodeError::Corrupt {
-                    at,
-                    detail: "a sample is not a number (NaN or infinity): the audio data is damaged"
-                        .into(),
-                });
+        match &mut self.side {
+            Some(side) if channels >= 2 => {
+                let frames = self.interleaved.chunks_exact(channels);
+                self.mono.extend(frames.clone().map(|f| f[0]));
+                side.input.clear();
+                side.input.extend(frames.map(|f| f[1]));
             }
-            *s = s.clamp(-MAX_AMPLITUDE, MAX_AMPLITUDE);
+            _ => self.mono.extend(
+                self.interleaved
+                    .chunks_exact(channels)
+                    .map(|frame| frame.iter().sum::<f32>() / channels as f32),
+            ),
+        }
+        let (rate, at) = (self.info.sample_rate, self.source_frames);
+        sanitize(&mut self.mono, rate, at)?;
+        if let Some(side) = &mut self.side {
+            sanitize(&mut side.input, rate, at)?;
+            side.ready.clear();
+            side.resampler
+                .push(&side.input, &mut side.ready)
+                .map_err(DecodeError::Resample)?;
+            (side.tap)(&side.ready);
+            side.input.clear();
         }
         self.source_frames += self.mono.len() as u64;
         self.resampler
@@ -427,6 +462,13 @@ impl AudioDecoder16k {
         self.resampler
             .finish(&mut self.ready)
             .map_err(DecodeError::Resample)?;
+        if let Some(side) = &mut self.side {
+            side.ready.clear();
+            side.resampler
+                .finish(&mut side.ready)
+                .map_err(DecodeError::Resample)?;
+            (side.tap)(&side.ready);
+        }
         let got = self.decoded_seconds();
         if self.source_frames == 0 {
             let claim = self
@@ -445,6 +487,23 @@ impl AudioDecoder16k {
         }
         Ok(())
     }
+}
+
+/// Float PCM can hold NaN, infinity or absurd magnitudes; any of them turns the resampler's
+/// FFT into NaNs (rubato then panics; found by fuzzing,
+/// fuzz/seeds/audio_probe/regression-nan-float-pcm.seed). `at`: the first sample's frame.
+fn sanitize(samples: &mut [f32], rate: u32, at: u64) -> Result<(), DecodeError> {
+    for (i, s) in samples.iter_mut().enumerate() {
+        if !s.is_finite() {
+            return Err(DecodeError::Corrupt {
+                at: (at + i as u64) as f64 / f64::from(rate.max(1)),
+                detail: "a sample is not a number (NaN or infinity): the audio data is damaged"
+                    .into(),
+            });
+        }
+        *s = s.clamp(-MAX_AMPLITUDE, MAX_AMPLITUDE);
+    }
+    Ok(())
 }
 
 /// Names for codecs that containers can carry but no registered decoder handles.

@@ -29,6 +29,8 @@ pub type Detect<'a> = dyn FnMut(&[f32]) -> Result<Detected, TranscribeError> + '
 pub struct SpanLanguages {
     /// By the stretch's first sample in the input.
     by_start: HashMap<u64, Detected>,
+    /// The previous call's language: a short stretch at the start of a call takes it.
+    last: Option<Detected>,
 }
 
 impl SpanLanguages {
@@ -44,7 +46,7 @@ impl SpanLanguages {
     ) -> Result<(Option<usize>, Option<Detected>), TranscribeError> {
         self.by_start.retain(|&start, _| start >= buf_start);
         let mut first: Option<Detected> = None;
-        let mut current: Option<Detected> = None;
+        let mut current: Option<Detected> = self.last.clone();
         let mut held = 0usize;
         let min = (MIN_DETECT_SECONDS * f64::from(TARGET_RATE)) as usize;
         for (i, &(a, b)) in spans.iter().enumerate() {
@@ -67,11 +69,15 @@ impl SpanLanguages {
             };
             match &first {
                 None => first = Some(lang.clone()),
-                Some(f) if f.0 != lang.0 => return Ok((Some(i), first)),
+                Some(f) if f.0 != lang.0 => {
+                    self.last.clone_from(&first);
+                    return Ok((Some(i), first));
+                }
                 Some(_) => {}
             }
             current = Some(lang);
         }
+        self.last.clone_from(&first);
         Ok((None, first))
     }
 }
@@ -155,6 +161,19 @@ mod tests {
             .first_change(&buf, 0, &spans[..1], &mut again)
             .unwrap();
         assert_eq!((change, first.unwrap().0.as_str()), (None, "en"));
+        // A short stretch opening the next call keeps the language before it.
+        let short = [(0, SEC / 2), (SEC, 3 * SEC)];
+        let mut fresh = SpanLanguages {
+            last: Some(("de".into(), 0.8)),
+            ..SpanLanguages::default()
+        };
+        let mut asked = 0;
+        let mut detect = |_: &[f32]| {
+            asked += 1;
+            Ok(("de".to_string(), 0.9))
+        };
+        let (change, first) = fresh.first_change(&buf, 0, &short, &mut detect).unwrap();
+        assert_eq!((change, first.unwrap().0.as_str(), asked), (None, "de", 1));
     }
 
     #[test]

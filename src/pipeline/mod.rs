@@ -1,7 +1,9 @@
 //! Pipeline stages over one input: decode → transcribe → render.
 pub mod audio_track;
 pub mod cancel;
+pub mod channels;
 pub mod decode;
+pub mod dtw;
 pub mod fallback;
 pub mod idle_model;
 pub mod languages;

@@ -214,18 +214,66 @@ fn timestamp(seconds: f64, sep: char) -> String {
     format!("{h:02}:{m:02}:{s:02}{sep}{ms:03}")
 }
 
-/// Each cue as (start, end, lines): word by word when `karaoke`.
-fn laid_out(segments: &[Segment], layout: &Layout, audio_end: f64) -> Vec<(f64, f64, Vec<String>)> {
+/// One cue as rendered: its times, lines, and who speaks it (split channels).
+type LaidOut = (f64, f64, Vec<String>, Option<String>);
+
+/// Each cue, word by word when `karaoke`. With speakers (split channels), each speaker's
+/// segments are cut into cues on their own, their lines narrowed by the `[name] ` prefix, and
+/// the cues merged in time order: two people talking at once get two cues, not one mixed.
+fn laid_out(segments: &[Segment], layout: &Layout, audio_end: f64) -> Vec<LaidOut> {
+    let mut speakers: Vec<Option<&str>> = Vec::new();
+    for s in segments {
+        if !speakers.contains(&s.speaker.as_deref()) {
+            speakers.push(s.speaker.as_deref());
+        }
+    }
+    if speakers.iter().all(Option::is_none) {
+        return cues_of(segments, layout, audio_end, None);
+    }
+    let mut out: Vec<LaidOut> = Vec::new();
+    for who in speakers {
+        let theirs: Vec<Segment> = segments
+            .iter()
+            .filter(|s| s.speaker.as_deref() == who)
+            .cloned()
+            .collect();
+        let prefix = who.map_or(0, |w| w.chars().count() + 3);
+        let narrowed = Layout {
+            max_line_width: layout.max_line_width.saturating_sub(prefix).max(10),
+            ..layout.clone()
+        };
+        out.extend(cues_of(&theirs, &narrowed, audio_end, who));
+    }
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+fn cues_of(
+    segments: &[Segment],
+    layout: &Layout,
+    audio_end: f64,
+    who: Option<&str>,
+) -> Vec<LaidOut> {
+    let who = who.map(str::to_string);
     let cues = subtitles::cues(segments, layout, audio_end);
     match layout.karaoke {
         true => cues
             .iter()
             .flat_map(|c| subtitles::karaoke(c, layout))
+            .map(|(a, b, lines)| (a, b, lines, who.clone()))
             .collect(),
         false => cues
             .into_iter()
-            .map(|c| (c.start, c.end, c.lines))
+            .map(|c| (c.start, c.end, c.lines, who.clone()))
             .collect(),
+    }
+}
+
+/// `[name] ` before a speaker's text in srt and txt.
+fn prefixed(who: Option<&str>, text: &str) -> String {
+    match who {
+        Some(w) => format!("[{w}] {text}"),
+        None => text.to_string(),
     }
 }
 
@@ -237,7 +285,7 @@ fn underline(text: &str) -> String {
 
 fn srt(segments: &[Segment], layout: &Layout, audio_end: f64) -> String {
     let mut out = String::new();
-    for (i, (start, end, lines)) in laid_out(segments, layout, audio_end)
+    for (i, (start, end, lines, who)) in laid_out(segments, layout, audio_end)
         .into_iter()
         .enumerate()
     {
@@ -246,7 +294,7 @@ fn srt(segments: &[Segment], layout: &Layout, audio_end: f64) -> String {
             i + 1,
             timestamp(start, ','),
             timestamp(end, ','),
-            underline(&lines.join("\n"))
+            underline(&prefixed(who.as_deref(), &lines.join("\n")))
         ));
     }
     out
@@ -254,18 +302,20 @@ fn srt(segments: &[Segment], layout: &Layout, audio_end: f64) -> String {
 
 fn vtt(segments: &[Segment], layout: &Layout, audio_end: f64) -> String {
     let mut out = String::from("WEBVTT\n\n");
-    for (start, end, lines) in laid_out(segments, layout, audio_end) {
-        // Cue text is markup in WebVTT: &, < and > are escaped ("-->" with them).
-        let text = lines
-            .join("\n")
-            .replace('&', "&amp;")
+    // Cue text is markup in WebVTT: &, < and > are escaped ("-->" with them).
+    let escape = |t: &str| {
+        t.replace('&', "&amp;")
             .replace('<', "&lt;")
-            .replace('>', "&gt;");
+            .replace('>', "&gt;")
+    };
+    for (start, end, lines, who) in laid_out(segments, layout, audio_end) {
+        // A voice span names the speaker (its annotation ends at '>', so none inside).
+        let voice = who.map_or_else(String::new, |w| format!("<v {}>", escape(&w)));
         out.push_str(&format!(
-            "{} --> {}\n{}\n\n",
+            "{} --> {}\n{voice}{}\n\n",
             timestamp(start, '.'),
             timestamp(end, '.'),
-            underline(&text)
+            underline(&escape(&lines.join("\n")))
         ));
     }
     out
@@ -274,7 +324,7 @@ fn vtt(segments: &[Segment], layout: &Layout, audio_end: f64) -> String {
 fn txt(segments: &[Segment]) -> String {
     segments
         .iter()
-        .map(|s| format!("{}\n", s.text.trim()))
+        .map(|s| format!("{}\n", prefixed(s.speaker.as_deref(), s.text.trim())))
         .collect()
 }
 
@@ -321,6 +371,33 @@ mod tests {
         assert!(json.contains(r#""start":4.28,"end":6.06"#), "{json}");
         assert!(json.contains(r#""start":4.28,"end":4.81"#), "{json}");
         assert!(!json.contains("0000000"), "{json}");
+    }
+
+    #[test]
+    fn split_channels_get_their_own_cues_with_the_speaker_named() {
+        let who = |mut s: Segment, w: &str| {
+            s.speaker = Some(w.into());
+            s
+        };
+        let s = [
+            who(seg(0.0, 3.0, " Hello, how can I help?"), "agent"),
+            who(seg(2.0, 4.0, " My order never came."), "customer"),
+        ];
+        let srt = srt(&s, &Layout::default(), 5.0);
+        assert_eq!(
+            srt,
+            "1\n00:00:00,000 --> 00:00:03,000\n[agent] Hello, how can I help?\n\n\
+             2\n00:00:02,000 --> 00:00:04,000\n[customer] My order never came.\n\n"
+        );
+        let vtt = vtt(&s, &Layout::default(), 5.0);
+        assert!(
+            vtt.contains("00:00:02.000 --> 00:00:04.000\n<v customer>My order never came."),
+            "{vtt}"
+        );
+        assert_eq!(
+            txt(&s),
+            "[agent] Hello, how can I help?\n[customer] My order never came.\n"
+        );
     }
 
     #[test]

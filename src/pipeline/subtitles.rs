@@ -410,6 +410,8 @@ mod tests {
             temperature: 0.0,
             fallback: None,
             language: None,
+            channel: None,
+            speaker: None,
             tokens: vec![],
             words,
         }

@@ -115,6 +115,15 @@ pub struct DecodeOptions {
     /// Which audio track is transcribed (left out while it is the default, as above).
     #[serde(skip_serializing_if = "super::audio_track::AudioTrack::is_default")]
     pub audio_track: super::audio_track::AudioTrack,
+    /// Channels mixed, or transcribed one by one (left out while mixed, as above).
+    #[serde(skip_serializing_if = "super::channels::Channels::is_default")]
+    pub channels: super::channels::Channels,
+    /// The speakers of channels 0 and 1 when split (e.g. "agent", "customer").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub channel_names: Vec<String>,
+    /// Word times by DTW (the model was loaded with `ModelOptions::dtw`; left out while off).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dtw: bool,
     /// Deadline and stop flag for this run (not an option a user sets per file).
     #[serde(skip)]
     pub cancel: Cancel,
@@ -177,6 +186,9 @@ impl Default for DecodeOptions {
             audio_ctx: AudioCtx::Full,
             subtitles: super::subtitles::Layout::default(),
             audio_track: super::audio_track::AudioTrack::Default,
+            channels: super::channels::Channels::Mix,
+            channel_names: Vec::new(),
+            dtw: false,
             cancel: Cancel::default(),
         }
     }
@@ -248,6 +260,9 @@ const MIN_SAMPLES: usize = TARGET_RATE as usize + TARGET_RATE as usize / 10;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ModelOptions {
     pub flash_attn: bool,
+    /// Word times by DTW over the model's alignment heads (whisper.cpp's presets, chosen
+    /// from the model's shape); turns flash attention off, which whisper.cpp requires.
+    pub dtw: bool,
     /// Use the GPU when the binary was built with a GPU back-end (`cuda`, `vulkan`).
     pub use_gpu: bool,
     pub gpu_device: i32,
@@ -257,6 +272,7 @@ impl Default for ModelOptions {
     fn default() -> Self {
         ModelOptions {
             flash_attn: true,
+            dtw: false,
             use_gpu: true,
             gpu_device: 0,
         }
@@ -266,6 +282,9 @@ impl Default for ModelOptions {
 pub struct WhisperTranscriber {
     ctx: Arc<WhisperContext>,
     path: PathBuf,
+    /// Token times from cross-attention DTW (`ModelOptions::dtw`) rather than whisper's
+    /// timestamp-token estimates.
+    dtw: bool,
 }
 
 impl WhisperTranscriber {
@@ -287,7 +306,16 @@ impl WhisperTranscriber {
         }
         super::whisper_log::install();
         let mut params = WhisperContextParameters::default();
-        params.flash_attn(opts.flash_attn);
+        params.flash_attn(opts.flash_attn && !opts.dtw);
+        if opts.dtw {
+            let preset = super::dtw::preset_for(path).map_err(model_err)?;
+            params.dtw_parameters(whisper_rs::DtwParameters {
+                mode: whisper_rs::DtwMode::ModelPreset {
+                    model_preset: preset,
+                },
+                ..Default::default()
+            });
+        }
         params.use_gpu(opts.use_gpu && cfg!(any(feature = "cuda", feature = "vulkan")));
         params.gpu_device(opts.gpu_device);
         let ctx = WhisperContext::new_with_params(path, params).map_err(|e| {
@@ -298,6 +326,7 @@ impl WhisperTranscriber {
         Ok(WhisperTranscriber {
             ctx: Arc::new(ctx),
             path: path.to_path_buf(),
+            dtw: opts.dtw,
         })
     }
 
@@ -487,6 +516,9 @@ impl WhisperTranscriber {
         for seg in state.as_iter() {
             let mut tokens = Vec::new();
             let mut last_token_t0 = None;
+            let mut dtw_ends: Vec<Option<f64>> = Vec::new();
+            let mut raw_starts: Vec<f64> = Vec::new();
+            let mut raw_ends: Vec<f64> = Vec::new();
             for i in 0..seg.n_tokens() {
                 let Some(tok) = seg.get_token(i) else {
                     continue;
@@ -502,17 +534,40 @@ impl WhisperTranscriber {
                     .map(|c| c.into_owned())
                     .unwrap_or_default();
                 last_token_t0 = Some(data.t0 as f64 / 100.0);
+                let t0 = data.t0 as f64 / 100.0;
+                // The token's DTW time (-1: none); see below.
+                dtw_ends.push((data.t_dtw >= 0).then(|| data.t_dtw as f64 / 100.0));
+                raw_starts.push(t0);
+                raw_ends.push(data.t1 as f64 / 100.0);
                 let token = Token {
                     id: data.id,
                     text,
-                    start: to_start(data.t0 as f64 / 100.0),
-                    end: map.bounded_end(data.t0 as f64 / 100.0, data.t1 as f64 / 100.0),
+                    start: to_start(t0),
+                    end: map.bounded_end(t0, data.t1 as f64 / 100.0),
                     p: data.p,
                 };
                 tokens.push((token, data.id, data.plog));
             }
             let seg_t0 = seg.start_timestamp() as f64 / 100.0;
             let seg_t1 = seg.end_timestamp() as f64 / 100.0;
+            if self.dtw {
+                // whisper.cpp gives each token the time the alignment path moves on to the
+                // next one: the next token's start. Through a pause the path stays on the
+                // word before, so this places starts well (README: measured) and says
+                // nothing of ends: a token ends at whisper's estimate, before the next starts.
+                let starts: Vec<f64> = (0..tokens.len())
+                    .map(|i| match i.checked_sub(1).and_then(|p| dtw_ends[p]) {
+                        Some(t) => t,
+                        None => raw_starts[i],
+                    })
+                    .collect();
+                for (i, (token, _, _)) in tokens.iter_mut().enumerate() {
+                    let next = starts.get(i + 1).copied().unwrap_or(seg_t1).max(starts[i]);
+                    let end = raw_ends[i].clamp(starts[i], next);
+                    token.start = to_start(starts[i]);
+                    token.end = map.bounded_end(starts[i], end);
+                }
+            }
             out.count += 1;
             out.last_end = Some(seg.end_timestamp());
             let last_t0 = last_token_t0.unwrap_or(seg_t0).max(seg_t0);
@@ -773,6 +828,11 @@ impl Transcriber for WhisperTranscriber {
                     cut = ((raw * f64::from(TARGET_RATE)).round() as usize).clamp(1, call.covered);
                 }
                 let end_of_audio = (buf_start + real_len as u64) as f64 / f64::from(TARGET_RATE);
+                // A decode that needed a hot fallback, or that no temperature made pass (a loop
+                // maybe), is not carried into the next call's context (as OpenAI's whisper).
+                let unsure = found.segments.first().is_some_and(|s| {
+                    s.temperature > 0.5 || s.fallback.as_ref().is_some_and(|f| !f.passed)
+                });
                 for seg in found.segments {
                     let clipped = clip(seg, end_of_audio);
                     if !opts.keep_annotations && is_non_speech_annotation(&clipped.text) {
@@ -781,7 +841,11 @@ impl Transcriber for WhisperTranscriber {
                     }
                     push_in_order(&mut segments, clipped);
                 }
-                context.extend(found.context);
+                if unsure {
+                    context.clear();
+                } else {
+                    context.extend(found.context);
+                }
                 if context.len() > max_ctx {
                     context.drain(..context.len() - max_ctx);
                 }
@@ -918,6 +982,8 @@ fn segment(
         temperature: 0.0,
         fallback: None,
         language: None,
+        channel: None,
+        speaker: None,
         text,
         no_speech_prob,
         avg_logprob,

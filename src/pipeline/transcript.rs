@@ -66,6 +66,13 @@ pub struct Segment {
     /// The language it was decoded in (set by the transcriber; `None` in stubs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// The channel it was heard on, when channels are transcribed one by one (`channels =
+    /// "split"`): 0 is the left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<u8>,
+    /// Who speaks: the channel's name (`channel_names`), or `ch0`, `ch1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
     pub tokens: Vec<Token>,
     pub words: Vec<Word>,
 }
@@ -110,6 +117,8 @@ pub fn segment(start: f64, end: f64, text: &str) -> Segment {
         temperature: 0.0,
         fallback: None,
         language: None,
+        channel: None,
+        speaker: None,
         tokens: vec![],
         words: vec![],
     }
