@@ -399,6 +399,12 @@ impl Config {
             out.push((ProfilePlace::Asr, format!("asr: {why}")));
         }
         for (what, span, named, inline) in sources {
+            for (k, why) in inline.iter().flat_map(Profile::problems) {
+                out.push((
+                    ProfilePlace::Source(span.clone()),
+                    format!("{what}.asr.{k} {why}"),
+                ));
+            }
             let known_name = named
                 .as_ref()
                 .is_none_or(|n| self.profiles.contains_key(n.get_ref()));
@@ -410,7 +416,13 @@ impl Config {
                     }
                     Ok(r) => {
                         for (key, why) in resolved_problems(&r) {
-                            if !out.iter().any(|(_, m)| m.contains(&why)) {
+                            // Said already for this source, `[asr]` or a named profile?
+                            let said = out.iter().any(|(_, m)| {
+                                m.contains(&why)
+                                    && (m.starts_with(&what)
+                                        || !(m.starts_with("watch[") || m.starts_with("s3[")))
+                            });
+                            if !said {
                                 out.push((
                                     ProfilePlace::Source(span.clone()),
                                     format!("{what}: {key} {why}"),
@@ -419,12 +431,6 @@ impl Config {
                         }
                     }
                 }
-            }
-            for (k, why) in inline.iter().flat_map(Profile::problems) {
-                out.push((
-                    ProfilePlace::Source(span.clone()),
-                    format!("{what}.asr.{k} {why}"),
-                ));
             }
             if let Some(n) = named {
                 if !self.profiles.contains_key(n.get_ref()) {

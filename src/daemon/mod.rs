@@ -532,6 +532,7 @@ async fn run_reloading(
     let mut sources = sources::Sources::new(shared.clone(), cand_tx, del_tx);
     sources.apply(&config).await;
     let serving_path = config.asr.model.clone();
+    let running_dtw = config.asr.dtw;
     let mut pool = tokio::task::JoinSet::new();
     for _ in 0..workers {
         pool.spawn(worker::work(shared.clone(), stop_rx.clone()));
@@ -583,6 +584,11 @@ async fn run_reloading(
                 // their own model compare with and find their VAD model beside: a reload that
                 // changes nothing restarts no source.
                 new.asr.model.clone_from(&serving_path);
+                // Models are loaded with DTW or not at start: jobs must say what they get.
+                if new.asr.dtw != running_dtw {
+                    tracing::warn!(dtw = new.asr.dtw, "[asr] dtw changes at the next restart (the loaded models keep their setting)");
+                    new.asr.dtw = running_dtw;
+                }
                 systemd::reload(&mut sources, &new).await
             }
         }

@@ -64,6 +64,10 @@ impl ModelPool {
                 None => FIRST_RETRY_WAIT,
             }
         };
+        // Room first, so no more than `max_loaded_models` are held while this one loads (a
+        // GPU sized for them has no room for one more); a failed load then waits out its
+        // backoff above instead of evicting again.
+        self.evict_to(self.keep.saturating_sub(1));
         tracing::info!(model = %path.display(), "loading the model a profile names");
         let (loader, p) = (self.loader.clone(), path.to_path_buf());
         let loaded = tokio::task::spawn_blocking(move || loader(&p))
@@ -86,9 +90,7 @@ impl ModelPool {
             }
         };
         drop(failed);
-        // Loaded: the least recently used make room (a model that fails to load evicts none).
         if self.keep > 0 {
-            self.evict_to(self.keep - 1);
             self.lock().push((path.to_path_buf(), model.clone()));
         }
         Ok(model)
@@ -201,17 +203,18 @@ mod tests {
             "b was unloaded, so loaded again"
         );
         assert_eq!(pool.loaded(), [c, b]);
-        // A model that cannot load says why, leaves the others loaded, and is not tried
-        // again at once for every input that wants it.
+        // A model that cannot load says why, and is not tried again (nor room made for it)
+        // at once for every input that wants it.
         let e = pool.get(Path::new("broken.bin")).await.err().unwrap();
         assert!(e.contains("not a ggml model"), "{e}");
-        assert_eq!(pool.loaded(), [c, b]);
+        assert_eq!(pool.loaded(), [b]);
         let again = pool.get(Path::new("broken.bin")).await.err().unwrap();
         assert!(
             again.contains("not a ggml model") && again.contains("tried again in"),
             "{again}"
         );
         assert_eq!(loads.load(Ordering::SeqCst), 5, "not loaded a second time");
+        assert_eq!(pool.loaded(), [b], "nothing more evicted");
     }
 
     #[tokio::test]

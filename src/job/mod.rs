@@ -366,16 +366,18 @@ fn transcribe_blocking(
     };
     let mut decoder = decoder.map_err(|e| Failure::permanent(Stage::Decode, e.to_string()))?;
     decoder.set_tap(tap);
+    let second = SecondChannel::split(&mut decoder, &opts, &rendering.spool_dir)?;
+    // Split channels are transcribed one after the other: twice the audio to decode.
+    let passes = if second.is_some() { 2.0 } else { 1.0 };
     let opts = match limits {
         Some(l) => DecodeOptions {
             cancel: opts
                 .cancel
-                .limited(l.job_timeout(decoder.info().declared_seconds)),
+                .limited(l.job_timeout(decoder.info().declared_seconds.map(|s| s * passes))),
             ..opts
         },
         None => opts,
     };
-    let second = SecondChannel::split(&mut decoder, &opts, &rendering.spool_dir)?;
     let mut transcript = transcriber
         .transcribe(&mut decoder, &opts)
         .map_err(transcribe_failure)?;

@@ -20,13 +20,15 @@ pub struct SecondChannel {
 }
 
 impl SecondChannel {
-    /// Splits `decoder` when `opts` asks for it and the audio has two channels or more.
+    /// Splits `decoder` when `opts` asks for it and the audio may have two channels or more
+    /// (a container that does not say how many is split too: a mono stream then leaves
+    /// channel 1 silent).
     pub fn split(
         decoder: &mut AudioDecoder16k,
         opts: &DecodeOptions,
         spool_dir: &Path,
     ) -> Result<Option<SecondChannel>, Failure> {
-        if opts.channels != Channels::Split || decoder.info().channels < 2 {
+        if opts.channels != Channels::Split || decoder.info().channels == 1 {
             return Ok(None);
         }
         let (spool, path) = PcmSpool::create(spool_dir).map_err(|e| {

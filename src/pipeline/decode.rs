@@ -434,11 +434,18 @@ impl AudioDecoder16k {
                 side.input.clear();
                 side.input.extend(frames.map(|f| f[1]));
             }
-            _ => self.mono.extend(
-                self.interleaved
-                    .chunks_exact(channels)
-                    .map(|frame| frame.iter().sum::<f32>() / channels as f32),
-            ),
+            side => {
+                self.mono.extend(
+                    self.interleaved
+                        .chunks_exact(channels)
+                        .map(|frame| frame.iter().sum::<f32>() / channels as f32),
+                );
+                // A mono buffer of a split stream: channel 1 is silent, not shorter.
+                if let Some(side) = side {
+                    side.input.clear();
+                    side.input.resize(self.mono.len(), 0.0);
+                }
+            }
         }
         let (rate, at) = (self.info.sample_rate, self.source_frames);
         sanitize(&mut self.mono, rate, at)?;

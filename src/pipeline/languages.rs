@@ -77,7 +77,10 @@ impl SpanLanguages {
             }
             current = Some(lang);
         }
-        self.last.clone_from(&first);
+        // A call without speech keeps the language of the one before.
+        if first.is_some() {
+            self.last.clone_from(&first);
+        }
         Ok((None, first))
     }
 }

@@ -221,20 +221,22 @@ type LaidOut = (f64, f64, Vec<String>, Option<String>);
 /// segments are cut into cues on their own, their lines narrowed by the `[name] ` prefix, and
 /// the cues merged in time order: two people talking at once get two cues, not one mixed.
 fn laid_out(segments: &[Segment], layout: &Layout, audio_end: f64) -> Vec<LaidOut> {
-    let mut speakers: Vec<Option<&str>> = Vec::new();
+    // By channel and name: two channels given one name still get a cue stream each.
+    let mut speakers: Vec<(Option<u8>, Option<&str>)> = Vec::new();
     for s in segments {
-        if !speakers.contains(&s.speaker.as_deref()) {
-            speakers.push(s.speaker.as_deref());
+        let key = (s.channel, s.speaker.as_deref());
+        if !speakers.contains(&key) {
+            speakers.push(key);
         }
     }
-    if speakers.iter().all(Option::is_none) {
+    if speakers.iter().all(|k| k.1.is_none()) {
         return cues_of(segments, layout, audio_end, None);
     }
     let mut out: Vec<LaidOut> = Vec::new();
-    for who in speakers {
+    for (channel, who) in speakers {
         let theirs: Vec<Segment> = segments
             .iter()
-            .filter(|s| s.speaker.as_deref() == who)
+            .filter(|s| s.channel == channel && s.speaker.as_deref() == who)
             .cloned()
             .collect();
         let prefix = who.map_or(0, |w| w.chars().count() + 3);

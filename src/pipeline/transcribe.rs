@@ -705,12 +705,14 @@ impl Transcriber for WhisperTranscriber {
         let mut language: Option<String> = fixed.clone();
         let mut detections: Vec<languages::Detected> = Vec::new();
         let mut span_languages = SpanLanguages::default();
-        let mut context: Vec<i32> = match &opts.prompt {
+        // The prompt (and hotwords) stay when the text context is dropped.
+        let prompt_tokens: Vec<i32> = match &opts.prompt {
             Some(p) if !p.is_empty() => self.ctx.tokenize(p, 224).map_err(|e| {
                 TranscribeError::Options(format!("cannot tokenize the prompt: {e}"))
             })?,
             _ => Vec::new(),
         };
+        let mut context = prompt_tokens.clone();
         let mut vad = match &opts.vad_model {
             Some(path) => Some(Vad::load(path, &opts.vad).map_err(TranscribeError::Options)?),
             None => None,
@@ -797,7 +799,7 @@ impl Transcriber for WhisperTranscriber {
                 if per_segment && language.as_deref().is_some_and(|l| l != lang) {
                     // The text before is in another language: it would pull this call back
                     // into it.
-                    context.clear();
+                    context.clone_from(&prompt_tokens);
                 }
                 language = Some(lang.clone());
                 let map = TimeMap {
@@ -842,7 +844,7 @@ impl Transcriber for WhisperTranscriber {
                     push_in_order(&mut segments, clipped);
                 }
                 if unsure {
-                    context.clear();
+                    context.clone_from(&prompt_tokens);
                 } else {
                     context.extend(found.context);
                 }
