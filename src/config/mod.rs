@@ -137,6 +137,9 @@ fn default_audit_max_size() -> Spanned<u64> {
 fn default_vad() -> bool {
     true
 }
+fn default_true() -> bool {
+    true
+}
 fn default_audit_keep() -> u32 {
     5
 }
@@ -191,6 +194,12 @@ pub struct AsrConfig {
     /// (whisper.cpp's presets; flash attention off).
     #[serde(default)]
     pub dtw: bool,
+    /// Flash attention (whisper-cli's default; the CLI's `--no-flash-attn` is `false`).
+    #[serde(default = "default_true")]
+    pub flash_attn: bool,
+    /// Run on the GPU in builds with a GPU back-end (the CLI's `--no-gpu` is `false`).
+    #[serde(default = "default_true")]
+    pub use_gpu: bool,
     /// Models kept loaded at once, the serving one included: another profile's model is
     /// loaded when first needed, and the least recently used unloaded first.
     #[serde(default = "default_max_loaded_models")]
@@ -210,7 +219,8 @@ impl AsrConfig {
         crate::pipeline::transcribe::ModelOptions {
             gpu_device: self.gpu_device as i32,
             dtw: self.dtw,
-            ..Default::default()
+            flash_attn: self.flash_attn,
+            use_gpu: self.use_gpu,
         }
     }
 

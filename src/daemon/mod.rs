@@ -469,7 +469,8 @@ async fn run_reloading(
         .map(|c| {
             let box_id = config.daemon.box_id.as_ref().map(|b| b.get_ref().as_str());
             let d = Dataset::from_config(c, &work_dir).with_box_id(box_id);
-            Arc::new(d.teacher_idle_unload(*config.asr.idle_unload.get_ref()))
+            let idle = *config.asr.idle_unload.get_ref();
+            Arc::new(d.teacher_loading(idle, config.asr.model_options()))
         })
         .collect();
     let feeds = dataset_feeds(&config, &datasets);

@@ -164,14 +164,21 @@ impl Dataset {
             teacher: c
                 .teacher_model
                 .as_ref()
-                .map(|p| Teacher::new(p.get_ref(), Duration::ZERO)),
+                .map(|p| Teacher::new(p.get_ref(), Duration::ZERO, Default::default())),
             append: Mutex::new(()),
         }
     }
 
-    /// The teacher model (if any) is dropped after `idle` without work (zero: kept).
-    pub fn teacher_idle_unload(mut self, idle: Duration) -> Dataset {
-        self.teacher = self.teacher.map(|t| Teacher::new(&t.path, idle));
+    /// How the teacher model is loaded: dropped after `idle` without work (zero: kept), with
+    /// the daemon's model options.
+    pub fn teacher_loading(
+        mut self,
+        idle: Duration,
+        options: crate::pipeline::transcribe::ModelOptions,
+    ) -> Dataset {
+        self.teacher = self
+            .teacher
+            .map(|t| Teacher::new(&t.path, idle, options.clone()));
         self
     }
 

@@ -12,7 +12,7 @@ use super::pcm::spool_as_wav;
 use crate::pipeline::cancel::Stopped;
 use crate::pipeline::decode::AudioDecoder16k;
 use crate::pipeline::idle_model::IdleModel;
-use crate::pipeline::transcribe::{DecodeOptions, TranscribeError, Transcriber};
+use crate::pipeline::transcribe::{DecodeOptions, ModelOptions, TranscribeError, Transcriber};
 use crate::pipeline::transcript::Transcript;
 
 pub struct Teacher {
@@ -44,10 +44,11 @@ pub enum TeacherError {
 
 impl Teacher {
     /// Nothing is read until the first input is labelled. `idle_unload` zero: kept loaded.
-    pub fn new(path: &Path, idle_unload: Duration) -> Teacher {
+    /// `options`: how the daemon loads models (`[asr]`: GPU device, DTW, flash attention).
+    pub fn new(path: &Path, idle_unload: Duration, options: ModelOptions) -> Teacher {
         Teacher {
             path: path.to_path_buf(),
-            model: IdleModel::unloaded(path.to_path_buf(), idle_unload),
+            model: IdleModel::unloaded(path.to_path_buf(), idle_unload).with_options(options),
             sha256: OnceLock::new(),
         }
     }
