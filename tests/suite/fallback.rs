@@ -5,31 +5,14 @@
 use crate::common::*;
 use serde_json::Value;
 
-fn segments(out: &std::path::Path, stem: &str) -> Vec<Value> {
-    let json: Value =
-        serde_json::from_slice(&std::fs::read(out.join(format!("{stem}.json"))).unwrap()).unwrap();
-    json["segments"].as_array().unwrap().clone()
-}
-
 #[test]
 fn segments_carry_their_temperature_and_refused_decodes_are_noted() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let wav = speak(d, "hello", "Hello from the hot folder.", "en-us");
-    let run = |args: &[&str], out: &str| {
-        let out = d.join(out);
-        let done = transcribe_cli(
-            "tiny.en",
-            &[&["--format", "json"], args].concat(),
-            &wav,
-            &out,
-        );
-        assert!(
-            done.status.success(),
-            "{}",
-            String::from_utf8_lossy(&done.stderr)
-        );
-        segments(&out, "hello")
+    let run = |args: &[&str], out: &str| -> Vec<Value> {
+        let json = transcribe_json("tiny.en", args, &wav, &d.join(out));
+        json["segments"].as_array().unwrap().clone()
     };
     // Clear speech passes at once, at temperature 0, with no note.
     let plain = run(&[], "plain");

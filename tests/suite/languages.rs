@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common::*;
-use serde_json::Value;
 
 #[test]
 fn a_recording_that_switches_language_yields_segments_in_each() {
@@ -23,17 +22,7 @@ fn a_recording_that_switches_language_yields_segments_in_each() {
         "de",
     );
     let pause = d.join("pause.wav");
-    sox(&[
-        "-n",
-        "-r",
-        "16000",
-        "-c",
-        "1",
-        pause.to_str().unwrap(),
-        "trim",
-        "0",
-        "1.5",
-    ]);
+    silence_wav(&pause, 1.5);
     let both = d.join("both.wav");
     sox(&[
         en.to_str().unwrap(),
@@ -41,20 +30,9 @@ fn a_recording_that_switches_language_yields_segments_in_each() {
         de.to_str().unwrap(),
         both.to_str().unwrap(),
     ]);
-    let run = |extra: &[&str], out: &str| -> Value {
-        let out = d.join(out);
-        let done = transcribe_cli(
-            "base",
-            &[&["--format", "json", "--language", "auto"], extra].concat(),
-            &both,
-            &out,
-        );
-        assert!(
-            done.status.success(),
-            "{}",
-            String::from_utf8_lossy(&done.stderr)
-        );
-        serde_json::from_slice(&std::fs::read(out.join("both.json")).unwrap()).unwrap()
+    let run = |extra: &[&str], out: &str| {
+        let args = [&["--language", "auto"], extra].concat();
+        transcribe_json("base", &args, &both, &d.join(out))
     };
 
     let per_segment = run(&["--language-per-segment"], "per-segment");

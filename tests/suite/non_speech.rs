@@ -15,17 +15,7 @@ fn silence_and_noise_yield_no_text() {
     let silence = d.join("silence.wav");
     let pink = d.join("pink.wav");
     let white = d.join("white.wav");
-    sox(&[
-        "-n",
-        "-r",
-        "16000",
-        "-c",
-        "1",
-        silence.to_str().unwrap(),
-        "trim",
-        "0",
-        "10",
-    ]);
+    silence_wav(&silence, 10.0);
     // -R: the same noise every run (sox seeds its generator from the clock otherwise; one
     // white noise in a few hundred made tiny.en invent a sentence, failing at random).
     sox(&[

@@ -32,17 +32,7 @@ fn spoken_word_by_word(d: &Path) -> (std::path::PathBuf, Vec<(f64, f64)>) {
     let mut times = Vec::new();
     let mut at = 0.3;
     let lead = d.join("lead.wav");
-    sox(&[
-        "-n",
-        "-r",
-        "16000",
-        "-c",
-        "1",
-        lead.to_str().unwrap(),
-        "trim",
-        "0",
-        "0.3",
-    ]);
+    silence_wav(&lead, 0.3);
     parts.push(lead);
     for (i, w) in WORDS.iter().enumerate() {
         let raw = speak(d, &format!("w{i}"), w, "en-us");
@@ -67,17 +57,7 @@ fn spoken_word_by_word(d: &Path) -> (std::path::PathBuf, Vec<(f64, f64)>) {
         parts.push(trimmed);
         let pause = PAUSES[i % PAUSES.len()];
         let gap = d.join(format!("g{i}.wav"));
-        sox(&[
-            "-n",
-            "-r",
-            "16000",
-            "-c",
-            "1",
-            gap.to_str().unwrap(),
-            "trim",
-            "0",
-            &pause.to_string(),
-        ]);
+        silence_wav(&gap, pause);
         at += pause;
         parts.push(gap);
     }
@@ -133,21 +113,7 @@ fn dtw_and_estimated_word_times_are_measured_against_known_ones() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (wav, truth) = spoken_word_by_word(d);
-    let run = |extra: &[&str], out: &str| -> Value {
-        let out = d.join(out);
-        let done = transcribe_cli(
-            "tiny.en",
-            &[&["--format", "json"], extra].concat(),
-            &wav,
-            &out,
-        );
-        assert!(
-            done.status.success(),
-            "{}",
-            String::from_utf8_lossy(&done.stderr)
-        );
-        serde_json::from_slice(&std::fs::read(out.join("words.json")).unwrap()).unwrap()
-    };
+    let run = |extra: &[&str], out: &str| transcribe_json("tiny.en", extra, &wav, &d.join(out));
     let legacy = run(&[], "legacy");
     let dtw = run(&["--dtw"], "dtw");
     assert_eq!(dtw["options"]["dtw"], true);

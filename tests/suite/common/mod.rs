@@ -72,6 +72,44 @@ pub fn transcribe_cli(
         .unwrap()
 }
 
+/// `transcribe_cli` with `--format json` and ARGS, which must succeed; the json written for
+/// `input` (named by its stem).
+pub fn transcribe_json(
+    model_name: &str,
+    args: &[&str],
+    input: &Path,
+    out: &Path,
+) -> serde_json::Value {
+    let done = transcribe_cli(
+        model_name,
+        &[&["--format", "json"], args].concat(),
+        input,
+        out,
+    );
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let stem = input.file_stem().unwrap().to_string_lossy();
+    serde_json::from_slice(&std::fs::read(out.join(format!("{stem}.json"))).unwrap()).unwrap()
+}
+
+/// `seconds` of silence at 16 kHz mono in `path`.
+pub fn silence_wav(path: &Path, seconds: f64) {
+    sox(&[
+        "-n",
+        "-r",
+        "16000",
+        "-c",
+        "1",
+        path.to_str().unwrap(),
+        "trim",
+        "0",
+        &seconds.to_string(),
+    ]);
+}
+
 pub fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
