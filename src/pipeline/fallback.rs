@@ -50,23 +50,34 @@ pub fn temperatures(opts: &DecodeOptions) -> Vec<f32> {
     out
 }
 
-/// What is wrong with one decode of a call: its segments, and the ids of its text tokens.
-pub fn judge(segments: &[Segment], opts: &DecodeOptions) -> Option<Failure> {
+/// Every token one decode produced, timestamps included, as whisper.cpp judges its
+/// sequence: the ids and their log-probabilities.
+#[derive(Debug, Default, Clone)]
+pub struct Sequence {
+    pub ids: Vec<i32>,
+    pub logprobs: Vec<f32>,
+}
+
+/// What is wrong with one decode of a call: its segments (for loops in the text) and its
+/// whole token sequence (entropy and average log-probability, over timestamp tokens too,
+/// as whisper.cpp computes them: text tokens alone are surer, and passed decodes whisper.cpp
+/// would have redone).
+pub fn judge(segments: &[Segment], sequence: &Sequence, opts: &DecodeOptions) -> Option<Failure> {
     let text: String = segments.iter().map(|s| s.text.as_str()).collect();
     if let Some((phrase, times)) = repeated_phrase(&text) {
         return Some(Failure::Repetition { phrase, times });
     }
-    let ids: Vec<i32> = segments
-        .iter()
-        .flat_map(|s| s.tokens.iter().map(|t| t.id))
-        .collect();
+    let ids = &sequence.ids;
     if ids.len() > 32 {
         let entropy = entropy(&ids[ids.len() - 32..]);
         if entropy < opts.entropy_thold {
             return Some(Failure::LowEntropy { entropy });
         }
     }
-    let avg_logprob = average_logprob(segments)?;
+    if sequence.logprobs.is_empty() {
+        return None;
+    }
+    let avg_logprob = sequence.logprobs.iter().sum::<f32>() / sequence.logprobs.len() as f32;
     let no_speech = segments.first().map_or(0.0, |s| s.no_speech_prob);
     (avg_logprob < opts.logprob_thold && no_speech < opts.no_speech_thold)
         .then_some(Failure::LowLogprob { avg_logprob })
@@ -195,6 +206,23 @@ mod tests {
         }
     }
 
+    /// The sequence of `segments`' tokens, each at its segment's average log-probability.
+    fn sequence(segments: &[Segment]) -> Sequence {
+        let mut q = Sequence::default();
+        for s in segments {
+            for t in &s.tokens {
+                q.ids.push(t.id);
+                q.logprobs.push(s.avg_logprob);
+            }
+        }
+        q
+    }
+
+    fn judge_alone(s: &Segment, opts: &DecodeOptions) -> Option<Failure> {
+        let one = std::slice::from_ref(s);
+        judge(one, &sequence(one), opts)
+    }
+
     #[test]
     fn decodes_are_judged_as_whisper_cpp_judges_them_and_loops_too() {
         let opts = DecodeOptions::default();
@@ -204,22 +232,22 @@ mod tests {
             -0.3,
             0.01,
         );
-        assert_eq!(judge(std::slice::from_ref(&good), &opts), None);
+        assert_eq!(judge_alone(&good, &opts), None);
         // Forty tokens that are the same two ids: low entropy.
         let ids: Vec<i32> = (0..40).map(|i| i % 2).collect();
         let flat = with_tokens(" la la", &ids, -0.1, 0.01);
         assert!(matches!(
-            judge(&[flat], &opts),
+            judge_alone(&flat, &opts),
             Some(Failure::LowEntropy { .. })
         ));
         let unsure = with_tokens(" mumble", &[1, 2, 3], -1.5, 0.1);
         assert_eq!(
-            judge(std::slice::from_ref(&unsure), &opts),
+            judge_alone(&unsure, &opts),
             Some(Failure::LowLogprob { avg_logprob: -1.5 })
         );
         // Unsure but probably silence: whisper.cpp does not fall back on it either.
         let silence = with_tokens(" mumble", &[1, 2, 3], -1.5, 0.9);
-        assert_eq!(judge(&[silence], &opts), None);
+        assert_eq!(judge_alone(&silence, &opts), None);
         let looped = with_tokens(
             " Thank you. Thank you. Thank you. Thank you. Thank you.",
             &(0..10).collect::<Vec<_>>(),
@@ -227,8 +255,16 @@ mod tests {
             0.01,
         );
         assert!(matches!(
-            judge(std::slice::from_ref(&looped), &opts),
+            judge_alone(&looped, &opts),
             Some(Failure::Repetition { times: 5, .. })
+        ));
+        // Timestamp tokens count: sure words between unsure timestamps fail, as in whisper.cpp.
+        let mut q = sequence(std::slice::from_ref(&good));
+        q.ids.extend([50400, 50450]);
+        q.logprobs.extend([-20.0, -20.0]);
+        assert!(matches!(
+            judge(std::slice::from_ref(&good), &q, &opts),
+            Some(Failure::LowLogprob { .. })
         ));
         // Of failed decodes, one without a loop is kept before a more confident loop.
         let failed = vec![

@@ -469,7 +469,13 @@ impl WhisperTranscriber {
                 )
             })?;
             let mut found = self.segments(state, audio.map);
-            match fallback::judge(&found.segments, opts) {
+            let sequence = fallback::Sequence {
+                ids: std::mem::take(&mut found.context),
+                logprobs: std::mem::take(&mut found.logprobs),
+            };
+            let verdict = fallback::judge(&found.segments, &sequence, opts);
+            found.context = sequence.ids;
+            match verdict {
                 None => {
                     let first = failed.first().map(|f| f.3.clone());
                     mark(
@@ -526,6 +532,7 @@ impl WhisperTranscriber {
                 let data = tok.token_data();
                 // Timestamp and special tokens too: whisper-cli's context carries them.
                 out.context.push(data.id);
+                out.logprobs.push(data.plog);
                 if data.id >= eot {
                     continue;
                 }
@@ -594,6 +601,8 @@ struct CallResult {
     segments: Vec<Segment>,
     /// Every token whisper produced, in order: the text context for the next call.
     context: Vec<i32>,
+    /// Their log-probabilities (what fallback judges the decode by).
+    logprobs: Vec<f32>,
     /// How many segments whisper found, and where the last one ended (in its frames).
     count: i32,
     last_end: Option<i64>,
