@@ -24,17 +24,19 @@ pub fn run(path: &Path) -> ExitCode {
                 .iter()
                 .map(|w| {
                     let name = w.path.get_ref().display().to_string();
-                    (name, w.resolved(&c), w.formats.get_ref().clone())
+                    let formats = w.formats.get_ref().clone();
+                    (name, w.resolved(&c), formats, layout(w))
                 })
                 .chain(c.s3.iter().map(|q| {
                     let name = q.queue_url.get_ref().clone();
-                    (name, q.resolved(&c), q.formats.get_ref().clone())
+                    let formats = q.formats.get_ref().clone();
+                    (name, q.resolved(&c), formats, String::new())
                 }));
             let mut warned = Vec::new();
-            for (source, resolved, formats) in sources {
+            for (source, resolved, formats, layout) in sources {
                 let Ok(mut r) = resolved else { continue };
                 r.formats.get_or_insert(formats);
-                println!("  {source}: {}", summary(&r, &c));
+                println!("  {source}: {}{layout}", summary(&r, &c));
                 if let Some(w) = r.vad_missing.filter(|w| !warned.contains(w)) {
                     eprintln!("{}: warning: {source}: {w} (vad = false)", path.display());
                     warned.push(w);
@@ -65,6 +67,19 @@ fn vad(r: &Resolved) -> String {
         (Some(p), _) => format!("VAD model {}", p.display()),
         (None, Some(_)) => "no VAD model found".into(),
         (None, None) => "VAD off".into(),
+    }
+}
+
+/// Where a folder's outputs go and which of its files are inputs.
+fn layout(w: &crate::config::WatchConfig) -> String {
+    let inputs = w
+        .extensions()
+        .map_or_else(String::new, |e| format!(", inputs .{}", e.join(" .")));
+    match w.beside() {
+        true => {
+            format!(", subtitles beside the media (NAME.LANGUAGE.srt), media left in place{inputs}")
+        }
+        false => inputs,
     }
 }
 

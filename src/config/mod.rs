@@ -11,6 +11,7 @@ use crate::pipeline::render::Format;
 use crate::pipeline::vad_model;
 
 mod dataset;
+mod media;
 mod notify;
 mod profile;
 mod s3;
@@ -269,10 +270,15 @@ pub struct WatchConfig {
     pub output: Spanned<PathBuf>,
     #[serde(default = "default_stable_for", deserialize_with = "duration")]
     pub stable_for: Spanned<Duration>,
-    #[serde(default = "default_after")]
-    pub after: After,
+    /// Default: `move`, or `keep` where `output = "beside"` (a media library's files stay).
+    #[serde(default)]
+    pub after: Option<Spanned<After>>,
     #[serde(default = "default_formats")]
     pub formats: Spanned<Vec<Format>>,
+    /// Only files with these extensions are inputs (default: every file where outputs go to
+    /// a folder of their own, the media extensions where `output = "beside"`).
+    #[serde(default)]
+    pub extensions: Option<Spanned<Vec<String>>>,
     /// Full scan of the folder besides events (catches overflows, NFS, FUSE).
     #[serde(default = "default_rescan_every", deserialize_with = "duration")]
     pub rescan_every: Spanned<Duration>,
@@ -305,7 +311,42 @@ impl WatchConfig {
         let named = self.profile.as_ref().map(|p| p.get_ref().as_str());
         let mut r = config.resolve_profile(named, self.asr.as_ref())?;
         r.formats = own_formats(&self.formats).or(r.formats);
+        if self.beside() && r.formats.is_none() {
+            r.formats = Some(media::DEFAULT_FORMATS.to_vec());
+        }
         Ok(r)
+    }
+
+    /// `output = "beside"`: a media library, subtitles written next to each file.
+    pub fn beside(&self) -> bool {
+        self.output.get_ref().as_os_str() == media::BESIDE
+    }
+
+    pub fn after(&self) -> After {
+        match &self.after {
+            Some(a) => *a.get_ref(),
+            None if self.beside() => After::Keep,
+            None => After::Move,
+        }
+    }
+
+    /// The extensions (lower case, no dot) files must have to be inputs; `None`: any.
+    pub fn extensions(&self) -> Option<Vec<String>> {
+        match &self.extensions {
+            Some(e) => Some(
+                e.get_ref()
+                    .iter()
+                    .map(|x| media::normal_extension(x))
+                    .collect(),
+            ),
+            None if self.beside() => Some(
+                crate::sources::names::MEDIA_EXTENSIONS
+                    .iter()
+                    .map(|x| x.to_string())
+                    .collect(),
+            ),
+            None => None,
+        }
     }
 }
 
@@ -348,9 +389,6 @@ fn default_shutdown_grace() -> Spanned<Duration> {
 }
 fn default_stable_for() -> Spanned<Duration> {
     Spanned::new(0..0, Duration::from_secs(2))
-}
-fn default_after() -> After {
-    After::Move
 }
 fn default_formats() -> Spanned<Vec<Format>> {
     Spanned::new(0..0, Format::DEFAULT.to_vec())
@@ -570,7 +608,10 @@ impl Config {
             if input.as_os_str().is_empty() {
                 err(w.path.span(), format!("watch[{i}].path is empty"));
             }
-            if output.starts_with(input) {
+            for (span, message) in media::problems(i, w) {
+                err(span, message);
+            }
+            if output.starts_with(input) && !w.beside() {
                 err(
                     w.output.span(),
                     format!(
@@ -699,7 +740,8 @@ marker = ".done"
         assert_eq!(c.watch.len(), 2);
         assert_eq!(*c.watch[0].stable_for.get_ref(), Duration::from_secs(2));
         assert_eq!(*c.watch[1].stable_for.get_ref(), Duration::from_millis(500));
-        assert_eq!(c.watch[1].after, After::Keep);
+        assert_eq!(c.watch[1].after(), After::Keep);
+        assert_eq!(c.watch[0].extensions(), None);
         assert_eq!(c.watch[1].formats.get_ref().len(), 4);
         assert_eq!(*c.watch[1].rescan_every.get_ref(), Duration::from_secs(60));
         assert_eq!(*c.asr.workers.get_ref(), 1);
@@ -769,6 +811,36 @@ marker = ".done"
         let e = Config::parse(&text, "t.toml", no_env).unwrap_err();
         assert!(e[0].location.starts_with("t.toml:17:"), "{e:?}");
         assert!(e[0].message.contains("not a duration"), "{e:?}");
+    }
+
+    #[test]
+    fn a_media_library_keeps_its_files_and_takes_media_only() {
+        let media = GOOD
+            .replace("output = \"var/out-calls\"", "output = \"beside\"")
+            .replace("after = \"keep\"\n", "");
+        let c = Config::parse(&media, "t.toml", no_env).unwrap();
+        let w = &c.watch[1];
+        assert!(w.beside() && w.after() == After::Keep);
+        assert!(w.extensions().unwrap().contains(&"mkv".to_string()));
+        assert_eq!(
+            w.resolved(&c).unwrap().formats,
+            Some(vec![Format::Srt]),
+            "players read srt"
+        );
+        let bad = media.replace(
+            "marker = \".done\"",
+            "marker = \".done\"\nafter = \"move\"\nkeep_outputs = \"1d\"\nextensions = [\"mkv\", \".SRT\"]",
+        );
+        let e = Config::parse(&bad, "t.toml", no_env).unwrap_err();
+        let messages: Vec<&str> = e.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(e.len(), 3, "{messages:?}");
+        assert!(messages[0].contains("\".SRT\", an extension its own outputs have"));
+        assert!(messages[1].contains("watch[1].after"), "{e:?}");
+        assert!(e[1].location.starts_with("t.toml:19:"), "{e:?}");
+        assert!(messages[2].contains("keep_outputs"));
+        let empty = GOOD.replace("marker = \".done\"", "extensions = []");
+        let e = Config::parse(&empty, "t.toml", no_env).unwrap_err();
+        assert!(e[0].message.contains("extensions is empty"), "{e:?}");
     }
 
     #[test]

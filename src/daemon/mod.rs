@@ -168,6 +168,8 @@ struct Shared {
 struct FolderInfo {
     root: PathBuf,
     output: PathBuf,
+    /// `output = "beside"`: subtitles next to each media file, which stays where it is.
+    beside: bool,
     formats: Vec<crate::pipeline::render::Format>,
     after: crate::config::After,
     /// Larger inputs are quarantined without being read.

@@ -140,9 +140,14 @@ impl Sources {
         let root = absolute(w.path.get_ref());
         let info = FolderInfo {
             root: root.clone(),
-            output: absolute(w.output.get_ref()),
+            // Beside the media: under the watched folder itself.
+            output: match w.beside() {
+                true => root.clone(),
+                false => absolute(w.output.get_ref()),
+            },
+            beside: w.beside(),
             formats: (profile.formats.clone()).unwrap_or_else(|| w.formats.get_ref().clone()),
-            after: w.after,
+            after: w.after(),
             max_file_size: *w.max_file_size.get_ref(),
             keep: super::retention::Keep {
                 done: w.keep_done,
@@ -167,6 +172,7 @@ impl Sources {
             stable_for: *w.stable_for.get_ref(),
             rescan_every: *w.rescan_every.get_ref(),
             marker: w.marker.clone().filter(|m| !m.is_empty()),
+            extensions: w.extensions(),
         };
         let (stop, stop_rx) = watch::channel(false);
         let candidates = self.candidates.clone();

@@ -11,7 +11,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{QueueInfo, Shared, SourceId};
-use crate::job::{self, Decision, Done, Failure, InFolder, Input, LocalDir, LocalFile};
+use crate::job::{
+    self, BesideMedia, Decision, Done, Failure, InFolder, Input, LocalDir, LocalFile,
+};
 use crate::journal::{JournalError, State};
 use crate::pipeline::cancel::Cancel;
 use crate::pipeline::transcribe::DecodeOptions;
@@ -191,13 +193,29 @@ async fn run_one(shared: &Arc<Shared>, row: crate::journal::Input) -> Result<(),
             .and_then(|l| l.parse().ok())
             .zip(mtime.and_then(|m| m.parse().ok()));
         place.device = device;
-        let output = LocalDir::new(folder.output.join(&name));
+        let media = place.root.join(&place.rel);
         let mut input = LocalFile::in_folder(place);
         let cx = job::Context {
             formats: &folder.formats,
             ..cx
         };
-        let outcome = job::run(&cx, &mut input, &output).await;
+        let outcome = if folder.beside {
+            let own = shared.journal().outputs_of_key(&row.source, &row.key);
+            let own = match own {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::error!(id, error = %e, "cannot read the journal for earlier outputs; retrying");
+                    return shared
+                        .journal()
+                        .retry_later(id, &format!("journal: {e}"), 5_000);
+                }
+            };
+            let output = BesideMedia::new(folder.output.join(&name), media, own);
+            job::run(&cx, &mut input, &output).await
+        } else {
+            let output = LocalDir::new(folder.output.join(&name));
+            job::run(&cx, &mut input, &output).await
+        };
         return settle(shared, &row, &input, outcome, None).await;
     }
     if let Some(q) = queue {
@@ -265,11 +283,17 @@ async fn settle(
             shared
                 .journal()
                 .finish(id, &done.outputs, result.as_ref())?;
-            match &done.reused_from {
-                Some(twin) => {
+            match (&done.reused_from, &done.skipped) {
+                (_, Some(why)) => {
+                    tracing::info!(file = %name, reason = %why, "skipped");
+                    if let Err(e) = shared.journal().note(id, "skipped", why) {
+                        tracing::warn!(id, error = %e, "cannot record why the input was skipped");
+                    }
+                }
+                (Some(twin), None) => {
                     tracing::info!(file = %name, twin, "done (same content as an earlier input; outputs reused)")
                 }
-                None => tracing::info!(file = %name, "done"),
+                (None, None) => tracing::info!(file = %name, "done"),
             }
             finish(shared, id, input).await;
             if done.fed {
@@ -348,6 +372,7 @@ impl super::FolderInfo {
             root: self.root.clone(),
             rel,
             after: self.after,
+            in_place: self.beside,
             max_size: self.max_file_size,
             inode: None,
             device: None,

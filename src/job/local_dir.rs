@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::failure::{Failure, Stage};
-use super::output::{as_reused, twin_output, Output};
+use super::output::{as_reused, twin_output, Output, Placed};
 use crate::pipeline::render::Format;
 use crate::sinks::local::write_atomic;
 
@@ -37,7 +37,7 @@ impl Output for LocalDir {
         &self,
         format: Format,
         bytes: Vec<u8>,
-        _input_sha256: &str,
+        _placed: &Placed<'_>,
     ) -> Result<String, Failure> {
         self.write(format, &bytes)
     }

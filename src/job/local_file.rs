@@ -23,6 +23,8 @@ pub struct InFolder {
     /// The input's path under `root`.
     pub rel: PathBuf,
     pub after: After,
+    /// A media library's file (`output = "beside"`): a failure leaves it where it is.
+    pub in_place: bool,
     /// `max_file_size`: larger files are rejected without being read.
     pub max_size: u64,
     /// The inode of the version that was journaled.
@@ -258,6 +260,10 @@ impl Input for LocalFile {
             tracing::warn!(file = %self.name, %stage, %reason, "failed; what is at its path now is left alone");
             return State::Failed;
         }
+        if folder.in_place {
+            tracing::warn!(file = %self.name, %stage, %reason, "failed; left where it is (a media library's file)");
+            return State::Failed;
+        }
         match quarantine(folder, stage, reason, attempts) {
             Ok(to) => {
                 tracing::warn!(file = %self.name, moved_to = %to.display(), %stage, %reason, "failed; quarantined");
@@ -345,6 +351,7 @@ mod tests {
             root,
             rel: PathBuf::from(rel),
             after: After::Move,
+            in_place: false,
             max_size: 1 << 20,
             inode: Some(std::fs::metadata(&path).unwrap().ino()),
             device: Some(std::fs::metadata(&path).unwrap().dev()),

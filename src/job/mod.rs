@@ -7,6 +7,7 @@
 //! ([`decide`]) and finishes the input (`daemon::worker`); `hotfolderd transcribe` runs the
 //! same path with no journal.
 
+mod beside_media;
 mod decide;
 mod failure;
 mod input;
@@ -18,12 +19,13 @@ mod s3_object;
 mod s3_prefix;
 mod second_channel;
 
+pub use beside_media::BesideMedia;
 pub use decide::{decide, Decision, RetryKind};
 pub use failure::{Failure, Stage};
 pub use input::{Body, FinishError, Finished, Input, Opened, Sha256};
 pub use local_dir::LocalDir;
 pub use local_file::{after_done, InFolder, LocalFile};
-pub use output::Output;
+pub use output::{Output, Placed};
 pub use output_name::output_name;
 pub use s3_object::{unsafe_key, Pin, S3Object};
 pub use s3_prefix::S3Prefix;
@@ -96,6 +98,21 @@ pub struct Done {
     pub reused_from: Option<i64>,
     /// Whether datasets took the input in (the trainer may have new hours to look at).
     pub fed: bool,
+    /// Why no outputs were written (media that already has subtitles in the language).
+    pub skipped: Option<String>,
+}
+
+impl Done {
+    fn skipped(why: String, result: Option<JobResult>) -> Done {
+        Done {
+            outputs: Vec::new(),
+            result,
+            transcript: None,
+            reused_from: None,
+            fed: false,
+            skipped: Some(why),
+        }
+    }
 }
 
 /// What a finished transcription found, kept in the journal for notifications.
@@ -133,6 +150,9 @@ pub async fn run(
     output: &impl Output,
 ) -> Result<Done, Failure> {
     input.admit().await?;
+    if let Some(why) = cx.opts.known_language().and_then(|l| output.declines(l)) {
+        return Ok(Done::skipped(why, None));
+    }
     let hashed_first = input.sha256_first(cx.spool_dir).await?;
     if let Some(sha) = &hashed_first {
         if let Some(done) = dedup(cx, input.name(), sha, output).await? {
@@ -166,9 +186,22 @@ pub async fn run(
         }
         Some(_) => {}
     }
+    let language = cx
+        .opts
+        .known_language()
+        .unwrap_or(&t.transcript.language)
+        .to_string();
+    if let Some(why) = output.declines(&language) {
+        let result = JobResult::of(&t.transcript, &cx.transcriber.model_name());
+        return Ok(Done::skipped(why, Some(result)));
+    }
+    let placed = Placed {
+        input_sha256: &t.sha256,
+        language: &language,
+    };
     let mut outputs = Vec::with_capacity(t.outputs.len());
     for (format, bytes) in t.outputs {
-        outputs.push(output.put(format, bytes, &t.sha256).await?);
+        outputs.push(output.put(format, bytes, &placed).await?);
     }
     let mut transcript = t.transcript;
     if let (Some((journal, _)), Some((spool, pcm))) = (feeding, keep) {
@@ -226,6 +259,7 @@ pub async fn run(
         transcript: Some(transcript),
         reused_from: None,
         fed: feeding.is_some(),
+        skipped: None,
     })
 }
 
@@ -266,6 +300,7 @@ async fn dedup(
                     transcript: None,
                     reused_from: Some(twin.id),
                     fed: false,
+                    skipped: None,
                 }));
             }
             // S3 is down: transcribing now would only fail at the same put.

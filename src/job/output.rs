@@ -5,6 +5,13 @@ use std::future::Future;
 use super::failure::Failure;
 use crate::pipeline::render::Format;
 
+/// What an output is written for.
+pub struct Placed<'a> {
+    pub input_sha256: &'a str,
+    /// The transcript's language (English when translated).
+    pub language: &'a str,
+}
+
 pub trait Output: Send + Sync {
     /// Writes the output in `format` so that it appears whole or not at all; returns where
     /// it went (a path, or an `s3://` URI) for the journal.
@@ -12,8 +19,15 @@ pub trait Output: Send + Sync {
         &self,
         format: Format,
         bytes: Vec<u8>,
-        input_sha256: &str,
+        placed: &Placed<'_>,
     ) -> impl Future<Output = Result<String, Failure>> + Send;
+
+    /// Why this output writes nothing for a transcript in `language`, if it does not (media
+    /// that already has subtitles in it). Asked before decoding when the language is known
+    /// from the options, and again once the transcript is.
+    fn declines(&self, _language: &str) -> Option<String> {
+        None
+    }
 
     /// Makes this input's outputs in `formats` from those of an earlier input with the same
     /// content (`twin`), naming `input` as their source. `None` when that is not possible

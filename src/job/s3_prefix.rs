@@ -3,7 +3,7 @@
 //! twin's outputs (from S3 or a local folder) through the same put.
 
 use super::failure::{Failure, Stage};
-use super::output::{as_reused, twin_output, Output};
+use super::output::{as_reused, twin_output, Output, Placed};
 use super::s3_object::s3_outage;
 use crate::aws::Breaker;
 use crate::pipeline::render::Format;
@@ -56,6 +56,40 @@ impl Output for S3Prefix<'_> {
         &self,
         format: Format,
         bytes: Vec<u8>,
+        placed: &Placed<'_>,
+    ) -> Result<String, Failure> {
+        self.write(format, bytes, placed.input_sha256).await
+    }
+
+    async fn reuse(
+        &self,
+        formats: &[Format],
+        twin: &[String],
+        input: &str,
+        sha256: &str,
+    ) -> Option<Result<Vec<String>, Failure>> {
+        let mut planned = Vec::new();
+        for &format in formats {
+            let bytes = self.read_twin(twin_output(twin, format)?, sha256).await?;
+            planned.push((format, as_reused(format, bytes, input, sha256)?));
+        }
+        let mut written = Vec::new();
+        for (format, bytes) in planned {
+            match self.write(format, bytes, sha256).await {
+                Ok(uri) => written.push(uri),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(written))
+    }
+}
+
+impl S3Prefix<'_> {
+    /// One output, put once.
+    async fn write(
+        &self,
+        format: Format,
+        bytes: Vec<u8>,
         input_sha256: &str,
     ) -> Result<String, Failure> {
         let key = self.key(format);
@@ -79,27 +113,5 @@ impl Output for S3Prefix<'_> {
             Err(e) if e.outage => Err(s3_outage(Stage::Write, &e.reason, self.breaker)),
             Err(e) => Err(Failure::transient(Stage::Write, e.reason)),
         }
-    }
-
-    async fn reuse(
-        &self,
-        formats: &[Format],
-        twin: &[String],
-        input: &str,
-        sha256: &str,
-    ) -> Option<Result<Vec<String>, Failure>> {
-        let mut planned = Vec::new();
-        for &format in formats {
-            let bytes = self.read_twin(twin_output(twin, format)?, sha256).await?;
-            planned.push((format, as_reused(format, bytes, input, sha256)?));
-        }
-        let mut written = Vec::new();
-        for (format, bytes) in planned {
-            match self.put(format, bytes, sha256).await {
-                Ok(uri) => written.push(uri),
-                Err(e) => return Some(Err(e)),
-            }
-        }
-        Some(Ok(written))
     }
 }

@@ -872,6 +872,25 @@ impl Journal {
         rows.collect::<Result<_, _>>().map_err(self.db())
     }
 
+    /// Every output journaled for `key` of `source`, under any of its versions: files the
+    /// daemon wrote for it itself (a media library's subtitles are then not someone else's).
+    pub fn outputs_of_key(&self, source: &str, key: &str) -> Result<Vec<String>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT outputs FROM inputs WHERE source = ?1 AND key = ?2")
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map(params![source, key], |r| r.get::<_, String>(0))
+            .map_err(self.db())?;
+        let mut all = Vec::new();
+        for json in rows {
+            let listed: Vec<String> =
+                serde_json::from_str(&json.map_err(self.db())?).unwrap_or_default();
+            all.extend(listed);
+        }
+        Ok(all)
+    }
+
     /// The keys of `source` that start with `prefix`, each with the id it was first
     /// journaled under, oldest first (for naming outputs: `job::output_name`).
     pub fn keys_starting_with(

@@ -159,6 +159,18 @@ impl Default for VadOptions {
     }
 }
 
+impl DecodeOptions {
+    /// The language the transcript will be in, where the options already say (translation
+    /// is into English; a set language is kept); `None` when it is detected.
+    pub fn known_language(&self) -> Option<&str> {
+        if self.translate {
+            Some("en")
+        } else {
+            Some(self.language.trim()).filter(|l| !l.is_empty() && *l != "auto")
+        }
+    }
+}
+
 impl Default for DecodeOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(4, |n| n.get());

@@ -12,7 +12,7 @@ use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
-use super::names::{classify, marked_input, Skip};
+use super::names::{classify, has_extension, marked_input, Skip};
 use super::stability::{FileMeta, StabilityGate};
 
 /// Most events handled before the gate's timer is looked at again.
@@ -26,6 +26,8 @@ pub struct FolderSpec {
     pub rescan_every: Duration,
     /// Process `x.wav` only once `x.wav<marker>` exists.
     pub marker: Option<String>,
+    /// Only files with these extensions are inputs (`None`: all).
+    pub extensions: Option<Vec<String>>,
 }
 
 /// A complete file, ready to be journaled and processed.
@@ -102,6 +104,12 @@ impl Folder {
         }
     }
 
+    /// The path relative to the root, if it is a candidate file name (its extension too).
+    fn relevant_file(&self, path: &Path) -> Option<PathBuf> {
+        self.relevant(path)
+            .filter(|rel| has_extension(rel, self.spec.extensions.as_deref()))
+    }
+
     /// With a marker configured, a file is invisible to the gate until its marker exists.
     fn marked(&self, path: &Path) -> bool {
         match &self.spec.marker {
@@ -124,7 +132,7 @@ impl Folder {
             // A marker arrived (or went): look at the input it completes.
             return self.observe(&input);
         }
-        if self.relevant(path).is_none() {
+        if self.relevant_file(path).is_none() {
             return;
         }
         if !self.marked(path) {
@@ -201,6 +209,9 @@ impl Folder {
                 match entry.file_type() {
                     Ok(t) if t.is_dir() => stack.push(path),
                     Ok(t) if t.is_file() => {
+                        if self.relevant_file(&path).is_none() {
+                            continue;
+                        }
                         self.observe(&path);
                         if self.marked(&path) {
                             seen.push(path);
@@ -218,7 +229,7 @@ impl Folder {
         let now = self.now();
         for path in self.gate.due(now) {
             if self.gate.confirm(&path, stat(&path), now) {
-                let (Some(rel), Some(meta)) = (self.relevant(&path), stat(&path)) else {
+                let (Some(rel), Some(meta)) = (self.relevant_file(&path), stat(&path)) else {
                     continue;
                 };
                 let candidate = Candidate {

@@ -27,6 +27,24 @@ const TEMP_SUFFIXES: [&str; 8] = [
     ".swp",
     "~",
 ];
+/// What a media library's inputs are by default (`output = "beside"`): the audio and video
+/// files hotfolderd decodes, so posters, `.nfo` files and subtitles are never inputs.
+pub const MEDIA_EXTENSIONS: [&str; 18] = [
+    // video
+    "mkv", "mp4", "m4v", "mov", "webm", "avi", // audio
+    "wav", "mp3", "flac", "ogg", "oga", "opus", "m4a", "m4b", "aac", "aif", "aiff", "caf",
+];
+
+/// Whether the file name `rel` ends in one of `extensions` (`None`: every name does).
+pub fn has_extension(rel: &Path, extensions: Option<&[String]>) -> bool {
+    let Some(wanted) = extensions else {
+        return true;
+    };
+    rel.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| wanted.iter().any(|w| w.eq_ignore_ascii_case(e)))
+}
+
 pub const DONE_DIR: &str = "done";
 pub const FAILED_DIR: &str = "failed";
 
@@ -100,6 +118,29 @@ mod tests {
         for (path, why) in cases {
             assert_eq!(classify(Path::new(path), None), Err(why), "{path}");
         }
+    }
+
+    #[test]
+    fn a_media_library_takes_media_only() {
+        let media: Vec<String> = MEDIA_EXTENSIONS.iter().map(|e| e.to_string()).collect();
+        for ok in [
+            "Films/Movie (2020)/Movie.mkv",
+            "a.MP4",
+            "show/s01e01.webm",
+            "x.avi",
+        ] {
+            assert!(has_extension(Path::new(ok), Some(&media)), "{ok}");
+        }
+        for not in [
+            "Movie.en.srt",
+            "Movie.nfo",
+            "poster.jpg",
+            "Movie.en.json",
+            "README",
+        ] {
+            assert!(!has_extension(Path::new(not), Some(&media)), "{not}");
+        }
+        assert!(has_extension(Path::new("README"), None));
     }
 
     #[test]

@@ -33,6 +33,7 @@ async fn complete_files_come_out_once_and_temporary_ones_never() {
         stable_for: Duration::from_millis(300),
         rescan_every: Duration::from_secs(60),
         marker: None,
+        extensions: None,
     };
     let task = tokio::spawn(watch_folder(spec, tx, stop_rx));
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -99,6 +100,7 @@ async fn with_a_marker_a_file_waits_for_it() {
         stable_for: Duration::from_millis(200),
         rescan_every: Duration::from_secs(60),
         marker: Some(".done".into()),
+        extensions: None,
     };
     let task = tokio::spawn(watch_folder(spec, tx, stop_rx));
     tokio::time::sleep(Duration::from_millis(200)).await;

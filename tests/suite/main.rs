@@ -29,6 +29,7 @@ mod labels;
 mod languages;
 mod logging;
 mod long_form;
+mod media_library;
 mod models;
 mod non_speech;
 mod notify;
