@@ -4,13 +4,14 @@
 use hotfolderd::pipeline::decode::AudioDecoder16k;
 use libfuzzer_sys::fuzz_target;
 
-const HINTS: [Option<&str>; 6] = [
+const HINTS: [Option<&str>; 7] = [
     None,
     Some("wav"),
     Some("mp3"),
     Some("ogg"),
     Some("m4a"),
     Some("flac"),
+    Some("avi"),
 ];
 
 fuzz_target!(|data: &[u8]| {

@@ -25,7 +25,7 @@ pub enum DecodeError {
     Empty,
     #[error("{0}")]
     NotAFile(&'static str),
-    #[error("not a recognised audio file ({0}); supported: wav, flac, mp3, ogg (vorbis/opus), m4a/mp4 (aac/alac), mkv/webm, caf")]
+    #[error("not a recognised audio file ({0}); supported: wav, flac, mp3, ogg (vorbis/opus), m4a/mp4 (aac/alac), mkv/webm, avi, caf")]
     UnknownFormat(String),
     #[error("looks like a text file, not audio")]
     Text,
@@ -84,6 +84,17 @@ fn codecs() -> &'static CodecRegistry {
         symphonia::default::register_enabled_codecs(&mut registry);
         registry.register_audio_decoder::<symphonia_adapter_libopus::OpusDecoder>();
         registry
+    })
+}
+
+/// symphonia's formats and the AVI demuxer it lacks.
+fn probe() -> &'static symphonia::core::formats::probe::Probe {
+    static PROBE: OnceLock<symphonia::core::formats::probe::Probe> = OnceLock::new();
+    PROBE.get_or_init(|| {
+        let mut probe = symphonia::core::formats::probe::Probe::default();
+        symphonia::default::register_enabled_formats(&mut probe);
+        probe.register_format::<super::avi::AviReader<'_>>();
+        probe
     })
 }
 
@@ -226,7 +237,7 @@ impl AudioDecoder16k {
         if let Some(ext) = extension {
             hint.with_extension(ext);
         }
-        let format = symphonia::default::get_probe()
+        let format = probe()
             .probe(
                 &hint,
                 mss,

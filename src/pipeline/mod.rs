@@ -1,5 +1,6 @@
 //! Pipeline stages over one input: decode → transcribe → render.
 pub mod audio_track;
+pub mod avi;
 pub mod cancel;
 pub mod channels;
 pub mod decode;
@@ -7,6 +8,7 @@ pub mod dtw;
 pub mod fallback;
 pub mod idle_model;
 pub mod languages;
+pub mod mpeg_audio;
 pub mod render;
 pub mod render_cli;
 pub mod resample;

@@ -1,6 +1,7 @@
-//! Video files (ffmpeg's test picture with a spoken track): transcribed from their audio
-//! track, the video ignored; in an mkv with an English and a German track, `--audio-track`
-//! picks either by language tag or index, and a track that is not there is a clear error.
+//! Video files (ffmpeg's test picture with a spoken track; mp4, webm, mkv and avi):
+//! transcribed from their audio track, the video ignored; in an mkv with an English and a
+//! German track, `--audio-track` picks either by language tag or index, and a track that is
+//! not there is a clear error.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -82,8 +83,27 @@ fn video_files_are_transcribed_from_the_audio_track_asked_for() {
             "-map", "0:v", "-map", "1:a", "-c:v", "libvpx", "-c:a", "libopus",
         ],
     );
+    // AVI (symphonia has no demuxer for it: `pipeline::avi`): MP3, as ffmpeg makes it, and
+    // a second track in PCM.
+    let avi = make(
+        "clip3.avi",
+        &[
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-map",
+            "2:a",
+            "-c:v",
+            "mpeg4",
+            "-c:a:0",
+            "libmp3lame",
+            "-c:a:1",
+            "pcm_s16le",
+        ],
+    );
     let out = d.join("out");
-    for input in [&mp4, &webm, &mkv] {
+    for input in [&mp4, &webm, &mkv, &avi] {
         let done = transcribe("tiny.en", &[], input, &out);
         assert!(
             done.status.success(),
@@ -91,7 +111,7 @@ fn video_files_are_transcribed_from_the_audio_track_asked_for() {
             String::from_utf8_lossy(&done.stderr)
         );
     }
-    for stem in ["clip", "clip2", "film"] {
+    for stem in ["clip", "clip2", "film", "clip3"] {
         let json = json_of(&out, stem);
         let text = json["text"].as_str().unwrap().to_lowercase();
         assert!(
@@ -101,6 +121,15 @@ fn video_files_are_transcribed_from_the_audio_track_asked_for() {
         assert_eq!(json["audio"]["track"], 0, "{stem}");
     }
     assert_eq!(json_of(&out, "film")["audio"]["audio_tracks"], 2);
+    let avi_audio = &json_of(&out, "clip3")["audio"];
+    assert_eq!(
+        (
+            &avi_audio["container"],
+            &avi_audio["codec"],
+            &avi_audio["audio_tracks"]
+        ),
+        (&"avi".into(), &"mp3".into(), &2.into())
+    );
 
     // The German track, by any form of its language tag or by its index.
     for (i, pick) in ["deu", "1"].iter().enumerate() {
