@@ -1,9 +1,10 @@
 //! Outputs beside a media file (`output = "beside"`), named as media servers read them:
 //! `movie.en.srt` next to `movie.mkv` (Jellyfin, Plex, Emby and Bazarr match a subtitle by
-//! the video's name, then a language tag). Media that already has a subtitle in the
-//! transcript's language (`movie.en.srt`, `movie.eng.sdh.srt`, `movie.English.ass`…; a
-//! `.forced` one covers only foreign lines and does not count) gets none, so a library's
-//! own or downloaded subtitles are never written over.
+//! the video's name, then a language tag). Media that already has subtitles in the
+//! transcript's language gets none, so a library's own or downloaded subtitles are never
+//! written over: a file beside it (`movie.en.srt`, `movie.eng.sdh.srt`,
+//! `movie.English.ass`…; a `.forced` one covers only foreign lines and does not count), or
+//! a subtitle track inside it tagged with the language (as subgen and Bazarr count them).
 
 use std::path::PathBuf;
 
@@ -40,8 +41,20 @@ impl BesideMedia {
         PathBuf::from(path)
     }
 
+    /// The subtitles in `language` the media already has: a file beside it that the daemon
+    /// did not write, or a subtitle track inside it.
+    fn existing_subtitles(&self, language: &str) -> Option<String> {
+        if let Some(file) = self.subtitle_file(language) {
+            return Some(file.display().to_string());
+        }
+        crate::pipeline::decode::subtitle_track_languages(&self.media)
+            .into_iter()
+            .find(|tag| names_language(tag, language))
+            .map(|tag| format!("a subtitle track inside it, tagged {tag:?}"))
+    }
+
     /// A subtitle beside the media in `language` that the daemon did not write.
-    fn existing_subtitle(&self, language: &str) -> Option<PathBuf> {
+    fn subtitle_file(&self, language: &str) -> Option<PathBuf> {
         let dir = self.media.parent()?;
         let stem = self.media.file_stem()?.to_str()?;
         let entries = std::fs::read_dir(dir).ok()?;
@@ -98,11 +111,10 @@ impl Output for BesideMedia {
     }
 
     fn declines(&self, language: &str) -> Option<String> {
-        let found = self.existing_subtitle(language)?;
+        let found = self.existing_subtitles(language)?;
         Some(format!(
-            "{} already has subtitles in {language} ({}); none written (to have them made anyway, move that file away and `hotfolderd retry` the input)",
+            "{} already has subtitles in {language} ({found}); none written",
             self.media.display(),
-            found.display()
         ))
     }
 

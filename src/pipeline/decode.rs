@@ -98,6 +98,39 @@ fn probe() -> &'static symphonia::core::formats::probe::Probe {
     })
 }
 
+/// The languages of the subtitle tracks inside a media file (an mkv's own subtitles), as
+/// the container tags them; empty when it has none or cannot be read. Only regular files
+/// are opened, so a FIFO never blocks.
+pub fn subtitle_track_languages(path: &Path) -> Vec<String> {
+    let opened = std::fs::metadata(path)
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .and_then(|_| File::open(path).ok());
+    let Some(file) = opened else {
+        return Vec::new();
+    };
+    let mss = MediaSourceStream::new(Box::new(file), Default::default());
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    let options = (FormatOptions::default(), MetadataOptions::default());
+    let Ok(format) = probe().probe(&hint, mss, options.0, options.1) else {
+        return Vec::new();
+    };
+    format
+        .tracks()
+        .iter()
+        .filter(|t| {
+            matches!(
+                t.codec_params,
+                Some(symphonia::core::codecs::CodecParameters::Subtitle(_))
+            )
+        })
+        .filter_map(|t| t.language.clone())
+        .collect()
+}
+
 pub struct AudioDecoder16k {
     format: Box<dyn FormatReader>,
     decoder: Box<dyn AudioDecoder>,

@@ -1,6 +1,6 @@
 //! A watched media library (`output = "beside"`): a film gets `NAME.en.srt` next to it; a
-//! film that already has English subtitles gets none (known before decoding when the
-//! language is set, found after it when detected); posters, `.nfo` files, subtitles and the
+//! film that already has English subtitles, beside it or inside it, gets none (known before
+//! decoding when the language is set, found after it when detected); posters, `.nfo` files, subtitles and the
 //! daemon's own outputs are never inputs; a broken file fails where it lies; and no media
 //! file is moved, deleted or changed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -70,6 +70,20 @@ fn a_media_library_gets_subtitles_beside_its_films_and_nothing_else_changes() {
     film(&talk, &films.join("Talk (2024)/Talk.mkv"));
     film(&talk, &films.join("Other/Other.mp4"));
     film(&talk, &shows.join("Pilot/Pilot.mkv"));
+    // English subtitles inside the film: a subtitle track of its own.
+    let plain = d.join("plain.mkv");
+    film(&talk, &plain);
+    let subs = d.join("subs.srt");
+    std::fs::write(&subs, "1\n00:00:00,000 --> 00:00:02,000\nhello\n").unwrap();
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error", "-y", "-i"])
+        .arg(&plain)
+        .arg("-i")
+        .arg(&subs)
+        .args(["-map", "0", "-map", "1", "-c", "copy", "-c:s", "srt"])
+        .args(["-metadata:s:s:0", "language=eng"])
+        .arg(films.join("Dubbed.mkv"));
+    run(&mut cmd);
     // Someone else's subtitles, under the names media servers use.
     std::fs::write(
         films.join("Other/Other.eng.sdh.srt"),
@@ -115,7 +129,7 @@ fn a_media_library_gets_subtitles_beside_its_films_and_nothing_else_changes() {
     wait_until("the film's subtitles and every input final", || {
         let rows = journal_rows(d);
         srt.is_file()
-            && rows.len() == 4
+            && rows.len() == 5
             && rows
                 .iter()
                 .all(|(_, s, _)| matches!(s, State::Done | State::Failed))
@@ -138,6 +152,7 @@ fn a_media_library_gets_subtitles_beside_its_films_and_nothing_else_changes() {
         keys,
         vec![
             ("Broken.avi".to_string(), State::Failed),
+            ("Dubbed.mkv".to_string(), State::Done),
             ("Other/Other.mp4".to_string(), State::Done),
             ("Pilot/Pilot.mkv".to_string(), State::Done),
             ("Talk (2024)/Talk.mkv".to_string(), State::Done),
@@ -151,6 +166,14 @@ fn a_media_library_gets_subtitles_beside_its_films_and_nothing_else_changes() {
             .iter()
             .any(|(e, why)| e == "skipped" && why.contains("Other.eng.sdh.srt")),
         "{other:?}"
+    );
+    assert_eq!(result, None);
+    let (dubbed, result) = trail(d, "Dubbed.mkv");
+    assert!(
+        dubbed
+            .iter()
+            .any(|(e, why)| e == "skipped" && why.contains("subtitle track inside it")),
+        "{dubbed:?}"
     );
     assert_eq!(result, None);
     // Language detected: found once the transcript said English.
