@@ -319,7 +319,16 @@ impl WatchConfig {
 
     /// `output = "beside"`: a media library, subtitles written next to each file.
     pub fn beside(&self) -> bool {
-        self.output.get_ref().as_os_str() == media::BESIDE
+        self.output.get_ref() == Path::new(media::BESIDE)
+    }
+
+    /// `max_file_size`; a media library's films are often larger than its default, so
+    /// there it has no limit unless one is set.
+    pub fn max_file_size(&self) -> u64 {
+        match self.max_file_size.span() == (0..0) && self.beside() {
+            true => u64::MAX,
+            false => *self.max_file_size.get_ref(),
+        }
     }
 
     pub fn after(&self) -> After {
@@ -634,6 +643,18 @@ impl Config {
                 );
             }
             for (j, other) in self.watch.iter().enumerate().skip(i + 1) {
+                let nested = other.path.get_ref().starts_with(input)
+                    || input.starts_with(other.path.get_ref());
+                if nested && other.path.get_ref() != input && (w.beside() || other.beside()) {
+                    err(
+                        other.path.span(),
+                        format!(
+                            "watch[{j}].path {} and watch[{i}].path {} are one inside the other, and one is a media library (output = \"beside\"): the other folder would take, move or quarantine the library's files; watch separate folders",
+                            other.path.get_ref().display(),
+                            input.display()
+                        ),
+                    );
+                }
                 if other.path.get_ref() == input {
                     err(
                         other.path.span(),
@@ -838,6 +859,10 @@ marker = ".done"
         assert!(messages[1].contains("watch[1].after"), "{e:?}");
         assert!(e[1].location.starts_with("t.toml:19:"), "{e:?}");
         assert!(messages[2].contains("keep_outputs"));
+        assert_eq!(w.max_file_size(), u64::MAX, "films are often over 4 GiB");
+        let nested = media.replace("path = \"var/inbox-calls\"", "path = \"var/inbox/films\"");
+        let e = Config::parse(&nested, "t.toml", no_env).unwrap_err();
+        assert!(e[0].message.contains("one inside the other"), "{e:?}");
         let empty = GOOD.replace("marker = \".done\"", "extensions = []");
         let e = Config::parse(&empty, "t.toml", no_env).unwrap_err();
         assert!(e[0].message.contains("extensions is empty"), "{e:?}");

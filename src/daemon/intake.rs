@@ -74,6 +74,16 @@ fn finish_after(shared: &Shared, id: i64, source: &SourceId, rel: &Path) {
     else {
         return;
     };
+    // Only an input whose outputs this folder's output holds was finished under the layout
+    // it has now: one subtitled in a media library (outputs beside it, or skipped with
+    // none) stays where it is after the folder is turned into a drop folder.
+    let outputs = shared.journal().get(id).ok().flatten().map(|i| i.outputs);
+    let made_here = outputs.is_some_and(|o| {
+        !o.is_empty() && o.iter().all(|o| Path::new(o).starts_with(&folder.output))
+    });
+    if !made_here {
+        return;
+    }
     let place = folder.place(rel.to_path_buf());
     let file = place.root.join(&place.rel);
     match crate::job::after_done(&place) {

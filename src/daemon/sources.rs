@@ -148,7 +148,7 @@ impl Sources {
             beside: w.beside(),
             formats: (profile.formats.clone()).unwrap_or_else(|| w.formats.get_ref().clone()),
             after: w.after(),
-            max_file_size: *w.max_file_size.get_ref(),
+            max_file_size: w.max_file_size(),
             keep: super::retention::Keep {
                 done: w.keep_done,
                 failed: w.keep_failed,

@@ -6,7 +6,7 @@
 //! `movie.English.ass`…; a `.forced` one covers only foreign lines and does not count), or
 //! a subtitle track inside it tagged with the language (as subgen and Bazarr count them).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::failure::{Failure, Stage};
 use super::output::{Output, Placed};
@@ -22,17 +22,40 @@ pub struct BesideMedia {
     stem: PathBuf,
     /// The media file.
     media: PathBuf,
-    /// Files the daemon wrote for this input before (from the journal): its own.
-    own: Vec<PathBuf>,
+    /// Files the daemon wrote for this input before, with when that input finished (ms),
+    /// from the journal.
+    own: Vec<(PathBuf, i64)>,
 }
 
+/// How much later than its input's end an own output's mtime may be (coarse file system
+/// clocks); a file written after that is someone else's (Bazarr replaced it).
+const OWN_SLACK_MS: i64 = 2_000;
+
 impl BesideMedia {
-    pub fn new(stem: PathBuf, media: PathBuf, own: Vec<String>) -> BesideMedia {
+    pub fn new(stem: PathBuf, media: PathBuf, own: Vec<(String, i64)>) -> BesideMedia {
         BesideMedia {
             stem,
             media,
-            own: own.into_iter().map(PathBuf::from).collect(),
+            own: own
+                .into_iter()
+                .map(|(p, at)| (PathBuf::from(p), at))
+                .collect(),
         }
+    }
+
+    /// Whether the file at `path` is one the daemon wrote and nobody has written since.
+    fn is_own(&self, path: &Path) -> bool {
+        let modified = std::fs::metadata(path).and_then(|m| m.modified());
+        let Some(since_epoch) = modified
+            .ok()
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        else {
+            return false;
+        };
+        let mtime_ms = i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX);
+        self.own
+            .iter()
+            .any(|(p, at)| p == path && mtime_ms <= at.saturating_add(OWN_SLACK_MS))
     }
 
     pub fn path(&self, format: Format, language: &str) -> PathBuf {
@@ -62,15 +85,27 @@ impl BesideMedia {
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 return false;
             };
-            is_subtitle_in(name, stem, language) && !self.own.contains(path) && path.is_file()
+            is_subtitle_in(name, stem, language) && path.is_file() && !self.is_own(path)
         })
     }
 }
 
+/// Tags after the language that say what kind of subtitle it is. `hi` (hearing impaired,
+/// Bazarr's) is also Hindi's code: it names a language only as the first tag.
+const KIND_TAGS: [&str; 6] = ["hi", "sdh", "cc", "forced", "default", "full"];
+
 /// Whether `name` is a subtitle of the media named `stem` in `language`: `stem.TAGS.EXT`
-/// with a subtitle extension, one tag naming the language and none saying `forced`.
+/// with a subtitle extension, a tag naming the language and none saying `forced`. Names are
+/// compared as case-insensitive shares (SMB) see them.
 fn is_subtitle_in(name: &str, stem: &str, language: &str) -> bool {
-    let Some(rest) = name.strip_prefix(stem).and_then(|r| r.strip_prefix('.')) else {
+    let same_stem = name
+        .get(..stem.len())
+        .is_some_and(|n| n.eq_ignore_ascii_case(stem));
+    let Some(rest) = name
+        .get(stem.len()..)
+        .filter(|_| same_stem)
+        .and_then(|r| r.strip_prefix('.'))
+    else {
         return false;
     };
     let mut parts: Vec<&str> = rest.split('.').collect();
@@ -84,7 +119,12 @@ fn is_subtitle_in(name: &str, stem: &str, language: &str) -> bool {
         return false;
     }
     let forced = parts.iter().any(|t| t.eq_ignore_ascii_case("forced"));
-    !forced && parts.iter().any(|t| names_language(t, language))
+    let kind = |t: &str| KIND_TAGS.iter().any(|k| k.eq_ignore_ascii_case(t));
+    let named = parts
+        .iter()
+        .enumerate()
+        .any(|(i, t)| (i == 0 || !kind(t)) && names_language(t, language));
+    !forced && named
 }
 
 /// Whether a file name's tag names `language` (a Whisper code): as an ISO 639 code (`en`,
@@ -106,6 +146,17 @@ impl Output for BesideMedia {
         placed: &Placed<'_>,
     ) -> Result<String, Failure> {
         let path = self.path(format, placed.language);
+        // Checked by `declines` a moment ago; this closes most of the gap since.
+        if path.exists() && !self.is_own(&path) {
+            return Err(Failure::permanent(
+                Stage::Write,
+                format!(
+                    "{} appeared while {} was transcribed; it is left as it is",
+                    path.display(),
+                    self.media.display()
+                ),
+            ));
+        }
         write_atomic(&path, &bytes).map_err(|e| Failure::transient(Stage::Write, e.to_string()))?;
         Ok(path.display().to_string())
     }
@@ -147,6 +198,12 @@ mod tests {
         ] {
             assert!(is_subtitle_in(name, "Movie", "en"), "{name}");
         }
+        assert!(is_subtitle_in("movie.en.hi.srt", "Movie", "en"), "SMB");
+        assert!(
+            !is_subtitle_in("Movie.en.hi.srt", "Movie", "hi"),
+            "hearing impaired"
+        );
+        assert!(is_subtitle_in("Movie.hi.srt", "Movie", "hi"), "Hindi");
         for name in [
             "Movie.en.forced.srt",
             "Movie.de.srt",
@@ -167,18 +224,29 @@ mod tests {
         let media = dir.path().join("Movie.mkv");
         std::fs::write(&media, b"x").unwrap();
         let ours = dir.path().join("Movie.en.srt");
+        std::fs::write(&ours, b"1\n").unwrap();
+        let finished = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
         let out = BesideMedia::new(
             dir.path().join("Movie"),
             media.clone(),
-            vec![ours.display().to_string()],
+            vec![(ours.display().to_string(), finished)],
         );
         assert_eq!(out.path(Format::Srt, "en"), ours);
         assert_eq!(
             out.path(Format::JsonFull, "de"),
             dir.path().join("Movie.de.full.json")
         );
-        std::fs::write(&ours, b"1\n").unwrap();
         assert_eq!(out.declines("en"), None, "its own earlier subtitle");
+        // Written since its input finished (an upgrade put Bazarr's there): not its own.
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        let file = std::fs::File::options().write(true).open(&ours).unwrap();
+        file.set_modified(later).unwrap();
+        assert!(out.declines("en").unwrap().contains("Movie.en.srt"));
+        std::fs::remove_file(&ours).unwrap();
+        assert_eq!(out.declines("en"), None);
         std::fs::write(dir.path().join("Movie.eng.sdh.srt"), b"1\n").unwrap();
         let why = out.declines("en").unwrap();
         assert!(why.contains("Movie.eng.sdh.srt"), "{why}");

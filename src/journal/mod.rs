@@ -872,21 +872,32 @@ impl Journal {
         rows.collect::<Result<_, _>>().map_err(self.db())
     }
 
-    /// Every output journaled for `key` of `source`, under any of its versions: files the
-    /// daemon wrote for it itself (a media library's subtitles are then not someone else's).
-    pub fn outputs_of_key(&self, source: &str, key: &str) -> Result<Vec<String>, JournalError> {
+    /// Every output journaled for `key` of `source`, under any of its versions, with when
+    /// its input finished (ms): files the daemon wrote itself, as long as they have not
+    /// been written since (a media library's subtitles are then not someone else's).
+    pub fn outputs_of_key(
+        &self,
+        source: &str,
+        key: &str,
+    ) -> Result<Vec<(String, i64)>, JournalError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT outputs FROM inputs WHERE source = ?1 AND key = ?2")
+            .prepare(
+                "SELECT i.outputs, COALESCE((SELECT MAX(at) FROM events e
+                     WHERE e.input_id = i.id AND e.state = 'done'), i.updated_at)
+                 FROM inputs i WHERE i.source = ?1 AND i.key = ?2",
+            )
             .map_err(self.db())?;
         let rows = stmt
-            .query_map(params![source, key], |r| r.get::<_, String>(0))
+            .query_map(params![source, key], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
             .map_err(self.db())?;
         let mut all = Vec::new();
-        for json in rows {
-            let listed: Vec<String> =
-                serde_json::from_str(&json.map_err(self.db())?).unwrap_or_default();
-            all.extend(listed);
+        for row in rows {
+            let (json, at) = row.map_err(self.db())?;
+            let listed: Vec<String> = serde_json::from_str(&json).unwrap_or_default();
+            all.extend(listed.into_iter().map(|o| (o, at)));
         }
         Ok(all)
     }

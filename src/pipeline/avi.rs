@@ -31,6 +31,8 @@ const AVI_FORMAT_INFO: FormatInfo = FormatInfo {
 /// The largest audio chunk read (a second of 8-channel 192 kHz float is 6 MiB): a larger
 /// claim is a damaged file, not a reason to allocate gigabytes.
 const MOST_CHUNK: u32 = 16 << 20;
+/// Streams a `movi` chunk id can name (`00` to `99`).
+const MOST_STREAMS: usize = 100;
 /// The largest header chunk (`strf`, `strh`) read whole.
 const MOST_HEADER: u32 = 1 << 20;
 
@@ -192,7 +194,8 @@ fn read_hdrl(
         let size = mss.read_u32()?;
         if id == *b"LIST" && size >= 4 {
             let list = mss.read_quad_bytes()?;
-            if list == *b"strl" {
+            // Chunk ids number streams 00 to 99: more headers could never be read from.
+            if list == *b"strl" && headers.len() < MOST_STREAMS {
                 headers.push(read_strl(mss, size - 4)?);
             } else {
                 mss.ignore_bytes(padded(size - 4))?;

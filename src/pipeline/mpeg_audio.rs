@@ -57,6 +57,10 @@ pub fn frame_size(head: &[u8]) -> Option<FrameSize> {
 #[derive(Debug, Default)]
 pub struct Framer {
     pending: Vec<u8>,
+    /// Where the bytes not handed out yet start in `pending`: frames are taken by moving it,
+    /// and the taken bytes are dropped once per `push` (a chunk of many small frames would
+    /// otherwise shift the whole buffer once per frame).
+    at: usize,
 }
 
 /// Bytes kept while looking for a frame before they are given up as not MPEG audio.
@@ -64,25 +68,25 @@ const MOST_PENDING: usize = 1 << 16;
 
 impl Framer {
     pub fn push(&mut self, bytes: &[u8]) {
+        self.pending.drain(..self.at);
+        self.at = 0;
         self.pending.extend_from_slice(bytes);
     }
 
     /// The next whole frame, if one has arrived; bytes before a frame header are dropped.
     pub fn next_frame(&mut self) -> Option<(Vec<u8>, u64)> {
-        let start = (0..self.pending.len().saturating_sub(3))
-            .find(|&i| frame_size(&self.pending[i..]).is_some());
-        let Some(start) = start else {
-            if self.pending.len() > MOST_PENDING {
-                self.pending.clear();
+        let rest = &self.pending[self.at..];
+        let Some(start) =
+            (0..rest.len().saturating_sub(3)).find(|&i| frame_size(&rest[i..]).is_some())
+        else {
+            if rest.len() > MOST_PENDING {
+                self.at = self.pending.len();
             }
             return None;
         };
-        self.pending.drain(..start);
-        let size = frame_size(&self.pending)?;
-        if self.pending.len() < size.bytes {
-            return None;
-        }
-        let frame: Vec<u8> = self.pending.drain(..size.bytes).collect();
+        let size = frame_size(&rest[start..])?;
+        let frame = rest.get(start..start + size.bytes)?.to_vec();
+        self.at += start + size.bytes;
         Some((frame, size.samples))
     }
 }
@@ -134,5 +138,21 @@ mod tests {
             assert_eq!((f.len(), f[4], samples), (417, fill, 1152));
         }
         assert_eq!(framer.next_frame(), None);
+
+        // One chunk of many of the smallest frames (MPEG 2.5, 8 kb/s, 8 kHz: 72 bytes).
+        let small: Vec<u8> = (0..5000)
+            .flat_map(|_| {
+                let mut f = vec![0u8; 72];
+                f[..4].copy_from_slice(&[0xff, 0xe3, 0x18, 0x00]);
+                f
+            })
+            .collect();
+        framer.push(&small);
+        let mut n = 0;
+        while let Some((f, samples)) = framer.next_frame() {
+            assert_eq!((f.len(), samples), (72, 576));
+            n += 1;
+        }
+        assert_eq!(n, 5000);
     }
 }

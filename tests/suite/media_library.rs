@@ -198,4 +198,33 @@ fn a_media_library_gets_subtitles_beside_its_films_and_nothing_else_changes() {
         assert!(now == Some(was), "{} was moved or changed", path.display());
     }
     assert!(!films.join("done").exists() && !films.join("failed").exists());
+
+    // The library turned into a drop folder (outputs elsewhere, after = "move"): films it
+    // subtitled or skipped in place stay where they are.
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "output = \"beside\"",
+        &format!(
+            "output = {:?}\nextensions = [\"mkv\", \"mp4\"]",
+            d.join("out")
+        ),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    std::fs::copy(&plain, films.join("New.mkv")).unwrap();
+    let daemon = start_daemon(&config);
+    // A film new to the journal is an input of the drop folder now, and is moved when done;
+    // it arrives in the same scan as the others.
+    wait_until("the new film done and moved", || {
+        films.join("done/New.mkv").is_file()
+    });
+    stop(daemon);
+    let mut again = snapshot(&films);
+    again.extend(snapshot(&shows));
+    for (path, was) in &after {
+        assert!(
+            again.get(path) == Some(was),
+            "{} was moved or changed after the switch",
+            path.display()
+        );
+    }
 }
