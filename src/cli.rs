@@ -49,7 +49,8 @@ pub enum Command {
         #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
         config: PathBuf,
     },
-    /// Re-queue failed inputs: moves each back from failed/ into its folder for the daemon.
+    /// Re-queue failed inputs: moves each back from failed/ into its folder for the daemon
+    /// (a media library's skipped film is taken again at the next scan).
     Retry {
         #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
         config: PathBuf,

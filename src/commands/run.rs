@@ -101,11 +101,36 @@ pub fn retry(path: &Path, ids: &[i64], all_failed: bool) -> ExitCode {
     }
 }
 
+/// Whether input `id` ended skipped (a media library's film that had subtitles).
+fn was_skipped(journal: &Journal, id: i64) -> Result<bool, String> {
+    let history = journal.history(id).map_err(|e| e.to_string())?;
+    Ok(history.iter().any(|(_, event, _)| event == "skipped"))
+}
+
+/// A skipped input is `done`, which is final: its row is retired instead, so the folder's
+/// next scan journals the file anew and decides again (the subtitles it had may be gone).
+fn retry_skipped(journal: &mut Journal, input: &crate::journal::Input) -> Result<String, String> {
+    journal
+        .retire_key(
+            &input.source,
+            &input.key,
+            "retry requested: the skipped input is taken again",
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "{} {} will be taken again at the folder's next scan (rescan_every) or the daemon's next start",
+        input.source, input.key
+    ))
+}
+
 fn retry_one(journal: &mut Journal, id: i64) -> Result<String, String> {
     let input = journal
         .get(id)
         .map_err(|e| e.to_string())?
         .ok_or("no such input")?;
+    if input.state == State::Done && was_skipped(journal, id)? {
+        return retry_skipped(journal, &input);
+    }
     if !matches!(input.state, State::Failed | State::Quarantined) {
         return Err(format!("is {}, not failed", input.state.as_str()));
     }
@@ -146,4 +171,55 @@ fn retry_one(journal: &mut Journal, id: i64) -> Result<String, String> {
         .transition(id, State::Queued, Some("retry requested"))
         .map_err(|e| e.to_string())?;
     Ok(format!("{} re-queued", original.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Arrival;
+
+    /// A skipped film is retired on retry, so it is journaled anew; a plain done input is not.
+    #[test]
+    fn retry_takes_a_skipped_input_again_and_refuses_a_done_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        let arrival = |key: &str| Arrival {
+            source: "/films".into(),
+            key: key.into(),
+            version: "1:2:3".into(),
+            size: 1,
+            device: None,
+        };
+        j.arrive(&[arrival("Talk.mkv"), arrival("Other.mkv")])
+            .unwrap();
+        for _ in 0..2 {
+            let row = j.claim_next().unwrap().unwrap();
+            j.finish(row.id, &[], None).unwrap();
+            if row.key == "Other.mkv" {
+                j.note(row.id, "skipped", "it already has subtitles in en")
+                    .unwrap();
+            }
+        }
+        let id_of = |j: &Journal, key: &str| {
+            (1..=2)
+                .find(|id| j.get(*id).unwrap().unwrap().key == key)
+                .unwrap()
+        };
+        let (talk, other) = (id_of(&j, "Talk.mkv"), id_of(&j, "Other.mkv"));
+        assert!(retry_one(&mut j, talk)
+            .unwrap_err()
+            .contains("is done, not failed"));
+        assert!(retry_one(&mut j, other).unwrap().contains("taken again"));
+        let again = j
+            .arrive(&[arrival("Other.mkv"), arrival("Talk.mkv")])
+            .unwrap();
+        assert!(
+            matches!(again[0], crate::journal::Arrived::Queued(_)),
+            "{again:?}"
+        );
+        assert!(
+            matches!(again[1], crate::journal::Arrived::Known(..)),
+            "{again:?}"
+        );
+    }
 }

@@ -164,7 +164,7 @@ impl Output for BesideMedia {
     fn declines(&self, language: &str) -> Option<String> {
         let found = self.existing_subtitles(language)?;
         Some(format!(
-            "{} already has subtitles in {language} ({found}); none written",
+            "{} already has subtitles in {language} ({found}); none written (to have them made, move those away and `hotfolderd retry` this input)",
             self.media.display(),
         ))
     }
