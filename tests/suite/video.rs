@@ -1,4 +1,4 @@
-//! Video files (ffmpeg's test picture with a spoken track; mp4, webm, mkv and avi):
+//! Video files (ffmpeg's test picture with a spoken track; mp4, mov, webm, mkv and avi):
 //! transcribed from their audio track, the video ignored; in an mkv with an English and a
 //! German track, `--audio-track` picks either by language tag or index, and a track that is
 //! not there is a clear error.
@@ -77,6 +77,10 @@ fn video_files_are_transcribed_from_the_audio_track_asked_for() {
         "clip.mp4",
         &["-map", "0:v", "-map", "1:a", "-c:v", "mpeg4", "-c:a", "aac"],
     );
+    let mov = make(
+        "clip4.mov",
+        &["-map", "0:v", "-map", "1:a", "-c:v", "mpeg4", "-c:a", "aac"],
+    );
     let webm = make(
         "clip2.webm",
         &[
@@ -103,7 +107,7 @@ fn video_files_are_transcribed_from_the_audio_track_asked_for() {
         ],
     );
     let out = d.join("out");
-    for input in [&mp4, &webm, &mkv, &avi] {
+    for input in [&mp4, &mov, &webm, &mkv, &avi] {
         let done = transcribe("tiny.en", &[], input, &out);
         assert!(
             done.status.success(),
@@ -111,7 +115,7 @@ fn video_files_are_transcribed_from_the_audio_track_asked_for() {
             String::from_utf8_lossy(&done.stderr)
         );
     }
-    for stem in ["clip", "clip2", "film", "clip3"] {
+    for stem in ["clip", "clip4", "clip2", "film", "clip3"] {
         let json = json_of(&out, stem);
         let text = json["text"].as_str().unwrap().to_lowercase();
         assert!(
