@@ -101,26 +101,30 @@ pub fn retry(path: &Path, ids: &[i64], all_failed: bool) -> ExitCode {
     }
 }
 
-/// Whether input `id` ended skipped (a media library's film that had subtitles).
-fn was_skipped(journal: &Journal, id: i64) -> Result<bool, String> {
-    let history = journal.history(id).map_err(|e| e.to_string())?;
-    Ok(history.iter().any(|(_, event, _)| event == "skipped"))
-}
-
-/// A skipped input is `done`, which is final: its row is retired instead, so the folder's
-/// next scan journals the file anew and decides again (the subtitles it had may be gone).
+/// A skipped input is `done`, which is final: its row is retired and the file, as it is
+/// now, is journaled anew and queued, so the running daemon (or the next start) decides
+/// again (the subtitles it had may be gone).
 fn retry_skipped(journal: &mut Journal, input: &crate::journal::Input) -> Result<String, String> {
+    let root =
+        crate::daemon::SourceId::root_of(&input.source).ok_or("is not a watched folder's input")?;
+    let path = root.join(&input.key);
+    let meta = crate::sources::fs::stat(&path)
+        .ok_or_else(|| format!("{} is gone or not a regular file", path.display()))?;
     journal
-        .retire_key(
-            &input.source,
-            &input.key,
+        .retire_id(
+            input.id,
             "retry requested: the skipped input is taken again",
         )
         .map_err(|e| e.to_string())?;
-    Ok(format!(
-        "{} {} will be taken again at the folder's next scan (rescan_every) or the daemon's next start",
-        input.source, input.key
-    ))
+    let arrival = crate::journal::Arrival {
+        source: input.source.clone(),
+        key: input.key.clone(),
+        version: meta.version(),
+        size: meta.len,
+        device: Some(meta.device),
+    };
+    journal.arrive(&[arrival]).map_err(|e| e.to_string())?;
+    Ok(format!("{} re-queued", path.display()))
 }
 
 fn retry_one(journal: &mut Journal, id: i64) -> Result<String, String> {
@@ -128,7 +132,7 @@ fn retry_one(journal: &mut Journal, id: i64) -> Result<String, String> {
         .get(id)
         .map_err(|e| e.to_string())?
         .ok_or("no such input")?;
-    if input.state == State::Done && was_skipped(journal, id)? {
+    if input.state == State::Done && journal.was_skipped(id).map_err(|e| e.to_string())? {
         return retry_skipped(journal, &input);
     }
     if !matches!(input.state, State::Failed | State::Quarantined) {
@@ -176,50 +180,52 @@ fn retry_one(journal: &mut Journal, id: i64) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::Arrival;
+    use crate::journal::{Arrival, Arrived};
 
-    /// A skipped film is retired on retry, so it is journaled anew; a plain done input is not.
+    /// A skipped film is retired and queued anew on retry, alone (another version's failed
+    /// row stays as it is); a plain done input is refused.
     #[test]
     fn retry_takes_a_skipped_input_again_and_refuses_a_done_one() {
         let dir = tempfile::tempdir().unwrap();
+        let films = dir.path().join("films");
+        std::fs::create_dir_all(&films).unwrap();
+        for name in ["Talk.mkv", "Other.mkv"] {
+            std::fs::write(films.join(name), b"a film").unwrap();
+        }
+        let source = crate::daemon::SourceId::folder(&films).to_string();
         let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
-        let arrival = |key: &str| Arrival {
-            source: "/films".into(),
+        let arrival = |key: &str, version: &str| Arrival {
+            source: source.clone(),
             key: key.into(),
-            version: "1:2:3".into(),
-            size: 1,
+            version: version.into(),
+            size: 6,
             device: None,
         };
-        j.arrive(&[arrival("Talk.mkv"), arrival("Other.mkv")])
+        j.arrive(&[arrival("Talk.mkv", "v1"), arrival("Other.mkv", "v1")])
             .unwrap();
+        let mut ids = std::collections::HashMap::new();
         for _ in 0..2 {
             let row = j.claim_next().unwrap().unwrap();
-            j.finish(row.id, &[], None).unwrap();
-            if row.key == "Other.mkv" {
-                j.note(row.id, "skipped", "it already has subtitles in en")
-                    .unwrap();
+            match row.key.as_str() {
+                "Other.mkv" => j.finish_skipped(row.id, "it has subtitles", None).unwrap(),
+                _ => j.finish(row.id, &[], None).unwrap(),
             }
+            ids.insert(row.key.clone(), row.id);
         }
-        let id_of = |j: &Journal, key: &str| {
-            (1..=2)
-                .find(|id| j.get(*id).unwrap().unwrap().key == key)
-                .unwrap()
-        };
-        let (talk, other) = (id_of(&j, "Talk.mkv"), id_of(&j, "Other.mkv"));
-        assert!(retry_one(&mut j, talk)
-            .unwrap_err()
-            .contains("is done, not failed"));
-        assert!(retry_one(&mut j, other).unwrap().contains("taken again"));
-        let again = j
-            .arrive(&[arrival("Other.mkv"), arrival("Talk.mkv")])
-            .unwrap();
-        assert!(
-            matches!(again[0], crate::journal::Arrived::Queued(_)),
-            "{again:?}"
-        );
-        assert!(
-            matches!(again[1], crate::journal::Arrived::Known(..)),
-            "{again:?}"
-        );
+        // An older version of Other.mkv that failed.
+        j.arrive(&[arrival("Other.mkv", "v0")]).unwrap();
+        let old = j.claim_next().unwrap().unwrap();
+        j.transition(old.id, State::Failed, Some("x")).unwrap();
+
+        let refused = retry_one(&mut j, ids["Talk.mkv"]).unwrap_err();
+        assert!(refused.contains("is done, not failed"), "{refused}");
+        retry_one(&mut j, ids["Other.mkv"]).unwrap();
+        let queued = j.claim_next().unwrap().unwrap();
+        assert_eq!(queued.key, "Other.mkv");
+        assert_ne!(queued.id, ids["Other.mkv"], "a new row");
+        assert_eq!(j.get(old.id).unwrap().unwrap().version, "v0", "left alone");
+        // The old row's version is retired: arriving as v1 again is not the skipped row.
+        let again = j.arrive(&[arrival("Other.mkv", "v1")]).unwrap();
+        assert!(matches!(again[0], Arrived::Queued(_)), "{again:?}");
     }
 }

@@ -368,6 +368,11 @@ fn default_max_file_size() -> Spanned<u64> {
     Spanned::new(0..0, 4 << 30)
 }
 
+/// `p` from the working directory, as the daemon takes it (unchanged if that fails).
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
 fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     duration(d).map(|s| Some(s.into_inner()))
 }
@@ -620,6 +625,18 @@ impl Config {
             for (span, message) in media::problems(i, w) {
                 err(span, message);
             }
+            for library in self.watch.iter().filter(|l| l.beside()) {
+                if !w.beside() && absolute(output).starts_with(absolute(library.path.get_ref())) {
+                    err(
+                        w.output.span(),
+                        format!(
+                            "watch[{i}].output {} is inside the media library {}: its outputs would mix with the library's files",
+                            output.display(),
+                            library.path.get_ref().display()
+                        ),
+                    );
+                }
+            }
             if output.starts_with(input) && !w.beside() {
                 err(
                     w.output.span(),
@@ -643,9 +660,9 @@ impl Config {
                 );
             }
             for (j, other) in self.watch.iter().enumerate().skip(i + 1) {
-                let nested = other.path.get_ref().starts_with(input)
-                    || input.starts_with(other.path.get_ref());
-                if nested && other.path.get_ref() != input && (w.beside() || other.beside()) {
+                let (a, b) = (absolute(input), absolute(other.path.get_ref()));
+                let nested = a.starts_with(&b) || b.starts_with(&a);
+                if nested && a != b && (w.beside() || other.beside()) {
                     err(
                         other.path.span(),
                         format!(

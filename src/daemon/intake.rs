@@ -79,7 +79,11 @@ fn finish_after(shared: &Shared, id: i64, source: &SourceId, rel: &Path) {
     // none) stays where it is after the folder is turned into a drop folder.
     let outputs = shared.journal().get(id).ok().flatten().map(|i| i.outputs);
     let made_here = outputs.is_some_and(|o| {
-        !o.is_empty() && o.iter().all(|o| Path::new(o).starts_with(&folder.output))
+        !o.is_empty()
+            && o.iter().all(|o| {
+                let o = Path::new(o);
+                o.starts_with(&folder.output) && !o.starts_with(&folder.root)
+            })
     });
     if !made_here {
         return;

@@ -280,16 +280,14 @@ async fn settle(
     match job::decide(row.attempts, outcome) {
         Decision::Done(done) => {
             let result = done.result.as_ref().and_then(|r| r.to_json());
-            shared
-                .journal()
-                .finish(id, &done.outputs, result.as_ref())?;
+            match &done.skipped {
+                Some(why) => shared.journal().finish_skipped(id, why, result.as_ref())?,
+                None => shared
+                    .journal()
+                    .finish(id, &done.outputs, result.as_ref())?,
+            }
             match (&done.reused_from, &done.skipped) {
-                (_, Some(why)) => {
-                    tracing::info!(file = %name, reason = %why, "skipped");
-                    if let Err(e) = shared.journal().note(id, "skipped", why) {
-                        tracing::warn!(id, error = %e, "cannot record why the input was skipped");
-                    }
-                }
+                (_, Some(why)) => tracing::info!(file = %name, reason = %why, "skipped"),
                 (Some(twin), None) => {
                     tracing::info!(file = %name, twin, "done (same content as an earlier input; outputs reused)")
                 }

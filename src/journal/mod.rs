@@ -140,6 +140,9 @@ macro_rules! events_table {
     };
 }
 
+/// How the `done` event of a skipped input begins.
+const SKIPPED: &str = "skipped: ";
+
 const SCHEMA: &str = concat!(
     "
 CREATE TABLE IF NOT EXISTS inputs (
@@ -697,6 +700,64 @@ impl Journal {
         outputs: &[String],
         result: Option<&serde_json::Value>,
     ) -> Result<(), JournalError> {
+        let detail = format!("outputs: {}", outputs.join(", "));
+        self.finish_with(id, outputs, result, &detail)
+    }
+
+    /// Marks a running input done with no outputs because its output declined it (a media
+    /// library's film that has subtitles): the `done` event says `skipped: WHY`. The final
+    /// event survives compaction, so `retry` can still tell a skipped input.
+    pub fn finish_skipped(
+        &mut self,
+        id: i64,
+        why: &str,
+        result: Option<&serde_json::Value>,
+    ) -> Result<(), JournalError> {
+        self.finish_with(id, &[], result, &format!("{SKIPPED}{why}"))
+    }
+
+    /// Whether input `id` ended skipped (`finish_skipped`).
+    pub fn was_skipped(&self, id: i64) -> Result<bool, JournalError> {
+        let detail: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "SELECT detail FROM events WHERE input_id = ?1 AND state = 'done'
+                 ORDER BY id DESC LIMIT 1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.db())?;
+        Ok(detail.flatten().is_some_and(|d| d.starts_with(SKIPPED)))
+    }
+
+    /// Retires input `id` alone (`<version> retired@<ms>`, with a `retired` event saying
+    /// `why`): the same version arriving again is a new input.
+    pub fn retire_id(&mut self, id: i64, why: &str) -> Result<(), JournalError> {
+        let db = db_error(&self.path);
+        let now = now_ms();
+        let tx = begin(&mut self.conn, &self.path)?;
+        tx.execute(
+            "UPDATE inputs SET version = version || ' retired@' || ?1, updated_at = ?1
+             WHERE id = ?2 AND version NOT LIKE '% retired@%'",
+            params![now, id],
+        )
+        .map_err(&db)?;
+        tx.execute(
+            "INSERT INTO events (input_id, at, state, detail) VALUES (?1, ?2, 'retired', ?3)",
+            params![id, now, why],
+        )
+        .map_err(&db)?;
+        tx.commit().map_err(&db)
+    }
+
+    fn finish_with(
+        &mut self,
+        id: i64,
+        outputs: &[String],
+        result: Option<&serde_json::Value>,
+        detail: &str,
+    ) -> Result<(), JournalError> {
         let db = db_error(&self.path);
         let json = serde_json::to_string(outputs).unwrap_or_else(|_| "[]".into());
         let result = result.map(|r| r.to_string());
@@ -706,8 +767,7 @@ impl Journal {
             params![json, id, result],
         )
         .map_err(&db)?;
-        let detail = format!("outputs: {}", outputs.join(", "));
-        step(&tx, &self.path, id, State::Done, Some(&detail), now_ms())?;
+        step(&tx, &self.path, id, State::Done, Some(detail), now_ms())?;
         tx.commit().map_err(&db)
     }
 

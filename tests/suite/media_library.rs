@@ -162,26 +162,26 @@ fn a_media_library_gets_subtitles_beside_its_films_and_nothing_else_changes() {
     // Language set: skipped before any decoding (no result recorded).
     let (other, result) = trail(d, "Other/Other.mp4");
     assert!(
-        other
-            .iter()
-            .any(|(e, why)| e == "skipped" && why.contains("Other.eng.sdh.srt")),
+        other.iter().any(|(e, why)| e == "done"
+            && why.starts_with("skipped: ")
+            && why.contains("Other.eng.sdh.srt")),
         "{other:?}"
     );
     assert_eq!(result, None);
     let (dubbed, result) = trail(d, "Dubbed.mkv");
     assert!(
-        dubbed
-            .iter()
-            .any(|(e, why)| e == "skipped" && why.contains("subtitle track inside it")),
+        dubbed.iter().any(|(e, why)| e == "done"
+            && why.starts_with("skipped: ")
+            && why.contains("subtitle track inside it")),
         "{dubbed:?}"
     );
     assert_eq!(result, None);
     // Language detected: found once the transcript said English.
     let (pilot, result) = trail(d, "Pilot/Pilot.mkv");
     assert!(
-        pilot
-            .iter()
-            .any(|(e, why)| e == "skipped" && why.contains("Pilot.English.srt")),
+        pilot.iter().any(|(e, why)| e == "done"
+            && why.starts_with("skipped: ")
+            && why.contains("Pilot.English.srt")),
         "{pilot:?}"
     );
     assert_eq!(result.unwrap()["language"], "en");
@@ -198,6 +198,31 @@ fn a_media_library_gets_subtitles_beside_its_films_and_nothing_else_changes() {
         assert!(now == Some(was), "{} was moved or changed", path.display());
     }
     assert!(!films.join("done").exists() && !films.join("failed").exists());
+
+    // Its subtitles moved away, a skipped film is taken again on `retry` while the daemon
+    // runs (its file unchanged: no scan would offer it again).
+    let sdh = films.join("Other/Other.eng.sdh.srt");
+    let aside = d.join("Other.eng.sdh.srt");
+    std::fs::rename(&sdh, &aside).unwrap();
+    let daemon = start_daemon(&config);
+    let other_id = {
+        let j = Journal::open(&d.join("state/journal.sqlite")).unwrap();
+        j.in_state(State::Done)
+            .unwrap()
+            .into_iter()
+            .find(|id| j.get(*id).unwrap().unwrap().key == "Other/Other.mp4")
+            .unwrap()
+    };
+    let said = hotfolderd(&["retry", &other_id.to_string()], &config);
+    assert!(said.contains("re-queued"), "{said}");
+    let made = films.join("Other/Other.en.srt");
+    wait_until("the retried film's subtitles", || made.is_file());
+    stop(daemon);
+    let text = std::fs::read_to_string(&made).unwrap().to_lowercase();
+    assert!(text.contains("sentence"), "{text}");
+    // Put back as it was, for what follows.
+    std::fs::remove_file(&made).unwrap();
+    std::fs::rename(&aside, &sdh).unwrap();
 
     // The library turned into a drop folder (outputs elsewhere, after = "move"): films it
     // subtitled or skipped in place stay where they are.
