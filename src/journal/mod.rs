@@ -292,6 +292,30 @@ pub(crate) fn now_ms() -> i64 {
 
 /// Starts a write transaction now (not at its first write), so a read-then-write inside it
 /// cannot be invalidated by another connection.
+/// Marks input `id`'s version retired (`<version> retired@<now>`) with a `retired` event
+/// saying `why`, inside `tx`.
+fn retire(
+    tx: &Transaction<'_>,
+    path: &Path,
+    id: i64,
+    why: &str,
+    now: i64,
+) -> Result<(), JournalError> {
+    let db = db_error(path);
+    tx.execute(
+        "UPDATE inputs SET version = version || ' retired@' || ?1, updated_at = ?1
+         WHERE id = ?2 AND version NOT LIKE '% retired@%'",
+        params![now, id],
+    )
+    .map_err(&db)?;
+    tx.execute(
+        "INSERT INTO events (input_id, at, state, detail) VALUES (?1, ?2, 'retired', ?3)",
+        params![id, now, why],
+    )
+    .map_err(&db)?;
+    Ok(())
+}
+
 fn begin<'c>(conn: &'c mut Connection, path: &Path) -> Result<Transaction<'c>, JournalError> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_error(path))
@@ -608,17 +632,8 @@ impl Journal {
                 .map_err(&db)?;
             rows.collect::<Result<_, _>>().map_err(&db)?
         };
-        for id in &ids {
-            tx.execute(
-                "UPDATE inputs SET version = version || ' retired@' || ?1, updated_at = ?1 WHERE id = ?2",
-                params![now, id],
-            )
-            .map_err(&db)?;
-            tx.execute(
-                "INSERT INTO events (input_id, at, state, detail) VALUES (?1, ?2, 'retired', ?3)",
-                params![id, now, why],
-            )
-            .map_err(&db)?;
+        for &id in &ids {
+            retire(&tx, &self.path, id, why, now)?;
         }
         tx.commit().map_err(&db)?;
         Ok(ids.len())
@@ -737,17 +752,7 @@ impl Journal {
         let db = db_error(&self.path);
         let now = now_ms();
         let tx = begin(&mut self.conn, &self.path)?;
-        tx.execute(
-            "UPDATE inputs SET version = version || ' retired@' || ?1, updated_at = ?1
-             WHERE id = ?2 AND version NOT LIKE '% retired@%'",
-            params![now, id],
-        )
-        .map_err(&db)?;
-        tx.execute(
-            "INSERT INTO events (input_id, at, state, detail) VALUES (?1, ?2, 'retired', ?3)",
-            params![id, now, why],
-        )
-        .map_err(&db)?;
+        retire(&tx, &self.path, id, why, now)?;
         tx.commit().map_err(&db)
     }
 
