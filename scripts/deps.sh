@@ -9,9 +9,10 @@ set -euo pipefail
 # emulator (moto) the tests run, installed from PyPI into a venv. systemd: systemd-analyze,
 # which scores the unit's hardening in the tests.
 PACKAGES=(cmake build-essential pkg-config clang libclang-dev libopus-dev ffmpeg espeak-ng sox python3-venv systemd)
-# --test adds what only the test suite needs: lintian checks the Debian package.
+# --test adds what only the test suite needs: lintian checks the Debian package, curl makes
+# the API tests' multipart uploads.
 if [ "${1:-}" = "--test" ]; then
-    PACKAGES+=(lintian)
+    PACKAGES+=(lintian curl)
 fi
 
 missing=()

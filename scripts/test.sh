@@ -22,6 +22,9 @@ export HOTFOLDERD_MOTO_SERVER
 # The fine-tuning recipe in trainers/ runs for real in tests/suite/training.rs.
 HOTFOLDERD_TRAINER_PYTHON="$(scripts/trainer-venv.sh)"
 export HOTFOLDERD_TRAINER_PYTHON
+# tests/suite/api.rs talks to the daemon with OpenAI's official Python client.
+HOTFOLDERD_CLIENT_PYTHON="$(scripts/client-venv.sh)"
+export HOTFOLDERD_CLIENT_PYTHON
 # tests/suite/package.rs builds the Debian package with cargo-deb.
 scripts/package.sh --install-tool
 # Two test threads on two cores; each speech test runs whisper on one thread.

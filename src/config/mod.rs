@@ -63,6 +63,42 @@ pub struct HttpConfig {
     /// A file holding the bearer token every request must carry (required off loopback).
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// Serve the OpenAI-compatible transcription API and the jobs API (`/v1/...`).
+    #[serde(default)]
+    pub api: bool,
+    /// A file holding the bearer token the API (`/v1/...` and the dashboard) needs, even on
+    /// loopback; without it the API takes `token_file`'s rules.
+    #[serde(default)]
+    pub api_token_file: Option<PathBuf>,
+    /// Larger uploads are refused with 413 while they arrive.
+    #[serde(default = "default_max_upload_size", deserialize_with = "s3::size")]
+    pub max_upload_size: Spanned<u64>,
+    /// How long a transcription request waits for its result before it is answered 202
+    /// with the job's id (the job goes on).
+    #[serde(default = "default_sync_timeout", deserialize_with = "duration")]
+    pub sync_timeout: Spanned<Duration>,
+    /// Uploads arriving at once; one more is refused with 429.
+    #[serde(default = "default_max_concurrent_uploads")]
+    pub max_concurrent_uploads: Spanned<usize>,
+    /// An upload that sends nothing for this long is dropped (a stalled client).
+    #[serde(default = "default_upload_idle_timeout", deserialize_with = "duration")]
+    pub upload_idle_timeout: Spanned<Duration>,
+}
+
+fn default_max_upload_size() -> Spanned<u64> {
+    Spanned::new(0..0, 2 << 30)
+}
+
+fn default_sync_timeout() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(300))
+}
+
+fn default_max_concurrent_uploads() -> Spanned<usize> {
+    Spanned::new(0..0, 4)
+}
+
+fn default_upload_idle_timeout() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(60))
 }
 
 fn default_listen() -> Spanned<String> {
@@ -710,6 +746,18 @@ impl Config {
                     format!("http.listen {a} is reachable from other machines: set http.token_file (a file with the bearer token) or listen on 127.0.0.1"),
                 ),
                 Ok(_) => {}
+            }
+            if *h.max_concurrent_uploads.get_ref() == 0 {
+                err(
+                    h.max_concurrent_uploads.span(),
+                    "http.max_concurrent_uploads is 0: every upload would be refused; leave it out for 4".into(),
+                );
+            }
+            if *h.max_upload_size.get_ref() == 0 {
+                err(
+                    h.max_upload_size.span(),
+                    "http.max_upload_size is 0: every upload would be refused".into(),
+                );
             }
         }
         let known: Vec<String> = self

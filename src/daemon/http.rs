@@ -27,7 +27,29 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Clone)]
 struct App {
     shared: Arc<Shared>,
+    /// `token_file`'s: every request needs it.
     token: Option<Arc<String>>,
+    /// `api_token_file`'s: the API's requests need it (or `token`), even on loopback.
+    api_token: Option<Arc<String>>,
+}
+
+fn read_token(path: &std::path::Path) -> Result<Arc<String>, DaemonError> {
+    let t = std::fs::read_to_string(path)
+        .map_err(|e| DaemonError::Setup(format!("http token file {}: {e}", path.display())))?
+        .trim()
+        .to_string();
+    if t.is_empty() {
+        return Err(DaemonError::Setup(format!(
+            "http token file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(Arc::new(t))
+}
+
+/// Whether `path` is the API's (its token rules, its JSON errors).
+fn is_api_path(path: &str) -> bool {
+    path.starts_with("/v1/") || path == "/v1" || path == "/inference"
 }
 
 /// Binds now (so a taken port fails the start) and serves until `stop`.
@@ -41,35 +63,35 @@ pub(super) async fn start(
         .get_ref()
         .parse()
         .map_err(|e| DaemonError::Setup(format!("http.listen: {e}")))?;
-    let token = match &config.token_file {
-        Some(path) => {
-            let t = std::fs::read_to_string(path)
-                .map_err(|e| {
-                    DaemonError::Setup(format!("http.token_file {}: {e}", path.display()))
-                })?
-                .trim()
-                .to_string();
-            if t.is_empty() {
-                return Err(DaemonError::Setup(format!(
-                    "http.token_file {} is empty",
-                    path.display()
-                )));
-            }
-            Some(Arc::new(t))
-        }
-        None => None,
-    };
+    let token = config.token_file.as_deref().map(read_token).transpose()?;
+    let api_token = config
+        .api_token_file
+        .as_deref()
+        .map(read_token)
+        .transpose()?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| DaemonError::Setup(format!("cannot listen on {addr}: {e}")))?;
-    let app = App { shared, token };
-    let router = Router::new()
+    let serves_api = shared.api.is_some();
+    let app = App {
+        shared: shared.clone(),
+        token,
+        api_token,
+    };
+    let mut router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), authorize))
-        .with_state(app);
-    tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
+        .with_state(app.clone());
+    if serves_api {
+        router = router.merge(super::api::routes(shared));
+    }
+    let router = router.layer(axum::middleware::from_fn_with_state(app, authorize));
+    if serves_api {
+        tracing::info!(%addr, "serving /healthz, /readyz, /metrics and the API (/v1/...)");
+    } else {
+        tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
+    }
     Ok(tokio::spawn(async move {
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
@@ -87,24 +109,48 @@ pub(super) async fn start(
 }
 
 async fn authorize(State(app): State<App>, req: Request, next: Next) -> Response {
-    if let Some(token) = &app.token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        let ok: bool = given.as_bytes().ct_eq(token.as_bytes()).into();
-        if !ok {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                "a bearer token is required\n",
-            )
-                .into_response();
-        }
+    let api = is_api_path(req.uri().path());
+    let accepted: Vec<&Arc<String>> = match (&app.api_token, api) {
+        (Some(api_token), true) => [Some(api_token), app.token.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect(),
+        _ => app.token.iter().collect(),
+    };
+    if accepted.is_empty() {
+        return next.run(req).await;
     }
-    next.run(req).await
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    // Every token is compared, in constant time, whichever matches.
+    let ok = accepted.iter().fold(false, |ok, t| {
+        ok | bool::from(given.as_bytes().ct_eq(t.as_bytes()))
+    });
+    if ok {
+        return next.run(req).await;
+    }
+    if api {
+        let body = serde_json::json!({"error": {
+            "message": "a bearer token is required (Authorization: Bearer …)",
+            "type": "invalid_request_error", "param": null, "code": "invalid_api_key",
+        }});
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            axum::Json(body),
+        )
+            .into_response();
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "a bearer token is required\n",
+    )
+        .into_response()
 }
 
 async fn readyz(State(app): State<App>) -> Response {

@@ -5,6 +5,7 @@
 
 pub use source_id::SourceId;
 
+mod api;
 mod audit;
 mod corrections;
 mod dataset_removal;
@@ -162,6 +163,10 @@ struct Shared {
     opts: DecodeOptions,
     /// Where registered models are kept.
     models_dir: PathBuf,
+    /// The HTTP API (`[http] api = true`).
+    api: Option<api::Api>,
+    /// The id of each input whose job has just ended (requests waiting for a result).
+    job_events: tokio::sync::broadcast::Sender<i64>,
 }
 
 #[derive(Clone)]
@@ -484,6 +489,25 @@ async fn run_reloading(
             let _ = std::fs::remove_file(e.path());
         }
     }
+    let api = match config.http.as_ref().filter(|h| h.api) {
+        Some(h) => {
+            let state_dir = config
+                .journal
+                .path
+                .parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+            let api = api::Api::new(&config, h, &state_dir).map_err(DaemonError::Setup)?;
+            let removed = api.sweep(&journal.http_job_ids()?);
+            if removed > 0 {
+                tracing::info!(
+                    removed,
+                    "removed uploads an interrupted request left unjournaled"
+                );
+            }
+            Some(api)
+        }
+        None => None,
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers = (*config.asr.workers.get_ref()).max(1);
     let shared = Arc::new(Shared {
@@ -513,6 +537,8 @@ async fn run_reloading(
         models: profile_models(&config),
         opts: opts.clone(),
         models_dir: beside_journal("models"),
+        api,
+        job_events: tokio::sync::broadcast::channel(256).0,
     });
 
     for d in &shared.datasets {

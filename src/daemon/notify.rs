@@ -282,9 +282,20 @@ async fn build(
             bucket: shared.queue(&id).map(|q| q.spec.input_bucket.clone()),
             queue_url: match id {
                 SourceId::Queue(url) => url,
-                SourceId::Folder(_) => String::new(),
+                SourceId::Folder(_) | SourceId::Http => String::new(),
             },
             key: input.key.clone(),
+        },
+        Some(SourceId::Http) => Origin::Http {
+            job_id: input.key.clone(),
+            filename: shared
+                .journal()
+                .http_job(&input.key)
+                .ok()
+                .flatten()
+                .and_then(|j| super::api::Request::parse(&j.request).ok())
+                .map(|r| r.filename)
+                .unwrap_or_default(),
         },
         // A source this version does not know: named as the journal spells it.
         None => Origin::S3 {

@@ -1,5 +1,5 @@
 //! Which source an input came from. The journal's `source` column spells it
-//! `watch:<absolute folder>` or `sqs:<queue URL>`; everywhere else it is this type, so a
+//! `watch:<absolute folder>`, `sqs:<queue URL>` or `http:api`; everywhere else it is this type, so a
 //! folder is never looked up among queues or a string built by hand.
 
 use std::fmt;
@@ -14,6 +14,8 @@ pub enum SourceId {
     Folder(PathBuf),
     /// An `[[s3]]` source, by its SQS queue URL.
     Queue(String),
+    /// Uploads to the HTTP API (`[http] api`).
+    Http,
 }
 
 impl SourceId {
@@ -27,6 +29,9 @@ impl SourceId {
 
     /// The source a journal `source` names; `None` for one this version does not know.
     pub fn parse(source: &str) -> Option<SourceId> {
+        if source == crate::journal::HTTP_SOURCE {
+            return Some(SourceId::Http);
+        }
         if let Some(root) = source.strip_prefix(WATCH_PREFIX) {
             return Some(SourceId::Folder(PathBuf::from(root)));
         }
@@ -49,6 +54,7 @@ impl fmt::Display for SourceId {
         match self {
             SourceId::Folder(root) => write!(f, "{WATCH_PREFIX}{}", root.display()),
             SourceId::Queue(url) => write!(f, "{QUEUE_PREFIX}{url}"),
+            SourceId::Http => f.write_str(crate::journal::HTTP_SOURCE),
         }
     }
 }
@@ -62,6 +68,7 @@ mod tests {
         for id in [
             SourceId::folder(Path::new("/srv/in box")),
             SourceId::queue("https://sqs.eu-west-1.amazonaws.com/1/uploads"),
+            SourceId::Http,
         ] {
             assert_eq!(SourceId::parse(&id.to_string()), Some(id));
         }
@@ -75,5 +82,6 @@ mod tests {
             Some(SourceId::Queue("http://q".into()))
         );
         assert_eq!(SourceId::parse("http:upload"), None);
+        assert_eq!(SourceId::parse("http:api"), Some(SourceId::Http));
     }
 }

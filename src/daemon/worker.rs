@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::api::Request;
 use super::{QueueInfo, Shared, SourceId};
 use crate::job::{
-    self, BesideMedia, Decision, Done, Failure, InFolder, Input, LocalDir, LocalFile,
+    self, BesideMedia, Decision, Done, Failure, InFolder, Input, LocalDir, LocalFile, Upload,
 };
 use crate::journal::{JournalError, State};
 use crate::pipeline::cancel::Cancel;
@@ -131,8 +132,21 @@ async fn run_one(shared: &Arc<Shared>, row: crate::journal::Input) -> Result<(),
     let source = SourceId::parse(&row.source);
     let folder = source.as_ref().and_then(|s| shared.folder(s));
     let queue = source.as_ref().and_then(|s| shared.queue(s));
+    let upload = match source {
+        Some(SourceId::Http) => match http_request(shared, id) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(id, error = %e, "cannot read the upload's request from the journal; retrying");
+                return shared
+                    .journal()
+                    .retry_later(id, &format!("journal: {e}"), 5_000);
+            }
+        },
+        _ => None,
+    };
     let Some(profile) = (folder.as_ref().map(|f| f.profile.clone()))
         .or_else(|| queue.as_ref().map(|q| q.profile.clone()))
+        .or_else(|| upload.as_ref().map(|u| u.2.clone()))
     else {
         return source_gone(shared, &row);
     };
@@ -218,6 +232,22 @@ async fn run_one(shared: &Arc<Shared>, row: crate::journal::Input) -> Result<(),
         };
         return settle(shared, &row, &input, outcome, None).await;
     }
+    if let (Some((job_id, request, resolved)), Some(api)) = (&upload, &shared.api) {
+        let formats = api.formats(resolved);
+        let cx = job::Context {
+            formats: &formats,
+            ..cx
+        };
+        let mut input = Upload::new(
+            api.uploads.join(&request.stored_as),
+            job_id,
+            &request.filename,
+            Some(request.sha256.clone()),
+        );
+        let output = LocalDir::new(api.output_stem(job_id));
+        let outcome = job::run(&cx, &mut input, &output).await;
+        return settle(shared, &row, &input, outcome, None).await;
+    }
     if let Some(q) = queue {
         let (mut input, output) = s3_job(&q, &row.key, &row.version, &name);
         let cx = job::Context {
@@ -228,6 +258,25 @@ async fn run_one(shared: &Arc<Shared>, row: crate::journal::Input) -> Result<(),
         return settle(shared, &row, &input, outcome, Some(&q)).await;
     }
     source_gone(shared, &row)
+}
+
+/// An upload's job id, request and options; `None` while the API is off (then its input
+/// waits, as one of a source removed from the configuration).
+fn http_request(
+    shared: &Shared,
+    id: i64,
+) -> Result<Option<(String, Request, Arc<crate::config::Resolved>)>, String> {
+    let Some(api) = &shared.api else {
+        return Ok(None);
+    };
+    let job = shared
+        .journal()
+        .http_job_of_input(id)
+        .map_err(|e| e.to_string())?
+        .ok_or("the upload has no request in the journal")?;
+    let request = Request::parse(&job.request).map_err(|e| e.to_string())?;
+    let resolved = api.resolved(&request);
+    Ok(Some((job.job_id, request, resolved)))
 }
 
 /// A source removed from the config: its inputs wait for it to come back.
@@ -329,6 +378,8 @@ async fn settle(
         }
     }
     delete_messages(shared, row, queue).await;
+    // Requests waiting on this input look at the journal again (none may be listening).
+    let _ = shared.job_events.send(id);
     Ok(())
 }
 

@@ -18,6 +18,7 @@ mod output_name;
 mod s3_object;
 mod s3_prefix;
 mod second_channel;
+mod upload;
 
 pub use beside_media::BesideMedia;
 pub use decide::{decide, Decision, RetryKind};
@@ -29,6 +30,7 @@ pub use output::{Output, Placed};
 pub use output_name::output_name;
 pub use s3_object::{unsafe_key, Pin, S3Object};
 pub use s3_prefix::S3Prefix;
+pub use upload::{Upload, QUARANTINE_DIR};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

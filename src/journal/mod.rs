@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 mod dataset;
+mod http;
 mod models;
 mod outbox;
 mod queue;
@@ -23,6 +24,7 @@ mod retention;
 mod state;
 
 pub use dataset::{Corrected, Ledger, Run, RunState};
+pub use http::{HttpArrived, HttpJob, HTTP_SOURCE};
 pub use models::{Lineage, ModelRow, ModelState, RegistryError};
 pub use outbox::{Notification, OutboxCounts, Subscription};
 pub use retention::Removal;
@@ -564,6 +566,7 @@ impl Journal {
         migrate(&conn).map_err(db)?;
         conn.execute_batch(OUTBOX_SCHEMA).map_err(db)?;
         conn.execute_batch(models::MODELS_SCHEMA).map_err(db)?;
+        conn.execute_batch(http::HTTP_SCHEMA).map_err(db)?;
         Ok(Journal {
             conn,
             path: path.to_path_buf(),

@@ -18,6 +18,11 @@ pub enum Origin {
         bucket: Option<String>,
         key: String,
     },
+    /// An upload to the HTTP API: its job id, and the file name the client gave.
+    Http {
+        job_id: String,
+        filename: String,
+    },
 }
 
 /// An output as the document lists it: a local path, or an S3 URI with a presigned link.
@@ -64,6 +69,9 @@ pub fn input_document(n: &Notification, f: &InputFacts<'_>) -> Value {
             bucket,
             key,
         } => json!({"kind": "s3", "queue_url": queue_url, "bucket": bucket, "key": key}),
+        Origin::Http { job_id, filename } => {
+            json!({"kind": "http", "job_id": job_id, "filename": filename})
+        }
     };
     let outputs: Vec<Value> = f.outputs.iter().map(output_json).collect();
     // The attempt this notification closes: the last start before it.

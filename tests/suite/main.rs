@@ -5,6 +5,7 @@
 
 mod common;
 
+mod api;
 mod async_runtime;
 mod bad_input;
 mod cancel;

@@ -1,0 +1,148 @@
+//! Reading jobs back: one job (`GET /v1/jobs/{id}`), the newest of them by state
+//! (`GET /v1/jobs?state=…`), an output (`GET /v1/jobs/{id}/outputs/{format}`), and the
+//! names `model` may take (`GET /v1/models`). A job is found by its id in the journal; its
+//! outputs are the paths the journal lists, so nothing a client sends becomes a path.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::request::Request;
+use super::Shared;
+use crate::journal::{HttpJob, State as JobState};
+use crate::pipeline::render::Format;
+
+/// The most jobs one listing returns.
+const MAX_LISTED: usize = 1000;
+
+/// A job as the API shows it.
+pub(super) fn job_json(job: &HttpJob) -> Value {
+    let request = Request::parse(&job.request).ok();
+    let outputs: serde_json::Map<String, Value> = job
+        .outputs
+        .iter()
+        .filter_map(|o| Format::of_path(o))
+        .map(|f| {
+            let name = format_name(f);
+            (
+                name.clone(),
+                Value::String(format!("/v1/jobs/{}/outputs/{name}", job.job_id)),
+            )
+        })
+        .collect();
+    json!({
+        "id": job.job_id,
+        "object": "transcription.job",
+        "state": job.state.as_str(),
+        // Finer progress of a running job is not reported yet.
+        "progress": if job.state == JobState::Done { 1.0 } else { 0.0 },
+        "reason": job.last_error,
+        "created_at": job.created_at / 1000,
+        "filename": request.as_ref().map(|r| r.filename.clone()),
+        "model": request.as_ref().map(|r| r.model.clone()),
+        "task": request.as_ref().map(|r| r.task),
+        "url": format!("/v1/jobs/{}", job.job_id),
+        "outputs": outputs,
+    })
+}
+
+fn format_name(f: Format) -> String {
+    serde_json::to_value(f)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// 202 with the job and where to follow it.
+pub(super) fn accepted(job: &HttpJob) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/v1/jobs/{}", job.job_id))],
+        axum::Json(job_json(job)),
+    )
+        .into_response()
+}
+
+fn find(shared: &Shared, id: &str) -> Result<HttpJob, ApiError> {
+    shared
+        .journal()
+        .http_job(id)?
+        .ok_or_else(|| ApiError::not_found(format!("no job {id:?}")))
+}
+
+pub(super) async fn show(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let job = find(&shared, &id)?;
+    Ok(axum::Json(job_json(&job)).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct Listing {
+    state: Option<String>,
+    limit: Option<usize>,
+}
+
+pub(super) async fn list(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<Listing>,
+) -> Result<Response, ApiError> {
+    let state = match q.state.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(JobState::parse(s).ok_or_else(|| {
+            ApiError::invalid(
+                "state",
+                format!("state {s:?} is not one of queued, running, done, failed, quarantined"),
+            )
+        })?),
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_LISTED);
+    let jobs = shared.journal().http_jobs(state, limit)?;
+    let data: Vec<Value> = jobs.iter().map(job_json).collect();
+    Ok(axum::Json(json!({"object": "list", "data": data})).into_response())
+}
+
+pub(super) async fn output(
+    State(shared): State<Arc<Shared>>,
+    Path((id, format)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let job = find(&shared, &id)?;
+    let format: Format = serde_json::from_value(Value::String(format.clone())).map_err(|_| {
+        ApiError::invalid(
+            "format",
+            format!("{format:?} is not a format (json, srt, vtt, txt, lrc, csv, json-full)"),
+        )
+    })?;
+    if job.state != JobState::Done {
+        return Err(ApiError::status(
+            StatusCode::CONFLICT,
+            "not_done",
+            format!("job {id} is {}, not done", job.state.as_str()),
+        ));
+    }
+    let body = super::reply::read_output(&job, format).await?;
+    let content_type = match format {
+        Format::Json | Format::JsonFull => "application/json",
+        Format::Vtt => "text/vtt; charset=utf-8",
+        Format::Csv => "text/csv; charset=utf-8",
+        _ => "text/plain; charset=utf-8",
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+pub(super) async fn models(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
+    let Some(api) = shared.api.as_ref() else {
+        return Err(ApiError::not_found("the API is off"));
+    };
+    let data: Vec<Value> = api
+        .model_ids()
+        .into_iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "hotfolderd"}))
+        .collect();
+    Ok(axum::Json(json!({"object": "list", "data": data})).into_response())
+}
