@@ -499,6 +499,7 @@ impl DecodeArgs {
             channel_names: self.channel_names.clone(),
             dtw: self.dtw,
             cancel: defaults.cancel,
+            progress: defaults.progress,
         };
         Ok((opts, warning))
     }

@@ -37,6 +37,12 @@ pub struct Op {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Job {
+    /// The input's journal id.
+    pub input: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Dataset {
     pub dataset: String,
 }
@@ -61,6 +67,9 @@ pub struct Metrics {
     pub inputs: Family<SourceState, Gauge>,
     pub queue_depth: Gauge,
     pub running: Gauge,
+    /// Seconds of audio done, and in all, of each running job.
+    pub job_audio_done: Family<Job, FloatGauge>,
+    pub job_audio_total: Family<Job, FloatGauge>,
     pub job_seconds: Histogram,
     pub audio_seconds: Histogram,
     pub realtime_factor: Histogram,
@@ -85,6 +94,8 @@ pub fn metrics() -> &'static Metrics {
             inputs: Family::default(),
             queue_depth: Gauge::default(),
             running: Gauge::default(),
+            job_audio_done: Family::default(),
+            job_audio_total: Family::default(),
             job_seconds: Histogram::new(exponential_buckets(0.5, 2.0, 14)),
             audio_seconds: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
             realtime_factor: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
@@ -112,6 +123,16 @@ pub fn metrics() -> &'static Metrics {
             m.queue_depth.clone(),
         );
         r.register("running_jobs", "Jobs running now", m.running.clone());
+        r.register(
+            "job_audio_seconds_done",
+            "Seconds of audio transcribed so far by each running job",
+            m.job_audio_done.clone(),
+        );
+        r.register(
+            "job_audio_seconds_total",
+            "Seconds of audio each running job has in all (absent when the input does not say)",
+            m.job_audio_total.clone(),
+        );
         r.register(
             "job_duration_seconds",
             "Time to decode and transcribe one input",

@@ -30,6 +30,21 @@ pub fn status(path: &Path) -> ExitCode {
         for (state, n) in counts {
             println!("{:<12} {n}", state.as_str());
         }
+        let running = journal.running_progress()?;
+        if !running.is_empty() {
+            println!("\nrunning:");
+            for r in running {
+                let share = match r.total.filter(|t| *t > 0.0) {
+                    Some(t) => format!(
+                        "{:.0} % ({:.1} of {t:.1} s of audio)",
+                        (r.done / t * 100.0).min(100.0),
+                        r.done
+                    ),
+                    None => format!("{:.1} s of audio", r.done),
+                };
+                println!("  #{} {} {}: {share}", r.id, r.source, r.key);
+            }
+        }
         let failures = journal.recent_failures(10)?;
         if !failures.is_empty() {
             println!("\nlatest failures:");

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use crate::cli::TranscribeArgs;
 use crate::job::{self, LocalDir, LocalFile};
-use crate::pipeline::transcribe::{Transcriber, WhisperTranscriber};
+use crate::pipeline::progress::{Progress, Seconds};
+use crate::pipeline::transcribe::{DecodeOptions, Transcriber, WhisperTranscriber};
 
 pub fn run(args: &TranscribeArgs) -> ExitCode {
     let opts = match args.decode.to_options(&args.model) {
@@ -83,7 +84,7 @@ pub fn run(args: &TranscribeArgs) -> ExitCode {
                 ));
             }
             claimed.insert(stem.clone(), file.clone());
-            runtime.block_on(transcribe_one(&cx, file, stem))
+            runtime.block_on(transcribe_one(&cx, file, stem, args.quiet))
         });
         match result {
             Ok(summary) => {
@@ -110,12 +111,35 @@ async fn transcribe_one(
     cx: &job::Context<'_>,
     file: &Path,
     stem: PathBuf,
+    quiet: bool,
 ) -> Result<String, String> {
     let started = Instant::now();
     let mut input = LocalFile::standalone(file);
-    let done = job::run(cx, &mut input, &LocalDir::new(stem))
-        .await
-        .map_err(|f| f.reason())?;
+    let progress = Progress::default();
+    let cx = job::Context {
+        opts: DecodeOptions {
+            progress: progress.clone(),
+            ..cx.opts.clone()
+        },
+        ..*cx
+    };
+    let output = LocalDir::new(stem);
+    let run = job::run(&cx, &mut input, &output);
+    tokio::pin!(run);
+    let mut bar = ProgressBar::new(file, quiet);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    let done = loop {
+        tokio::select! {
+            done = &mut run => break done,
+            _ = tick.tick() => bar.draw(progress.get()),
+        }
+    };
+    if done.is_ok() {
+        // The last stretch ends the run before a tick shows it.
+        bar.draw(progress.get());
+    }
+    bar.finish();
+    let done = done.map_err(|f| f.reason())?;
     let total = started.elapsed().as_secs_f64();
     let Some(transcript) = done.transcript else {
         return Ok(format!("{}: → {}", file.display(), done.outputs.join(", ")));
@@ -142,4 +166,66 @@ async fn transcribe_one(
         ));
     }
     Ok(summary)
+}
+
+/// A file's progress on stderr: a bar redrawn in place on a terminal, else a plain line at
+/// each tenth (logs and pipes get no control characters).
+struct ProgressBar {
+    name: String,
+    terminal: bool,
+    quiet: bool,
+    /// Tenths already printed (plain lines), or whether a bar is on screen.
+    shown: Option<u32>,
+}
+
+impl ProgressBar {
+    fn new(file: &Path, quiet: bool) -> ProgressBar {
+        use std::io::IsTerminal;
+        ProgressBar {
+            name: file.display().to_string(),
+            terminal: std::io::stderr().is_terminal(),
+            quiet,
+            shown: None,
+        }
+    }
+
+    fn draw(&mut self, at: Seconds) {
+        let Some(fraction) = at.fraction().filter(|_| !self.quiet) else {
+            return;
+        };
+        let total = at.total.unwrap_or_default();
+        if self.terminal {
+            const WIDTH: usize = 30;
+            let filled = (fraction * WIDTH as f64).round() as usize;
+            eprint!(
+                "\r{} [{}{}] {:3.0}% {:.0}/{:.0} s",
+                self.name,
+                "#".repeat(filled),
+                "-".repeat(WIDTH - filled),
+                fraction * 100.0,
+                at.done,
+                total
+            );
+            self.shown = Some(0);
+            return;
+        }
+        let tenth = (fraction * 10.0).floor() as u32;
+        if tenth > 0 && self.shown.is_none_or(|s| tenth > s) {
+            eprintln!(
+                "{}: {}% ({:.1} of {:.1} s)",
+                self.name,
+                tenth * 10,
+                at.done,
+                total
+            );
+            self.shown = Some(tenth);
+        }
+    }
+
+    /// Clears the bar (the summary or error line follows).
+    fn finish(&mut self) {
+        if self.terminal && self.shown.is_some() {
+            eprint!("\r\x1b[2K");
+        }
+    }
 }

@@ -267,6 +267,18 @@ fn refresh(shared: &Shared) -> Result<(), String> {
     }
     m.queue_depth.set(queued);
     m.running.set(shared.running().len() as i64);
+    m.job_audio_done.clear();
+    m.job_audio_total.clear();
+    for (id, job) in shared.running().iter() {
+        let label = crate::metrics::Job {
+            input: id.to_string(),
+        };
+        let at = job.progress.get();
+        m.job_audio_done.get_or_create(&label).set(at.done);
+        if let Some(total) = at.total {
+            m.job_audio_total.get_or_create(&label).set(total);
+        }
+    }
     m.breaker_open.clear();
     for (id, q) in shared
         .queues

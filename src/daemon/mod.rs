@@ -14,6 +14,7 @@ mod http;
 mod intake;
 mod models;
 mod notify;
+mod progress;
 mod receipts;
 mod retention;
 mod s3_removed;
@@ -54,6 +55,9 @@ pub enum DaemonError {
     #[error("{0}")]
     Setup(String),
 }
+
+/// At the end of a stop, how long open HTTP requests get to finish.
+const HTTP_SETTLE: Duration = Duration::from_secs(10);
 
 /// A temporary output file untouched this long belongs to no running write.
 const STALE_TEMP_AGE: Duration = Duration::from_secs(600);
@@ -152,8 +156,8 @@ struct Shared {
     outbox_wake: Notify,
     workers: usize,
     asr_limits: JobLimits,
-    /// Stop tokens and start times of the jobs running now, by input id.
-    running: Mutex<HashMap<i64, (Cancel, std::time::Instant)>>,
+    /// The jobs running now, by input id.
+    running: Mutex<HashMap<i64, RunningJob>>,
     stopping: watch::Receiver<bool>,
     /// The model that serves now (swapped when the registry promotes another).
     model: serving::Slot,
@@ -167,6 +171,14 @@ struct Shared {
     api: Option<api::Api>,
     /// The id of each input whose job has just ended (requests waiting for a result).
     job_events: tokio::sync::broadcast::Sender<i64>,
+}
+
+/// A job running now: how to stop it, since when, and how far it is.
+#[derive(Clone)]
+struct RunningJob {
+    cancel: Cancel,
+    started: std::time::Instant,
+    progress: crate::pipeline::progress::Progress,
 }
 
 #[derive(Clone)]
@@ -208,7 +220,7 @@ impl Shared {
         self.receipts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn running(&self) -> MutexGuard<'_, HashMap<i64, (Cancel, std::time::Instant)>> {
+    fn running(&self) -> MutexGuard<'_, HashMap<i64, RunningJob>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -601,6 +613,7 @@ async fn run_reloading(
         *config.daemon.cleanup_every.get_ref(),
         stop_rx.clone(),
     ));
+    let progress_reporter = tokio::spawn(progress::progress_loop(shared.clone(), stop_rx.clone()));
     let (folders, queues) = sources.counts();
     tracing::info!(folders, queues, workers, "hotfolderd running");
 
@@ -636,8 +649,8 @@ async fn run_reloading(
         let stopped: Vec<i64> = shared
             .running()
             .iter()
-            .map(|(id, (c, _))| {
-                c.cancel();
+            .map(|(id, job)| {
+                job.cancel.cancel();
                 *id
             })
             .collect();
@@ -662,6 +675,7 @@ async fn run_reloading(
         t.abort();
     }
     let _ = model_watch.await;
+    let _ = progress_reporter.await;
     // Last: jobs that finished during the drain have their notifications in the outbox; what
     // is not sent by now goes out after the next start.
     let _ = cleaner.await;
@@ -673,8 +687,13 @@ async fn run_reloading(
     let _ = audit_stop.send(true);
     let _ = auditor.await;
     let _ = systemd_reporter.await;
-    if let Some(h) = http {
-        let _ = h.await;
+    if let Some(mut h) = http {
+        // Requests still open (an upload arriving, an event stream) are cut after a while:
+        // an upload cut so never got a success, and its file is removed at the next start.
+        if tokio::time::timeout(HTTP_SETTLE, &mut h).await.is_err() {
+            tracing::warn!("HTTP requests still open after {HTTP_SETTLE:?}: closing them");
+            h.abort();
+        }
     }
     Ok(())
 }

@@ -111,7 +111,7 @@ fn jobs_within_limits(shared: &Shared) -> bool {
     shared
         .running()
         .values()
-        .all(|(_, started)| started.elapsed() <= most)
+        .all(|job| job.started.elapsed() <= most)
 }
 
 /// Re-reads the configuration at `path` on every SIGHUP and hands it on; a configuration

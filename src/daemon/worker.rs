@@ -17,6 +17,7 @@ use crate::job::{
 };
 use crate::journal::{JournalError, State};
 use crate::pipeline::cancel::Cancel;
+use crate::pipeline::progress::Progress;
 use crate::pipeline::transcribe::DecodeOptions;
 
 /// How often an idle worker looks at the journal even without a wake-up.
@@ -114,9 +115,15 @@ impl Drop for Running<'_> {
 async fn run_one(shared: &Arc<Shared>, row: crate::journal::Input) -> Result<(), JournalError> {
     let id = row.id;
     let cancel = Cancel::default();
-    shared
-        .running()
-        .insert(id, (cancel.clone(), std::time::Instant::now()));
+    let progress = Progress::default();
+    shared.running().insert(
+        id,
+        super::RunningJob {
+            cancel: cancel.clone(),
+            started: std::time::Instant::now(),
+            progress: progress.clone(),
+        },
+    );
     let _running = Running { shared, id };
     if *shared.stopping.borrow() {
         // Claimed just as the shutdown began: leave it for the next start.
@@ -165,6 +172,7 @@ async fn run_one(shared: &Arc<Shared>, row: crate::journal::Input) -> Result<(),
     let dedup_scope = model.dedup_scope(&profile.opts);
     let opts = DecodeOptions {
         cancel,
+        progress,
         ..profile.opts.clone()
     };
     let no_datasets = Vec::new();
@@ -358,6 +366,12 @@ async fn settle(
             shared
                 .journal()
                 .transition(id, State::Failed, Some(&detail))?;
+        }
+        Decision::Cancelled => {
+            tracing::info!(file = %name, "cancelled by request");
+            shared
+                .journal()
+                .transition(id, State::Cancelled, Some("cancelled by request"))?;
         }
         Decision::Retry { why, delay, kind } => {
             tracing::warn!(file = %name, reason = %why, ?delay, "will retry");

@@ -44,6 +44,8 @@ pub enum Decision {
         delay: Duration,
         kind: RetryKind,
     },
+    /// A client cancelled the job: it ends here, as `cancelled`.
+    Cancelled,
     /// A service is down: back to the queue after `delay`, not counting the attempt;
     /// `tried`: whether the job called it (else its breaker was open: nothing to report).
     Wait {
@@ -80,6 +82,7 @@ pub fn decide(attempts: i64, outcome: Result<Done, Failure>) -> Decision {
             delay: Duration::ZERO,
             kind: RetryKind::Shutdown,
         },
+        Failure::Stopped(Stopped::Requested) => Decision::Cancelled,
         Failure::Stopped(why @ Stopped::TimedOut(_)) => {
             if attempts >= MAX_TIMEOUT_ATTEMPTS {
                 Decision::Reject {

@@ -19,6 +19,7 @@ mod dataset;
 mod http;
 mod models;
 mod outbox;
+mod progress;
 mod queue;
 mod retention;
 mod state;
@@ -27,6 +28,7 @@ pub use dataset::{Corrected, Ledger, Run, RunState};
 pub use http::{HttpArrived, HttpJob, HTTP_SOURCE};
 pub use models::{Lineage, ModelRow, ModelState, RegistryError};
 pub use outbox::{Notification, OutboxCounts, Subscription};
+pub use progress::Running;
 pub use retention::Removal;
 
 pub use queue::{Arrival, Arrived};
@@ -567,6 +569,7 @@ impl Journal {
         conn.execute_batch(OUTBOX_SCHEMA).map_err(db)?;
         conn.execute_batch(models::MODELS_SCHEMA).map_err(db)?;
         conn.execute_batch(http::HTTP_SCHEMA).map_err(db)?;
+        conn.execute_batch(progress::PROGRESS_SCHEMA).map_err(db)?;
         Ok(Journal {
             conn,
             path: path.to_path_buf(),

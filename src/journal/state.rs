@@ -9,10 +9,12 @@ pub enum State {
     Done,
     Failed,
     Quarantined,
+    /// A client cancelled the job (HTTP uploads).
+    Cancelled,
 }
 
 impl State {
-    pub const ALL: [State; 7] = [
+    pub const ALL: [State; 8] = [
         State::Seen,
         State::Stable,
         State::Queued,
@@ -20,6 +22,7 @@ impl State {
         State::Done,
         State::Failed,
         State::Quarantined,
+        State::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -31,6 +34,7 @@ impl State {
             State::Done => "done",
             State::Failed => "failed",
             State::Quarantined => "quarantined",
+            State::Cancelled => "cancelled",
         }
     }
 
@@ -39,7 +43,10 @@ impl State {
     }
 
     pub fn is_final(self) -> bool {
-        matches!(self, State::Done | State::Failed | State::Quarantined)
+        matches!(
+            self,
+            State::Done | State::Failed | State::Quarantined | State::Cancelled
+        )
     }
 
     /// The states a row may move to from this one.
@@ -48,10 +55,10 @@ impl State {
         match self {
             Seen => &[Stable, Failed, Quarantined],
             Stable => &[Queued, Failed, Quarantined],
-            Queued => &[Running, Failed, Quarantined],
-            Running => &[Done, Failed, Quarantined, Queued],
+            Queued => &[Running, Failed, Quarantined, Cancelled],
+            Running => &[Done, Failed, Quarantined, Queued, Cancelled],
             Done => &[],
-            Failed | Quarantined => &[Queued],
+            Failed | Quarantined | Cancelled => &[Queued],
         }
     }
 }

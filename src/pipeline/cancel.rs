@@ -1,14 +1,15 @@
 //! Stopping a transcription from outside: a per-job deadline and a flag the daemon raises on
-//! shutdown. whisper.cpp polls it after each encoder pass and decoder step (its abort
+//! shutdown, or when a client cancels the job. whisper.cpp polls it after each encoder pass and decoder step (its abort
 //! callback); the window loop checks it between windows.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Default)]
 pub struct Cancel {
-    flag: Arc<AtomicBool>,
+    /// 0: go on; [`SHUTDOWN`] or [`REQUESTED`]: stop.
+    flag: Arc<AtomicU8>,
     deadline: Option<(Instant, Duration)>,
 }
 
@@ -19,7 +20,12 @@ pub enum Stopped {
     TimedOut(Duration),
     /// The daemon asked it to stop (shutdown).
     Cancelled,
+    /// A client cancelled the job (`DELETE /v1/jobs/{id}`).
+    Requested,
 }
+
+const SHUTDOWN: u8 = 1;
+const REQUESTED: u8 = 2;
 
 impl Cancel {
     /// This token (sharing its stop flag) with a time limit of `limit` from now.
@@ -30,14 +36,24 @@ impl Cancel {
         }
     }
 
-    /// Asks the work to stop; every clone of this token sees it.
+    /// Asks the work to stop for the shutdown; every clone of this token sees it.
     pub fn cancel(&self) {
-        self.flag.store(true, Ordering::Relaxed);
+        let _ = self
+            .flag
+            .compare_exchange(0, SHUTDOWN, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Asks the work to stop for good: the client no longer wants it (this wins over a
+    /// shutdown, which would requeue it).
+    pub fn cancel_by_request(&self) {
+        self.flag.store(REQUESTED, Ordering::Relaxed);
     }
 
     pub fn stopped(&self) -> Option<Stopped> {
-        if self.flag.load(Ordering::Relaxed) {
-            return Some(Stopped::Cancelled);
+        match self.flag.load(Ordering::Relaxed) {
+            SHUTDOWN => return Some(Stopped::Cancelled),
+            REQUESTED => return Some(Stopped::Requested),
+            _ => {}
         }
         match self.deadline {
             Some((at, limit)) if Instant::now() >= at => Some(Stopped::TimedOut(limit)),
@@ -55,6 +71,7 @@ impl std::fmt::Display for Stopped {
                 humantime::format_duration(*limit)
             ),
             Stopped::Cancelled => write!(f, "stopped because the daemon is shutting down"),
+            Stopped::Requested => write!(f, "cancelled by request"),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod fallback;
 pub mod idle_model;
 pub mod languages;
 pub mod mpeg_audio;
+pub mod progress;
 pub mod render;
 pub mod render_cli;
 pub mod resample;

@@ -127,6 +127,9 @@ pub struct DecodeOptions {
     /// Deadline and stop flag for this run (not an option a user sets per file).
     #[serde(skip)]
     pub cancel: Cancel,
+    /// How far this run is (read by whoever shows it; not an option either).
+    #[serde(skip)]
+    pub progress: super::progress::Progress,
 }
 
 /// whisper.cpp's VAD settings, with whisper-cli's defaults except the padding.
@@ -202,6 +205,7 @@ impl Default for DecodeOptions {
             channel_names: Vec::new(),
             dtw: false,
             cancel: Cancel::default(),
+            progress: super::progress::Progress::default(),
         }
     }
 }
@@ -882,11 +886,15 @@ impl Transcriber for WhisperTranscriber {
             }
             if done {
                 buf_start += real_len as u64;
+                opts.progress
+                    .done_up_to(buf_start as f64 / f64::from(TARGET_RATE));
                 break;
             }
 
             buf.drain(..cut);
             buf_start += cut as u64;
+            opts.progress
+                .done_up_to(buf_start as f64 / f64::from(TARGET_RATE));
         }
         let shares = languages::shares(&detections, &segments);
         // The most spoken of those detected; else the one given (or the last call's).

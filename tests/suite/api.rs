@@ -511,3 +511,166 @@ fn kill_9_during_an_upload_leaves_no_job_and_during_a_job_the_job_runs_once() {
     assert!(txt.to_lowercase().contains("recording"), "{txt}");
     stop(daemon);
 }
+
+#[test]
+fn a_long_job_shows_progress_everywhere_streams_events_and_is_cancelled_inside_whisper() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let config = api_config(d, "tiny.en", port, "");
+    let _daemon = start_daemon(&config);
+    wait_for_server(port);
+    let long = speak(
+        d,
+        "long",
+        &"Every running job says how far it is, in seconds of audio. ".repeat(40),
+        "en-us",
+    );
+    let short = speak(d, "short", "Waiting in the queue.", "en-us");
+    let (status, body) = upload(port, "/v1/jobs", &long, &[], &[]);
+    assert_eq!(status, 202, "{body}");
+    let id = json(&body)["id"].as_str().unwrap().to_string();
+    // Its events, followed from the start.
+    let events_file = d.join("events.txt");
+    let mut events = Command::new("curl")
+        .args(["-sS", "-N", "-o"])
+        .arg(&events_file)
+        .arg(format!("http://127.0.0.1:{port}/v1/jobs/{id}/events"))
+        .spawn()
+        .unwrap();
+    // A second job waits behind it (one worker): cancelled before it runs.
+    let (_, body) = upload(port, "/v1/jobs", &short, &[], &[]);
+    let queued = json(&body)["id"].as_str().unwrap().to_string();
+
+    let mut seen = serde_json::Value::Null;
+    wait_until("the long job to be part way", || {
+        seen = json(&http_get(port, &format!("/v1/jobs/{id}"), None).1);
+        let p = seen["progress"].as_f64().unwrap();
+        seen["state"] == "running" && p > 0.0 && p < 0.9
+    });
+    let total = seen["audio_seconds_total"].as_f64().unwrap();
+    assert!(total > 100.0, "{seen}");
+    wait_until("hotfolderd status to show the running job", || {
+        let s = crate::common::status(&config);
+        s.contains("running:") && s.contains(&format!("http:api {id}: ")) && s.contains(" % (")
+    });
+    let (_, metrics) = http_get(port, "/metrics", None);
+    let input = seen_input(d, &id).to_string();
+    let done = metric_value(
+        &metrics,
+        "hotfolderd_job_audio_seconds_done",
+        &[("input", &input)],
+    );
+    assert!(done.is_some_and(|s| s > 0.0), "{metrics}");
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "hotfolderd_job_audio_seconds_total",
+            &[("input", &input)]
+        ),
+        Some(total)
+    );
+
+    let cancel = |job: &str| {
+        curl(&[
+            "-X",
+            "DELETE",
+            &format!("http://127.0.0.1:{port}/v1/jobs/{job}"),
+        ])
+    };
+    let (status, body) = cancel(&queued);
+    assert_eq!(
+        (status, json(&body)["state"].clone()),
+        (200, "cancelled".into()),
+        "{body}"
+    );
+    let (status, body) = cancel(&id);
+    assert_eq!(status, 200, "{body}");
+    let cancelled = json(&body);
+    assert_eq!(cancelled["state"], "cancelled");
+    assert_eq!(cancel(&id).0, 200, "cancelling again says the same");
+    // Stopped inside whisper.cpp, well before the end of the audio.
+    let j = hotfolderd::journal::Journal::open(&d.join("state/journal.sqlite")).unwrap();
+    for (job, ran) in [(&id, 1), (&queued, 0)] {
+        let row = j.http_job(job).unwrap().unwrap();
+        assert_eq!(row.state, hotfolderd::journal::State::Cancelled);
+        let history = j.history(row.input_id).unwrap();
+        assert_eq!(
+            history.iter().filter(|e| e.1 == "running").count(),
+            ran,
+            "{history:?}"
+        );
+        assert_eq!(history.last().unwrap().1, "cancelled", "{history:?}");
+    }
+    assert!(uploads(d).is_empty(), "{:?}", uploads(d));
+    assert!(!crate::common::status(&config).contains("running:"));
+    // The event stream told the story and ended.
+    assert!(events.wait().unwrap().success());
+    let text = std::fs::read_to_string(&events_file).unwrap();
+    let kinds: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(kinds.first(), Some(&"state"), "{text}");
+    assert!(kinds.contains(&"progress"), "{text}");
+    let last_data = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap();
+    assert_eq!(json(last_data)["state"], "cancelled", "{text}");
+}
+
+/// The journal id of HTTP job `job_id`.
+fn seen_input(d: &Path, job_id: &str) -> i64 {
+    jobs(d)
+        .into_iter()
+        .find(|j| j.job_id == job_id)
+        .unwrap()
+        .input_id
+}
+
+#[test]
+fn hotfolderd_transcribe_shows_progress_as_lines_or_as_a_bar_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let long = speak(
+        d,
+        "long",
+        &"A progress bar on a terminal, plain lines in a log. ".repeat(9),
+        "en-us",
+    );
+    let bin = env!("CARGO_BIN_EXE_hotfolderd");
+    let args = |out: &str| {
+        format!(
+            "{bin} transcribe --model {} --threads 1 --no-vad --out {} {}",
+            model("tiny.en").display(),
+            d.join(out).display(),
+            long.display()
+        )
+    };
+    // Not a terminal: a plain line at each tenth reached.
+    let out = Command::new("sh")
+        .args(["-c", &args("plain")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let prefix = format!("{}: ", long.display());
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with(&prefix)).collect();
+    assert!(lines.len() >= 2, "{stderr}");
+    assert!(lines.last().unwrap().contains("100% ("), "{stderr}");
+    assert!(!stderr.contains('\r'), "{stderr:?}");
+    // A terminal (script(1) gives it one): a bar redrawn in place.
+    let out = Command::new("script")
+        .args(["-qec", &args("tty"), "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        screen.contains('\r') && screen.contains("[#") && screen.contains("%"),
+        "{screen:?}"
+    );
+    assert!(d.join("tty/long.txt").is_file() && d.join("plain/long.txt").is_file());
+}

@@ -14,13 +14,14 @@ use super::error::ApiError;
 use super::request::Request;
 use super::Shared;
 use crate::journal::{HttpJob, State as JobState};
+use crate::pipeline::progress::Seconds;
 use crate::pipeline::render::Format;
 
 /// The most jobs one listing returns.
 const MAX_LISTED: usize = 1000;
 
-/// A job as the API shows it.
-pub(super) fn job_json(job: &HttpJob) -> Value {
+/// A job as the API shows it; `running`: how far it is, if it runs now.
+pub(super) fn job_json(job: &HttpJob, running: Option<Seconds>) -> Value {
     let request = Request::parse(&job.request).ok();
     let outputs: serde_json::Map<String, Value> = job
         .outputs
@@ -38,8 +39,13 @@ pub(super) fn job_json(job: &HttpJob) -> Value {
         "id": job.job_id,
         "object": "transcription.job",
         "state": job.state.as_str(),
-        // Finer progress of a running job is not reported yet.
-        "progress": if job.state == JobState::Done { 1.0 } else { 0.0 },
+        "progress": match (job.state, running) {
+            (JobState::Done, _) => 1.0,
+            (_, Some(at)) => at.fraction().unwrap_or(0.0),
+            _ => 0.0,
+        },
+        "audio_seconds_done": running.map(|at| at.done),
+        "audio_seconds_total": running.and_then(|at| at.total),
         "reason": job.last_error,
         "created_at": job.created_at / 1000,
         "filename": request.as_ref().map(|r| r.filename.clone()),
@@ -62,12 +68,20 @@ pub(super) fn accepted(job: &HttpJob) -> Response {
     (
         StatusCode::ACCEPTED,
         [(header::LOCATION, format!("/v1/jobs/{}", job.job_id))],
-        axum::Json(job_json(job)),
+        axum::Json(job_json(job, None)),
     )
         .into_response()
 }
 
-fn find(shared: &Shared, id: &str) -> Result<HttpJob, ApiError> {
+/// How far a job is, while it runs.
+pub(super) fn progress_of(shared: &Shared, job: &HttpJob) -> Option<Seconds> {
+    shared
+        .running()
+        .get(&job.input_id)
+        .map(|r| r.progress.get())
+}
+
+pub(super) fn find(shared: &Shared, id: &str) -> Result<HttpJob, ApiError> {
     shared
         .journal()
         .http_job(id)?
@@ -79,13 +93,66 @@ pub(super) async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let job = find(&shared, &id)?;
-    Ok(axum::Json(job_json(&job)).into_response())
+    Ok(axum::Json(job_json(&job, progress_of(&shared, &job))).into_response())
 }
 
 #[derive(serde::Deserialize)]
 pub(super) struct Listing {
     state: Option<String>,
     limit: Option<usize>,
+}
+
+/// How long a cancel waits for a running job to stop and journal it.
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `DELETE /v1/jobs/{id}`: a queued job is cancelled in the journal; a running one is
+/// stopped inside whisper.cpp and journaled `cancelled` by its worker. Its upload goes.
+pub(super) async fn cancel(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut job = find(&shared, &id)?;
+    let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
+    let mut events = shared.job_events.subscribe();
+    while !job.state.is_final() {
+        let cancelled_queued = job.state == JobState::Queued
+            && shared
+                .journal()
+                .transition(
+                    job.input_id,
+                    JobState::Cancelled,
+                    Some("cancelled by request before it ran"),
+                )
+                .is_ok();
+        if !cancelled_queued {
+            if let Some(r) = shared.running().get(&job.input_id) {
+                r.cancel.cancel_by_request();
+            }
+            tokio::select! {
+                _ = events.recv() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(ApiError::status(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "cancel_pending",
+                        format!("job {id} was asked to stop but has not yet; ask again"),
+                    ));
+                }
+            }
+        }
+        job = find(&shared, &id)?;
+    }
+    if job.state != JobState::Cancelled {
+        return Err(ApiError::status(
+            StatusCode::CONFLICT,
+            "already_ended",
+            format!("job {id} has already ended: {}", job.state.as_str()),
+        ));
+    }
+    if let (Some(api), Ok(request)) = (&shared.api, Request::parse(&job.request)) {
+        let _ = std::fs::remove_file(api.uploads.join(&request.stored_as));
+    }
+    Ok(axum::Json(job_json(&job, None)).into_response())
 }
 
 pub(super) async fn list(
@@ -97,13 +164,16 @@ pub(super) async fn list(
         Some(s) => Some(JobState::parse(s).ok_or_else(|| {
             ApiError::invalid(
                 "state",
-                format!("state {s:?} is not one of queued, running, done, failed, quarantined"),
+                format!("state {s:?} is not one of queued, running, done, failed, quarantined, cancelled"),
             )
         })?),
     };
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_LISTED);
     let jobs = shared.journal().http_jobs(state, limit)?;
-    let data: Vec<Value> = jobs.iter().map(job_json).collect();
+    let data: Vec<Value> = jobs
+        .iter()
+        .map(|j| job_json(j, progress_of(&shared, j)))
+        .collect();
     Ok(axum::Json(json!({"object": "list", "data": data})).into_response())
 }
 

@@ -14,6 +14,7 @@
 //! file is removed at the next start), a crash after it leaves a queued job that runs once.
 
 mod error;
+mod events;
 mod jobs;
 mod receive;
 mod reply;
@@ -172,7 +173,8 @@ pub(super) fn routes(shared: Arc<Shared>) -> Router {
         .route("/v1/audio/translations", post(submit::translations))
         .route("/inference", post(submit::transcriptions))
         .route("/v1/jobs", post(submit::jobs).get(jobs::list))
-        .route("/v1/jobs/{id}", get(jobs::show))
+        .route("/v1/jobs/{id}", get(jobs::show).delete(jobs::cancel))
+        .route("/v1/jobs/{id}/events", get(events::follow))
         .route("/v1/jobs/{id}/outputs/{format}", get(jobs::output))
         .route("/v1/models", get(jobs::models))
         // The upload's limit is counted as it streams (`receive`), not by buffering.

@@ -54,6 +54,13 @@ pub(super) async fn result(job: &HttpJob) -> Result<Response, ApiError> {
     match job.state {
         State::Done => {}
         State::Quarantined => return Err(ApiError::invalid("file", reason)),
+        State::Cancelled => {
+            return Err(ApiError::status(
+                StatusCode::CONFLICT,
+                "cancelled",
+                format!("the job was cancelled: {reason}"),
+            ))
+        }
         _ => {
             return Err(ApiError::status(
                 StatusCode::INTERNAL_SERVER_ERROR,
