@@ -16,7 +16,7 @@ mod notify;
 mod profile;
 mod s3;
 pub use dataset::{DatasetConfig, GpuPolicy, Promote, TrainerConfig};
-pub use notify::{NotifyConfig, NotifyKind, EVENTS};
+pub use notify::{webhook_url_problem, NotifyConfig, NotifyKind, EVENTS};
 pub use profile::{
     is_whisper_language, language_problem, prompt_with_hotwords, Decoding, Profile, Resolved,
 };
@@ -80,6 +80,15 @@ pub struct HttpConfig {
     /// Uploads arriving at once; one more is refused with 429.
     #[serde(default = "default_max_concurrent_uploads")]
     pub max_concurrent_uploads: Spanned<usize>,
+    /// A file holding the HMAC-SHA256 key that signs the callbacks jobs ask for with
+    /// `callback_url` (as a `[[notify]]` webhook's `secret_file`); without it, a request
+    /// with a `callback_url` is refused.
+    #[serde(default)]
+    pub callback_secret_file: Option<PathBuf>,
+    /// Path-style S3 addressing for jobs that name an object (`{"url": "s3://…"}`), for
+    /// S3-compatible stores and emulators.
+    #[serde(default)]
+    pub force_path_style: bool,
     /// An upload that sends nothing for this long is dropped (a stalled client).
     #[serde(default = "default_upload_idle_timeout", deserialize_with = "duration")]
     pub upload_idle_timeout: Spanned<Duration>,
@@ -765,6 +774,13 @@ impl Config {
             .iter()
             .map(|w| w.path.get_ref().to_string_lossy().into_owned())
             .chain(self.s3.iter().map(|q| q.queue_url.get_ref().clone()))
+            // Uploads to the API are the source "http".
+            .chain(
+                self.http
+                    .iter()
+                    .filter(|h| h.api)
+                    .map(|_| "http".to_string()),
+            )
             .collect();
         for (i, n) in self.notify.iter().enumerate() {
             for (span, message) in n.problems(i, &known) {

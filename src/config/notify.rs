@@ -188,7 +188,8 @@ impl NotifyConfig {
 
 /// Why `url` cannot be a webhook: not http(s), or plain http to a machine other than this
 /// one (the signature proves who sent a body, but not that nobody read it on the way).
-fn webhook_url_problem(url: &str) -> Option<String> {
+/// What is wrong with a webhook (or callback) URL: https, or plain http only to loopback.
+pub fn webhook_url_problem(url: &str) -> Option<String> {
     let rest = if let Some(rest) = url.strip_prefix("https://") {
         rest
     } else if let Some(rest) = url.strip_prefix("http://") {

@@ -39,6 +39,9 @@ pub(super) fn subscriptions(config: &Config) -> Vec<Subscription> {
                 .iter()
                 .flat_map(|s| s.get_ref())
                 .map(|s| {
+                    if s == "http" {
+                        return SourceId::Http.to_string();
+                    }
                     match config
                         .watch
                         .iter()
@@ -70,6 +73,8 @@ impl Sender {
 
 pub(super) struct Notifier {
     senders: HashMap<String, Arc<Sender>>,
+    /// The key that signs HTTP jobs' own callbacks (`[http] callback_secret_file`).
+    callback_secret: Option<Vec<u8>>,
     http: reqwest::Client,
 }
 
@@ -90,11 +95,50 @@ impl Notifier {
             .user_agent(concat!("hotfolderd/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| DaemonError::Setup(format!("cannot make an HTTP client: {e}")))?;
-        Ok(Notifier { senders, http })
+        let callback_secret = match config
+            .http
+            .as_ref()
+            .filter(|h| h.api)
+            .and_then(|h| h.callback_secret_file.as_deref())
+        {
+            Some(path) => {
+                let text = std::fs::read(path).map_err(|e| {
+                    DaemonError::Setup(format!("http.callback_secret_file {}: {e}", path.display()))
+                })?;
+                let secret = text.trim_ascii().to_vec();
+                if secret.is_empty() {
+                    return Err(DaemonError::Setup(format!(
+                        "http.callback_secret_file {} is empty",
+                        path.display()
+                    )));
+                }
+                Some(secret)
+            }
+            None => None,
+        };
+        Ok(Notifier {
+            senders,
+            callback_secret,
+            http,
+        })
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.senders.is_empty()
+        self.senders.is_empty() && self.callback_secret.is_none()
+    }
+
+    /// The sender of outbox row `target`: a `[[notify]]` target, or an HTTP job's own
+    /// callback URL (a webhook with the default limits, signed with the callback key).
+    fn sender(&self, target: &str) -> Option<Arc<Sender>> {
+        if let Some(s) = self.senders.get(target) {
+            return Some(s.clone());
+        }
+        let url = target.strip_prefix(crate::journal::CALLBACK_TARGET)?;
+        let secret = self.callback_secret.clone()?;
+        Some(Arc::new(Sender {
+            target: Target::callback(url, secret),
+            aws: OnceCell::new(),
+        }))
     }
 }
 
@@ -121,7 +165,7 @@ pub(super) async fn send_loop(
         let full = due.len() == BATCH;
         let mut sends = tokio::task::JoinSet::new();
         for n in due {
-            let Some(sender) = notifier.senders.get(&n.target).cloned() else {
+            let Some(sender) = notifier.sender(&n.target) else {
                 if unknown_said.insert(n.target.clone()) {
                     tracing::warn!(target = %n.target, "notifications for a target no longer configured wait until it is back (or `hotfolderd notify resend` after it is)");
                 }

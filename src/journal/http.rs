@@ -2,6 +2,8 @@
 //! whose key is the job id, recorded with the request that came with it (model, language,
 //! response format…) in the same transaction that queues it. An `Idempotency-Key` is unique
 //! here, so a retried upload finds the job the first one made instead of making another.
+//! A job's `callback_url` gets its final state through the notification outbox: a trigger
+//! adds the row in the transaction that records that state, as for `[[notify]]` targets.
 
 use rusqlite::{params, OptionalExtension};
 
@@ -13,9 +15,21 @@ CREATE TABLE IF NOT EXISTS http_jobs (
     job_id          TEXT NOT NULL UNIQUE,
     idempotency_key TEXT UNIQUE,
     request         TEXT NOT NULL,
-    created_at      INTEGER NOT NULL
+    created_at      INTEGER NOT NULL,
+    callback_url    TEXT
 );
+CREATE TRIGGER IF NOT EXISTS outbox_http_callback AFTER INSERT ON events
+WHEN NEW.state IN ('done', 'failed', 'quarantined', 'cancelled')
+BEGIN
+    INSERT INTO outbox (delivery, target, event, input_id, created_at, next_at)
+    SELECT lower(hex(randomblob(16))), 'callback:' || h.callback_url, NEW.state, NEW.input_id,
+           NEW.at, NEW.at
+    FROM http_jobs h WHERE h.input_id = NEW.input_id AND h.callback_url IS NOT NULL;
+END;
 ";
+
+/// How the outbox names a job's own callback: this, then its URL.
+pub const CALLBACK_TARGET: &str = "callback:";
 
 /// The journal `source` of every HTTP upload.
 pub const HTTP_SOURCE: &str = "http:api";
@@ -69,6 +83,7 @@ impl Journal {
         idempotency_key: Option<&str>,
         size: u64,
         request: &str,
+        callback_url: Option<&str>,
     ) -> Result<HttpArrived, JournalError> {
         let db = db_error(&self.path);
         let now = now_ms();
@@ -90,9 +105,9 @@ impl Journal {
         step(&tx, &self.path, id, State::Stable, None, now)?;
         step(&tx, &self.path, id, State::Queued, None, now)?;
         tx.execute(
-            "INSERT INTO http_jobs (input_id, job_id, idempotency_key, request, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, job_id, idempotency_key, request, now],
+            "INSERT INTO http_jobs (input_id, job_id, idempotency_key, request, created_at, callback_url)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, job_id, idempotency_key, request, now, callback_url],
         )
         .map_err(&db)?;
         let job = tx
@@ -184,17 +199,19 @@ mod tests {
     fn an_idempotency_key_gives_one_job_and_jobs_are_listed_by_state() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(&dir.path().join("j.db")).unwrap();
-        let first = j.http_arrive("a1", Some("k"), 10, "{}").unwrap();
+        let first = j.http_arrive("a1", Some("k"), 10, "{}", None).unwrap();
         let HttpArrived::Queued(job) = first else {
             panic!("{first:?}")
         };
         assert_eq!(job.state, State::Queued);
-        let again = j.http_arrive("a2", Some("k"), 10, "{}").unwrap();
+        let again = j.http_arrive("a2", Some("k"), 10, "{}", None).unwrap();
         assert_eq!(again, HttpArrived::Known(job.clone()));
         assert!(j.http_job("a2").unwrap().is_none());
-        let other = j.http_arrive("b", None, 10, "{\"x\":1}").unwrap();
+        let other = j
+            .http_arrive("b", None, 10, "{\"x\":1}", Some("https://hook.example/b"))
+            .unwrap();
         assert!(matches!(other, HttpArrived::Queued(_)));
-        let no_key = j.http_arrive("c", None, 10, "{}").unwrap();
+        let no_key = j.http_arrive("c", None, 10, "{}", None).unwrap();
         assert!(matches!(no_key, HttpArrived::Queued(_)));
         assert_eq!(j.http_jobs(None, 10).unwrap().len(), 3);
         assert_eq!(j.http_jobs(Some(State::Done), 10).unwrap().len(), 0);
@@ -212,5 +229,20 @@ mod tests {
             "a1"
         );
         assert_eq!(j.http_job_ids().unwrap().len(), 3);
+        // Only the job with a callback_url gets a callback, when it ends.
+        let b = j.http_job("b").unwrap().unwrap().input_id;
+        let c = j.http_job("c").unwrap().unwrap().input_id;
+        assert_eq!(j.outbox_counts().unwrap().pending, 0);
+        j.transition(b, State::Cancelled, Some("by request"))
+            .unwrap();
+        j.transition(c, State::Cancelled, Some("by request"))
+            .unwrap();
+        let due = j.due_notifications(10).unwrap();
+        assert_eq!(due.len(), 1, "{due:?}");
+        assert_eq!(due[0].target, "callback:https://hook.example/b");
+        assert_eq!(
+            (due[0].event.as_str(), due[0].input_id),
+            ("cancelled", Some(b))
+        );
     }
 }

@@ -25,7 +25,7 @@ mod retention;
 mod state;
 
 pub use dataset::{Corrected, Ledger, Run, RunState};
-pub use http::{HttpArrived, HttpJob, HTTP_SOURCE};
+pub use http::{HttpArrived, HttpJob, CALLBACK_TARGET, HTTP_SOURCE};
 pub use models::{Lineage, ModelRow, ModelState, RegistryError};
 pub use outbox::{Notification, OutboxCounts, Subscription};
 pub use progress::Running;

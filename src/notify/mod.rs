@@ -60,6 +60,20 @@ impl Target {
         })
     }
 
+    /// An HTTP job's `callback_url`: a webhook with a `[[notify]]` webhook's default limits.
+    pub fn callback(url: &str, secret: Vec<u8>) -> Target {
+        Target {
+            name: url.to_string(),
+            kind: NotifyKind::Webhook,
+            secret,
+            timeout: Duration::from_secs(10),
+            max_attempts: 15,
+            max_backoff: Duration::from_secs(600),
+            link_expiry: Duration::from_secs(24 * 3600),
+            force_path_style: false,
+        }
+    }
+
     /// The wait before attempt `attempts + 1`: 2^attempts seconds, capped, with up to ±25 %
     /// jitter so that many daemons do not retry in step.
     pub fn backoff(&self, attempts: u32) -> Duration {

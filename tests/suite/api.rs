@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use crate::common::hook::Request;
 use crate::common::*;
 
 /// A daemon config with no folder, the API on `port`, and `extra` lines in `[http]`.
@@ -673,4 +674,119 @@ fn hotfolderd_transcribe_shows_progress_as_lines_or_as_a_bar_on_a_terminal() {
         "{screen:?}"
     );
     assert!(d.join("tty/long.txt").is_file() && d.join("plain/long.txt").is_file());
+}
+
+#[test]
+fn a_job_can_name_an_s3_object_and_its_callback_arrives_signed() {
+    use hmac::{KeyInit, Mac};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let moto = crate::common::moto::Moto::start();
+    let speech = speak(d, "talk", "Fetched from the bucket for you.", "en-us");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (s3, _) = moto.clients().await;
+        s3.create_bucket().bucket("media").send().await.unwrap();
+        s3.put_object()
+            .bucket("media")
+            .key("in/talk.wav")
+            .body(std::fs::read(&speech).unwrap().into())
+            .send()
+            .await
+            .unwrap();
+    });
+    let hook = crate::common::hook::Hook::start();
+    let secret = "callback-signing-key";
+    std::fs::write(d.join("callback.secret"), secret).unwrap();
+    let port = free_port();
+    let config = api_config(
+        d,
+        "tiny.en",
+        port,
+        &format!(
+            "callback_secret_file = {:?}\nforce_path_style = true",
+            d.join("callback.secret")
+        ),
+    );
+    let _daemon = start_daemon_with(
+        &config,
+        Start {
+            env: moto.env(),
+            ..Start::default()
+        },
+    );
+    wait_for_server(port);
+    let post_json = |body: serde_json::Value| {
+        curl(&[
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body.to_string(),
+            &format!("http://127.0.0.1:{port}/v1/jobs"),
+        ])
+    };
+    let (status, body) = post_json(serde_json::json!({
+        "url": "s3://media/in/talk.wav",
+        "callback_url": hook.url(),
+        "language": "en",
+    }));
+    assert_eq!(status, 202, "{body}");
+    let id = json(&body)["id"].as_str().unwrap().to_string();
+    // A bad upload with a callback: its callback says quarantined.
+    let noise = d.join("noise.wav");
+    std::fs::write(&noise, vec![7u8; 5000]).unwrap();
+    let callback = format!("callback_url={}", hook.url());
+    let (status, body) = upload(port, "/v1/jobs", &noise, &[&callback], &[]);
+    assert_eq!(status, 202, "{body}");
+    let bad = json(&body)["id"].as_str().unwrap().to_string();
+    wait_until("both callbacks", || hook.received().len() >= 2);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let got = hook.received();
+    assert_eq!(got.len(), 2, "one callback per job: {got:?}");
+    for r in &got {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(&r.body);
+        let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        assert_eq!(r.headers.get("x-hotfolderd-signature"), Some(&expected));
+        assert_eq!(
+            r.headers.get("x-hotfolderd-delivery").map(String::as_str),
+            r.json()["delivery"].as_str()
+        );
+    }
+    let by_job = |job: &str| {
+        got.iter()
+            .map(Request::json)
+            .find(|doc| doc["source"]["job_id"] == job)
+            .unwrap_or_else(|| panic!("no callback for {job}: {got:?}"))
+    };
+    assert_eq!(by_job(&id)["event"], "done");
+    assert_eq!(by_job(&id)["source"]["kind"], "http");
+    assert_eq!(by_job(&id)["source"]["filename"], "talk.wav");
+    assert_eq!(by_job(&bad)["event"], "quarantined");
+    let (status, txt) = http_get(port, &format!("/v1/jobs/{id}/outputs/txt"), None);
+    assert_eq!(status, 200);
+    assert!(txt.to_lowercase().contains("for you"), "{txt}");
+
+    // A missing object, a URL that is not S3, and a callback to another machine in plain http.
+    let (status, body) = post_json(serde_json::json!({"url": "s3://media/in/nope.wav"}));
+    assert_eq!(
+        (status, json(&body)["error"]["param"].clone()),
+        (400, "url".into()),
+        "{body}"
+    );
+    let (status, body) = post_json(serde_json::json!({"url": "https://example.com/a.wav"}));
+    assert_eq!(
+        (status, json(&body)["error"]["param"].clone()),
+        (400, "url".into()),
+        "{body}"
+    );
+    let (status, body) = post_json(serde_json::json!({
+        "url": "s3://media/in/talk.wav", "callback_url": "http://10.1.2.3/hook"
+    }));
+    assert_eq!(
+        (status, json(&body)["error"]["param"].clone()),
+        (400, "callback_url".into()),
+        "{body}"
+    );
+    assert_eq!(jobs(d).len(), 2);
 }

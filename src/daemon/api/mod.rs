@@ -55,6 +55,11 @@ pub(super) struct Api {
     sync_timeout: Duration,
     upload_idle: Duration,
     uploads_at_once: Arc<Semaphore>,
+    /// Whether jobs may ask for a callback (`callback_secret_file` is set).
+    callbacks: bool,
+    /// For jobs that name an S3 object (made when first needed).
+    s3: tokio::sync::OnceCell<crate::aws::Clients>,
+    force_path_style: bool,
 }
 
 impl Api {
@@ -91,7 +96,16 @@ impl Api {
             sync_timeout: *http.sync_timeout.get_ref(),
             upload_idle: *http.upload_idle_timeout.get_ref(),
             uploads_at_once: Arc::new(Semaphore::new(*http.max_concurrent_uploads.get_ref())),
+            callbacks: http.callback_secret_file.is_some(),
+            s3: tokio::sync::OnceCell::new(),
+            force_path_style: http.force_path_style,
         })
+    }
+
+    async fn s3(&self) -> &crate::aws::Clients {
+        self.s3
+            .get_or_init(|| crate::aws::clients(self.force_path_style))
+            .await
     }
 
     /// Every name `model` may take.

@@ -151,61 +151,105 @@ async fn save_file(
     job_id: &str,
     limits: &Limits,
 ) -> Result<ReceivedFile, ApiError> {
-    let filename: String = field
-        .file_name()
-        .unwrap_or("upload")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(255)
-        .collect();
-    let stored_as = stored_name(job_id, &filename);
-    let path = uploads.join(&stored_as);
-    let mut file = AtomicFile::create(&path)
-        .map_err(|e| ApiError::internal(format!("cannot store the upload: {e}")))?;
-    let mut hasher = Sha256::new();
-    let mut size: u64 = 0;
-    let mut piece: Vec<u8> = Vec::with_capacity(WRITE_PIECE);
-    loop {
-        let chunk = tokio::time::timeout(limits.idle, field.chunk())
-            .await
-            .map_err(|_| stalled(limits.idle))?
-            .map_err(broken)?;
-        let last = chunk.is_none();
-        if let Some(chunk) = chunk {
-            size += chunk.len() as u64;
-            if size > limits.max_size {
-                return Err(too_large(limits.max_size));
-            }
-            hasher.update(&chunk);
-            piece.extend_from_slice(&chunk);
-        }
-        if piece.len() >= WRITE_PIECE || (last && !piece.is_empty()) {
-            let full = std::mem::replace(&mut piece, Vec::with_capacity(WRITE_PIECE));
-            let written = tokio::task::spawn_blocking(move || {
-                let r = file.as_file().write_all(&full);
-                (file, r)
-            })
-            .await
-            .map_err(|e| ApiError::internal(format!("storing the upload ended abnormally: {e}")))?;
-            file = written.0;
-            written
-                .1
-                .map_err(|e| ApiError::internal(format!("cannot store the upload: {e}")))?;
-        }
-        if last {
-            break;
-        }
+    let filename = field.file_name().unwrap_or("upload").to_string();
+    let mut incoming = Incoming::create(uploads, job_id, &filename, limits.max_size)?;
+    while let Some(chunk) = tokio::time::timeout(limits.idle, field.chunk())
+        .await
+        .map_err(|_| stalled(limits.idle))?
+        .map_err(broken)?
+    {
+        incoming.push(&chunk).await?;
     }
-    if size == 0 {
-        return Err(ApiError::invalid("file", "the file is empty"));
+    incoming.finish().await
+}
+
+/// A file arriving in the uploads folder (from a multipart part or an S3 object): hashed
+/// and counted as it comes, written in pieces of [`WRITE_PIECE`], in place once finished.
+pub struct Incoming {
+    filename: String,
+    stored_as: String,
+    /// `None` only while a piece is being written.
+    file: Option<AtomicFile>,
+    hasher: Sha256,
+    size: u64,
+    max_size: u64,
+    piece: Vec<u8>,
+}
+
+impl Incoming {
+    /// `filename` is the client's name, for people (control characters dropped, at most
+    /// 255 characters); the file is named by `job_id`.
+    pub fn create(
+        uploads: &Path,
+        job_id: &str,
+        filename: &str,
+        max_size: u64,
+    ) -> Result<Incoming, ApiError> {
+        let filename: String = filename
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(255)
+            .collect();
+        let stored_as = stored_name(job_id, &filename);
+        let file = AtomicFile::create(&uploads.join(&stored_as))
+            .map_err(|e| ApiError::internal(format!("cannot store the upload: {e}")))?;
+        Ok(Incoming {
+            filename,
+            stored_as,
+            file: Some(file),
+            hasher: Sha256::new(),
+            size: 0,
+            max_size,
+            piece: Vec::with_capacity(WRITE_PIECE),
+        })
     }
-    Ok(ReceivedFile {
-        filename,
-        stored_as,
-        file,
-        sha256: hex::encode(hasher.finalize()),
-        size,
-    })
+
+    pub async fn push(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        self.size += chunk.len() as u64;
+        if self.size > self.max_size {
+            return Err(too_large(self.max_size));
+        }
+        self.hasher.update(chunk);
+        self.piece.extend_from_slice(chunk);
+        if self.piece.len() >= WRITE_PIECE {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), ApiError> {
+        let full = std::mem::replace(&mut self.piece, Vec::with_capacity(WRITE_PIECE));
+        let Some(file) = self.file.take() else {
+            return Err(ApiError::internal("the upload's file was lost"));
+        };
+        let (file, written) = tokio::task::spawn_blocking(move || {
+            let r = file.as_file().write_all(&full);
+            (file, r)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("storing the upload ended abnormally: {e}")))?;
+        self.file = Some(file);
+        written.map_err(|e| ApiError::internal(format!("cannot store the upload: {e}")))
+    }
+
+    pub async fn finish(mut self) -> Result<ReceivedFile, ApiError> {
+        if !self.piece.is_empty() {
+            self.flush().await?;
+        }
+        if self.size == 0 {
+            return Err(ApiError::invalid("file", "the file is empty"));
+        }
+        let Some(file) = self.file.take() else {
+            return Err(ApiError::internal("the upload's file was lost"));
+        };
+        Ok(ReceivedFile {
+            filename: self.filename,
+            stored_as: self.stored_as,
+            file,
+            sha256: hex::encode(self.hasher.finalize()),
+            size: self.size,
+        })
+    }
 }
 
 #[cfg(test)]

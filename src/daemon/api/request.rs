@@ -103,6 +103,8 @@ pub struct Fields {
     pub granularities: Vec<String>,
     /// whisper.cpp's server takes `translate=true` instead of a route.
     pub translate: bool,
+    /// Where the job's end is POSTed (signed, through the outbox).
+    pub callback_url: Option<String>,
 }
 
 impl Fields {
@@ -164,7 +166,20 @@ impl Fields {
                 "timestamp_granularities[] needs response_format verbose_json",
             ));
         }
+        let callback_url = match get("callback_url") {
+            None => None,
+            Some(url) => {
+                if let Some(why) = crate::config::webhook_url_problem(url) {
+                    return Err(ApiError::invalid(
+                        "callback_url",
+                        format!("callback_url: {why}"),
+                    ));
+                }
+                Some(url.to_string())
+            }
+        };
         Ok(Fields {
+            callback_url,
             model: get("model").unwrap_or_default().to_string(),
             language,
             prompt: fields
@@ -219,6 +234,11 @@ mod tests {
                 "timestamp_granularities[]",
             ),
             (vec![("stream", "true")], vec![], "stream"),
+            (
+                vec![("callback_url", "http://10.0.0.9/hook")],
+                vec![],
+                "callback_url",
+            ),
         ] {
             let e = Fields::check(&fields(&pairs), granularities).err().unwrap();
             assert_eq!(e.param, Some(param), "{pairs:?}");

@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::receive::{receive, too_large, Limits};
+use super::receive::{receive, too_large, Incoming, Limits, ReceivedFile};
 use super::request::{Fields, Request, Task};
 use super::Shared;
 use crate::journal::{HttpArrived, HttpJob};
@@ -54,11 +54,24 @@ pub(super) async fn translations(
     .await
 }
 
+/// `POST /v1/jobs`: a multipart upload, or JSON naming an S3 object; 202 at once.
 pub(super) async fn jobs(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    multipart: Result<Multipart, MultipartRejection>,
+    req: axum::extract::Request,
 ) -> Response {
+    let headers = req.headers().clone();
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if json {
+        return match from_url(&shared, &headers, req.into_body()).await {
+            Ok(job) => super::jobs::accepted(&job),
+            Err(e) => e.into_response(),
+        };
+    }
+    let multipart =
+        <Multipart as axum::extract::FromRequest<Arc<Shared>>>::from_request(req, &shared).await;
     submit(&shared, &headers, multipart, Task::Transcribe, Answer::Job).await
 }
 
@@ -91,13 +104,18 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// Journals the upload as a queued job (or finds the one its idempotency key made).
-async fn take_in(
-    shared: &Arc<Shared>,
-    headers: &HeaderMap,
-    multipart: Result<Multipart, MultipartRejection>,
-    task: Task,
-) -> Result<HttpJob, ApiError> {
+/// What the cheap checks let through: the API, the idempotency key, a place among the
+/// uploads arriving now; or the job an earlier request with the same key made.
+enum Admitted<'a> {
+    New {
+        api: &'a super::Api,
+        key: Option<String>,
+        _permit: tokio::sync::OwnedSemaphorePermit,
+    },
+    Known(HttpJob),
+}
+
+async fn admit<'a>(shared: &'a Shared, headers: &HeaderMap) -> Result<Admitted<'a>, ApiError> {
     let Some(api) = shared.api.as_ref() else {
         return Err(ApiError::not_found("the API is off ([http] api = false)"));
     };
@@ -105,7 +123,7 @@ async fn take_in(
     if let Some(k) = &key {
         // A retry of an upload that was journaled: that job, without reading the body again.
         if let Some(job) = shared.journal().http_job_by_idempotency_key(k)? {
-            return Ok(job);
+            return Ok(Admitted::Known(job));
         }
     }
     let announced = headers
@@ -123,12 +141,30 @@ async fn take_in(
             "the daemon is stopping; send the file again once it is back",
         ));
     }
-    let Ok(_permit) = api.uploads_at_once.clone().try_acquire_owned() else {
+    let Ok(permit) = api.uploads_at_once.clone().try_acquire_owned() else {
         return Err(ApiError::status(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_uploads",
             "as many uploads as [http] max_concurrent_uploads are arriving now; try again shortly",
         ));
+    };
+    Ok(Admitted::New {
+        api,
+        key,
+        _permit: permit,
+    })
+}
+
+/// Journals the upload as a queued job (or finds the one its idempotency key made).
+async fn take_in(
+    shared: &Arc<Shared>,
+    headers: &HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+    task: Task,
+) -> Result<HttpJob, ApiError> {
+    let (api, key, _permit) = match admit(shared, headers).await? {
+        Admitted::Known(job) => return Ok(job),
+        Admitted::New { api, key, _permit } => (api, key, _permit),
     };
     let multipart = multipart.map_err(|e| {
         ApiError::bad(format!(
@@ -143,7 +179,32 @@ async fn take_in(
     };
     let received = receive(multipart, &api.uploads, &job_id, &limits).await?;
     let fields = Fields::check(&received.fields, received.granularities)?;
-    let profile = api.profile_named(&fields.model).map_err(|known| {
+    let profile = checked_profile(api, &fields)?;
+    let Some(file) = received.file else {
+        return Err(ApiError::invalid("file", "the form has no file part"));
+    };
+    journal_file(
+        shared,
+        api,
+        &job_id,
+        key.as_deref(),
+        fields,
+        profile,
+        file,
+        task,
+    )
+    .await
+}
+
+/// The profile `model` names, and whether a callback may be asked for.
+fn checked_profile(api: &super::Api, fields: &Fields) -> Result<Option<String>, ApiError> {
+    if fields.callback_url.is_some() && !api.callbacks {
+        return Err(ApiError::invalid(
+            "callback_url",
+            "callbacks are off here: they are signed with [http] callback_secret_file, which is not set",
+        ));
+    }
+    api.profile_named(&fields.model).map_err(|known| {
         ApiError::invalid(
             "model",
             format!(
@@ -152,10 +213,21 @@ async fn take_in(
                 known.join(", ")
             ),
         )
-    })?;
-    let Some(file) = received.file else {
-        return Err(ApiError::invalid("file", "the form has no file part"));
-    };
+    })
+}
+
+/// Puts a received file in place and journals it with its request, as a queued input.
+#[allow(clippy::too_many_arguments)]
+async fn journal_file(
+    shared: &Shared,
+    api: &super::Api,
+    job_id: &str,
+    key: Option<&str>,
+    fields: Fields,
+    profile: Option<String>,
+    file: ReceivedFile,
+    task: Task,
+) -> Result<HttpJob, ApiError> {
     let request = Request {
         filename: file.filename,
         stored_as: file.stored_as.clone(),
@@ -177,13 +249,18 @@ async fn take_in(
     let json = serde_json::to_string(&request)
         .map_err(|e| ApiError::internal(format!("cannot record the request: {e}")))?;
     let stored = api.uploads.join(&file.stored_as);
-    tokio::task::spawn_blocking(move || file.file.commit())
+    let placed = file.file;
+    tokio::task::spawn_blocking(move || placed.commit())
         .await
         .map_err(|e| ApiError::internal(format!("storing the upload ended abnormally: {e}")))?
         .map_err(|e| ApiError::internal(format!("cannot store the upload: {e}")))?;
-    let arrived = shared
-        .journal()
-        .http_arrive(&job_id, key.as_deref(), request.size, &json);
+    let arrived = shared.journal().http_arrive(
+        job_id,
+        key,
+        request.size,
+        &json,
+        fields.callback_url.as_deref(),
+    );
     let job = match arrived {
         Ok(HttpArrived::Queued(job)) => job,
         Ok(HttpArrived::Known(job)) => {
@@ -199,4 +276,116 @@ async fn take_in(
     tracing::info!(job = %job_id, file = %request.filename, bytes = request.size, "upload journaled");
     shared.wake_workers(1);
     Ok(job)
+}
+
+/// The longest JSON body `POST /v1/jobs` takes.
+const MAX_JSON: usize = 64 << 10;
+
+/// `POST /v1/jobs` with `{"url": "s3://bucket/key", …options}`: the object is fetched into
+/// the uploads folder (streamed, hashed, limited as an upload), then journaled the same way.
+async fn from_url(
+    shared: &Arc<Shared>,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<HttpJob, ApiError> {
+    let (api, key, _permit) = match admit(shared, headers).await? {
+        Admitted::Known(job) => return Ok(job),
+        Admitted::New { api, key, _permit } => (api, key, _permit),
+    };
+    let bytes = axum::body::to_bytes(body, MAX_JSON).await.map_err(|e| {
+        ApiError::bad(format!(
+            "the JSON body cannot be read (at most {MAX_JSON} bytes): {e}"
+        ))
+    })?;
+    let doc: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad(format!("the body is not JSON: {e}")))?;
+    let Some(object) = doc.as_object() else {
+        return Err(ApiError::bad("the body must be a JSON object with a url"));
+    };
+    let mut fields = std::collections::HashMap::new();
+    let mut granularities = Vec::new();
+    for (k, v) in object {
+        match (k.as_str(), v) {
+            ("timestamp_granularities", serde_json::Value::Array(list)) => {
+                granularities.extend(list.iter().filter_map(|g| g.as_str().map(str::to_string)))
+            }
+            (_, serde_json::Value::String(s)) => {
+                fields.insert(k.clone(), s.clone());
+            }
+            (_, serde_json::Value::Number(n)) => {
+                fields.insert(k.clone(), n.to_string());
+            }
+            (_, serde_json::Value::Bool(b)) => {
+                fields.insert(k.clone(), b.to_string());
+            }
+            _ => {}
+        }
+    }
+    let url = fields.remove("url").unwrap_or_default();
+    let Some((bucket, object_key)) = url
+        .strip_prefix("s3://")
+        .and_then(|r| r.split_once('/'))
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+    else {
+        return Err(ApiError::invalid(
+            "url",
+            format!("url {url:?} is not s3://bucket/key"),
+        ));
+    };
+    let fields = Fields::check(&fields, granularities)?;
+    let profile = checked_profile(api, &fields)?;
+    let job_id = uuid::Uuid::new_v4().simple().to_string();
+    let filename = object_key.rsplit('/').next().unwrap_or(object_key);
+    let mut incoming = Incoming::create(&api.uploads, &job_id, filename, api.max_upload_size)?;
+    let s3 = &api.s3().await.s3;
+    let fetch_error = |e: String| {
+        ApiError::status(
+            StatusCode::BAD_GATEWAY,
+            "fetch_failed",
+            format!("cannot fetch {url}: {e}"),
+        )
+    };
+    let got = s3
+        .get_object()
+        .bucket(bucket)
+        .key(object_key)
+        .send()
+        .await
+        .map_err(|e| {
+            let e = aws_sdk_s3::error::DisplayErrorContext(e).to_string();
+            if e.contains("NoSuchKey") || e.contains("NoSuchBucket") {
+                ApiError::invalid("url", format!("{url} does not exist: {e}"))
+            } else {
+                fetch_error(e)
+            }
+        })?;
+    if got
+        .content_length()
+        .is_some_and(|n| n as u64 > api.max_upload_size)
+    {
+        return Err(too_large(api.max_upload_size));
+    }
+    let mut body = got.body;
+    loop {
+        let chunk = tokio::time::timeout(api.upload_idle, body.next())
+            .await
+            .map_err(|_| fetch_error("S3 sent nothing for too long".into()))?;
+        match chunk {
+            None => break,
+            Some(Ok(bytes)) => incoming.push(&bytes).await?,
+            Some(Err(e)) => return Err(fetch_error(e.to_string())),
+        }
+    }
+    let file = incoming.finish().await?;
+    journal_file(
+        shared,
+        api,
+        &job_id,
+        key.as_deref(),
+        fields,
+        profile,
+        file,
+        Task::Transcribe,
+    )
+    .await
 }
