@@ -158,6 +158,9 @@ fn retry_one(journal: &mut Journal, id: i64) -> Result<String, String> {
             "is a malformed SQS message (its body is in the journal); nothing to retry".into(),
         );
     }
+    if input.source == crate::journal::HTTP_SOURCE {
+        return retry_upload(journal, &input);
+    }
     let Some(root) = crate::daemon::SourceId::root_of(&input.source) else {
         // An S3 object: nothing was moved; the daemon fetches it again.
         journal
@@ -190,6 +193,37 @@ fn retry_one(journal: &mut Journal, id: i64) -> Result<String, String> {
         .transition(id, State::Queued, Some("retry requested"))
         .map_err(|e| e.to_string())?;
     Ok(format!("{} re-queued", original.display()))
+}
+
+/// An upload that failed: a quarantined one comes back from `uploads/quarantine/` first.
+fn retry_upload(journal: &mut Journal, input: &crate::journal::Input) -> Result<String, String> {
+    let job = journal
+        .http_job(&input.key)
+        .map_err(|e| e.to_string())?
+        .ok_or("the upload has no request in the journal")?;
+    let request = crate::daemon::api_request(&job.request).map_err(|e| e.to_string())?;
+    let uploads = journal
+        .path()
+        .parent()
+        .map_or_else(|| PathBuf::from("uploads"), |d| d.join("uploads"));
+    let file = uploads.join(&request.stored_as);
+    let parked = uploads
+        .join(crate::job::QUARANTINE_DIR)
+        .join(&request.stored_as);
+    if parked.is_file() && !file.exists() {
+        std::fs::rename(&parked, &file)
+            .map_err(|e| format!("cannot move {} back: {e}", parked.display()))?;
+    } else if !file.is_file() {
+        return Err(format!(
+            "the upload is gone (neither {} nor its copy in {})",
+            file.display(),
+            parked.display()
+        ));
+    }
+    journal
+        .transition(input.id, State::Queued, Some("retry requested"))
+        .map_err(|e| e.to_string())?;
+    Ok(format!("upload {} re-queued", input.key))
 }
 
 #[cfg(test)]

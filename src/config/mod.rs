@@ -92,6 +92,13 @@ pub struct HttpConfig {
     /// An upload that sends nothing for this long is dropped (a stalled client).
     #[serde(default = "default_upload_idle_timeout", deserialize_with = "duration")]
     pub upload_idle_timeout: Spanned<Duration>,
+    /// The longest one upload may take in all (408 after that).
+    #[serde(default = "default_upload_timeout", deserialize_with = "duration")]
+    pub upload_timeout: Spanned<Duration>,
+}
+
+fn default_upload_timeout() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(3600))
 }
 
 fn default_max_upload_size() -> Spanned<u64> {

@@ -5,6 +5,11 @@
 
 pub use source_id::SourceId;
 
+/// An HTTP upload's journaled request (for `hotfolderd retry`).
+pub fn api_request(json: &str) -> Result<api::Request, serde_json::Error> {
+    api::Request::parse(json)
+}
+
 mod api;
 mod audit;
 mod corrections;

@@ -142,11 +142,21 @@ async fn run_one(shared: &Arc<Shared>, row: crate::journal::Input) -> Result<(),
     let upload = match source {
         Some(SourceId::Http) => match http_request(shared, id) {
             Ok(found) => found,
-            Err(e) => {
+            Err(RequestError::Journal(e)) => {
                 tracing::error!(id, error = %e, "cannot read the upload's request from the journal; retrying");
                 return shared
                     .journal()
                     .retry_later(id, &format!("journal: {e}"), 5_000);
+            }
+            Err(RequestError::Unreadable(why)) => {
+                tracing::error!(id, %why, "the upload's journaled request cannot be read; failed");
+                return shared.journal().transition(
+                    id,
+                    State::Failed,
+                    Some(&format!(
+                        "validate: the journaled request cannot be read: {why}"
+                    )),
+                );
             }
         },
         _ => None,
@@ -268,21 +278,32 @@ async fn run_one(shared: &Arc<Shared>, row: crate::journal::Input) -> Result<(),
     source_gone(shared, &row)
 }
 
+/// Why an upload's request could not be had.
+enum RequestError {
+    /// The journal did not answer (try again).
+    Journal(String),
+    /// What it holds cannot be read (it never will be).
+    Unreadable(String),
+}
+
 /// An upload's job id, request and options; `None` while the API is off (then its input
 /// waits, as one of a source removed from the configuration).
 fn http_request(
     shared: &Shared,
     id: i64,
-) -> Result<Option<(String, Request, Arc<crate::config::Resolved>)>, String> {
+) -> Result<Option<(String, Request, Arc<crate::config::Resolved>)>, RequestError> {
     let Some(api) = &shared.api else {
         return Ok(None);
     };
     let job = shared
         .journal()
         .http_job_of_input(id)
-        .map_err(|e| e.to_string())?
-        .ok_or("the upload has no request in the journal")?;
-    let request = Request::parse(&job.request).map_err(|e| e.to_string())?;
+        .map_err(|e| RequestError::Journal(e.to_string()))?
+        .ok_or_else(|| {
+            RequestError::Unreadable("the upload has no request in the journal".into())
+        })?;
+    let request =
+        Request::parse(&job.request).map_err(|e| RequestError::Unreadable(e.to_string()))?;
     let resolved = api.resolved(&request);
     Ok(Some((job.job_id, request, resolved)))
 }
@@ -372,6 +393,10 @@ async fn settle(
             shared
                 .journal()
                 .transition(id, State::Cancelled, Some("cancelled by request"))?;
+            // Only uploads can be cancelled: theirs is not wanted any more.
+            if let Err(e) = input.finish().await {
+                tracing::warn!(file = %name, error = %e, "cannot remove the cancelled upload");
+            }
         }
         Decision::Retry { why, delay, kind } => {
             tracing::warn!(file = %name, reason = %why, ?delay, "will retry");

@@ -121,6 +121,26 @@ impl Journal {
         Ok(HttpArrived::Queued(job))
     }
 
+    /// Cancels input `id` if it is still queued (atomically: a worker claiming it meanwhile
+    /// wins, and then the worker journals the cancel). Whether it was cancelled here.
+    pub fn cancel_queued(&mut self, id: i64, why: &str) -> Result<bool, JournalError> {
+        let db = db_error(&self.path);
+        let now = now_ms();
+        let tx = begin(&mut self.conn, &self.path)?;
+        let queued: Option<String> = tx
+            .query_row("SELECT state FROM inputs WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(&db)?;
+        if queued.as_deref() != Some(State::Queued.as_str()) {
+            return Ok(false);
+        }
+        step(&tx, &self.path, id, State::Cancelled, Some(why), now)?;
+        tx.commit().map_err(&db)?;
+        Ok(true)
+    }
+
     /// The job an `Idempotency-Key` made, if any.
     pub fn http_job_by_idempotency_key(&self, key: &str) -> Result<Option<HttpJob>, JournalError> {
         self.conn
@@ -220,6 +240,9 @@ mod tests {
             "a1"
         );
         let claimed = j.claim_next().unwrap().unwrap();
+        // A running job is the worker's to cancel, not the API's.
+        assert!(!j.cancel_queued(claimed.id, "by request").unwrap());
+        assert_eq!(j.state(claimed.id).unwrap(), Some(State::Running));
         assert_eq!(
             (claimed.source.as_str(), claimed.key.as_str()),
             (HTTP_SOURCE, "a1")

@@ -459,7 +459,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Moves input `id` to `to` inside `tx`, if `to` is allowed from its current state: the row
 /// and an audit event change together. Entering `running` counts an attempt; a reason given
-/// for `failed`, `quarantined` or `queued` is kept as the row's last error.
+/// for `failed`, `quarantined`, `queued` or `cancelled` is kept as the row's last error.
 fn step(
     tx: &Transaction<'_>,
     path: &Path,
@@ -486,9 +486,12 @@ fn step(
         });
     }
     let attempts_inc = i64::from(to == State::Running);
-    let error = matches!(to, State::Failed | State::Quarantined | State::Queued)
-        .then_some(detail)
-        .flatten();
+    let error = matches!(
+        to,
+        State::Failed | State::Quarantined | State::Queued | State::Cancelled
+    )
+    .then_some(detail)
+    .flatten();
     tx.execute(
         "UPDATE inputs SET state = ?1, attempts = attempts + ?2, updated_at = ?3,
                 last_error = COALESCE(?4, last_error)
@@ -823,6 +826,8 @@ impl Journal {
     /// After a crash: inputs left `running` go back to `queued` (their outputs were never
     /// recorded, so they are redone; sinks overwrite atomically). Returns how many.
     pub fn recover(&mut self) -> Result<usize, JournalError> {
+        // How far the last run's jobs were means nothing now.
+        self.clear_all_progress()?;
         let ids = self.in_state(State::Running)?;
         let db = db_error(&self.path);
         let tx = begin(&mut self.conn, &self.path)?;
@@ -1316,7 +1321,8 @@ mod tests {
     #[test]
     fn every_state_has_a_way_forward_or_is_final() {
         for s in State::ALL {
-            assert_eq!(s.next().is_empty(), s == State::Done, "{s:?}");
+            let last = matches!(s, State::Done | State::Cancelled);
+            assert_eq!(s.next().is_empty(), last, "{s:?}");
             assert_eq!(State::parse(s.as_str()), Some(s));
         }
     }

@@ -49,6 +49,13 @@ impl Journal {
             .map_err(self.db())
     }
 
+    pub(super) fn clear_all_progress(&mut self) -> Result<(), JournalError> {
+        self.conn
+            .execute("DELETE FROM progress", [])
+            .map(drop)
+            .map_err(self.db())
+    }
+
     /// The running inputs, oldest first, with their progress (0 until first written).
     pub fn running_progress(&self) -> Result<Vec<Running>, JournalError> {
         let mut stmt = self

@@ -77,7 +77,7 @@ impl Journal {
             .execute(
                 "DELETE FROM events WHERE id <= ?2 AND state != 'seen' AND id IN (
                      SELECT e.id FROM events e JOIN inputs i ON i.id = e.input_id
-                     WHERE i.state IN ('done', 'failed', 'quarantined') AND i.updated_at < ?1
+                     WHERE i.state IN ('done', 'failed', 'quarantined', 'cancelled') AND i.updated_at < ?1
                        AND e.state != i.state)",
                 params![before_ms, copied],
             )

@@ -57,8 +57,8 @@ impl State {
             Stable => &[Queued, Failed, Quarantined],
             Queued => &[Running, Failed, Quarantined, Cancelled],
             Running => &[Done, Failed, Quarantined, Queued, Cancelled],
-            Done => &[],
-            Failed | Quarantined | Cancelled => &[Queued],
+            Done | Cancelled => &[],
+            Failed | Quarantined => &[Queued],
         }
     }
 }

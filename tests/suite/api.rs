@@ -281,6 +281,22 @@ fn curl_uploads_are_journaled_once_per_idempotency_key_and_refused_clearly() {
             .count(),
         1
     );
+    // `hotfolderd retry` brings the upload back from quarantine and runs it again.
+    let retried = hotfolderd(&["retry", &rejected.input_id.to_string()], &config);
+    assert!(retried.contains("re-queued"), "{retried}");
+    wait_until("the retried upload to be rejected again", || {
+        let h = hotfolderd::journal::Journal::open(&d.join("state/journal.sqlite"))
+            .unwrap()
+            .history(rejected.input_id)
+            .unwrap();
+        h.iter().filter(|e| e.1 == "quarantined").count() == 2
+    });
+    assert_eq!(
+        std::fs::read_dir(d.join("state/uploads/quarantine"))
+            .unwrap()
+            .count(),
+        1
+    );
 
     // Over max_upload_size: 413, JSON, nothing journaled, nothing left.
     let big = d.join("big.wav");
@@ -357,20 +373,21 @@ fn curl_uploads_are_journaled_once_per_idempotency_key_and_refused_clearly() {
         ])
         .spawn()
         .unwrap();
-    let mut refused = None;
-    wait_until("a concurrent upload to be refused", || {
-        let r = upload(port, "/v1/jobs", &clip, &[], &[]);
-        if r.0 == 429 {
-            refused = Some(r.1);
-            return true;
-        }
-        assert!(
-            trickle.try_wait().unwrap().is_none(),
-            "the slow upload ended before a second one was refused"
-        );
-        false
+    wait_until("the slow upload to be arriving", || {
+        std::fs::read_dir(d.join("state/uploads"))
+            .map(|r| {
+                r.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with('.'))
+            })
+            .unwrap_or(false)
     });
-    assert_eq!(json(&refused.unwrap())["error"]["code"], "too_many_uploads");
+    let (status, refused) = upload(port, "/v1/jobs", &clip, &[], &[]);
+    assert_eq!(status, 429, "{refused}");
+    assert!(
+        trickle.try_wait().unwrap().is_none(),
+        "the slow upload was still arriving"
+    );
+    assert_eq!(json(&refused)["error"]["code"], "too_many_uploads");
     assert!(trickle.wait().unwrap().success());
 }
 

@@ -12,6 +12,9 @@ pub struct ApiError {
     pub kind: &'static str,
     pub param: Option<&'static str>,
     pub code: Option<&'static str>,
+    /// Asking again gives the same answer: clients are told not to retry (OpenAI's clients
+    /// retry 409 and 5xx on their own, which would upload the file again).
+    pub final_answer: bool,
 }
 
 impl ApiError {
@@ -23,6 +26,7 @@ impl ApiError {
             kind: "invalid_request_error",
             param: Some(param),
             code: None,
+            final_answer: false,
         }
     }
 
@@ -34,6 +38,7 @@ impl ApiError {
             kind: "invalid_request_error",
             param: None,
             code: None,
+            final_answer: false,
         }
     }
 
@@ -49,6 +54,19 @@ impl ApiError {
             kind,
             param: None,
             code: Some(code),
+            final_answer: false,
+        }
+    }
+
+    /// As `status`, for an outcome that will not change (a job that failed, was cancelled).
+    pub fn final_status(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            final_answer: true,
+            ..ApiError::status(status, code, message)
         }
     }
 
@@ -70,7 +88,14 @@ impl IntoResponse for ApiError {
             "param": self.param,
             "code": self.code,
         }});
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.final_answer {
+            response.headers_mut().insert(
+                "x-should-retry",
+                axum::http::HeaderValue::from_static("false"),
+            );
+        }
+        response
     }
 }
 

@@ -105,8 +105,9 @@ pub(super) struct Listing {
 /// How long a cancel waits for a running job to stop and journal it.
 const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// `DELETE /v1/jobs/{id}`: a queued job is cancelled in the journal; a running one is
-/// stopped inside whisper.cpp and journaled `cancelled` by its worker. Its upload goes.
+/// `DELETE /v1/jobs/{id}`: a queued job is cancelled in the journal (and its upload goes);
+/// a running one is stopped inside whisper.cpp, and its worker journals `cancelled` and
+/// removes the upload. Cancelling a cancelled job answers the same again.
 pub(super) async fn cancel(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
@@ -114,43 +115,46 @@ pub(super) async fn cancel(
     let mut job = find(&shared, &id)?;
     let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
     let mut events = shared.job_events.subscribe();
+    let mut stopping = shared.stopping.clone();
     while !job.state.is_final() {
-        let cancelled_queued = job.state == JobState::Queued
+        if job.state == JobState::Queued
             && shared
                 .journal()
-                .transition(
-                    job.input_id,
-                    JobState::Cancelled,
-                    Some("cancelled by request before it ran"),
-                )
-                .is_ok();
-        if !cancelled_queued {
+                .cancel_queued(job.input_id, "cancelled by request before it ran")?
+        {
+            if let (Some(api), Ok(request)) = (&shared.api, Request::parse(&job.request)) {
+                let _ = std::fs::remove_file(api.uploads.join(&request.stored_as));
+            }
+            let _ = shared.job_events.send(job.input_id);
+        } else {
             if let Some(r) = shared.running().get(&job.input_id) {
                 r.cancel.cancel_by_request();
             }
+            let pending = || {
+                ApiError::status(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "cancel_pending",
+                    format!("job {id} was asked to stop but has not yet; ask again"),
+                )
+            };
+            if *stopping.borrow() {
+                return Err(pending());
+            }
             tokio::select! {
                 _ = events.recv() => {}
+                _ = stopping.changed() => {}
                 _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
-                _ = tokio::time::sleep_until(deadline) => {
-                    return Err(ApiError::status(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "cancel_pending",
-                        format!("job {id} was asked to stop but has not yet; ask again"),
-                    ));
-                }
+                _ = tokio::time::sleep_until(deadline) => return Err(pending()),
             }
         }
         job = find(&shared, &id)?;
     }
     if job.state != JobState::Cancelled {
-        return Err(ApiError::status(
+        return Err(ApiError::final_status(
             StatusCode::CONFLICT,
             "already_ended",
             format!("job {id} has already ended: {}", job.state.as_str()),
         ));
-    }
-    if let (Some(api), Ok(request)) = (&shared.api, Request::parse(&job.request)) {
-        let _ = std::fs::remove_file(api.uploads.join(&request.stored_as));
     }
     Ok(axum::Json(job_json(&job, None)).into_response())
 }
@@ -189,7 +193,7 @@ pub(super) async fn output(
         )
     })?;
     if job.state != JobState::Done {
-        return Err(ApiError::status(
+        return Err(ApiError::final_status(
             StatusCode::CONFLICT,
             "not_done",
             format!("job {id} is {}, not done", job.state.as_str()),

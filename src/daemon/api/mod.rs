@@ -54,6 +54,8 @@ pub(super) struct Api {
     max_upload_size: u64,
     sync_timeout: Duration,
     upload_idle: Duration,
+    /// The longest an upload may take in all (a client trickling bytes holds a place).
+    upload_timeout: Duration,
     uploads_at_once: Arc<Semaphore>,
     /// Whether jobs may ask for a callback (`callback_secret_file` is set).
     callbacks: bool,
@@ -86,6 +88,8 @@ impl Api {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
+        // Outputs a crash cut short (nothing is writing yet).
+        crate::sinks::local::remove_stale_temps(&outputs, Duration::ZERO);
         Ok(Api {
             uploads,
             outputs,
@@ -95,6 +99,7 @@ impl Api {
             max_upload_size: *http.max_upload_size.get_ref(),
             sync_timeout: *http.sync_timeout.get_ref(),
             upload_idle: *http.upload_idle_timeout.get_ref(),
+            upload_timeout: *http.upload_timeout.get_ref(),
             uploads_at_once: Arc::new(Semaphore::new(*http.max_concurrent_uploads.get_ref())),
             callbacks: http.callback_secret_file.is_some(),
             s3: tokio::sync::OnceCell::new(),
@@ -182,6 +187,13 @@ impl Api {
 
 /// The API's routes, for `http::start` to serve beside the health routes.
 pub(super) fn routes(shared: Arc<Shared>) -> Router {
+    // The body is read as it streams, never buffered; this bounds what multer takes in
+    // besides the file (part headers, preambles), whatever Content-Length says.
+    let body_limit = shared
+        .api
+        .as_ref()
+        .map_or(0, |a| a.max_upload_size)
+        .saturating_add(1 << 20);
     Router::new()
         .route("/v1/audio/transcriptions", post(submit::transcriptions))
         .route("/v1/audio/translations", post(submit::translations))
@@ -191,7 +203,8 @@ pub(super) fn routes(shared: Arc<Shared>) -> Router {
         .route("/v1/jobs/{id}/events", get(events::follow))
         .route("/v1/jobs/{id}/outputs/{format}", get(jobs::output))
         .route("/v1/models", get(jobs::models))
-        // The upload's limit is counted as it streams (`receive`), not by buffering.
-        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::extract::DefaultBodyLimit::max(
+            usize::try_from(body_limit).unwrap_or(usize::MAX),
+        ))
         .with_state(shared)
 }

@@ -20,6 +20,8 @@ use crate::sinks::local::AtomicFile;
 const WRITE_PIECE: usize = 1 << 20;
 /// The longest text field taken (a prompt is at most a few hundred tokens).
 const MAX_FIELD: usize = 64 << 10;
+/// The most text fields taken (OpenAI's form has under a dozen).
+const MAX_FIELDS: usize = 64;
 
 /// The file part, written but not yet in place.
 pub struct ReceivedFile {
@@ -115,6 +117,11 @@ pub async fn receive(
             }
             received.file = Some(save_file(field, uploads, job_id, limits).await?);
             continue;
+        }
+        if received.fields.len() + received.granularities.len() >= MAX_FIELDS {
+            return Err(ApiError::bad(format!(
+                "the form has over {MAX_FIELDS} fields"
+            )));
         }
         let value = text(field, &name, limits.idle).await?;
         match name.as_str() {

@@ -55,14 +55,14 @@ pub(super) async fn result(job: &HttpJob) -> Result<Response, ApiError> {
         State::Done => {}
         State::Quarantined => return Err(ApiError::invalid("file", reason)),
         State::Cancelled => {
-            return Err(ApiError::status(
+            return Err(ApiError::final_status(
                 StatusCode::CONFLICT,
                 "cancelled",
                 format!("the job was cancelled: {reason}"),
             ))
         }
         _ => {
-            return Err(ApiError::status(
+            return Err(ApiError::final_status(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "transcription_failed",
                 format!("the transcription failed: {reason}"),

@@ -51,13 +51,18 @@ pub struct Request {
     /// `model` as sent.
     pub model: String,
     /// The profile it names (`None`: `[asr]`'s own).
+    #[serde(default)]
     pub profile: Option<String>,
     pub task: Task,
+    #[serde(default)]
     pub language: Option<String>,
+    #[serde(default)]
     pub prompt: Option<String>,
+    #[serde(default)]
     pub temperature: Option<f32>,
     pub response_format: ResponseFormat,
     /// `timestamp_granularities[]`: `word`, `segment`.
+    #[serde(default)]
     pub granularities: Vec<String>,
 }
 

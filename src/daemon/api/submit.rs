@@ -177,7 +177,21 @@ async fn take_in(
         max_size: api.max_upload_size,
         idle: api.upload_idle,
     };
-    let received = receive(multipart, &api.uploads, &job_id, &limits).await?;
+    let received = tokio::time::timeout(
+        api.upload_timeout,
+        receive(multipart, &api.uploads, &job_id, &limits),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::status(
+            StatusCode::REQUEST_TIMEOUT,
+            "upload_too_slow",
+            format!(
+                "the upload took over [http] upload_timeout ({})",
+                humantime::format_duration(api.upload_timeout)
+            ),
+        )
+    })??;
     let fields = Fields::check(&received.fields, received.granularities)?;
     let profile = checked_profile(api, &fields)?;
     let Some(file) = received.file else {
