@@ -10,9 +10,9 @@ set -euo pipefail
 # which scores the unit's hardening in the tests.
 PACKAGES=(cmake build-essential pkg-config clang libclang-dev libopus-dev ffmpeg espeak-ng sox python3-venv systemd)
 # --test adds what only the test suite needs: lintian checks the Debian package, curl makes
-# the API tests' multipart uploads.
+# the API tests' multipart uploads, headless Chromium (driven by chromedriver) loads the dashboard.
 if [ "${1:-}" = "--test" ]; then
-    PACKAGES+=(lintian curl)
+    PACKAGES+=(lintian curl chromium chromium-driver)
 fi
 
 missing=()

@@ -21,6 +21,7 @@ mod models;
 mod outbox;
 mod progress;
 mod queue;
+mod recent;
 mod retention;
 mod state;
 
@@ -29,6 +30,7 @@ pub use http::{HttpArrived, HttpJob, CALLBACK_TARGET, HTTP_SOURCE};
 pub use models::{Lineage, ModelRow, ModelState, RegistryError};
 pub use outbox::{Notification, OutboxCounts, Subscription};
 pub use progress::Running;
+pub use recent::Recent;
 pub use retention::Removal;
 
 pub use queue::{Arrival, Arrived};

@@ -15,6 +15,7 @@ mod crash;
 mod daemon;
 mod daemon_inputs;
 mod daemon_work;
+mod dashboard;
 mod dataset_removal;
 mod disk_floor;
 mod evaluation;

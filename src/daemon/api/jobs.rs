@@ -200,13 +200,17 @@ pub(super) async fn output(
         ));
     }
     let body = super::reply::read_output(&job, format).await?;
-    let content_type = match format {
+    Ok(([(header::CONTENT_TYPE, content_type(format))], body).into_response())
+}
+
+/// How an output is served.
+pub(super) fn content_type(format: Format) -> &'static str {
+    match format {
         Format::Json | Format::JsonFull => "application/json",
         Format::Vtt => "text/vtt; charset=utf-8",
         Format::Csv => "text/csv; charset=utf-8",
         _ => "text/plain; charset=utf-8",
-    };
-    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+    }
 }
 
 pub(super) async fn models(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {

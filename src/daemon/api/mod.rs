@@ -13,6 +13,7 @@
 //! a crash before that commit leaves no job (the client got no success either, and a stray
 //! file is removed at the next start), a crash after it leaves a queued job that runs once.
 
+mod dashboard;
 mod error;
 mod events;
 mod jobs;
@@ -203,6 +204,14 @@ pub(super) fn routes(shared: Arc<Shared>) -> Router {
         .route("/v1/jobs/{id}/events", get(events::follow))
         .route("/v1/jobs/{id}/outputs/{format}", get(jobs::output))
         .route("/v1/models", get(jobs::models))
+        .route(
+            "/v1/inputs/{id}/outputs/{format}",
+            get(dashboard::input_output),
+        )
+        .route("/v1/dashboard", get(dashboard::snapshot))
+        .route("/v1/dashboard/events", get(dashboard::events))
+        .route("/", get(dashboard::page))
+        .route("/dashboard.js", get(dashboard::script))
         .layer(axum::extract::DefaultBodyLimit::max(
             usize::try_from(body_limit).unwrap_or(usize::MAX),
         ))
