@@ -87,6 +87,16 @@ fn uploads(d: &Path) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
+/// Whether an upload is arriving: its temporary file exists from the file part's first byte.
+fn upload_arriving(d: &Path) -> bool {
+    std::fs::read_dir(d.join("state/uploads"))
+        .map(|r| {
+            r.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with('.'))
+        })
+        .unwrap_or(false)
+}
+
 #[test]
 fn the_official_openai_client_gets_text_srt_verbose_json_with_words_and_a_translation() {
     let Ok(python) = std::env::var("HOTFOLDERD_CLIENT_PYTHON") else {
@@ -373,14 +383,7 @@ fn curl_uploads_are_journaled_once_per_idempotency_key_and_refused_clearly() {
         ])
         .spawn()
         .unwrap();
-    wait_until("the slow upload to be arriving", || {
-        std::fs::read_dir(d.join("state/uploads"))
-            .map(|r| {
-                r.flatten()
-                    .any(|e| e.file_name().to_string_lossy().starts_with('.'))
-            })
-            .unwrap_or(false)
-    });
+    wait_until("the slow upload to be arriving", || upload_arriving(d));
     let (status, refused) = upload(port, "/v1/jobs", &clip, &[], &[]);
     assert_eq!(status, 429, "{refused}");
     assert!(
@@ -469,15 +472,7 @@ fn kill_9_during_an_upload_leaves_no_job_and_during_a_job_the_job_runs_once() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until("the upload to be arriving", || {
-        // Its temporary file exists from the file part's first byte on.
-        std::fs::read_dir(d.join("state/uploads"))
-            .map(|r| {
-                r.flatten()
-                    .any(|e| e.file_name().to_string_lossy().starts_with('.'))
-            })
-            .unwrap_or(false)
-    });
+    wait_until("the upload to be arriving", || upload_arriving(d));
     signal_daemon(&mut daemon, "KILL");
     let cut = trickle.wait_with_output().unwrap();
     assert_ne!(parse_curl(&cut).0, 200, "{cut:?}");
