@@ -34,17 +34,11 @@ struct App {
 }
 
 fn read_token(path: &std::path::Path) -> Result<Arc<String>, DaemonError> {
-    let t = std::fs::read_to_string(path)
-        .map_err(|e| DaemonError::Setup(format!("http token file {}: {e}", path.display())))?
-        .trim()
-        .to_string();
-    if t.is_empty() {
-        return Err(DaemonError::Setup(format!(
-            "http token file {} is empty",
-            path.display()
-        )));
-    }
-    Ok(Arc::new(t))
+    let token = crate::notify::read_secret(path)
+        .map_err(|e| DaemonError::Setup(format!("http token file {e}")))?;
+    String::from_utf8(token)
+        .map(Arc::new)
+        .map_err(|_| DaemonError::Setup(format!("http token file {} is not UTF-8", path.display())))
 }
 
 /// Whether `path` is the API's (its token rules, its JSON errors).

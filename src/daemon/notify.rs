@@ -95,27 +95,16 @@ impl Notifier {
             .user_agent(concat!("hotfolderd/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| DaemonError::Setup(format!("cannot make an HTTP client: {e}")))?;
-        let callback_secret = match config
+        let callback_secret = config
             .http
             .as_ref()
             .filter(|h| h.api)
             .and_then(|h| h.callback_secret_file.as_deref())
-        {
-            Some(path) => {
-                let text = std::fs::read(path).map_err(|e| {
-                    DaemonError::Setup(format!("http.callback_secret_file {}: {e}", path.display()))
-                })?;
-                let secret = text.trim_ascii().to_vec();
-                if secret.is_empty() {
-                    return Err(DaemonError::Setup(format!(
-                        "http.callback_secret_file {} is empty",
-                        path.display()
-                    )));
-                }
-                Some(secret)
-            }
-            None => None,
-        };
+            .map(|path| {
+                crate::notify::read_secret(path)
+                    .map_err(|e| DaemonError::Setup(format!("http.callback_secret_file {e}")))
+            })
+            .transpose()?;
         Ok(Notifier {
             senders,
             callback_secret,

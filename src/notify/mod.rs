@@ -37,14 +37,7 @@ impl Target {
     pub fn from_config(c: &NotifyConfig) -> Result<Target, String> {
         let secret = match &c.secret_file {
             Some(path) => {
-                let path = path.get_ref();
-                let text = std::fs::read(path)
-                    .map_err(|e| format!("notify secret_file {}: {e}", path.display()))?;
-                let secret = text.trim_ascii().to_vec();
-                if secret.is_empty() {
-                    return Err(format!("notify secret_file {} is empty", path.display()));
-                }
-                secret
+                read_secret(path.get_ref()).map_err(|e| format!("notify secret_file {e}"))?
             }
             None => Vec::new(),
         };
@@ -81,6 +74,17 @@ impl Target {
         let jitter = (rand_unit() - 0.5) * 0.5;
         base.mul_f64(1.0 + jitter)
     }
+}
+
+/// A key or token kept in a file: its bytes less surrounding whitespace, never empty.
+/// The error names the file.
+pub fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let secret = text.trim_ascii().to_vec();
+    if secret.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(secret)
 }
 
 /// A number in [0, 1) from the system's random source.

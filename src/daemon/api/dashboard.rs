@@ -185,9 +185,7 @@ fn recent_json(r: &Recent) -> Value {
         .outputs
         .iter()
         .filter_map(|o| {
-            let format = Format::of_path(o)?;
-            let name = serde_json::to_value(format).ok()?;
-            let name = name.as_str()?.to_string();
+            let name = super::jobs::format_name(Format::of_path(o)?);
             // Local files are fetched through the journal; S3 ones are named.
             let href =
                 (!o.starts_with("s3://")).then(|| format!("/v1/inputs/{}/outputs/{name}", r.id));

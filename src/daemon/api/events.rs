@@ -77,8 +77,9 @@ fn stream_of(f: Follow) -> impl Stream<Item = Result<Event, Infallible>> {
                 f.progress = Some(now);
                 return Some((Ok(event), f));
             }
+            let id = job.input_id;
             tokio::select! {
-                _ = f.events.recv() => {}
+                _ = super::moved(&mut f.events, id) => {}
                 _ = f.stopping.changed() => {}
                 _ = tokio::time::sleep(RECHECK) => {}
             }

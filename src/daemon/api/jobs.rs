@@ -56,7 +56,8 @@ pub(super) fn job_json(job: &HttpJob, running: Option<Seconds>) -> Value {
     })
 }
 
-fn format_name(f: Format) -> String {
+/// A format as the API names it (`json-full`, not `JsonFull`).
+pub(super) fn format_name(f: Format) -> String {
     serde_json::to_value(f)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
@@ -141,7 +142,7 @@ pub(super) async fn cancel(
                 return Err(pending());
             }
             tokio::select! {
-                _ = events.recv() => {}
+                _ = super::moved(&mut events, job.input_id) => {}
                 _ = stopping.changed() => {}
                 _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
                 _ = tokio::time::sleep_until(deadline) => return Err(pending()),

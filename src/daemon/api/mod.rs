@@ -186,6 +186,21 @@ impl Api {
     }
 }
 
+/// Resolves when input `id` has moved (its job ended, or its progress changed), or when
+/// news may have been missed (the receiver lagged); events about other inputs are skipped,
+/// so a waiter does not read the journal for every job's progress.
+async fn moved(events: &mut tokio::sync::broadcast::Receiver<i64>, id: i64) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(i) if i != id => {}
+            Ok(_) | Err(RecvError::Lagged(_)) => return,
+            // The daemon is going away: the caller's other arms (stop, a timer) decide.
+            Err(RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
+}
+
 /// The API's routes, for `http::start` to serve beside the health routes.
 pub(super) fn routes(shared: Arc<Shared>) -> Router {
     // The body is read as it streams, never buffered; this bounds what multer takes in

@@ -34,7 +34,7 @@ pub(super) async fn when_done(shared: &Arc<Shared>, mut job: HttpJob) -> Respons
             return super::jobs::accepted(&job);
         }
         tokio::select! {
-            _ = ended.recv() => {}
+            _ = super::moved(&mut ended, job.input_id) => {}
             _ = tokio::time::sleep(RECHECK) => {}
             _ = tokio::time::sleep_until(deadline) => return super::jobs::accepted(&job),
         }
