@@ -95,6 +95,14 @@ pub struct HttpConfig {
     /// The longest one upload may take in all (408 after that).
     #[serde(default = "default_upload_timeout", deserialize_with = "duration")]
     pub upload_timeout: Spanned<Duration>,
+    /// Delete HTTP jobs' outputs (`http-outputs/`) this long after their job finished;
+    /// absent: keep them.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub keep_outputs: Option<Duration>,
+    /// Delete the uploads of jobs that failed, were quarantined or given up this long after
+    /// (`hotfolderd retry` cannot bring them back then); absent: keep them.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub keep_failed: Option<Duration>,
 }
 
 fn default_upload_timeout() -> Spanned<Duration> {

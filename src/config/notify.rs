@@ -14,6 +14,7 @@ pub const EVENTS: &[&str] = &[
     "done",
     "failed",
     "quarantined",
+    "cancelled",
     "training_started",
     "training_finished",
     "model_promoted",

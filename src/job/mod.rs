@@ -403,10 +403,11 @@ fn transcribe_blocking(
     };
     let mut decoder = decoder.map_err(|e| Failure::permanent(Stage::Decode, e.to_string()))?;
     decoder.set_tap(tap);
-    opts.progress.set_total(decoder.info().declared_seconds);
     let second = SecondChannel::split(&mut decoder, &opts, &rendering.spool_dir)?;
     // Split channels are transcribed one after the other: twice the audio to decode.
     let passes = if second.is_some() { 2.0 } else { 1.0 };
+    opts.progress
+        .set_total(decoder.info().declared_seconds.map(|s| s * passes));
     let opts = match limits {
         Some(l) => DecodeOptions {
             cancel: opts

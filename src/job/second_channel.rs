@@ -65,6 +65,8 @@ impl SecondChannel {
         let wav = spool_as_wav(&self.path).map_err(spool_failed)?;
         let mut right = AudioDecoder16k::open_stream(Box::new(wav), Some("wav"))
             .map_err(|e| Failure::transient(Stage::Decode, format!("the second channel: {e}")))?;
+        // Its progress follows channel 0's, toward twice the audio (the job's total).
+        opts.progress.next_pass();
         let heard = transcriber
             .transcribe(&mut right, opts)
             .map_err(transcribe_failure)?;

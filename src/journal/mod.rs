@@ -256,7 +256,7 @@ CREATE TABLE IF NOT EXISTS meta (
     value  INTEGER NOT NULL
 );
 CREATE TRIGGER IF NOT EXISTS outbox_input AFTER INSERT ON events
-WHEN NEW.state IN ('done', 'failed', 'quarantined')
+WHEN NEW.state IN ('done', 'failed', 'quarantined', 'cancelled')
 BEGIN
     INSERT INTO outbox (delivery, target, event, input_id, created_at, next_at)
     SELECT lower(hex(randomblob(16))), s.target, NEW.state, NEW.input_id, NEW.at, NEW.at
@@ -381,8 +381,9 @@ fn see(
 /// `events.model_id`), so runs and promotions reach the audit log and `hotfolderd history`,
 /// and added `runs.upload`: a run of an `s3://` dataset holds its `training_finished`
 /// (outbox state `held`) until its folder is complete in S3, and `models.removed_at`
-/// (`keep_candidates`).
-const SCHEMA_VERSION: i64 = 9;
+/// (`keep_candidates`); 9 → 10 lets `[[notify]]` targets subscribe to `cancelled` (the
+/// `outbox_input` trigger is made again).
+const SCHEMA_VERSION: i64 = 10;
 
 /// Brings a journal written by an older hotfolderd up to [`SCHEMA_VERSION`]. A fresh file
 /// (version 0) already has the current tables from [`SCHEMA`].
@@ -434,6 +435,10 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if (4..9).contains(&version) {
         // Made again by OUTBOX_SCHEMA, right after this, with the `held` state.
         conn.execute_batch("DROP TRIGGER IF EXISTS outbox_run_finished;")?;
+    }
+    if (4..10).contains(&version) {
+        // Made again by OUTBOX_SCHEMA, right after this, with `cancelled`.
+        conn.execute_batch("DROP TRIGGER IF EXISTS outbox_input;")?;
     }
     if (1..9).contains(&version) {
         // SQLite cannot make a column nullable in place: the table is rebuilt, ids kept (they
@@ -1318,6 +1323,31 @@ mod tests {
         j.run_start("r1", "d", 60.0).unwrap();
         let last = j.events_after(41, 10).unwrap();
         assert_eq!(last.last().unwrap().run_id.as_deref(), Some("r1"));
+    }
+
+    #[test]
+    fn a_version_9_journal_lets_notify_targets_subscribe_to_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            let v9_outbox = OUTBOX_SCHEMA.replace("'quarantined', 'cancelled')", "'quarantined')");
+            assert_ne!(v9_outbox, OUTBOX_SCHEMA);
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.execute_batch(&v9_outbox).unwrap();
+            conn.execute_batch(models::MODELS_SCHEMA).unwrap();
+            conn.execute_batch(
+                "PRAGMA user_version = 9;
+                 INSERT INTO inputs (id, source, key, version, state, seen_at, updated_at)
+                 VALUES (3, 's', 'k', 'v', 'running', 0, 0);
+                 INSERT INTO subscriptions (target, event) VALUES ('hook', 'cancelled');",
+            )
+            .unwrap();
+        }
+        let mut j = Journal::open(&path).unwrap();
+        j.transition(3, State::Cancelled, Some("cancelled by request"))
+            .unwrap();
+        assert_eq!(j.outbox_counts().unwrap().pending, 1);
     }
 
     #[test]

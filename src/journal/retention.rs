@@ -15,12 +15,14 @@ pub enum Removal {
     FailedCopy,
     /// The input's local outputs.
     Outputs,
+    /// An HTTP job's upload, kept after it was quarantined or given up (for `retry`).
+    Upload,
 }
 
 impl Removal {
     fn column(self) -> &'static str {
         match self {
-            Removal::DoneCopy | Removal::FailedCopy => "input_removed_at",
+            Removal::DoneCopy | Removal::FailedCopy | Removal::Upload => "input_removed_at",
             Removal::Outputs => "outputs_removed_at",
         }
     }
@@ -28,6 +30,7 @@ impl Removal {
         match self {
             Removal::DoneCopy | Removal::Outputs => &[State::Done],
             Removal::FailedCopy => &[State::Quarantined],
+            Removal::Upload => &[State::Quarantined, State::Failed],
         }
     }
 }

@@ -4,7 +4,7 @@
 //! - `X-Hotfolderd-Signature: sha256=<hex HMAC-SHA256 of the raw body, keyed with the secret>`
 //! - `X-Hotfolderd-Delivery: <idempotency key>`: the same for every attempt of one
 //!   notification, across restarts; receivers drop a key they have seen.
-//! - `X-Hotfolderd-Event: done | failed | quarantined | training_started | training_finished`
+//! - `X-Hotfolderd-Event: done | failed | quarantined | cancelled | training_started | training_finished`
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;

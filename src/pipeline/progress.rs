@@ -11,6 +11,9 @@ pub struct Progress {
     /// Milliseconds of audio done, and the total (0: not known).
     done_ms: Arc<AtomicU64>,
     total_ms: Arc<AtomicU64>,
+    /// What earlier passes over the audio did (split channels run one after the other):
+    /// a pass's own seconds count from here.
+    base_ms: Arc<AtomicU64>,
 }
 
 /// One reading of a [`Progress`].
@@ -40,9 +43,17 @@ impl Progress {
             .store(seconds.map_or(0, ms), Ordering::Relaxed);
     }
 
-    /// The audio up to `seconds` is done (never moves back).
+    /// The audio up to `seconds` (of this pass) is done (never moves back).
     pub fn done_up_to(&self, seconds: f64) {
-        self.done_ms.fetch_max(ms(seconds), Ordering::Relaxed);
+        let base = self.base_ms.load(Ordering::Relaxed);
+        self.done_ms
+            .fetch_max(base + ms(seconds), Ordering::Relaxed);
+    }
+
+    /// Another pass over the audio begins: its seconds add to what is done.
+    pub fn next_pass(&self) {
+        self.base_ms
+            .store(self.done_ms.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
     pub fn get(&self) -> Seconds {
@@ -76,5 +87,15 @@ mod tests {
         assert_eq!(seen.get().fraction(), Some(0.5));
         p.done_up_to(75.0);
         assert_eq!(seen.get().fraction(), Some(1.0));
+    }
+
+    #[test]
+    fn a_second_pass_adds_to_the_first() {
+        let p = Progress::default();
+        p.set_total(Some(40.0));
+        p.done_up_to(20.0);
+        p.next_pass();
+        p.done_up_to(10.0);
+        assert_eq!(p.get().fraction(), Some(0.75));
     }
 }

@@ -265,6 +265,20 @@ fn curl_uploads_are_journaled_once_per_idempotency_key_and_refused_clearly() {
     assert_eq!(first.0, 200, "{first:?}");
     assert_eq!(first, again);
     assert_eq!(jobs(d).len(), 2, "{:?}", jobs(d));
+    // The key again with another file: 422 naming the first job, no input, no file left.
+    let other = speak(d, "other", "Something else entirely.", "en-us");
+    let (status, body) = upload(
+        port,
+        "/v1/audio/transcriptions",
+        &other,
+        &["response_format=text"],
+        &key,
+    );
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(json(&body)["error"]["code"], "idempotency_key_reused");
+    assert!(body.contains(&jobs(d)[0].job_id), "{body}");
+    assert_eq!(jobs(d).len(), 2, "{:?}", jobs(d));
+    assert!(uploads(d).is_empty(), "{:?}", uploads(d));
 
     // Not audio: 400 with the reason the journal records; the upload is quarantined.
     let noise = d.join("noise.wav");
@@ -360,6 +374,28 @@ fn curl_uploads_are_journaled_once_per_idempotency_key_and_refused_clearly() {
     assert!(
         srt.contains(" --> ") && srt.to_lowercase().contains("upload"),
         "{srt}"
+    );
+    // `Prefer: respond-async` on OpenAI's route: the job at once, as the jobs API gives it.
+    let headers = d.join("headers.txt");
+    let form = format!("file=@{}", clip.display());
+    let (status, body) = curl(&[
+        "-D",
+        headers.to_str().unwrap(),
+        "-H",
+        "Prefer: respond-async",
+        "-F",
+        &form,
+        &format!("http://127.0.0.1:{port}/v1/audio/transcriptions"),
+    ]);
+    assert_eq!(status, 202, "{body}");
+    assert!(json(&body)["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("/v1/jobs/"));
+    let headers = std::fs::read_to_string(&headers).unwrap().to_lowercase();
+    assert!(
+        headers.contains("preference-applied: respond-async"),
+        "{headers}"
     );
     let (_, listing) = http_get(port, "/v1/jobs?state=quarantined", None);
     assert_eq!(json(&listing)["data"].as_array().unwrap().len(), 1);

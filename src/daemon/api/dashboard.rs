@@ -216,19 +216,7 @@ pub(super) async fn input_output(
         .ok_or_else(|| ApiError::not_found(format!("no input {id}")))?;
     let format: Format = serde_json::from_value(Value::String(format.clone()))
         .map_err(|_| ApiError::invalid("format", format!("{format:?} is not a format")))?;
-    let path = input
-        .outputs
-        .iter()
-        .find(|o| !o.starts_with("s3://") && Format::of_path(o) == Some(format))
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "input {id} has no local {} output",
-                format.extension()
-            ))
-        })?;
-    let body = tokio::fs::read(path)
-        .await
-        .map_err(|e| ApiError::not_found(format!("cannot read {path}: {e}")))?;
+    let body = super::reply::local_output(&format!("input {id}"), &input.outputs, format).await?;
     Ok((
         [(header::CONTENT_TYPE, super::jobs::content_type(format))],
         body,

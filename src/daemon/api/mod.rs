@@ -63,6 +63,8 @@ pub(super) struct Api {
     /// For jobs that name an S3 object (made when first needed).
     s3: tokio::sync::OnceCell<crate::aws::Clients>,
     force_path_style: bool,
+    /// `[http] keep_failed` / `keep_outputs` (`done` is not used: a finished upload goes).
+    pub(super) keep: super::retention::Keep,
 }
 
 impl Api {
@@ -105,6 +107,11 @@ impl Api {
             callbacks: http.callback_secret_file.is_some(),
             s3: tokio::sync::OnceCell::new(),
             force_path_style: http.force_path_style,
+            keep: super::retention::Keep {
+                done: None,
+                failed: http.keep_failed,
+                outputs: http.keep_outputs,
+            },
         })
     }
 
@@ -162,6 +169,25 @@ impl Api {
     /// The outputs' stem of job `job_id` (a name the daemon made).
     pub(super) fn output_stem(&self, job_id: &str) -> PathBuf {
         self.outputs.join(job_id)
+    }
+
+    /// The upload of job `job_id` where it is kept: in the uploads folder (given up, for
+    /// `retry`) or in its quarantine (`<job id>` or `<job id>.<ext>`, names the daemon made).
+    pub(super) fn kept_uploads(&self, job_id: &str) -> Vec<PathBuf> {
+        let dotted = format!("{job_id}.");
+        [
+            self.uploads.clone(),
+            self.uploads.join(crate::job::QUARANTINE_DIR),
+        ]
+        .into_iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name == job_id || name.starts_with(&dotted)
+        })
+        .map(|e| e.path())
+        .collect()
     }
 
     /// Removes uploads no journaled job names: a crash came between their rename and their

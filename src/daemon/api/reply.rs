@@ -92,22 +92,40 @@ pub(super) async fn result(job: &HttpJob) -> Result<Response, ApiError> {
     })
 }
 
-/// The output of `format` the journal lists for the job.
+/// Job `job`'s output in `format`, as text.
 pub(super) async fn read_output(job: &HttpJob, format: Format) -> Result<String, ApiError> {
-    let path = job
-        .outputs
+    let bytes = local_output(&format!("job {}", job.job_id), &job.outputs, format).await?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The local output in `format` among `outputs` (journaled paths, never a request's) of
+/// `owner` (`job …`, `input …`): 404 when there is none, 410 when retention (or someone)
+/// removed it.
+pub(super) async fn local_output(
+    owner: &str,
+    outputs: &[String],
+    format: Format,
+) -> Result<Vec<u8>, ApiError> {
+    let path = outputs
         .iter()
-        .find(|o| Format::of_path(o) == Some(format))
+        .find(|o| !o.starts_with("s3://") && Format::of_path(o) == Some(format))
         .ok_or_else(|| {
             ApiError::not_found(format!(
-                "job {} has no {} output",
-                job.job_id,
+                "{owner} has no local {} output",
                 format.extension()
             ))
         })?;
-    tokio::fs::read_to_string(path)
-        .await
-        .map_err(|e| ApiError::internal(format!("cannot read the job's output: {e}")))
+    tokio::fs::read(path).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ApiError::status(
+            axum::http::StatusCode::GONE,
+            "output_removed",
+            format!(
+                "{owner}'s {} output is gone: retention (keep_outputs) removed it; submit the file again",
+                format.extension()
+            ),
+        ),
+        _ => ApiError::internal(format!("cannot read {owner}'s output: {e}")),
+    })
 }
 
 /// OpenAI's `verbose_json` from the daemon's json document.

@@ -64,9 +64,67 @@ pub struct Request {
     /// `timestamp_granularities[]`: `word`, `segment`.
     #[serde(default)]
     pub granularities: Vec<String>,
+    /// The S3 object a `{"url": …}` job was fetched from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 impl Request {
+    /// The request `fields` make, for `profile` (`model` resolved) and `task`; the file is
+    /// added with [`Request::with_file`].
+    pub fn new(fields: &Fields, profile: Option<String>, task: Task) -> Request {
+        Request {
+            filename: String::new(),
+            stored_as: String::new(),
+            sha256: String::new(),
+            size: 0,
+            model: fields.model.clone(),
+            profile,
+            task: if fields.translate {
+                Task::Translate
+            } else {
+                task
+            },
+            language: fields.language.clone(),
+            prompt: fields.prompt.clone(),
+            temperature: fields.temperature,
+            response_format: fields.response_format,
+            granularities: fields.granularities.clone(),
+            url: None,
+        }
+    }
+
+    pub fn with_file(mut self, file: &super::receive::ReceivedFile) -> Request {
+        self.filename.clone_from(&file.filename);
+        self.stored_as.clone_from(&file.stored_as);
+        self.sha256.clone_from(&file.sha256);
+        self.size = file.size;
+        self
+    }
+
+    pub fn with_url(mut self, url: &str) -> Request {
+        self.url = Some(url.to_string());
+        self
+    }
+
+    /// Whether `other` asks for the same thing: the same content (or S3 object) with the
+    /// same options. The file's name may differ (clients name a retried part anew).
+    pub fn same_as(&self, other: &Request) -> bool {
+        let content = match (&self.url, &other.url) {
+            (None, None) => self.sha256 == other.sha256 && self.size == other.size,
+            (a, b) => a == b,
+        };
+        content
+            && self.model == other.model
+            && self.profile == other.profile
+            && self.task == other.task
+            && self.language == other.language
+            && self.prompt == other.prompt
+            && self.temperature == other.temperature
+            && self.response_format == other.response_format
+            && self.granularities == other.granularities
+    }
+
     pub fn parse(json: &str) -> Result<Request, serde_json::Error> {
         serde_json::from_str(json)
     }
@@ -270,6 +328,7 @@ mod tests {
             temperature: None,
             response_format: ResponseFormat::Json,
             granularities: vec![],
+            url: None,
         };
         r.apply(&mut opts);
         assert!(!opts.translate);
@@ -278,5 +337,35 @@ mod tests {
         assert!(r.wants("segment") && !r.wants("word"));
         let back = Request::parse(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn a_retry_is_the_same_request_only_with_the_same_content_and_options() {
+        let asked = |pairs: &[(&str, &str)], sha256: &str, url: Option<&str>| {
+            let mut r = Request::new(
+                &Fields::check(&fields(pairs), vec![]).unwrap(),
+                None,
+                Task::Transcribe,
+            );
+            r.sha256 = sha256.into();
+            r.size = 10;
+            r.url = url.map(Into::into);
+            r
+        };
+        let first = asked(&[("language", "en")], "aa", None);
+        let mut renamed = asked(&[("language", "en")], "aa", None);
+        renamed.filename = "file".into();
+        assert!(first.same_as(&renamed));
+        assert!(!first.same_as(&asked(&[("language", "en")], "bb", None)));
+        assert!(!first.same_as(&asked(&[("language", "de")], "aa", None)));
+        assert!(!first.same_as(&asked(
+            &[("language", "en"), ("translate", "true")],
+            "aa",
+            None
+        )));
+        let object = asked(&[], "aa", Some("s3://b/k.wav"));
+        assert!(object.same_as(&asked(&[], "", Some("s3://b/k.wav"))));
+        assert!(!object.same_as(&asked(&[], "aa", Some("s3://b/other.wav"))));
+        assert!(!object.same_as(&asked(&[], "aa", None)));
     }
 }

@@ -84,11 +84,29 @@ async fn submit(
 ) -> Response {
     match take_in(shared, headers, multipart, task).await {
         Ok(job) => match answer {
+            Answer::Result if prefers_async(headers) => {
+                let mut reply = super::jobs::accepted(&job);
+                reply.headers_mut().insert(
+                    "preference-applied",
+                    header::HeaderValue::from_static("respond-async"),
+                );
+                reply
+            }
             Answer::Result => super::reply::when_done(shared, job).await,
             Answer::Job => super::jobs::accepted(&job),
         },
         Err(e) => e.into_response(),
     }
+}
+
+/// `Prefer: respond-async` (RFC 7240): the client wants the job at once, not the result.
+fn prefers_async(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("respond-async"))
 }
 
 /// The `Idempotency-Key` header, checked.
@@ -104,15 +122,15 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// What the cheap checks let through: the API, the idempotency key, a place among the
-/// uploads arriving now; or the job an earlier request with the same key made.
-enum Admitted<'a> {
-    New {
-        api: &'a super::Api,
-        key: Option<String>,
-        _permit: tokio::sync::OwnedSemaphorePermit,
-    },
-    Known(HttpJob),
+/// What the cheap checks let through: the API, the idempotency key and the job it already
+/// names (if any), a place among the uploads arriving now.
+struct Admitted<'a> {
+    api: &'a super::Api,
+    key: Option<String>,
+    /// The job an earlier request with the same key made: this request is answered from it,
+    /// once its body shows it is the same request (422 if not).
+    known: Option<HttpJob>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 async fn admit<'a>(shared: &'a Shared, headers: &HeaderMap) -> Result<Admitted<'a>, ApiError> {
@@ -120,12 +138,10 @@ async fn admit<'a>(shared: &'a Shared, headers: &HeaderMap) -> Result<Admitted<'
         return Err(ApiError::not_found("the API is off ([http] api = false)"));
     };
     let key = idempotency_key(headers)?;
-    if let Some(k) = &key {
-        // A retry of an upload that was journaled: that job, without reading the body again.
-        if let Some(job) = shared.journal().http_job_by_idempotency_key(k)? {
-            return Ok(Admitted::Known(job));
-        }
-    }
+    let known = match &key {
+        Some(k) => shared.journal().http_job_by_idempotency_key(k)?,
+        None => None,
+    };
     let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -134,7 +150,7 @@ async fn admit<'a>(shared: &'a Shared, headers: &HeaderMap) -> Result<Admitted<'
     if announced.is_some_and(|n| n > api.max_upload_size.saturating_add(1 << 20)) {
         return Err(too_large(api.max_upload_size));
     }
-    if *shared.stopping.borrow() {
+    if known.is_none() && *shared.stopping.borrow() {
         return Err(ApiError::status(
             StatusCode::SERVICE_UNAVAILABLE,
             "stopping",
@@ -148,11 +164,29 @@ async fn admit<'a>(shared: &'a Shared, headers: &HeaderMap) -> Result<Admitted<'
             "as many uploads as [http] max_concurrent_uploads are arriving now; try again shortly",
         ));
     };
-    Ok(Admitted::New {
+    Ok(Admitted {
         api,
         key,
+        known,
         _permit: permit,
     })
+}
+
+/// The job `known` (made by an earlier request with the same `Idempotency-Key`), if
+/// `request` asks for the same thing (the same file or object, the same options); else
+/// 422, as a reused key must not quietly answer another request.
+fn same_as_known(known: HttpJob, key: &str, request: &Request) -> Result<HttpJob, ApiError> {
+    match Request::parse(&known.request) {
+        Ok(first) if first.same_as(request) => Ok(known),
+        _ => Err(ApiError::status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            format!(
+                "Idempotency-Key {key:?} was used for job {} with another file or other options; send a new key for a new request",
+                known.job_id
+            ),
+        )),
+    }
 }
 
 /// Journals the upload as a queued job (or finds the one its idempotency key made).
@@ -162,10 +196,12 @@ async fn take_in(
     multipart: Result<Multipart, MultipartRejection>,
     task: Task,
 ) -> Result<HttpJob, ApiError> {
-    let (api, key, _permit) = match admit(shared, headers).await? {
-        Admitted::Known(job) => return Ok(job),
-        Admitted::New { api, key, _permit } => (api, key, _permit),
-    };
+    let Admitted {
+        api,
+        key,
+        known,
+        _permit,
+    } = admit(shared, headers).await?;
     let multipart = multipart.map_err(|e| {
         ApiError::bad(format!(
             "expected a multipart/form-data body with a file part: {}",
@@ -197,17 +233,12 @@ async fn take_in(
     let Some(file) = received.file else {
         return Err(ApiError::invalid("file", "the form has no file part"));
     };
-    journal_file(
-        shared,
-        api,
-        &job_id,
-        key.as_deref(),
-        fields,
-        profile,
-        file,
-        task,
-    )
-    .await
+    let request = Request::new(&fields, profile, task).with_file(&file);
+    if let (Some(known), Some(k)) = (known, &key) {
+        // A retry of a journaled upload: its copy goes (dropped unplaced).
+        return same_as_known(known, k, &request);
+    }
+    journal_file(shared, api, &job_id, key.as_deref(), &fields, request, file).await
 }
 
 /// The profile `model` names, and whether a callback may be asked for.
@@ -231,35 +262,15 @@ fn checked_profile(api: &super::Api, fields: &Fields) -> Result<Option<String>, 
 }
 
 /// Puts a received file in place and journals it with its request, as a queued input.
-#[allow(clippy::too_many_arguments)]
 async fn journal_file(
     shared: &Shared,
     api: &super::Api,
     job_id: &str,
     key: Option<&str>,
-    fields: Fields,
-    profile: Option<String>,
+    fields: &Fields,
+    request: Request,
     file: ReceivedFile,
-    task: Task,
 ) -> Result<HttpJob, ApiError> {
-    let request = Request {
-        filename: file.filename,
-        stored_as: file.stored_as.clone(),
-        sha256: file.sha256,
-        size: file.size,
-        model: fields.model,
-        profile,
-        task: if fields.translate {
-            Task::Translate
-        } else {
-            task
-        },
-        language: fields.language,
-        prompt: fields.prompt,
-        temperature: fields.temperature,
-        response_format: fields.response_format,
-        granularities: fields.granularities,
-    };
     let json = serde_json::to_string(&request)
         .map_err(|e| ApiError::internal(format!("cannot record the request: {e}")))?;
     let stored = api.uploads.join(&file.stored_as);
@@ -280,7 +291,7 @@ async fn journal_file(
         Ok(HttpArrived::Known(job)) => {
             // The same key raced this upload in: that one is the job; this copy goes.
             let _ = std::fs::remove_file(&stored);
-            return Ok(job);
+            return same_as_known(job, key.unwrap_or_default(), &request);
         }
         Err(e) => {
             let _ = std::fs::remove_file(&stored);
@@ -302,10 +313,12 @@ async fn from_url(
     headers: &HeaderMap,
     body: axum::body::Body,
 ) -> Result<HttpJob, ApiError> {
-    let (api, key, _permit) = match admit(shared, headers).await? {
-        Admitted::Known(job) => return Ok(job),
-        Admitted::New { api, key, _permit } => (api, key, _permit),
-    };
+    let Admitted {
+        api,
+        key,
+        known,
+        _permit,
+    } = admit(shared, headers).await?;
     let bytes = axum::body::to_bytes(body, MAX_JSON).await.map_err(|e| {
         ApiError::bad(format!(
             "the JSON body cannot be read (at most {MAX_JSON} bytes): {e}"
@@ -348,6 +361,11 @@ async fn from_url(
     };
     let fields = Fields::check(&fields, granularities)?;
     let profile = checked_profile(api, &fields)?;
+    if let (Some(known), Some(k)) = (known, &key) {
+        // A retry: the same object and options are the same request, without fetching it.
+        let asked = Request::new(&fields, profile, Task::Transcribe).with_url(&url);
+        return same_as_known(known, k, &asked);
+    }
     let job_id = uuid::Uuid::new_v4().simple().to_string();
     let filename = object_key.rsplit('/').next().unwrap_or(object_key);
     let mut incoming = Incoming::create(&api.uploads, &job_id, filename, api.max_upload_size)?;
@@ -391,15 +409,8 @@ async fn from_url(
         }
     }
     let file = incoming.finish().await?;
-    journal_file(
-        shared,
-        api,
-        &job_id,
-        key.as_deref(),
-        fields,
-        profile,
-        file,
-        Task::Transcribe,
-    )
-    .await
+    let request = Request::new(&fields, profile, Task::Transcribe)
+        .with_url(&url)
+        .with_file(&file);
+    journal_file(shared, api, &job_id, key.as_deref(), &fields, request, file).await
 }
