@@ -134,6 +134,31 @@ fn the_dashboard_shows_the_queue_a_finished_job_and_a_datasets_progress_live() {
         ),
     )
     .unwrap();
+    // A finished training run as the daemon leaves it (journal row, metrics, eval record):
+    // the page draws its loss curve and WER before and after.
+    let run = "calls-20261206T120000Z-a1b2";
+    {
+        let mut j = hotfolderd::journal::Journal::open(&d.join("state/journal.sqlite")).unwrap();
+        j.run_start(run, "calls", 3600.0).unwrap();
+        j.run_end(run, hotfolderd::journal::RunState::Succeeded, "exit 0")
+            .unwrap();
+    }
+    let run_dir = d.join("datasets/calls/runs").join(run);
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let metrics: String = (1..=40)
+        .map(|step| {
+            format!(
+                "{{\"step\": {step}, \"loss\": {}}}\n",
+                3.0 / f64::from(step)
+            )
+        })
+        .collect();
+    std::fs::write(run_dir.join("metrics.jsonl"), metrics).unwrap();
+    std::fs::write(
+        run_dir.join("run.json"),
+        json!({"eval": {"baseline": {"wer": 0.25}, "candidate": {"wer": 0.125}}}).to_string(),
+    )
+    .unwrap();
     let _daemon = start_daemon(&config);
     wait_until("the HTTP server", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
@@ -166,6 +191,24 @@ fn the_dashboard_shows_the_queue_a_finished_job_and_a_datasets_progress_live() {
         "no new hours shown: {datasets}"
     );
     assert!(browser.text("model").contains("ggml-tiny.en.bin"));
+    let runs = browser.text("run-list");
+    assert!(
+        runs.contains(run) && runs.contains("WER 0.250 → 0.125"),
+        "{runs}"
+    );
+    let curve = browser.run(
+        "const l = document.querySelector('#run-list svg.loss polyline'); return l ? l.getAttribute('points') : '';",
+    );
+    let points = curve
+        .as_str()
+        .unwrap_or_default()
+        .split_whitespace()
+        .count();
+    assert!(points >= 20, "the loss curve has {points} points: {curve}");
+    // The loss falls: its line starts high (small y in SVG) and ends low.
+    let y = |p: &str| p.split(',').nth(1).unwrap().parse::<f64>().unwrap();
+    let pairs: Vec<&str> = curve.as_str().unwrap().split_whitespace().collect();
+    assert!(y(pairs[0]) < y(pairs[pairs.len() - 1]), "{curve}");
     // The outputs are links that fetch the files through the journal.
     let href = browser.run(
         "return document.querySelector('#recent-rows a[href$=\"/outputs/txt\"]').getAttribute('href')",
