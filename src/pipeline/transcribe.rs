@@ -477,6 +477,7 @@ impl WhisperTranscriber {
             if let Some(ctx) = audio.audio_ctx {
                 params.set_audio_ctx(ctx);
             }
+            let _watching = super::whisper_log::watching(&opts.cancel);
             state.full(params, audio.samples).map_err(|e| {
                 // An abort surfaces as a failed `whisper_full`: report why it was stopped.
                 opts.cancel.stopped().map_or_else(

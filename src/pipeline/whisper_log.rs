@@ -1,9 +1,37 @@
-//! whisper.cpp's log, routed to `tracing` as whisper-rs routes it, except for the line
-//! whisper.cpp writes when [`super::seek`]'s pass gate ends a call on purpose: that is
-//! normal operation, not the error whisper.cpp calls it.
+//! whisper.cpp's log, routed to `tracing` as whisper-rs routes it, except for the lines
+//! whisper.cpp writes when a call is ended on purpose — by [`super::seek`]'s pass gate, or
+//! by the abort callback of a job that was cancelled, stopped or timed out: that is normal
+//! operation, not the error whisper.cpp calls it.
 
+use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::Once;
+
+use super::cancel::Cancel;
+
+thread_local! {
+    /// The cancel flag of the `whisper_full` call running on this thread, if any.
+    static RUNNING: RefCell<Option<Cancel>> = const { RefCell::new(None) };
+}
+
+/// While alive, whisper.cpp's failure lines on this thread are expected if `cancel` has
+/// stopped (whisper.cpp logs them on the thread that called `whisper_full`).
+pub struct Watching(());
+
+pub fn watching(cancel: &Cancel) -> Watching {
+    RUNNING.with(|r| *r.borrow_mut() = Some(cancel.clone()));
+    Watching(())
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        RUNNING.with(|r| *r.borrow_mut() = None);
+    }
+}
+
+fn cancelled_here() -> bool {
+    RUNNING.with(|r| r.borrow().as_ref().is_some_and(|c| c.stopped().is_some()))
+}
 
 use whisper_rs_sys::{
     ggml_log_level, ggml_log_level_GGML_LOG_LEVEL_DEBUG, ggml_log_level_GGML_LOG_LEVEL_ERROR,
@@ -23,6 +51,12 @@ pub fn install() {
 /// Lines that describe our own, deliberate use of whisper.cpp.
 fn is_expected(text: &str) -> bool {
     text.contains("encoder_begin_callback returned false")
+        || (is_abort_line(text) && cancelled_here())
+}
+
+/// What whisper.cpp says when its abort callback ended a call.
+fn is_abort_line(text: &str) -> bool {
+    text.contains("failed to encode") || text.contains("failed to decode")
 }
 
 unsafe extern "C" fn forward(level: ggml_log_level, text: *const c_char, _: *mut c_void) {
@@ -56,5 +90,20 @@ mod tests {
         assert!(!super::is_expected(
             "whisper_full_with_state: failed to encode"
         ));
+    }
+
+    #[test]
+    fn a_failure_line_is_expected_only_while_this_threads_call_is_cancelled() {
+        let line = "whisper_full_with_state: failed to encode";
+        let cancel = crate::pipeline::cancel::Cancel::default();
+        let watch = super::watching(&cancel);
+        assert!(!super::is_expected(line), "not cancelled");
+        cancel.cancel_by_request();
+        assert!(super::is_expected(line));
+        std::thread::spawn(move || assert!(!super::is_expected(line)))
+            .join()
+            .unwrap();
+        drop(watch);
+        assert!(!super::is_expected(line), "the call is over");
     }
 }
