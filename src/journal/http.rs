@@ -195,19 +195,6 @@ impl Journal {
             .map_err(self.db())?;
         rows.collect::<Result<_, _>>().map_err(self.db())
     }
-
-    /// Every job id the journal has: a file in the uploads folder named by none of them was
-    /// left by a crash between its rename and its journaling.
-    pub fn http_job_ids(&self) -> Result<Vec<String>, JournalError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT job_id FROM http_jobs")
-            .map_err(self.db())?;
-        let rows = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(self.db())?;
-        rows.collect::<Result<_, _>>().map_err(self.db())
-    }
 }
 
 #[cfg(test)]
@@ -251,7 +238,7 @@ mod tests {
             j.http_jobs(Some(State::Running), 10).unwrap()[0].job_id,
             "a1"
         );
-        assert_eq!(j.http_job_ids().unwrap().len(), 3);
+        assert_eq!(j.http_jobs(None, 10).unwrap().len(), 3);
         // Only the job with a callback_url gets a callback, when it ends.
         let b = j.http_job("b").unwrap().unwrap().input_id;
         let c = j.http_job("c").unwrap().unwrap().input_id;

@@ -192,7 +192,7 @@ impl Api {
 
     /// Removes uploads no journaled job names: a crash came between their rename and their
     /// journaling (the client got no success), or during their arrival (temporary files).
-    pub(super) fn sweep(&self, known: &[String]) -> usize {
+    pub(super) fn sweep(&self, known: impl Fn(&str) -> bool) -> usize {
         let Ok(entries) = std::fs::read_dir(&self.uploads) else {
             return 0;
         };
@@ -203,7 +203,7 @@ impl Api {
             }
             let name = e.file_name().to_string_lossy().into_owned();
             let job = name.split('.').next().unwrap_or_default();
-            let stray = name.starts_with('.') || !known.iter().any(|k| k == job);
+            let stray = name.starts_with('.') || !known(job);
             if stray && std::fs::remove_file(e.path()).is_ok() {
                 removed += 1;
             }
