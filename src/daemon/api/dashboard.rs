@@ -5,7 +5,9 @@
 //! model) and fetch it again whenever `GET /v1/dashboard/events` says something changed.
 //! The page holds no data, so it is served as `/metrics` is; its data needs the API's token.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +31,8 @@ const SCRIPT: &str = include_str!("dashboard/dashboard.js");
 const RECENT: usize = 30;
 /// Failures listed.
 const FAILURES: usize = 10;
+/// Training runs shown (the newest).
+const RUNS_SHOWN: usize = 10;
 /// Points of a run's loss curve sent (evenly picked from its metrics).
 const CURVE_POINTS: usize = 200;
 /// The stream says "changed" at most this often, and at least this often while jobs run.
@@ -124,10 +128,13 @@ fn build(shared: &Shared) -> Result<Value, JournalError> {
     };
     let runs: Vec<Value> = runs
         .iter()
-        .take(10)
+        .take(RUNS_SHOWN)
         .map(|r| {
             let dataset = shared.datasets.iter().find(|d| d.name == r.dataset);
-            let (loss, eval) = dataset.map(|d| run_files(d, &r.id)).unwrap_or_default();
+            let (loss, eval) = match (dataset, &shared.api) {
+                (Some(d), Some(api)) => api.run_files.get(d, &r.id),
+                _ => Default::default(),
+            };
             json!({
                 "id": r.id,
                 "dataset": r.dataset,
@@ -156,24 +163,60 @@ fn build(shared: &Shared) -> Result<Value, JournalError> {
     }))
 }
 
-/// A run's loss curve (`[step, loss]` pairs from its metrics) and its `eval` record.
-fn run_files(d: &crate::dataset::Dataset, id: &str) -> (Vec<Value>, Option<Value>) {
-    use crate::training::run::{parse_metrics, partial_dir, run_dir, RUN_JSON};
-    let dir = [run_dir(d, id), partial_dir(d, id)]
-        .into_iter()
-        .find(|p| p.is_dir());
-    let Some(dir) = dir else {
-        return (Vec::new(), None);
-    };
-    let metrics =
-        parse_metrics(&std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap_or_default());
+/// A run's loss curve (`[step, loss]` pairs) and its `eval` record.
+type RunFiles = (Vec<Value>, Option<Value>);
+
+/// What each run's files gave, kept while they do not change (a long run's metrics are
+/// megabytes, and the page refetches on every job event).
+#[derive(Default)]
+pub(super) struct RunFileCache(std::sync::Mutex<HashMap<PathBuf, (Vec<Stamp>, RunFiles)>>);
+
+/// A file's size and modification time (`None`: absent).
+type Stamp = Option<(u64, std::time::SystemTime)>;
+
+fn stamp(path: &std::path::Path) -> Stamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+impl RunFileCache {
+    /// A run's loss curve (evenly picked from its metrics) and its `eval` record.
+    fn get(&self, d: &crate::dataset::Dataset, id: &str) -> RunFiles {
+        use crate::training::run::{partial_dir, run_dir, RUN_JSON};
+        let dir = [run_dir(d, id), partial_dir(d, id)]
+            .into_iter()
+            .find(|p| p.is_dir());
+        let Some(dir) = dir else {
+            return (Vec::new(), None);
+        };
+        let (metrics, run) = (dir.join("metrics.jsonl"), dir.join(RUN_JSON));
+        let stamps = vec![stamp(&metrics), stamp(&run)];
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((seen, files)) = cache.get(&dir) {
+            if *seen == stamps {
+                return files.clone();
+            }
+        }
+        let files = read_run_files(&metrics, &run);
+        // Runs are pruned and renamed: keep only the last few folders asked about.
+        if cache.len() > 4 * RUNS_SHOWN {
+            cache.clear();
+        }
+        cache.insert(dir, (stamps, files.clone()));
+        files
+    }
+}
+
+fn read_run_files(metrics: &std::path::Path, run: &std::path::Path) -> RunFiles {
+    use crate::training::run::parse_metrics;
+    let metrics = parse_metrics(&std::fs::read_to_string(metrics).unwrap_or_default());
     let points: Vec<Value> = metrics
         .iter()
         .filter_map(|m| Some(json!([m.get("step")?.as_f64()?, m.get("loss")?.as_f64()?])))
         .collect();
     let every = points.len().div_ceil(CURVE_POINTS).max(1);
     let curve = points.into_iter().step_by(every).collect();
-    let eval = std::fs::read_to_string(dir.join(RUN_JSON))
+    let eval = std::fs::read_to_string(run)
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
         .and_then(|v| v.get("eval").cloned());

@@ -65,6 +65,8 @@ pub(super) struct Api {
     force_path_style: bool,
     /// `[http] keep_failed` / `keep_outputs` (`done` is not used: a finished upload goes).
     pub(super) keep: super::retention::Keep,
+    /// The dashboard's reading of training runs' files.
+    run_files: dashboard::RunFileCache,
 }
 
 impl Api {
@@ -112,6 +114,7 @@ impl Api {
                 failed: http.keep_failed,
                 outputs: http.keep_outputs,
             },
+            run_files: dashboard::RunFileCache::default(),
         })
     }
 
