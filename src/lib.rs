@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod dataset;
+pub mod diarize;
 pub mod hash;
 pub mod job;
 pub mod journal;

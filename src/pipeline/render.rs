@@ -368,6 +368,7 @@ mod tests {
             start: 4.279999999999999,
             end: 4.8100000000000005,
             p: 0.5,
+            speaker: None,
         }];
         let json = serde_json::to_string(&s).unwrap();
         assert!(json.contains(r#""start":4.28,"end":6.06"#), "{json}");

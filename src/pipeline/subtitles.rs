@@ -398,6 +398,7 @@ mod tests {
                 start: start + i as f64 * each,
                 end: start + (i + 1) as f64 * each,
                 p: 0.9,
+                speaker: None,
             })
             .collect();
         Segment {

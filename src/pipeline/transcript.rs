@@ -42,6 +42,9 @@ pub struct Word {
     #[serde(serialize_with = "millis")]
     pub end: f64,
     pub p: f32,
+    /// Who says it, when speakers were told apart (diarization).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -175,6 +178,7 @@ pub fn words_from_tokens(tokens: &[Token]) -> Vec<Word> {
                 start: t.start,
                 end: t.end,
                 p: t.p,
+                speaker: None,
             });
             p_sum = t.p;
             n = 1;

@@ -1,0 +1,8 @@
+//! Speaker diarization: who spoke when in a one-channel recording. Windows of speech are
+//! turned into speaker embeddings, clustered ([`cluster`]), and the clusters' turns label
+//! the transcript's words and segments ([`turns`]); [`der`] scores a result against known
+//! turns, as the benchmark does.
+
+pub mod cluster;
+pub mod der;
+pub mod turns;
