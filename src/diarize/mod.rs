@@ -5,4 +5,5 @@
 
 pub mod cluster;
 pub mod der;
+pub mod fbank;
 pub mod turns;

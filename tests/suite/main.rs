@@ -17,6 +17,7 @@ mod daemon_inputs;
 mod daemon_work;
 mod dashboard;
 mod dataset_removal;
+mod diarization;
 mod disk_floor;
 mod evaluation;
 mod fallback;
