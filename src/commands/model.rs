@@ -48,6 +48,17 @@ pub fn run(cmd: ModelCommand) -> ExitCode {
         ModelCommand::List { json, config } => super::registry::list(&config, json),
         ModelCommand::Promote { id, config } => super::registry::switch(&config, Some(id)),
         ModelCommand::Rollback { config } => super::registry::switch(&config, None),
+        ModelCommand::ImportSpeaker { file, out } => report(
+            "speaker model import",
+            crate::diarize::model::import(&file, &out),
+            |n| {
+                format!(
+                    "imported {} → {} ({n} tensors)",
+                    file.display(),
+                    out.display()
+                )
+            },
+        ),
         ModelCommand::ImportSilero { file, out } => {
             report("VAD model import", import_silero(&file, &out), |n| {
                 format!(

@@ -3,7 +3,9 @@
 //! the transcript's words and segments ([`turns`]); [`der`] scores a result against known
 //! turns, as the benchmark does.
 
+pub mod campplus;
 pub mod cluster;
 pub mod der;
 pub mod fbank;
+pub mod model;
 pub mod turns;

