@@ -12,7 +12,7 @@ secs="${1:-20}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(s3_event config ct2_reader ggml_roundtrip audio_probe manifest_lines trainer_metrics)
+    targets=(s3_event config ct2_reader ggml_roundtrip audio_probe manifest_lines trainer_metrics torch_checkpoint)
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz: installing cargo-fuzz" >&2

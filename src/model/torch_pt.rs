@@ -83,7 +83,8 @@ fn read_entry(zip: &mut zip::ZipArchive<std::fs::File>, name: &str) -> Result<Ve
     let mut entry = zip
         .by_name(name)
         .map_err(|e| format!("cannot read {name}: {e}"))?;
-    let mut bytes = Vec::with_capacity(entry.size() as usize);
+    // The size the zip declares is only a hint: a hostile one must not allocate.
+    let mut bytes = Vec::with_capacity((entry.size() as usize).min(1 << 26));
     entry
         .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read {name}: {e}"))?;
@@ -92,18 +93,29 @@ fn read_entry(zip: &mut zip::ZipArchive<std::fs::File>, name: &str) -> Result<Ve
 
 /// The tensor's values in row-major order, from its storage's bytes.
 fn gather(storage: &[u8], t: &TensorRef) -> Result<Vec<f32>, String> {
-    let count: usize = t.shape.iter().product();
+    let count = t
+        .shape
+        .iter()
+        .try_fold(1usize, |n, d| n.checked_mul(*d))
+        .filter(|n| *n <= storage.len() / 4)
+        .ok_or("its shape holds more values than its storage")?;
+    if t.stride.len() != t.shape.len() {
+        return Err("its strides do not match its shape".into());
+    }
     let value = |i: usize| -> Result<f32, String> {
-        let at = (t.offset + i) * 4;
-        storage
-            .get(at..at + 4)
+        let at = t.offset.checked_add(i).and_then(|a| a.checked_mul(4));
+        at.and_then(|at| storage.get(at..at.checked_add(4)?))
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .ok_or_else(|| "its storage is too short".to_string())
     };
     let mut out = Vec::with_capacity(count);
     let mut index = vec![0usize; t.shape.len()];
     for _ in 0..count {
-        let at: usize = index.iter().zip(&t.stride).map(|(i, s)| i * s).sum();
+        let at = index
+            .iter()
+            .zip(&t.stride)
+            .try_fold(0usize, |a, (i, s)| a.checked_add(i.checked_mul(*s)?))
+            .ok_or("its strides overflow")?;
         out.push(value(at)?);
         for d in (0..index.len()).rev() {
             index[d] += 1;
@@ -135,8 +147,9 @@ fn unpickle(data: &[u8]) -> Result<Value, String> {
     let mut memo: BTreeMap<u32, Value> = BTreeMap::new();
     let mut at = 0usize;
     let take = |at: &mut usize, n: usize| -> Result<&[u8], String> {
-        let s = data
-            .get(*at..*at + n)
+        let s = at
+            .checked_add(n)
+            .and_then(|end| data.get(*at..end))
             .ok_or_else(|| "truncated pickle".to_string())?;
         *at += n;
         Ok(s)
@@ -195,7 +208,15 @@ fn unpickle(data: &[u8]) -> Result<Value, String> {
                     }
                     _ => memo.len() as u32,
                 };
-                let top = stack.last().cloned().ok_or("stack underflow")?;
+                // A state dict looks up only small things again (globals, storage ids): a
+                // larger value is memoized as opaque, so copies of copies cannot multiply
+                // (the "billion laughs" of pickle).
+                let top = stack.last().ok_or("stack underflow")?;
+                let top = if weight(top, MEMO_WEIGHT).is_some() {
+                    top.clone()
+                } else {
+                    Value::Object
+                };
                 memo.insert(key, top);
             }
             b'h' | b'j' => {
@@ -331,6 +352,26 @@ fn unpickle(data: &[u8]) -> Result<Value, String> {
     }
 }
 
+/// The most values (counted through containers) a memoized value may hold.
+const MEMO_WEIGHT: usize = 64;
+
+/// How many values `v` holds, counting through containers, if at most `limit`.
+fn weight(v: &Value, limit: usize) -> Option<usize> {
+    let items: Box<dyn Iterator<Item = &Value>> = match v {
+        Value::Tuple(l) | Value::List(l) => Box::new(l.iter()),
+        Value::Dict(d) => Box::new(d.iter().flat_map(|(k, v)| [k, v])),
+        _ => return (limit >= 1).then_some(1),
+    };
+    let mut total = 1usize;
+    for item in items {
+        total += weight(item, limit.checked_sub(total)?)?;
+        if total > limit {
+            return None;
+        }
+    }
+    Some(total)
+}
+
 /// What calling `callable` with `args` makes: a tensor, an empty dict, or an opaque object.
 fn reduce(callable: Value, args: Value) -> Result<Value, String> {
     let Value::Global(module, name) = callable else {
@@ -360,5 +401,53 @@ fn reduce(callable: Value, args: Value) -> Result<Value, String> {
             }))
         }
         _ => Ok(Value::Object),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// `torch.save` of {w: arange(6).reshape(2, 3), t: arange(6).reshape(3, 2).t(), n:
+    /// tensor(3)} (the fuzz target's seed).
+    fn seed() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/seeds/torch_checkpoint/small.pt")
+    }
+
+    #[test]
+    fn a_state_dict_is_read_with_shapes_strides_and_only_its_float_tensors() {
+        let dict = super::read_state_dict(&seed()).unwrap();
+        assert_eq!(dict.len(), 2, "the int64 tensor is skipped");
+        assert_eq!(dict["w"], (vec![2, 3], vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]));
+        // A transposed view: read through its strides.
+        assert_eq!(dict["t"], (vec![2, 3], vec![0.0, 2.0, 4.0, 1.0, 3.0, 5.0]));
+    }
+
+    #[test]
+    fn memoized_copies_cannot_multiply() {
+        // Each level is a list of 16 copies of the level below: 16^12 values if copied.
+        let mut p = vec![0x80, 2, b']', b'(', b'N', b'N', b'e', b'q', 0];
+        for level in 0..12u8 {
+            p.extend([b']', b'(']);
+            for _ in 0..16 {
+                p.extend([b'h', level]);
+            }
+            p.extend([b'e', b'q', level + 1]);
+        }
+        p.push(b'.');
+        let top = super::unpickle(&p).unwrap();
+        assert!(super::weight(&top, 10_000).is_some());
+    }
+
+    #[test]
+    fn damaged_checkpoints_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = std::fs::read(seed()).unwrap();
+        for cut in [0, 10, bytes.len() / 2, bytes.len() - 30] {
+            let p = dir.path().join(format!("cut{cut}.pt"));
+            std::fs::write(&p, &bytes[..cut]).unwrap();
+            assert!(super::read_state_dict(&p).is_err(), "cut at {cut}");
+        }
     }
 }
