@@ -55,11 +55,7 @@ feats.astype("<f4").tofile(sys.argv[2])
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let theirs: Vec<f32> = std::fs::read(&theirs_path)
-        .unwrap()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let theirs = read_f32(&theirs_path);
     assert_eq!(ours.len(), theirs.len(), "frames × {MEL_BINS}");
     assert!(ours.len() > 100 * MEL_BINS, "{}", ours.len());
     let worst = ours
@@ -117,13 +113,7 @@ for frames in (148, 250):
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let read = |name: String| -> Vec<f32> {
-        std::fs::read(dir.path().join(name))
-            .unwrap()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
-    };
+    let read = |name: String| read_f32(&dir.path().join(name));
     for frames in [148, 250] {
         let want = read(format!("{frames}.out"));
         let got = net.embed(&read(format!("{frames}.in")));
@@ -137,4 +127,13 @@ for frames in (148, 250):
         assert!(norm > 1.0, "a degenerate reference: {want:?}");
         assert!(worst < 1e-4, "{frames} frames: largest difference {worst}");
     }
+}
+
+/// A file of little-endian f32 values, as numpy's `tofile` writes them.
+fn read_f32(path: &std::path::Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
