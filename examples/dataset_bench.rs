@@ -81,6 +81,9 @@ fn main() {
         vad_speech_seconds: None,
         decode_seconds: 0.0,
         asr_seconds: 0.0,
+        speakers: Vec::new(),
+        turns: Vec::new(),
+        diarized: false,
     };
     let config: DatasetConfig = toml::from_str(&format!(
         "name = \"bench\"\nsources = [\"x\"]\npath = {:?}\ntrain_after_hours = 1000.0\n[trainer]\ncommand = [\"true\"]\n",
@@ -141,6 +144,7 @@ fn main() {
         compression_ratio: Some(1.4),
         source_start: Some(12.5),
         source_end: Some(19.75),
+        ..Line::default()
     };
     let m = d.join("bench-manifest.jsonl");
     let t = Instant::now();

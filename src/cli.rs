@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 
+use crate::diarize::run::DiarizeOptions;
 use crate::model::WeightType;
 use crate::pipeline::audio_track::AudioTrack;
 use crate::pipeline::channels::Channels;
@@ -84,6 +85,21 @@ pub enum Command {
     /// Training datasets: correct an input's labels.
     #[command(subcommand)]
     Dataset(DatasetCommand),
+    /// Score diarization against known turns: the diarization error rate (missed speech,
+    /// false alarm, speaker confusion) of HYPOTHESIS's RTTM against REFERENCE's, file by file
+    /// (RTTM's file id) and in total, as NIST's md-eval and pyannote.metrics count it.
+    #[command(name = "score-diarization")]
+    ScoreDiarization {
+        /// RTTM file(s) with the true turns (several files' lines may share one).
+        #[arg(long, required = true, num_args = 1..)]
+        reference: Vec<PathBuf>,
+        /// RTTM file(s) to score, e.g. `hotfolderd transcribe --diarize --format rttm`'s.
+        #[arg(long, required = true, num_args = 1..)]
+        hypothesis: Vec<PathBuf>,
+        /// Seconds around each reference boundary left unscored.
+        #[arg(long, default_value_t = 0.25)]
+        collar: f64,
+    },
     /// Write manual pages (hotfolderd.1 and one per subcommand) into a folder.
     #[command(hide = true)]
     Man {
@@ -335,6 +351,36 @@ pub struct DecodeArgs {
     /// `agent,customer`) [default: ch0, ch1].
     #[arg(long = "channel-names", value_delimiter = ',')]
     pub channel_names: Vec<String>,
+    /// Who spoke when: tell the voices of a one-channel recording apart and label segments
+    /// and words with their speaker (S1, S2, …), with the speaker model found beside the
+    /// Whisper model (scripts/fetch-model.sh speaker) or named with --speaker-model.
+    #[arg(long)]
+    pub diarize: bool,
+    /// With --diarize: exactly this many speakers.
+    #[arg(long = "num-speakers", requires = "diarize", conflicts_with_all = ["min_speakers", "max_speakers"])]
+    pub num_speakers: Option<usize>,
+    /// With --diarize: at least this many speakers.
+    #[arg(long = "min-speakers", requires = "diarize")]
+    pub min_speakers: Option<usize>,
+    /// With --diarize: at most this many speakers.
+    #[arg(long = "max-speakers", requires = "diarize")]
+    pub max_speakers: Option<usize>,
+    /// With --diarize: the cosine similarity below which two groups of speech are different
+    /// speakers (higher finds more speakers).
+    #[arg(
+        long = "cluster-threshold",
+        requires = "diarize",
+        allow_hyphen_values = true
+    )]
+    pub cluster_threshold: Option<f32>,
+    /// The speaker model (`hotfolderd model import-speaker`); it must exist. An empty value
+    /// names none.
+    #[arg(
+        long = "speaker-model",
+        env = "HOTFOLDERD_SPEAKER_MODEL",
+        value_parser = clap::builder::OsStringValueParser::new().map(PathBuf::from)
+    )]
+    pub speaker_model: Option<PathBuf>,
     /// Seconds of audio per recognition window: memory grows with it, and each window
     /// boundary re-decodes one segment.
     #[arg(long = "window-seconds", default_value_t = crate::pipeline::transcribe::WINDOW_SECONDS as u64,
@@ -466,6 +512,7 @@ impl DecodeArgs {
                 ));
             }
         }
+        let diarize = self.diarize_options(whisper_model)?;
         let opts = DecodeOptions {
             threads: self.threads.unwrap_or(defaults.threads),
             language: if self.languages.is_empty() {
@@ -508,10 +555,42 @@ impl DecodeArgs {
             channels: self.channels,
             channel_names: self.channel_names.clone(),
             dtw: self.dtw,
+            diarize,
             cancel: defaults.cancel,
             progress: defaults.progress,
         };
         Ok((opts, warning))
+    }
+
+    /// Diarization's options with --diarize, checked against the other flags.
+    fn diarize_options(&self, whisper_model: &Path) -> Result<Option<DiarizeOptions>, String> {
+        if !self.diarize {
+            return Ok(None);
+        }
+        if self.channels == Channels::Split {
+            return Err(
+                "--diarize tells voices apart on one channel, and --channels split \
+                        already gives each channel its own speaker: use one of them"
+                    .into(),
+            );
+        }
+        if self.no_timestamps {
+            return Err("--diarize places speakers by word times: drop --no-timestamps".into());
+        }
+        let wanted = crate::diarize::model::Wanted {
+            model: self
+                .speaker_model
+                .clone()
+                .filter(|p| !p.as_os_str().is_empty()),
+            num_speakers: self.num_speakers,
+            min_speakers: self.min_speakers,
+            max_speakers: self.max_speakers,
+            threshold: self.cluster_threshold,
+        };
+        wanted
+            .resolve(whisper_model)
+            .map(Some)
+            .map_err(|e| format!("--diarize: {e}"))
     }
 
     /// The subtitle limits the flags give, checked.

@@ -52,6 +52,9 @@ impl Transcriber for Stub {
             vad_speech_seconds: None,
             decode_seconds: 0.0,
             asr_seconds: 0.0,
+            speakers: Vec::new(),
+            turns: Vec::new(),
+            diarized: false,
         })
     }
 

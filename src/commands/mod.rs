@@ -8,6 +8,7 @@ pub mod model;
 pub mod notify;
 pub mod registry;
 pub mod run;
+pub mod score_diarization;
 pub mod transcribe;
 
 use std::fmt::Display;
@@ -31,6 +32,11 @@ pub fn run(cli: Cli) -> ExitCode {
             failed,
         } => run::retry(&config, &ids, failed),
         Command::Man { out } => man::run(&out),
+        Command::ScoreDiarization {
+            reference,
+            hypothesis,
+            collar,
+        } => score_diarization::run(&reference, &hypothesis, collar),
         Command::Notify(cmd) => notify::run(cmd),
         Command::History { config, what } => history::run(&config, what.as_deref()),
         Command::Dataset(cmd) => dataset::run(cmd),

@@ -45,6 +45,10 @@ pub struct DatasetConfig {
     /// (whisper's and faster-whisper's `compression_ratio_threshold`, 2.4, by default).
     #[serde(default = "default_max_compression_ratio")]
     pub max_compression_ratio: Spanned<f32>,
+    /// With diarized inputs: a piece never spans a change of speaker (each piece is one
+    /// voice), and stretches where no speaker was found are left out.
+    #[serde(default)]
+    pub single_speaker_only: bool,
     /// Only transcripts in this language ("en", …); unset: any.
     #[serde(default)]
     pub language: Option<String>,

@@ -52,6 +52,18 @@ pub struct Decoding {
     pub channels: Option<Channels>,
     /// With split channels: the speakers of channels 0 and 1.
     pub channel_names: Option<Vec<String>>,
+    /// Who spoke when: label segments and words with their speaker (S1, S2, …).
+    pub diarize: Option<bool>,
+    /// With `diarize`: exactly this many speakers, or at least / at most this many.
+    pub num_speakers: Option<usize>,
+    pub min_speakers: Option<usize>,
+    pub max_speakers: Option<usize>,
+    /// With `diarize`: the cosine similarity below which two groups of speech are different
+    /// speakers.
+    pub cluster_threshold: Option<f32>,
+    /// The speaker model (default: `speaker-campplus.safetensors` beside the Whisper model,
+    /// or in the models folders).
+    pub speaker_model: Option<PathBuf>,
 }
 
 /// One layer of overrides: `[profiles.NAME]`, `[watch.asr]` or `[s3.asr]`.
@@ -179,10 +191,39 @@ impl Decoding {
                 ),
             ));
         }
+        let wanted = crate::diarize::model::Wanted {
+            num_speakers: self.num_speakers,
+            min_speakers: self.min_speakers,
+            max_speakers: self.max_speakers,
+            threshold: self.cluster_threshold,
+            ..Default::default()
+        };
+        if let Some(why) = wanted.problem() {
+            out.push(("diarize", why));
+        }
         if let Some(w) = self.window_seconds.filter(|w| !(30..=600).contains(w)) {
             out.push(("window_seconds", format!("must be 30 to 600, not {w}")));
         }
         out
+    }
+}
+
+/// The diarization keys as the layers set them, each key overriding on its own.
+#[derive(Default)]
+struct Diarizing {
+    on: bool,
+    wanted: crate::diarize::model::Wanted,
+}
+
+impl Diarizing {
+    fn apply(&mut self, d: &Decoding) {
+        self.on = d.diarize.unwrap_or(self.on);
+        let w = &mut self.wanted;
+        w.model = d.speaker_model.clone().or(w.model.take());
+        w.num_speakers = d.num_speakers.or(w.num_speakers);
+        w.min_speakers = d.min_speakers.or(w.min_speakers);
+        w.max_speakers = d.max_speakers.or(w.max_speakers);
+        w.threshold = d.cluster_threshold.or(w.threshold);
     }
 }
 
@@ -302,6 +343,8 @@ impl Config {
             layers.push(p);
         }
         layers.extend(inline);
+        let mut diarize = Diarizing::default();
+        diarize.apply(&asr.decoding);
         let (mut model, mut vad, mut vad_model, mut formats) = (
             None::<PathBuf>,
             asr.vad,
@@ -310,6 +353,7 @@ impl Config {
         );
         for p in &layers {
             p.decoding.apply(&mut opts);
+            diarize.apply(&p.decoding);
             prompt = p.decoding.prompt.clone().or(prompt);
             hotwords = p.decoding.hotwords.clone().or(hotwords);
             model = p.model.clone().or(model);
@@ -356,6 +400,17 @@ impl Config {
                 None
             }),
         };
+        if diarize.on {
+            if opts.channels == Channels::Split {
+                return Err("diarize tells voices apart on one channel, and channels = \"split\" already gives each channel its own speaker: use one of them".into());
+            }
+            if opts.no_timestamps {
+                return Err(
+                    "diarize places speakers by word times: it needs no_timestamps = false".into(),
+                );
+            }
+            opts.diarize = Some(diarize.wanted.resolve(whisper)?);
+        }
         Ok(Resolved {
             model,
             opts,

@@ -19,6 +19,8 @@ pub struct Rules {
     /// Segments whose text compresses more than this (repetition loops) are left out.
     pub max_compression_ratio: f32,
     pub max_tokens: usize,
+    /// Pieces keep to one speaker, and segments with none are left out (diarized inputs).
+    pub single_speaker: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +33,8 @@ pub struct Piece {
     pub avg_logprob: f32,
     /// The highest `no_speech_prob` of its segments.
     pub no_speech_prob: f32,
+    /// The speakers of its segments, in order of appearance (empty: not diarized).
+    pub speakers: Vec<String>,
 }
 
 impl Piece {
@@ -52,6 +56,11 @@ impl Piece {
         self.text.push(' ');
         self.text.push_str(text);
         self.tokens += tokens;
+        if let Some(who) = &s.speaker {
+            if !self.speakers.contains(who) {
+                self.speakers.push(who.clone());
+            }
+        }
     }
 }
 
@@ -94,14 +103,17 @@ pub fn cut_in(segments: &[Segment], rules: &Rules, only: Option<&str>) -> Vec<Pi
             only.zip(l)
                 .is_some_and(|(want, l)| !want.eq_ignore_ascii_case(l))
         };
-        if !rules.usable(s, text, tokens) || other(language) {
+        let speakerless = rules.single_speaker && s.speaker.is_none();
+        if !rules.usable(s, text, tokens) || other(language) || speakerless {
             close(open.take(), &mut out);
             continue;
         }
         if let Some(p) = &open {
+            let other_speaker = rules.single_speaker && p.speakers.first() != s.speaker.as_ref();
             if s.end - p.start > rules.max_seconds
                 || p.tokens + tokens > rules.max_tokens
                 || open_language != language
+                || other_speaker
             {
                 close(open.take(), &mut out);
             }
@@ -117,6 +129,7 @@ pub fn cut_in(segments: &[Segment], rules: &Rules, only: Option<&str>) -> Vec<Pi
                     tokens,
                     avg_logprob: s.avg_logprob,
                     no_speech_prob: s.no_speech_prob,
+                    speakers: s.speaker.iter().cloned().collect(),
                 })
             }
         }
@@ -154,7 +167,44 @@ mod tests {
         min_avg_logprob: -1.0,
         max_compression_ratio: 2.4,
         max_tokens: MAX_TOKENS,
+        single_speaker: false,
     };
+
+    #[test]
+    fn pieces_name_their_speakers_and_keep_to_one_when_asked() {
+        let who = |start: f64, name: Option<&str>| {
+            let mut s = seg(start, start + 3.0, "words here", 0.1);
+            s.speaker = name.map(str::to_string);
+            s
+        };
+        let segs = vec![
+            who(0.0, Some("S1")),
+            who(3.0, Some("S1")),
+            who(6.0, Some("S2")),
+            who(9.0, None),
+            who(12.0, Some("S2")),
+        ];
+        let mixed = cut(&segs, &RULES);
+        assert_eq!(mixed.len(), 1);
+        assert_eq!(mixed[0].speakers, ["S1", "S2"]);
+        let single = Rules {
+            single_speaker: true,
+            ..RULES
+        };
+        let pieces = cut(&segs, &single);
+        let spans: Vec<(f64, f64, Vec<String>)> = pieces
+            .iter()
+            .map(|p| (p.start, p.end, p.speakers.clone()))
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                (0.0, 6.0, vec!["S1".to_string()]),
+                (6.0, 9.0, vec!["S2".to_string()]),
+                (12.0, 15.0, vec!["S2".to_string()]),
+            ]
+        );
+    }
 
     #[test]
     fn segments_join_up_to_thirty_seconds_at_boundaries() {

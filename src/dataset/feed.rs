@@ -151,6 +151,7 @@ impl Dataset {
                 min_avg_logprob: *c.min_avg_logprob.get_ref(),
                 max_compression_ratio: *c.max_compression_ratio.get_ref(),
                 max_tokens: MAX_TOKENS,
+                single_speaker: c.single_speaker_only,
             },
             language: c.language.clone().filter(|l| !l.is_empty() && l != "auto"),
             threshold_seconds: *c.train_after_hours.get_ref() * 3600.0,
@@ -294,6 +295,11 @@ impl Dataset {
                 compression_ratio: Some(p.compression_ratio()),
                 source_start: Some(p.start),
                 source_end: Some(p.end),
+                speaker: match p.speakers.as_slice() {
+                    [one] => Some(one.clone()),
+                    _ => None,
+                },
+                speakers: (p.speakers.len() > 1).then(|| p.speakers.clone()),
             });
         }
         manifest::append_at(&manifest, offset, &lines).map_err(io("append to", &manifest))?;
@@ -484,6 +490,9 @@ mod tests {
             vad_speech_seconds: None,
             decode_seconds: 0.0,
             asr_seconds: 0.0,
+            speakers: Vec::new(),
+            turns: Vec::new(),
+            diarized: false,
         }
     }
 

@@ -86,6 +86,7 @@ mod tests {
             compression_ratio: None,
             source_start: None,
             source_end: None,
+            ..Line::default()
         }
     }
 

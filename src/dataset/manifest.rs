@@ -49,6 +49,12 @@ pub struct Line {
     pub source_start: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_end: Option<f64>,
+    /// Who speaks in the piece, when the input was diarized and one speaker does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
+    /// Every speaker in the piece, in order, when several do (then `speaker` is absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speakers: Option<Vec<String>>,
 }
 
 /// Where a manifest line's text came from.
@@ -289,6 +295,7 @@ mod tests {
             compression_ratio: Some(1.1),
             source_start: Some(f64::from(n)),
             source_end: Some(f64::from(n) + 2.5),
+            ..Line::default()
         }
     }
 

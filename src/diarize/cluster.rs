@@ -19,40 +19,98 @@ pub struct SpeakerCount {
     pub max: Option<usize>,
 }
 
+/// Voice prints read by index: in memory, or spooled to disk for a long file.
+pub trait Embeddings {
+    fn len(&self) -> usize;
+    fn get(&mut self, i: usize) -> std::io::Result<Vec<f32>>;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Embeddings for &[Vec<f32>] {
+    fn len(&self) -> usize {
+        <[Vec<f32>]>::len(self)
+    }
+
+    fn get(&mut self, i: usize) -> std::io::Result<Vec<f32>> {
+        <[Vec<f32>]>::get(self, i)
+            .cloned()
+            .ok_or_else(|| std::io::Error::other(format!("no embedding {i}")))
+    }
+}
+
 /// The cluster of each embedding, numbered 0, 1, … in order of first appearance.
 /// `threshold`: the cosine similarity below which two groups are different speakers.
 pub fn cluster(embeddings: &[Vec<f32>], threshold: f32, count: SpeakerCount) -> Vec<usize> {
+    let mut source = embeddings;
+    // Reading from memory cannot fail.
+    cluster_from(&mut source, threshold, count).unwrap_or_default()
+}
+
+/// As [`cluster`], reading each embedding at most twice and holding at most
+/// [`MAX_CLUSTERED`] of them at once; also gives each cluster's centroid (unit length).
+pub fn cluster_from(
+    embeddings: &mut impl Embeddings,
+    threshold: f32,
+    count: SpeakerCount,
+) -> std::io::Result<Vec<usize>> {
+    Ok(cluster_with_centroids(embeddings, threshold, count)?.0)
+}
+
+/// The labels and, for each label, the centroid of its embeddings (unit length).
+pub fn cluster_with_centroids(
+    embeddings: &mut impl Embeddings,
+    threshold: f32,
+    count: SpeakerCount,
+) -> std::io::Result<(Vec<usize>, Vec<Vec<f32>>)> {
     let n = embeddings.len();
     if n == 0 {
-        return Vec::new();
+        return Ok((Vec::new(), Vec::new()));
     }
-    let unit: Vec<Vec<f32>> = embeddings.iter().map(|e| normalized(e)).collect();
     let step = n.div_ceil(MAX_CLUSTERED).max(1);
-    let picked: Vec<usize> = (0..n).step_by(step).collect();
-    let picked_labels = agglomerate(
-        &picked.iter().map(|&i| &unit[i]).collect::<Vec<_>>(),
-        threshold,
-        count,
-    );
+    let picked: Vec<Vec<f32>> = (0..n)
+        .step_by(step)
+        .map(|i| embeddings.get(i).map(|e| normalized(&e)))
+        .collect::<Result<_, _>>()?;
+    let picked_labels = agglomerate(&picked.iter().collect::<Vec<_>>(), threshold, count);
     let k = picked_labels.iter().max().map_or(0, |m| m + 1);
     // Centroids of the clustered ones; every embedding goes to its nearest.
-    let dim = unit[0].len();
-    let mut centroids = vec![vec![0f32; dim]; k];
-    for (&i, &l) in picked.iter().zip(&picked_labels) {
-        for (c, v) in centroids[l].iter_mut().zip(&unit[i]) {
+    let dim = picked[0].len();
+    let mut sums = vec![vec![0f32; dim]; k];
+    for (e, &l) in picked.iter().zip(&picked_labels) {
+        for (c, v) in sums[l].iter_mut().zip(e) {
             *c += v;
         }
     }
-    let centroids: Vec<Vec<f32>> = centroids.iter().map(|c| normalized(c)).collect();
-    let labels: Vec<usize> = unit
-        .iter()
-        .map(|e| {
+    let centroids: Vec<Vec<f32>> = sums.iter().map(|c| normalized(c)).collect();
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let e = normalized(&embeddings.get(i)?);
+        labels.push(
             (0..k)
-                .max_by(|&a, &b| dot(e, &centroids[a]).total_cmp(&dot(e, &centroids[b])))
-                .unwrap_or(0)
-        })
+                .max_by(|&a, &b| dot(&e, &centroids[a]).total_cmp(&dot(&e, &centroids[b])))
+                .unwrap_or(0),
+        );
+    }
+    // Numbered by first appearance, the centroids with them.
+    let mut order: Vec<usize> = Vec::new();
+    for &l in &labels {
+        if !order.contains(&l) {
+            order.push(l);
+        }
+    }
+    let labels = labels
+        .iter()
+        .map(|l| order.iter().position(|o| o == l).unwrap_or(0))
         .collect();
-    first_appearance_order(&labels)
+    let centroids = order.iter().map(|&o| centroids[o].clone()).collect();
+    Ok((labels, centroids))
+}
+
+/// Cosine similarity of two vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    dot(&normalized(a), &normalized(b))
 }
 
 /// Average-linkage agglomeration of unit vectors: the label of each.

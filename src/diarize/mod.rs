@@ -6,6 +6,10 @@
 pub mod campplus;
 pub mod cluster;
 pub mod der;
+pub mod embeddings;
 pub mod fbank;
 pub mod model;
+pub mod rttm;
+pub mod run;
 pub mod turns;
+pub mod windows;

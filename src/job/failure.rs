@@ -16,6 +16,8 @@ pub enum Stage {
     Hash,
     Decode,
     Transcribe,
+    /// Telling speakers apart.
+    Diarize,
     Render,
     /// Putting the outputs.
     Write,
@@ -33,6 +35,7 @@ impl Stage {
             Stage::Hash => "hash",
             Stage::Decode => "decode",
             Stage::Transcribe => "transcribe",
+            Stage::Diarize => "diarize",
             Stage::Render => "render",
             Stage::Write => "write",
             Stage::Dataset => "dataset",

@@ -18,6 +18,7 @@ mod output_name;
 mod s3_object;
 mod s3_prefix;
 mod second_channel;
+mod speakers;
 mod upload;
 
 pub use beside_media::BesideMedia;
@@ -40,7 +41,7 @@ use crate::config::JobLimits;
 use crate::dataset::pcm::{pcm_tap, PcmSpool};
 use crate::dataset::{Dataset, Feed, Labelled};
 use crate::journal::Journal;
-use crate::pipeline::decode::{AudioDecoder16k, Tap};
+use crate::pipeline::decode::AudioDecoder16k;
 use crate::pipeline::render::{self, Format};
 use crate::pipeline::transcribe::{DecodeOptions, TranscribeError, Transcriber};
 use crate::pipeline::transcript::Transcript;
@@ -126,6 +127,9 @@ pub struct JobResult {
     pub decode_seconds: f64,
     pub asr_seconds: f64,
     pub segments: usize,
+    /// How many speakers diarization told apart (absent when it was off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speakers: Option<usize>,
 }
 
 impl JobResult {
@@ -137,6 +141,7 @@ impl JobResult {
             decode_seconds: t.decode_seconds,
             asr_seconds: t.asr_seconds,
             segments: t.segments.len(),
+            speakers: t.diarized.then_some(t.speakers.len()),
         }
     }
 
@@ -162,18 +167,22 @@ pub async fn run(
         }
     }
     let feeding = cx.journal.filter(|_| !cx.datasets.is_empty());
-    let keep = feeding
-        .map(|_| PcmSpool::create(cx.spool_dir))
+    // The decoded audio is kept for datasets to cut from, and for diarization to read.
+    let keep = (feeding.is_some() || cx.opts.diarize.is_some())
+        .then(|| PcmSpool::create(cx.spool_dir))
         .transpose()
         .map_err(|e| {
-            Failure::transient(
-                Stage::Dataset,
-                format!("cannot create an audio spool file: {e}"),
-            )
+            let stage = match feeding {
+                Some(_) => Stage::Dataset,
+                None => Stage::Diarize,
+            };
+            Failure::transient(stage, format!("cannot create an audio spool file: {e}"))
         })?;
-    let tap = keep.as_ref().map(|(s, _)| pcm_tap(s.clone()));
+    let pcm = keep
+        .as_ref()
+        .map(|(s, path)| (s.clone(), path.to_path_buf()));
     let opened = input.open(cx.spool_dir).await?;
-    let transcribed = transcribe(cx, input.name().to_string(), opened, tap).await;
+    let transcribed = transcribe(cx, input.name().to_string(), opened, pcm).await;
     // A broken transfer is the transfer's failure, whatever the decoder made of it.
     input.close(transcribed.is_err()).await?;
     let t = transcribed?;
@@ -345,7 +354,7 @@ async fn transcribe(
     cx: &Context<'_>,
     name: String,
     opened: Opened,
-    tap: Option<Tap>,
+    pcm: Option<Pcm>,
 ) -> Result<Transcribed, Failure> {
     let (transcriber, opts, limits) = (cx.transcriber.clone(), cx.opts.clone(), cx.limits);
     let rendering = Rendering {
@@ -354,7 +363,7 @@ async fn transcribe(
         spool_dir: cx.spool_dir.to_path_buf(),
     };
     tokio::task::spawn_blocking(move || {
-        transcribe_blocking(&transcriber, opts, limits, &rendering, name, opened, tap)
+        transcribe_blocking(&transcriber, opts, limits, &rendering, name, opened, pcm)
     })
     .await
     .unwrap_or_else(|e| {
@@ -382,7 +391,10 @@ fn transcribe_failure(e: TranscribeError) -> Failure {
     }
 }
 
-/// Decodes, transcribes and renders on the calling (blocking) thread.
+/// The job's decoded audio as it is kept: the spool the decoder's tap fills, and its file.
+type Pcm = (Arc<Mutex<PcmSpool>>, PathBuf);
+
+/// Decodes, transcribes (and diarizes) and renders on the calling (blocking) thread.
 fn transcribe_blocking(
     transcriber: &Arc<dyn Transcriber>,
     opts: DecodeOptions,
@@ -390,7 +402,7 @@ fn transcribe_blocking(
     rendering: &Rendering,
     name: String,
     opened: Opened,
-    tap: Option<Tap>,
+    pcm: Option<Pcm>,
 ) -> Result<Transcribed, Failure> {
     let started = Instant::now();
     let track = &opts.audio_track;
@@ -402,7 +414,7 @@ fn transcribe_blocking(
         }
     };
     let mut decoder = decoder.map_err(|e| Failure::permanent(Stage::Decode, e.to_string()))?;
-    decoder.set_tap(tap);
+    decoder.set_tap(pcm.as_ref().map(|(s, _)| pcm_tap(s.clone())));
     let second = SecondChannel::split(&mut decoder, &opts, &rendering.spool_dir)?;
     // Split channels are transcribed one after the other: twice the audio to decode.
     let passes = if second.is_some() { 2.0 } else { 1.0 };
@@ -431,6 +443,9 @@ fn transcribe_blocking(
         }
         None => transcript,
     };
+    if let (Some(d), Some((spool, path))) = (&opts.diarize, &pcm) {
+        transcript = speakers::diarized(transcript, d, spool, path, &opts, &rendering.spool_dir)?;
+    }
     crate::metrics::observe_job(transcript.duration, started.elapsed().as_secs_f64());
     let sha256 = opened.sha256.wait()?;
     let mut doc = render::document(

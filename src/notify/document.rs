@@ -102,6 +102,10 @@ pub fn input_document(n: &Notification, f: &InputFacts<'_>) -> Value {
         for key in ["audio_seconds", "language", "model"] {
             doc[key] = r.get(key).cloned().unwrap_or(Value::Null);
         }
+        // Only where diarization ran: how many speakers it told apart.
+        if let Some(n) = r.get("speakers") {
+            doc["speakers"] = n.clone();
+        }
     }
     if n.event != "done" {
         let reason = f

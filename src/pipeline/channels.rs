@@ -87,6 +87,9 @@ pub fn merge(mut left: Transcript, mut right: Transcript, names: &[String]) -> T
         },
         decode_seconds: left.decode_seconds + right.decode_seconds,
         asr_seconds: left.asr_seconds + right.asr_seconds,
+        speakers: Vec::new(),
+        turns: Vec::new(),
+        diarized: false,
     }
 }
 
@@ -105,6 +108,9 @@ mod tests {
             vad_speech_seconds: Some(2.0),
             decode_seconds: 0.5,
             asr_seconds: 1.0,
+            speakers: Vec::new(),
+            turns: Vec::new(),
+            diarized: false,
         }
     }
 

@@ -32,12 +32,15 @@ pub enum Format {
     /// whisper-cli's `-ojf`.
     #[serde(rename = "json-full")]
     JsonFull,
+    /// Who spoke when (with diarization), as NIST's RTTM: what pyannote writes and
+    /// md-eval and pyannote.metrics score.
+    Rttm,
 }
 
 impl Format {
     /// What a `[[watch]]` or `[[s3]]` writes when `formats` is not set.
     pub const DEFAULT: [Format; 4] = [Format::Json, Format::Srt, Format::Vtt, Format::Txt];
-    pub const ALL: [Format; 7] = [
+    pub const ALL: [Format; 8] = [
         Format::Json,
         Format::Srt,
         Format::Vtt,
@@ -45,6 +48,7 @@ impl Format {
         Format::Lrc,
         Format::Csv,
         Format::JsonFull,
+        Format::Rttm,
     ];
 
     pub fn extension(self) -> &'static str {
@@ -54,6 +58,7 @@ impl Format {
             Format::Vtt => "vtt",
             Format::Txt => "txt",
             Format::Lrc => "lrc",
+            Format::Rttm => "rttm",
             Format::Csv => "csv",
             Format::JsonFull => "full.json",
         }
@@ -123,6 +128,12 @@ pub struct Document<'a> {
     pub audio: &'a AudioInfo,
     pub text: String,
     pub segments: &'a [Segment],
+    /// The speakers diarization told apart, with their talk time (left out when it was off).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub speakers: &'a [super::transcript::SpeakerTime],
+    /// Who spoke when: each speaker's turns in time order (left out when it was off).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub turns: &'a [super::transcript::SpeakerTurn],
     pub dropped_non_speech: usize,
     pub vad: VadReport,
     pub timings: Timings,
@@ -161,6 +172,7 @@ pub fn render(format: Format, doc: &Document) -> Result<Vec<u8>, serde_json::Err
         Format::Lrc => super::render_cli::lrc(doc.segments).into_bytes(),
         Format::Csv => super::render_cli::csv(doc.segments).into_bytes(),
         Format::JsonFull => super::render_cli::json_full(doc)?,
+        Format::Rttm => crate::diarize::rttm::write(&doc.source, doc.turns).into_bytes(),
     })
 }
 
@@ -184,6 +196,8 @@ pub fn document<'a>(
         audio,
         text: t.text(),
         segments: &t.segments,
+        speakers: &t.speakers,
+        turns: &t.turns,
         dropped_non_speech: t.dropped_non_speech,
         vad: VadReport {
             used: t.vad_speech_seconds.is_some(),

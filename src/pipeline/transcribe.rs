@@ -124,6 +124,9 @@ pub struct DecodeOptions {
     /// Word times by DTW (the model was loaded with `ModelOptions::dtw`; left out while off).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dtw: bool,
+    /// Who spoke when: set to diarize the transcript (left out while off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diarize: Option<crate::diarize::run::DiarizeOptions>,
     /// Deadline and stop flag for this run (not an option a user sets per file).
     #[serde(skip)]
     pub cancel: Cancel,
@@ -204,6 +207,7 @@ impl Default for DecodeOptions {
             channels: super::channels::Channels::Mix,
             channel_names: Vec::new(),
             dtw: false,
+            diarize: None,
             cancel: Cancel::default(),
             progress: super::progress::Progress::default(),
         }
@@ -914,6 +918,9 @@ impl Transcriber for WhisperTranscriber {
                 .then(|| speech_samples as f64 / f64::from(TARGET_RATE)),
             decode_seconds: decode_s,
             asr_seconds: asr_s,
+            speakers: Vec::new(),
+            turns: Vec::new(),
+            diarized: false,
         })
     }
 }

@@ -98,6 +98,35 @@ pub struct Transcript {
     /// Seconds spent decoding audio and running the model.
     pub decode_seconds: f64,
     pub asr_seconds: f64,
+    /// The speakers diarization told apart, with their talk time (empty when it was off).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub speakers: Vec<SpeakerTime>,
+    /// Who spoke when, from diarization (empty when it was off).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub turns: Vec<SpeakerTurn>,
+    /// Whether diarization ran (it may have found no speech, so no speakers).
+    #[serde(skip)]
+    pub diarized: bool,
+}
+
+/// One stretch of one speaker's speech.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SpeakerTurn {
+    #[serde(serialize_with = "millis")]
+    pub start: f64,
+    #[serde(serialize_with = "millis")]
+    pub end: f64,
+    pub speaker: String,
+}
+
+/// One speaker of a diarized file.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SpeakerTime {
+    /// `S1`, `S2`, …, or the name of the enrolled voice it matched.
+    pub name: String,
+    /// Seconds of speech in this speaker's turns.
+    #[serde(serialize_with = "millis")]
+    pub talk_seconds: f64,
 }
 
 impl Transcript {

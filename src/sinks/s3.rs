@@ -32,7 +32,7 @@ pub fn content_type(format: Format) -> &'static str {
         Format::Srt => "application/x-subrip",
         Format::Vtt => "text/vtt; charset=utf-8",
         Format::Txt => "text/plain; charset=utf-8",
-        Format::Lrc => "text/plain; charset=utf-8",
+        Format::Lrc | Format::Rttm => "text/plain; charset=utf-8",
         Format::Csv => "text/csv; charset=utf-8",
         Format::JsonFull => "application/json",
     }
