@@ -8,6 +8,10 @@ pause. For each NAME it writes NAME.wav (16 kHz mono) and NAME.rttm, the referen
 (RTTM: `SPEAKER NAME 1 START DURATION <NA> <NA> WHO <NA> <NA>`), trimmed to the speech.
 
     scripts/diarization-corpus.py OUT_DIR [--count 20] [--seed 7]
+    scripts/diarization-corpus.py OUT_DIR --solo VOICE [--seed 7]
+
+--solo writes OUT_DIR/VOICE.wav: that voice alone saying four sentences (an enrolment clip
+for `hotfolderd speakers enroll`). Voices: ann, bob, cid, dee.
 
 Needs espeak-ng and sox (scripts/deps.sh installs both). Deterministic for a seed.
 """
@@ -105,23 +109,41 @@ def conversation(tmp, rng, index):
     return turns, mix
 
 
+def write_wav(path, samples):
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(array.array("h", samples).tobytes())
+
+
+def solo(tmp, rng, voice):
+    """Four sentences in `voice`, with short pauses between them."""
+    out = [0] * (RATE // 2)
+    for n, text in enumerate(rng.sample(SENTENCES, 4)):
+        out += utterance(tmp, voice, text, f"solo-{n}") + [0] * int(RATE * rng.uniform(0.4, 0.9))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--count", type=int, default=20)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--solo", choices=sorted(VOICES))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     rng = random.Random(args.seed)
+    if args.solo:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_wav(os.path.join(args.out, args.solo + ".wav"), solo(tmp, rng, args.solo))
+        print(f"{args.solo} alone in {args.out}/{args.solo}.wav")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.count):
             name = f"conv{i:02d}"
             turns, mix = conversation(tmp, rng, i)
-            with wave.open(os.path.join(args.out, name + ".wav"), "wb") as w:
-                w.setnchannels(1)
-                w.setsampwidth(2)
-                w.setframerate(RATE)
-                w.writeframes(array.array("h", mix).tobytes())
+            write_wav(os.path.join(args.out, name + ".wav"), mix)
             with open(os.path.join(args.out, name + ".rttm"), "w") as f:
                 for start, end, who, _ in turns:
                     f.write(f"SPEAKER {name} 1 {start:.3f} {end - start:.3f} <NA> <NA> {who} <NA> <NA>\n")

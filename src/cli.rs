@@ -85,6 +85,10 @@ pub enum Command {
     /// Training datasets: correct an input's labels.
     #[command(subcommand)]
     Dataset(DatasetCommand),
+    /// Known voices: enrolled people, whose name diarized speakers take when their voices
+    /// match (`diarize = true`).
+    #[command(subcommand)]
+    Speakers(SpeakersCommand),
     /// Score diarization against known turns: the diarization error rate (missed speech,
     /// false alarm, speaker confusion) of HYPOTHESIS's RTTM against REFERENCE's, file by file
     /// (RTTM's file id) and in total, as NIST's md-eval and pyannote.metrics count it.
@@ -105,6 +109,33 @@ pub enum Command {
     Man {
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpeakersCommand {
+    /// Store NAME's voice print in the journal, made from recordings of NAME alone speaking
+    /// (any audio or video the daemon reads; 3 s of speech at least, 30 s or more is
+    /// better). Enrolling a name again replaces its print.
+    Enroll {
+        #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+        name: String,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List the enrolled voices.
+    List {
+        #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget an enrolled voice.
+    Remove {
+        #[arg(short, long, env = "HOTFOLDERD_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+        name: String,
     },
 }
 
@@ -586,6 +617,7 @@ impl DecodeArgs {
             min_speakers: self.min_speakers,
             max_speakers: self.max_speakers,
             threshold: self.cluster_threshold,
+            ..Default::default()
         };
         wanted
             .resolve(whisper_model)

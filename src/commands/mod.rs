@@ -9,6 +9,7 @@ pub mod notify;
 pub mod registry;
 pub mod run;
 pub mod score_diarization;
+pub mod speakers;
 pub mod transcribe;
 
 use std::fmt::Display;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Notify(cmd) => notify::run(cmd),
         Command::History { config, what } => history::run(&config, what.as_deref()),
         Command::Dataset(cmd) => dataset::run(cmd),
+        Command::Speakers(cmd) => speakers::run(cmd),
     }
 }
 

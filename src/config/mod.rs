@@ -1066,6 +1066,62 @@ marker = ".done"
     }
 
     #[test]
+    fn a_profile_diarizes_with_the_speaker_model_and_its_counts_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let speaker = dir.path().join("speaker.safetensors");
+        std::fs::write(&speaker, b"x").unwrap();
+        let with = |keys: &str| {
+            GOOD.replace(
+                "marker = \".done\"",
+                &format!(
+                    "marker = \".done\"\nprofile = \"meetings\"\n\
+                     [profiles.meetings]\ndiarize = true\nspeaker_model = {:?}\n{keys}",
+                    speaker.display().to_string()
+                ),
+            )
+        };
+        let c = Config::parse(&with("max_speakers = 4\n"), "t.toml", no_env).unwrap();
+        let d = c.watch[1].resolved(&c).unwrap().opts.diarize.unwrap();
+        assert_eq!(d.model, speaker);
+        assert_eq!((d.num_speakers, d.max_speakers), (None, Some(4)));
+        assert_eq!(d.threshold, crate::diarize::run::DEFAULT_THRESHOLD);
+        assert!(c.watch[0].resolved(&c).unwrap().opts.diarize.is_none());
+        // It is part of what dedup compares: a diarized transcript is another output.
+        let scope =
+            |o: &crate::pipeline::transcribe::DecodeOptions| crate::job::dedup_scope("m", o);
+        assert_ne!(
+            scope(&c.watch[1].resolved(&c).unwrap().opts),
+            scope(&c.watch[0].resolved(&c).unwrap().opts)
+        );
+        for (keys, want) in [
+            (
+                "min_speakers = 3\nmax_speakers = 2\n",
+                "min_speakers (3) is more than max_speakers (2)",
+            ),
+            ("num_speakers = 0\n", "must be at least 1"),
+            (
+                "channels = \"split\"\n",
+                "diarize tells voices apart on one channel",
+            ),
+        ] {
+            let e = Config::parse(&with(keys), "t.toml", no_env).unwrap_err();
+            assert!(
+                e.iter().any(|e| e.message.contains(want)),
+                "{want} in {e:#?}"
+            );
+        }
+        let missing = with("").replace(&speaker.display().to_string(), "/no/speaker.st");
+        let e = Config::parse(&missing, "t.toml", no_env).unwrap_err();
+        assert!(
+            e.iter().any(|e| e
+                .message
+                .contains("speaker_model /no/speaker.st is not a file")
+                && e.message.contains("scripts/fetch-model.sh speaker")),
+            "{e:#?}"
+        );
+    }
+
+    #[test]
     fn profiles_override_asr_key_by_key_and_are_all_checked() {
         let model = tempfile::NamedTempFile::new().unwrap();
         let text = GOOD

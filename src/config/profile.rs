@@ -61,6 +61,12 @@ pub struct Decoding {
     /// With `diarize`: the cosine similarity below which two groups of speech are different
     /// speakers.
     pub cluster_threshold: Option<f32>,
+    /// With `diarize`: how alike (cosine) a speaker and a known voice must be for the
+    /// speaker to take its name.
+    pub match_threshold: Option<f32>,
+    /// With `diarize`: "enrolled" (default) names speakers after enrolled voices; "folder"
+    /// also after the speakers of the source's earlier inputs.
+    pub speakers_from: Option<crate::diarize::run::SpeakersFrom>,
     /// The speaker model (default: `speaker-campplus.safetensors` beside the Whisper model,
     /// or in the models folders).
     pub speaker_model: Option<PathBuf>,
@@ -196,6 +202,7 @@ impl Decoding {
             min_speakers: self.min_speakers,
             max_speakers: self.max_speakers,
             threshold: self.cluster_threshold,
+            match_threshold: self.match_threshold,
             ..Default::default()
         };
         if let Some(why) = wanted.problem() {
@@ -224,6 +231,8 @@ impl Diarizing {
         w.min_speakers = d.min_speakers.or(w.min_speakers);
         w.max_speakers = d.max_speakers.or(w.max_speakers);
         w.threshold = d.cluster_threshold.or(w.threshold);
+        w.match_threshold = d.match_threshold.or(w.match_threshold);
+        w.speakers_from = d.speakers_from.or(w.speakers_from);
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::campplus::{CamPlus, Weights};
-use super::run::{DiarizeOptions, DEFAULT_THRESHOLD};
+use super::run::{DiarizeOptions, SpeakersFrom, DEFAULT_MATCH_THRESHOLD, DEFAULT_THRESHOLD};
 use crate::model::safetensors::{write_f32, SafeTensors};
 use crate::model::ModelError;
 
@@ -73,6 +73,8 @@ pub struct Wanted {
     pub min_speakers: Option<usize>,
     pub max_speakers: Option<usize>,
     pub threshold: Option<f32>,
+    pub match_threshold: Option<f32>,
+    pub speakers_from: Option<SpeakersFrom>,
 }
 
 impl Wanted {
@@ -113,6 +115,9 @@ impl Wanted {
             min_speakers: self.min_speakers,
             max_speakers: self.max_speakers,
             threshold: self.threshold.unwrap_or(DEFAULT_THRESHOLD),
+            match_threshold: self.match_threshold.unwrap_or(DEFAULT_MATCH_THRESHOLD),
+            speakers_from: self.speakers_from.unwrap_or_default(),
+            known: Vec::new(),
         })
     }
 
@@ -128,10 +133,15 @@ impl Wanted {
                 ));
             }
         }
-        if let Some(t) = self.threshold.filter(|t| !(*t > -1.0 && *t < 1.0)) {
-            return Some(format!(
-                "cluster_threshold must be between -1 and 1 (a cosine similarity), not {t}"
-            ));
+        for (key, value) in [
+            ("cluster_threshold", self.threshold),
+            ("match_threshold", self.match_threshold),
+        ] {
+            if let Some(t) = value.filter(|t| !(*t > -1.0 && *t < 1.0)) {
+                return Some(format!(
+                    "{key} must be between -1 and 1 (a cosine similarity), not {t}"
+                ));
+            }
         }
         None
     }

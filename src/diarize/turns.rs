@@ -68,6 +68,28 @@ fn speaker_of(turns: &[Turn], start: f64, end: f64) -> Option<usize> {
     best.map(|b| b.0)
 }
 
+/// The speaker of the turn nearest to `start..end`, within [`NEAREST_GAP`] (speech too
+/// short to have had a voice print of its own, next to a turn).
+fn nearest(turns: &[Turn], start: f64, end: f64) -> Option<usize> {
+    turns
+        .iter()
+        .map(|t| {
+            let gap = (t.start - end).max(start - t.end).max(0.0);
+            (gap, t.speaker)
+        })
+        .filter(|(gap, _)| *gap <= NEAREST_GAP)
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, s)| s)
+}
+
+/// How far (seconds) speech with no turn of its own may be from the turn it is given to.
+const NEAREST_GAP: f64 = 2.0;
+
+/// The speaker covering most of `start..end`, else the nearest turn's.
+fn speaker_at(turns: &[Turn], start: f64, end: f64) -> Option<usize> {
+    speaker_of(turns, start, end).or_else(|| nearest(turns, start, end))
+}
+
 /// Labels `segments` with `names[speaker]`: words by their own time, segments cut where the
 /// speaker of their words changes (tokens follow their words), each piece named by its
 /// words' speaker. A segment without words takes the speaker covering most of it.
@@ -76,14 +98,14 @@ pub fn label(segments: Vec<Segment>, turns: &[Turn], names: &[String]) -> Vec<Se
     let mut out = Vec::with_capacity(segments.len());
     for seg in segments {
         if seg.words.is_empty() {
-            let speaker = name(speaker_of(turns, seg.start, seg.end));
+            let speaker = name(speaker_at(turns, seg.start, seg.end));
             out.push(Segment { speaker, ..seg });
             continue;
         }
         let who: Vec<Option<String>> = seg
             .words
             .iter()
-            .map(|w| name(speaker_of(turns, w.start, w.end)))
+            .map(|w| name(speaker_at(turns, w.start, w.end)))
             .collect();
         out.extend(cut(seg, &who));
     }
@@ -218,8 +240,16 @@ mod tests {
             },
         ];
         let names = vec!["S1".to_string(), "S2".to_string()];
-        let out = label(vec![seg, segment(3.0, 4.0, " (no words)")], &turns, &names);
-        assert_eq!(out.len(), 3);
+        let out = label(
+            vec![
+                seg,
+                segment(3.0, 4.0, " (no words)"),
+                segment(9.0, 9.5, " far"),
+            ],
+            &turns,
+            &names,
+        );
+        assert_eq!(out.len(), 4);
         assert_eq!(
             (
                 out[0].text.as_str(),
@@ -244,7 +274,8 @@ mod tests {
             .words
             .iter()
             .all(|w| w.speaker.as_deref() == Some("S2")));
-        // No turn covers it: no speaker rather than a guess.
-        assert_eq!(out[2].speaker, None);
+        // No turn covers it: the nearest one's speaker, if it is near.
+        assert_eq!(out[2].speaker.as_deref(), Some("S2"));
+        assert_eq!(out[3].speaker, None);
     }
 }

@@ -181,11 +181,33 @@ pub async fn run(
     let pcm = keep
         .as_ref()
         .map(|(s, path)| (s.clone(), path.to_path_buf()));
+    let voices = known_voices(cx)?;
     let opened = input.open(cx.spool_dir).await?;
-    let transcribed = transcribe(cx, input.name().to_string(), opened, pcm).await;
+    let transcribed = transcribe(cx, input.name().to_string(), opened, pcm, voices.as_ref()).await;
     // A broken transfer is the transfer's failure, whatever the decoder made of it.
     input.close(transcribed.is_err()).await?;
     let t = transcribed?;
+    if let (Some((journal, id)), Some(v)) = (cx.journal, &voices) {
+        if !t.heard.is_empty() {
+            let source = journal
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(id)
+                .ok()
+                .flatten()
+                .map(|i| i.source);
+            if let Some(source) = source {
+                let kept = journal
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .set_input_voices(id, &source, &v.model_sha256, &t.heard);
+                if let Err(e) = kept {
+                    // Only later inputs lose: their speakers are not matched with these.
+                    tracing::warn!(file = %input.name(), error = %e, "cannot keep the speakers' voice prints");
+                }
+            }
+        }
+    }
     match &hashed_first {
         // Hashed as it was read (a streamed S3 object): a later twin can still find it.
         None => record_dedup_key(cx, input.name(), &t.sha256),
@@ -348,6 +370,8 @@ struct Transcribed {
     outputs: Vec<(Format, Vec<u8>)>,
     transcript: Transcript,
     sha256: String,
+    /// The speakers diarization told apart (empty when it was off).
+    heard: Vec<speakers::Heard>,
 }
 
 async fn transcribe(
@@ -355,8 +379,12 @@ async fn transcribe(
     name: String,
     opened: Opened,
     pcm: Option<Pcm>,
+    voices: Option<&Voices>,
 ) -> Result<Transcribed, Failure> {
-    let (transcriber, opts, limits) = (cx.transcriber.clone(), cx.opts.clone(), cx.limits);
+    let (transcriber, mut opts, limits) = (cx.transcriber.clone(), cx.opts.clone(), cx.limits);
+    if let (Some(d), Some(v)) = (opts.diarize.as_mut(), voices) {
+        d.known = v.known.clone();
+    }
     let rendering = Rendering {
         formats: cx.formats.to_vec(),
         model_sha256: cx.model_sha256.map(str::to_string),
@@ -389,6 +417,39 @@ fn transcribe_failure(e: TranscribeError) -> Failure {
         TranscribeError::Decode(e) => Failure::permanent(Stage::Decode, e.to_string()),
         e => Failure::transient(Stage::Transcribe, e.to_string()),
     }
+}
+
+/// The known voices a diarized input's speakers are named after, and the speaker model's
+/// sha256 (prints of another model are not compared).
+struct Voices {
+    known: Vec<crate::diarize::names::Known>,
+    model_sha256: String,
+}
+
+/// With diarization and a journal: the voices this input's speakers may be named after.
+fn known_voices(cx: &Context<'_>) -> Result<Option<Voices>, Failure> {
+    let (Some(d), Some((journal, id))) = (&cx.opts.diarize, cx.journal) else {
+        return Ok(None);
+    };
+    let model_sha256 = crate::hash::sha256_file(&d.model).map_err(|e| {
+        Failure::transient(
+            Stage::Diarize,
+            format!("cannot read the speaker model {}: {e}", d.model.display()),
+        )
+    })?;
+    let known = speakers::known_voices(
+        &journal.lock().unwrap_or_else(|p| p.into_inner()),
+        id,
+        d,
+        &model_sha256,
+    )
+    .map_err(|e| {
+        Failure::transient(Stage::Diarize, format!("cannot read the known voices: {e}"))
+    })?;
+    Ok(Some(Voices {
+        known,
+        model_sha256,
+    }))
 }
 
 /// The job's decoded audio as it is kept: the spool the decoder's tap fills, and its file.
@@ -443,8 +504,10 @@ fn transcribe_blocking(
         }
         None => transcript,
     };
+    let mut heard = Vec::new();
     if let (Some(d), Some((spool, path))) = (&opts.diarize, &pcm) {
-        transcript = speakers::diarized(transcript, d, spool, path, &opts, &rendering.spool_dir)?;
+        (transcript, heard) =
+            speakers::diarized(transcript, d, spool, path, &opts, &rendering.spool_dir)?;
     }
     crate::metrics::observe_job(transcript.duration, started.elapsed().as_secs_f64());
     let sha256 = opened.sha256.wait()?;
@@ -471,6 +534,7 @@ fn transcribe_blocking(
         outputs,
         transcript,
         sha256,
+        heard,
     })
 }
 

@@ -1,17 +1,27 @@
 //! The job's diarization step: the transcript labelled with who spoke when, from the
-//! decoded audio the job kept.
+//! decoded audio the job kept, its speakers named after known voices where they match; and
+//! what the journal keeps of them for later inputs of the same source.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::failure::{Failure, Stage};
 use crate::dataset::pcm::PcmSpool;
-use crate::diarize::run::{diarize, talk_times, DiarizeError, DiarizeOptions};
+use crate::diarize::names::{names, Known};
+use crate::diarize::run::{diarize, talk_times, DiarizeError, DiarizeOptions, SpeakersFrom};
 use crate::diarize::{model, turns};
+use crate::journal::Journal;
 use crate::pipeline::transcribe::DecodeOptions;
 use crate::pipeline::transcript::{SpeakerTurn, Transcript};
 
-/// `transcript` with speakers on its segments and words, and their talk times.
+/// A speaker of the file as the journal keeps it: name, voice print, talk seconds.
+pub type Heard = (String, Vec<f32>, f64);
+
+/// The most prints of a source's earlier speakers compared with a new input's.
+const FOLDER_PRINTS: usize = 200;
+
+/// `transcript` with speakers on its segments and words, and their talk times; and each
+/// speaker's voice print.
 pub fn diarized(
     mut transcript: Transcript,
     d: &DiarizeOptions,
@@ -19,7 +29,7 @@ pub fn diarized(
     pcm: &Path,
     opts: &DecodeOptions,
     spool_dir: &Path,
-) -> Result<Transcript, Failure> {
+) -> Result<(Transcript, Vec<Heard>), Failure> {
     let failed = |e: DiarizeError| match e {
         DiarizeError::Stopped(why) => Failure::Stopped(why),
         e => Failure::transient(Stage::Diarize, e.to_string()),
@@ -41,11 +51,10 @@ pub fn diarized(
         spool_dir,
     )
     .map_err(failed)?;
-    let names: Vec<String> = (0..found.voices.len()).map(turns::default_name).collect();
+    let names = names(&found.voices, &d.known, d.match_threshold);
     let segments = std::mem::take(&mut transcript.segments);
     transcript.segments = turns::label(segments, &found.turns, &names);
     transcript.speakers = talk_times(&found.turns, &names);
-    transcript.diarized = true;
     transcript.turns = found
         .turns
         .iter()
@@ -55,5 +64,55 @@ pub fn diarized(
             speaker: names.get(t.speaker).cloned().unwrap_or_default(),
         })
         .collect();
-    Ok(transcript)
+    transcript.diarized = true;
+    let heard = transcript
+        .speakers
+        .iter()
+        .zip(found.voices)
+        .map(|(s, print)| (s.name.clone(), print, s.talk_seconds))
+        .collect();
+    Ok((transcript, heard))
+}
+
+/// The known voices input `id` is matched against, made by the same speaker model
+/// (`model_sha256`): the enrolled ones, and with `speakers_from = "folder"` the speakers of
+/// its source's earlier inputs (an enrolled name wins over a folder label).
+pub fn known_voices(
+    journal: &Journal,
+    id: i64,
+    d: &DiarizeOptions,
+    model_sha256: &str,
+) -> Result<Vec<Known>, crate::journal::JournalError> {
+    let mut known: Vec<Known> = journal
+        .voices()?
+        .into_iter()
+        .filter(|v| v.model_sha256 == model_sha256)
+        .map(|v| Known {
+            name: v.name,
+            print: v.print,
+        })
+        .collect();
+    if d.speakers_from == SpeakersFrom::Folder {
+        let Some(input) = journal.get(id)? else {
+            return Ok(known);
+        };
+        // One print per label: the talk-time-weighted mean of its inputs' prints.
+        let mut labels: Vec<(String, Vec<f32>)> = Vec::new();
+        for h in journal.source_voices(&input.source, model_sha256, id, FOLDER_PRINTS)? {
+            if known.iter().any(|k| k.name == h.label) {
+                continue;
+            }
+            let weighted: Vec<f32> = h.print.iter().map(|v| v * h.seconds as f32).collect();
+            match labels.iter_mut().find(|(l, _)| *l == h.label) {
+                Some((_, sum)) => sum.iter_mut().zip(&weighted).for_each(|(s, v)| *s += v),
+                None => labels.push((h.label, weighted)),
+            }
+        }
+        known.extend(
+            labels
+                .into_iter()
+                .map(|(name, print)| Known { name, print }),
+        );
+    }
+    Ok(known)
 }

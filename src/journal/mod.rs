@@ -24,6 +24,7 @@ mod queue;
 mod recent;
 mod retention;
 mod state;
+mod voices;
 
 pub use dataset::{Corrected, Ledger, Run, RunState};
 pub use http::{HttpArrived, HttpJob, CALLBACK_TARGET, HTTP_SOURCE};
@@ -35,6 +36,7 @@ pub use retention::Removal;
 
 pub use queue::{Arrival, Arrived};
 pub use state::State;
+pub use voices::{HeardVoice, Voice};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -580,6 +582,7 @@ impl Journal {
         conn.execute_batch(models::MODELS_SCHEMA).map_err(db)?;
         conn.execute_batch(http::HTTP_SCHEMA).map_err(db)?;
         conn.execute_batch(progress::PROGRESS_SCHEMA).map_err(db)?;
+        conn.execute_batch(voices::VOICES_SCHEMA).map_err(db)?;
         Ok(Journal {
             conn,
             path: path.to_path_buf(),

@@ -280,5 +280,24 @@ mod tests {
         assert_eq!(doc["timings"]["total_seconds"], 8.0);
         assert_eq!(doc["source"]["path"], "/in/a.wav");
         assert_eq!(doc["timings"]["finished_at"], "1970-01-01T00:00:09.000Z");
+        assert!(doc.get("speakers").is_none());
+
+        // A diarized job's result names how many speakers it told apart.
+        let result = crate::job::JobResult {
+            audio_seconds: 30.0,
+            language: "en".into(),
+            model: "tiny.en".into(),
+            decode_seconds: 0.1,
+            asr_seconds: 3.0,
+            segments: 7,
+            speakers: Some(3),
+        };
+        let done = InputFacts {
+            result: result.to_json(),
+            ..facts
+        };
+        let doc = input_document(&note("done", 9_000), &done);
+        assert_eq!(doc["speakers"], 3);
+        assert_eq!(doc["audio_seconds"], 30.0);
     }
 }

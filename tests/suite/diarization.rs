@@ -137,3 +137,150 @@ fn read_f32(path: &std::path::Path) -> Vec<f32> {
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
 }
+
+/// Generated conversations (two voices each, an overlap, one speaker back after a long
+/// pause) through the daemon with `diarize = true`: speakers are told apart and scored
+/// against the known turns; an enrolled voice is named, a stranger is not taken for one and
+/// keeps its label in the folder's next recording (`speakers_from = "folder"`); every format
+/// and the dataset's manifest name them.
+#[test]
+fn conversations_are_diarized_and_known_voices_named_across_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = d.join("corpus");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/diarization-corpus.py");
+    // conv00 and conv02 of seed 7 are both bob and dee; the solo clips say other sentences.
+    run(Command::new("python3")
+        .arg(script)
+        .arg(&corpus)
+        .args(["--count", "3", "--seed", "7"]));
+    for voice in ["dee", "cid"] {
+        run(Command::new("python3")
+            .arg(script)
+            .arg(d.join("solo"))
+            .args(["--solo", voice, "--seed", "11"]));
+    }
+    let config = write_daemon_config(d, "300ms");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "profile = \"meetings\"\nformats = [\"json\", \"rttm\", \"vtt\", \"srt\", \"txt\"]\n\
+         [profiles.meetings]\ndiarize = true\nspeakers_from = \"folder\"\n\
+         [[dataset]]\nname = \"voices\"\nsources = [{:?}]\npath = {:?}\n\
+         train_after_hours = 100.0\nmin_segment_seconds = 0.5\nsingle_speaker_only = true\n\
+         [dataset.trainer]\ncommand = [\"true\"]\n",
+        d.join("inbox"),
+        d.join("dataset"),
+    ));
+    std::fs::write(&config, text).unwrap();
+    // Dee is enrolled, and so is Cid, the voice nearest bob's: bob must be neither.
+    hotfolderd(
+        &[
+            "speakers",
+            "enroll",
+            "Dee",
+            d.join("solo/dee.wav").to_str().unwrap(),
+        ],
+        &config,
+    );
+    hotfolderd(
+        &[
+            "speakers",
+            "enroll",
+            "Cid",
+            d.join("solo/cid.wav").to_str().unwrap(),
+        ],
+        &config,
+    );
+    let listed = hotfolderd(&["speakers", "list", "--json"], &config);
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert!(listed[1]["seconds"].as_f64().unwrap() > 3.0, "{listed}");
+
+    let inbox = d.join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let daemon = start_daemon(&config);
+    let out = d.join("out");
+    let mut outputs = Vec::new();
+    for name in ["conv00", "conv02"] {
+        std::fs::copy(
+            corpus.join(format!("{name}.wav")),
+            inbox.join(format!("{name}.wav")),
+        )
+        .unwrap();
+        let json = out.join(format!("{name}.json"));
+        wait_until(&format!("{name} diarized"), || json.exists());
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        outputs.push(doc);
+    }
+    stop(daemon);
+
+    for (doc, name) in outputs.iter().zip(["conv00", "conv02"]) {
+        let mut names: Vec<&str> = doc["speakers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        names.sort();
+        // bob is a stranger, S1 in the first file and again in the second.
+        assert_eq!(names, ["Dee", "S1"], "{name}: {}", doc["speakers"]);
+        for seg in doc["segments"].as_array().unwrap() {
+            assert!(names.contains(&seg["speaker"].as_str().unwrap()), "{seg}");
+            assert!(seg["words"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|w| w["speaker"] == seg["speaker"]));
+        }
+        // Who spoke when, scored as NIST's md-eval counts it: the names map onto the true
+        // voices.
+        let reference = std::fs::read_to_string(corpus.join(format!("{name}.rttm"))).unwrap();
+        let turns = doc["turns"].as_array().unwrap();
+        let dee_named = turns
+            .iter()
+            .filter(|t| t["speaker"] == "Dee")
+            .map(|t| t["end"].as_f64().unwrap() - t["start"].as_f64().unwrap())
+            .sum::<f64>();
+        assert!(dee_named > 3.0, "{name}: Dee talks {dee_named} s");
+        assert!(reference.contains(" dee "), "{reference}");
+        let score = Command::new(env!("CARGO_BIN_EXE_hotfolderd"))
+            .arg("score-diarization")
+            .arg("--reference")
+            .arg(corpus.join(format!("{name}.rttm")))
+            .arg("--hypothesis")
+            .arg(out.join(format!("{name}.rttm")))
+            .output()
+            .unwrap();
+        assert!(score.status.success());
+        let table = String::from_utf8_lossy(&score.stdout);
+        let der: f64 = table
+            .lines()
+            .find(|l| l.starts_with("TOTAL"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|v| v.trim_end_matches('%').parse().ok())
+            .unwrap_or_else(|| panic!("{table}"));
+        assert!(der < 20.0, "{name}: DER {der} %:\n{table}");
+        let vtt = std::fs::read_to_string(out.join(format!("{name}.vtt"))).unwrap();
+        let srt = std::fs::read_to_string(out.join(format!("{name}.srt"))).unwrap();
+        let txt = std::fs::read_to_string(out.join(format!("{name}.txt"))).unwrap();
+        for who in &names {
+            assert!(vtt.contains(&format!("<v {who}>")), "{vtt}");
+            assert!(srt.contains(&format!("[{who}]")), "{srt}");
+            assert!(txt.contains(&format!("[{who}]")), "{txt}");
+        }
+    }
+
+    // One voice per training piece, named.
+    let manifest = std::fs::read_to_string(d.join("dataset/manifest.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = manifest
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 4, "{manifest}");
+    for l in &lines {
+        let who = l["speaker"].as_str().unwrap_or_else(|| panic!("{l}"));
+        assert!(["Dee", "S1"].contains(&who), "{l}");
+        assert!(l.get("speakers").is_none(), "{l}");
+    }
+}
