@@ -598,6 +598,9 @@ impl DecodeArgs {
         if !self.diarize {
             return Ok(None);
         }
+        if self.cluster_threshold.is_some_and(|t| !t.is_finite()) {
+            return Err("--cluster-threshold must be a number between -1 and 1".into());
+        }
         if self.channels == Channels::Split {
             return Err(
                 "--diarize tells voices apart on one channel, and --channels split \

@@ -9,6 +9,10 @@ use crate::diarize::der::{score, Der, Span};
 use crate::diarize::rttm;
 
 pub fn run(reference: &[PathBuf], hypothesis: &[PathBuf], collar: f64) -> ExitCode {
+    if !(collar.is_finite() && collar >= 0.0) {
+        eprintln!("hotfolderd: --collar is seconds, 0 or more (md-eval's default is 0.25)");
+        return ExitCode::from(2);
+    }
     let read = |paths: &[PathBuf]| -> Result<BTreeMap<String, Vec<Span>>, String> {
         let mut by_file: BTreeMap<String, Vec<Span>> = BTreeMap::new();
         for p in paths {

@@ -75,7 +75,7 @@ fn enroll(
     };
     let d = wanted.resolve(&config.asr.model)?;
     let model = crate::diarize::model::load(&d.model).map_err(|e| e.to_string())?;
-    let model_sha256 = crate::hash::sha256_file(&d.model)
+    let model_sha256 = crate::diarize::model::sha256(&d.model)
         .map_err(|e| format!("cannot read {}: {e}", d.model.display()))?;
     let mut vad = match &asr.opts.vad_model {
         Some(p) => Some(Vad::load(p, &asr.opts.vad)?),

@@ -27,6 +27,10 @@ pub fn run(args: &TranscribeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if opts.diarize.is_none() && args.format.contains(&crate::pipeline::render::Format::Rttm) {
+        eprintln!("hotfolderd: --format rttm writes who spoke when: it needs --diarize");
+        return ExitCode::from(2);
+    }
     let transcriber = match WhisperTranscriber::load_with(&args.model, &args.model_options()) {
         Ok(t) => t,
         Err(e) => {

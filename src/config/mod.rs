@@ -1069,7 +1069,13 @@ marker = ".done"
     fn a_profile_diarizes_with_the_speaker_model_and_its_counts_are_checked() {
         let dir = tempfile::tempdir().unwrap();
         let speaker = dir.path().join("speaker.safetensors");
-        std::fs::write(&speaker, b"x").unwrap();
+        crate::model::safetensors::write_f32(&speaker, &[("w".into(), vec![2])], |_| {
+            Ok(vec![0.5, 0.25])
+        })
+        .unwrap();
+        // Not a safetensors file at all: refused when the config is read.
+        let damaged = dir.path().join("damaged.safetensors");
+        std::fs::write(&damaged, b"x").unwrap();
         let with = |keys: &str| {
             GOOD.replace(
                 "marker = \".done\"",
@@ -1110,6 +1116,27 @@ marker = ".done"
                 "{want} in {e:#?}"
             );
         }
+        let broken = with("").replace(
+            &speaker.display().to_string(),
+            &damaged.display().to_string(),
+        );
+        let e = Config::parse(&broken, "t.toml", no_env).unwrap_err();
+        assert!(
+            e.iter()
+                .any(|e| e.message.contains("damaged.safetensors") && e.message.contains("import")),
+            "{e:#?}"
+        );
+        let e = Config::parse(
+            &with("num_speakers = 2\nmax_speakers = 3\n"),
+            "t.toml",
+            no_env,
+        )
+        .unwrap_err();
+        assert!(
+            e.iter()
+                .any(|e| e.message.contains("num_speakers sets the count")),
+            "{e:#?}"
+        );
         let missing = with("").replace(&speaker.display().to_string(), "/no/speaker.st");
         let e = Config::parse(&missing, "t.toml", no_env).unwrap_err();
         assert!(

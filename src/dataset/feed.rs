@@ -261,7 +261,13 @@ impl Dataset {
                 return Ok(Added::OtherLanguage(transcript.language.clone()));
             }
         }
-        let pieces = cut_in(&transcript.segments, &self.rules, self.language.as_deref());
+        // One voice per piece applies to what diarization labelled; other inputs' pieces
+        // (no speakers, or split channels' names) are cut as ever.
+        let rules = Rules {
+            single_speaker: self.rules.single_speaker && transcript.diarized,
+            ..self.rules
+        };
+        let pieces = cut_in(&transcript.segments, &rules, self.language.as_deref());
         let _one_at_a_time = self.lock();
         let manifest = self.manifest();
         std::fs::create_dir_all(&self.root).map_err(io("create", &self.root))?;

@@ -49,7 +49,8 @@ pub struct Line {
     pub source_start: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_end: Option<f64>,
-    /// Who speaks in the piece, when the input was diarized and one speaker does.
+    /// Who speaks in the piece, when one speaker does and is known: diarization's name, or
+    /// a split channel's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speaker: Option<String>,
     /// Every speaker in the piece, in order, when several do (then `speaker` is absent).

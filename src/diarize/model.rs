@@ -48,6 +48,32 @@ pub fn load(path: &Path) -> Result<CamPlus, ModelError> {
     })
 }
 
+/// The sha256 of the speaker model at `path`, hashed once per file version (size and
+/// modification time): known voices are compared only with prints of the same model.
+pub fn sha256(path: &Path) -> std::io::Result<String> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    type Key = (PathBuf, u64, Option<std::time::SystemTime>);
+    static HASHED: Mutex<Option<HashMap<Key, String>>> = Mutex::new(None);
+    let meta = std::fs::metadata(path)?;
+    let key = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    if let Some(sha) = HASHED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .and_then(|m| m.get(&key))
+    {
+        return Ok(sha.clone());
+    }
+    let sha = crate::hash::sha256_file(path)?;
+    HASHED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert_with(HashMap::new)
+        .insert(key, sha.clone());
+    Ok(sha)
+}
+
 /// Where a run looks for the speaker model when none is named: beside the Whisper model,
 /// then the models folders (as for the VAD model).
 pub fn candidates(whisper_model: &Path) -> Vec<PathBuf> {
@@ -109,6 +135,9 @@ impl Wanted {
                 }
             }
         };
+        // A damaged file is a config error now, not a failure of every diarized input later.
+        SafeTensors::open(&model)
+            .map_err(|e| format!("speaker model {}: {e}; {HOW_TO_IMPORT}", model.display()))?;
         Ok(DiarizeOptions {
             model,
             num_speakers: self.num_speakers,
@@ -125,6 +154,13 @@ impl Wanted {
     pub fn problem(&self) -> Option<String> {
         if [self.num_speakers, self.min_speakers, self.max_speakers].contains(&Some(0)) {
             return Some("num_speakers, min_speakers and max_speakers must be at least 1".into());
+        }
+        if self.num_speakers.is_some()
+            && (self.min_speakers.is_some() || self.max_speakers.is_some())
+        {
+            return Some(
+                "num_speakers sets the count: leave out min_speakers and max_speakers".into(),
+            );
         }
         if let (Some(lo), Some(hi)) = (self.min_speakers, self.max_speakers) {
             if lo > hi {

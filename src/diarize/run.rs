@@ -105,17 +105,24 @@ pub fn diarize(
     cancel: &Cancel,
     spool_dir: &Path,
 ) -> Result<Diarization, DiarizeError> {
-    let windows = windows::windows(&windows::speech(segments));
+    // Speech as the transcript places it, within the audio kept (times may run past it).
+    let kept = std::fs::metadata(pcm)?.len() as f64 / 2.0 / SAMPLE_RATE as f64;
+    let stretches: Vec<(f64, f64)> = windows::speech(segments)
+        .into_iter()
+        .map(|(a, b)| (a.min(kept), b.min(kept)))
+        .collect();
+    let candidates = windows::windows(&stretches);
+    let mut windows = Vec::with_capacity(candidates.len());
     let mut spool = EmbeddingSpool::create(spool_dir, super::campplus::DIM)?;
     // Batches bound what is held at once; each batch is split across the threads.
     const BATCH: usize = 64;
     let threads = threads.clamp(1, BATCH);
-    for batch in windows.chunks(BATCH) {
+    for batch in candidates.chunks(BATCH) {
         if let Some(why) = cancel.stopped() {
             return Err(DiarizeError::Stopped(why));
         }
         let per_thread = batch.len().div_ceil(threads);
-        let embedded: Vec<std::io::Result<Vec<Vec<f32>>>> = std::thread::scope(|s| {
+        let embedded: Vec<std::io::Result<Vec<Option<Vec<f32>>>>> = std::thread::scope(|s| {
             let handles: Vec<_> = batch
                 .chunks(per_thread)
                 .map(|part| s.spawn(move || embed_all(model, pcm, part)))
@@ -129,9 +136,12 @@ pub fn diarize(
                 })
                 .collect()
         });
-        for part in embedded {
-            for e in part? {
-                spool.push(&e)?;
+        let prints = embedded.into_iter().collect::<Result<Vec<_>, _>>()?;
+        // A window too short for a print (never, within the audio) gives no speaker.
+        for (window, print) in batch.iter().zip(prints.into_iter().flatten()) {
+            if let Some(p) = print {
+                spool.push(&p)?;
+                windows.push(*window);
             }
         }
     }
@@ -143,19 +153,18 @@ pub fn diarize(
     })
 }
 
-/// The voice prints of `windows`, in order.
+/// The voice prints of `windows`, in order (`None`: too short for one).
 fn embed_all(
     model: &CamPlus,
     pcm: &Path,
     windows: &[(f64, f64)],
-) -> std::io::Result<Vec<Vec<f32>>> {
+) -> std::io::Result<Vec<Option<Vec<f32>>>> {
     let mut file = File::open(pcm)?;
     let fbank = Fbank::new();
     let mut out = Vec::with_capacity(windows.len());
     for &(start, end) in windows {
         let audio = read_samples(&mut file, start, end)?;
-        // Cut short by the end of the audio: too little to embed, so no direction at all.
-        out.push(embed(model, &fbank, &audio).unwrap_or_else(|| vec![0.0; super::campplus::DIM]));
+        out.push(embed(model, &fbank, &audio));
     }
     Ok(out)
 }
@@ -179,7 +188,7 @@ fn read_samples(file: &mut File, start: f64, end: f64) -> std::io::Result<Vec<f3
     file.read_exact(&mut bytes)?;
     Ok(bytes
         .chunks_exact(2)
-        .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+        .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32767.0)
         .collect())
 }
 

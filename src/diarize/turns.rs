@@ -47,7 +47,8 @@ pub fn turns(windows: &[(f64, f64)], speakers: &[usize]) -> Vec<Turn> {
 
 /// The speaker whose turns cover most of `start..end` (`None`: no turn touches it).
 fn speaker_of(turns: &[Turn], start: f64, end: f64) -> Option<usize> {
-    let mut best: Option<(usize, f64)> = None;
+    // Each speaker's coverage, summed over their turns.
+    let mut totals: Vec<(usize, f64)> = Vec::new();
     let mid = (start + end) / 2.0;
     for t in turns {
         // A word with no length is placed by its instant.
@@ -59,13 +60,20 @@ fn speaker_of(turns: &[Turn], start: f64, end: f64) -> Option<usize> {
             0.0
         };
         if covered > 0.0 {
-            let total = best.filter(|b| b.0 == t.speaker).map_or(0.0, |b| b.1) + covered;
-            if best.is_none_or(|b| total > b.1) {
-                best = Some((t.speaker, total));
+            match totals.iter_mut().find(|(s, _)| *s == t.speaker) {
+                Some((_, total)) => *total += covered,
+                None => totals.push((t.speaker, covered)),
             }
         }
     }
-    best.map(|b| b.0)
+    // The first to reach the most wins a tie.
+    totals
+        .iter()
+        .fold(None::<(usize, f64)>, |best, &(s, c)| match best {
+            Some(b) if b.1 >= c => Some(b),
+            _ => Some((s, c)),
+        })
+        .map(|b| b.0)
 }
 
 /// The speaker of the turn nearest to `start..end`, within [`NEAREST_GAP`] (speech too
@@ -137,16 +145,7 @@ fn cut(seg: Segment, who: &[Option<String>]) -> Vec<Segment> {
             ..seg
         }];
     }
-    // A token belongs to the piece of the word it is in: tokens starting with a space start
-    // a word, as `words_from_tokens` groups them.
-    let mut token_word: Vec<usize> = Vec::with_capacity(seg.tokens.len());
-    let mut word = 0usize;
-    for (i, t) in seg.tokens.iter().enumerate() {
-        if i > 0 && t.text.starts_with(' ') {
-            word += 1;
-        }
-        token_word.push(word.min(seg.words.len() - 1));
-    }
+    let token_word = token_words(&seg.tokens, seg.words.len());
     let last = pieces.len() - 1;
     pieces
         .iter()
@@ -186,6 +185,32 @@ fn cut(seg: Segment, who: &[Option<String>]) -> Vec<Segment> {
         .collect()
 }
 
+/// The word each token belongs to, grouped as `words_from_tokens` groups them: a token
+/// starting with a space starts a word, and words left empty (a lone " ") are not words, so
+/// their tokens go with the word after them.
+fn token_words(tokens: &[Token], words: usize) -> Vec<usize> {
+    let mut raw: Vec<usize> = Vec::with_capacity(tokens.len());
+    let mut raw_empty: Vec<bool> = Vec::new();
+    for t in tokens {
+        if t.text.starts_with(' ') || raw_empty.is_empty() {
+            raw_empty.push(t.text.trim_start().is_empty());
+        } else if let Some(empty) = raw_empty.last_mut() {
+            *empty = *empty && t.text.is_empty();
+        }
+        raw.push(raw_empty.len() - 1);
+    }
+    let mut kept = Vec::with_capacity(raw_empty.len());
+    let mut next = 0usize;
+    for empty in &raw_empty {
+        kept.push(next);
+        if !empty {
+            next += 1;
+        }
+    }
+    let last = words.saturating_sub(1);
+    raw.iter().map(|&r| kept[r].min(last)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +224,31 @@ mod tests {
             p: 0.9,
             id: 1,
         }
+    }
+
+    #[test]
+    fn the_speaker_covering_most_wins_summed_over_their_turns() {
+        let t = |start: f64, end: f64, speaker: usize| Turn {
+            start,
+            end,
+            speaker,
+        };
+        let turns = [t(0.0, 0.4, 0), t(0.4, 0.9, 1), t(0.9, 1.3, 0)];
+        assert_eq!(speaker_of(&turns, 0.0, 1.3), Some(0));
+        assert_eq!(speaker_of(&turns, 0.3, 1.0), Some(1));
+        assert_eq!(speaker_of(&turns, 2.0, 3.0), None);
+    }
+
+    #[test]
+    fn tokens_of_a_word_left_empty_go_with_the_next_word() {
+        let toks = [
+            token(" Hi", 0.0, 0.2),
+            token(" ", 0.2, 0.3),
+            token(" there", 0.3, 0.5),
+            token("!", 0.5, 0.6),
+        ];
+        assert_eq!(words_from_tokens(&toks).len(), 2);
+        assert_eq!(token_words(&toks, 2), [0, 1, 1, 1]);
     }
 
     #[test]

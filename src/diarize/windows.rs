@@ -32,7 +32,7 @@ pub fn speech(segments: &[Segment]) -> Vec<(f64, f64)> {
                 words
             }
         })
-        .filter(|(a, b)| b > a)
+        .filter(|(a, b)| a.is_finite() && b.is_finite() && b > a)
         .collect();
     spans.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut out: Vec<(f64, f64)> = Vec::new();

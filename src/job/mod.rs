@@ -187,27 +187,6 @@ pub async fn run(
     // A broken transfer is the transfer's failure, whatever the decoder made of it.
     input.close(transcribed.is_err()).await?;
     let t = transcribed?;
-    if let (Some((journal, id)), Some(v)) = (cx.journal, &voices) {
-        if !t.heard.is_empty() {
-            let source = journal
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(id)
-                .ok()
-                .flatten()
-                .map(|i| i.source);
-            if let Some(source) = source {
-                let kept = journal
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .set_input_voices(id, &source, &v.model_sha256, &t.heard);
-                if let Err(e) = kept {
-                    // Only later inputs lose: their speakers are not matched with these.
-                    tracing::warn!(file = %input.name(), error = %e, "cannot keep the speakers' voice prints");
-                }
-            }
-        }
-    }
     match &hashed_first {
         // Hashed as it was read (a streamed S3 object): a later twin can still find it.
         None => record_dedup_key(cx, input.name(), &t.sha256),
@@ -236,6 +215,8 @@ pub async fn run(
     for (format, bytes) in t.outputs {
         outputs.push(output.put(format, bytes, &placed).await?);
     }
+    // Kept once the outputs are: later inputs of the source are named after these speakers.
+    record_voices(cx, input.name(), voices.as_ref(), &t.heard);
     let mut transcript = t.transcript;
     if let (Some((journal, _)), Some((spool, pcm))) = (feeding, keep) {
         let (datasets, journal, spool_dir) = (
@@ -431,7 +412,7 @@ fn known_voices(cx: &Context<'_>) -> Result<Option<Voices>, Failure> {
     let (Some(d), Some((journal, id))) = (&cx.opts.diarize, cx.journal) else {
         return Ok(None);
     };
-    let model_sha256 = crate::hash::sha256_file(&d.model).map_err(|e| {
+    let model_sha256 = crate::diarize::model::sha256(&d.model).map_err(|e| {
         Failure::transient(
             Stage::Diarize,
             format!("cannot read the speaker model {}: {e}", d.model.display()),
@@ -450,6 +431,26 @@ fn known_voices(cx: &Context<'_>) -> Result<Option<Voices>, Failure> {
         known,
         model_sha256,
     }))
+}
+
+/// Journals the speakers diarization told apart, for later inputs of the source to be
+/// matched against (`speakers_from = "folder"`).
+fn record_voices(cx: &Context<'_>, name: &str, voices: Option<&Voices>, heard: &[speakers::Heard]) {
+    let (Some((journal, id)), Some(v)) = (cx.journal, voices) else {
+        return;
+    };
+    if heard.is_empty() {
+        return;
+    }
+    let mut j = journal.lock().unwrap_or_else(|p| p.into_inner());
+    let kept = j.get(id).and_then(|input| match input {
+        Some(i) => j.set_input_voices(id, &i.source, &v.model_sha256, heard),
+        None => Ok(()),
+    });
+    if let Err(e) = kept {
+        // Only later inputs lose: their speakers are not matched with these.
+        tracing::warn!(file = %name, error = %e, "cannot keep the speakers' voice prints");
+    }
 }
 
 /// The job's decoded audio as it is kept: the spool the decoder's tap fills, and its file.
