@@ -56,7 +56,7 @@ impl Mat {
 }
 
 /// `out = a (m×k) · b (k×n)`, row-major.
-fn matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+pub(super) fn matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
     assert!(a.len() == m * k && b.len() == k * n, "matmul shapes");
     let mut c = vec![0f32; m * n];
     // SAFETY: the slices hold m·k, k·n and m·n values, laid out row-major as the strides say.

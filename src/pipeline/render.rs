@@ -285,8 +285,8 @@ fn cues_of(
     }
 }
 
-/// `[name] ` before a speaker's text in srt and txt.
-fn prefixed(who: Option<&str>, text: &str) -> String {
+/// `[name] ` before a speaker's text in srt, txt and lrc.
+pub(super) fn prefixed(who: Option<&str>, text: &str) -> String {
     match who {
         Some(w) => format!("[{w}] {text}"),
         None => text.to_string(),

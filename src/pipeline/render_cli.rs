@@ -19,23 +19,34 @@ pub fn lrc(segments: &[Segment]) -> String {
         let (min, sec, centis) = (t / 60_000, t / 1000 % 60, t % 1000 / 10);
         out.push_str(&format!(
             "[{min:02}:{sec:02}.{centis:02}]{}\n",
-            s.text.trim()
+            super::render::prefixed(s.speaker.as_deref(), s.text.trim())
         ));
     }
     out
 }
 
 /// `start,end,text` with times in milliseconds and the text quoted (RFC 4180: a quote in it
-/// doubled).
+/// doubled); with speakers (diarization, split channels) a quoted `speaker` column after.
 pub fn csv(segments: &[Segment]) -> String {
-    let mut out = String::from("start,end,text\n");
+    let quoted = |t: &str| format!("\"{}\"", t.replace('"', "\"\""));
+    let speakers = segments.iter().any(|s| s.speaker.is_some());
+    let mut out = String::from(if speakers {
+        "start,end,text,speaker\n"
+    } else {
+        "start,end,text\n"
+    });
     for s in segments {
         out.push_str(&format!(
-            "{},{},\"{}\"\n",
+            "{},{},{}",
             ms(s.start),
             ms(s.end),
-            s.text.trim().replace('"', "\"\"")
+            quoted(s.text.trim())
         ));
+        if speakers {
+            out.push(',');
+            out.push_str(&quoted(s.speaker.as_deref().unwrap_or_default()));
+        }
+        out.push('\n');
     }
     out
 }
@@ -83,12 +94,16 @@ pub fn json_full(doc: &Document) -> Result<Vec<u8>, serde_json::Error> {
                     })
                 })
                 .collect();
-            json!({
+            let mut item = json!({
                 "timestamps": timestamps,
                 "offsets": offsets,
                 "text": s.text,
                 "tokens": tokens,
-            })
+            });
+            if let Some(who) = &s.speaker {
+                item["speaker"] = json!(who);
+            }
+            item
         })
         .collect();
     let full = json!({
@@ -127,5 +142,20 @@ mod tests {
             "start,end,text\n0,1500,\"Hello there.\"\n3723456,3725000,\"She said \"\"go\"\".\"\n"
         );
         assert_eq!(stamp(3723.456), "01:02:03,456");
+    }
+
+    #[test]
+    fn speakers_are_named_in_lrc_and_csv() {
+        let mut a = seg(0.0, 1.5, " Hello there.");
+        a.speaker = Some("Ada".into());
+        let b = seg(2.0, 3.0, " Hi.");
+        assert_eq!(
+            lrc(&[a.clone(), b.clone()]),
+            "[by:hotfolderd]\n[00:00.00][Ada] Hello there.\n[00:02.00]Hi.\n"
+        );
+        assert_eq!(
+            csv(&[a, b]),
+            "start,end,text,speaker\n0,1500,\"Hello there.\",\"Ada\"\n2000,3000,\"Hi.\",\"\"\n"
+        );
     }
 }

@@ -163,7 +163,7 @@ fn conversations_are_diarized_and_known_voices_named_across_a_folder() {
     let config = write_daemon_config(d, "300ms");
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(&format!(
-        "profile = \"meetings\"\nformats = [\"json\", \"rttm\", \"vtt\", \"srt\", \"txt\"]\n\
+        "profile = \"meetings\"\nformats = [\"json\", \"rttm\", \"vtt\", \"srt\", \"txt\", \"lrc\", \"csv\"]\n\
          [profiles.meetings]\ndiarize = true\nspeakers_from = \"folder\"\n\
          [[dataset]]\nname = \"voices\"\nsources = [{:?}]\npath = {:?}\n\
          train_after_hours = 100.0\nmin_segment_seconds = 0.5\nsingle_speaker_only = true\n\
@@ -264,10 +264,15 @@ fn conversations_are_diarized_and_known_voices_named_across_a_folder() {
         let vtt = std::fs::read_to_string(out.join(format!("{name}.vtt"))).unwrap();
         let srt = std::fs::read_to_string(out.join(format!("{name}.srt"))).unwrap();
         let txt = std::fs::read_to_string(out.join(format!("{name}.txt"))).unwrap();
+        let lrc = std::fs::read_to_string(out.join(format!("{name}.lrc"))).unwrap();
+        let csv = std::fs::read_to_string(out.join(format!("{name}.csv"))).unwrap();
+        assert!(csv.starts_with("start,end,text,speaker\n"), "{csv}");
         for who in &names {
             assert!(vtt.contains(&format!("<v {who}>")), "{vtt}");
             assert!(srt.contains(&format!("[{who}]")), "{srt}");
             assert!(txt.contains(&format!("[{who}]")), "{txt}");
+            assert!(lrc.contains(&format!("][{who}] ")), "{lrc}");
+            assert!(csv.contains(&format!(",\"{who}\"\n")), "{csv}");
         }
     }
 
