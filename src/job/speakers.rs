@@ -9,10 +9,10 @@ use super::failure::{Failure, Stage};
 use crate::dataset::pcm::PcmSpool;
 use crate::diarize::names::{names, Known};
 use crate::diarize::run::{diarize, talk_times, DiarizeError, DiarizeOptions, SpeakersFrom};
-use crate::diarize::{model, turns};
+use crate::diarize::{model, overlap, turns};
 use crate::journal::Journal;
 use crate::pipeline::transcribe::DecodeOptions;
-use crate::pipeline::transcript::{SpeakerTurn, Transcript};
+use crate::pipeline::transcript::{Overlap, SpeakerTurn, Transcript};
 
 /// A speaker of the file as the journal keeps it: name, voice print, talk seconds.
 pub type Heard = (String, Vec<f32>, f64);
@@ -53,10 +53,37 @@ pub fn diarized(
     .map_err(failed)?;
     let names = names(&found.voices, &d.known, d.match_threshold);
     let segments = std::mem::take(&mut transcript.segments);
+    // Words and segments go to the voice that dominates them; overlaps are told apart.
     transcript.segments = turns::label(segments, &found.turns, &names);
-    transcript.speakers = talk_times(&found.turns, &names);
-    transcript.turns = found
-        .turns
+    let mut all_turns = found.turns.clone();
+    if let Some(path) = &d.segmentation {
+        let net = model::load_segmentation(path).map_err(|e| failed(DiarizeError::Model(e)))?;
+        for (start, end) in overlap::overlaps(&net, pcm, &opts.cancel).map_err(failed)? {
+            let who = overlap::speakers_at(&found.turns, start, end);
+            // Each speaker heard in it has a turn over it: who spoke when says both.
+            for &speaker in &who {
+                let covered = found
+                    .turns
+                    .iter()
+                    .any(|t| t.speaker == speaker && t.start <= start && end <= t.end);
+                if !covered {
+                    all_turns.push(turns::Turn {
+                        start,
+                        end,
+                        speaker,
+                    });
+                }
+            }
+            transcript.overlaps.push(Overlap {
+                start,
+                end,
+                speakers: who.iter().filter_map(|&s| names.get(s).cloned()).collect(),
+            });
+        }
+        all_turns.sort_by(|a, b| a.start.total_cmp(&b.start));
+    }
+    transcript.speakers = talk_times(&all_turns, &names);
+    transcript.turns = all_turns
         .iter()
         .map(|t| SpeakerTurn {
             start: t.start,

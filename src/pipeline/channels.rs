@@ -90,6 +90,7 @@ pub fn merge(mut left: Transcript, mut right: Transcript, names: &[String]) -> T
         speakers: Vec::new(),
         turns: Vec::new(),
         diarized: false,
+        overlaps: Vec::new(),
     }
 }
 
@@ -111,6 +112,7 @@ mod tests {
             speakers: Vec::new(),
             turns: Vec::new(),
             diarized: false,
+            overlaps: Vec::new(),
         }
     }
 

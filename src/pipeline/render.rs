@@ -134,6 +134,9 @@ pub struct Document<'a> {
     /// Who spoke when: each speaker's turns in time order (left out when it was off).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub turns: &'a [super::transcript::SpeakerTurn],
+    /// Where two people talk at once, and who (left out when none was found).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub overlaps: &'a [super::transcript::Overlap],
     pub dropped_non_speech: usize,
     pub vad: VadReport,
     pub timings: Timings,
@@ -198,6 +201,7 @@ pub fn document<'a>(
         segments: &t.segments,
         speakers: &t.speakers,
         turns: &t.turns,
+        overlaps: &t.overlaps,
         dropped_non_speech: t.dropped_non_speech,
         vad: VadReport {
             used: t.vad_speech_seconds.is_some(),

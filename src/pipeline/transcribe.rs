@@ -921,6 +921,7 @@ impl Transcriber for WhisperTranscriber {
             speakers: Vec::new(),
             turns: Vec::new(),
             diarized: false,
+            overlaps: Vec::new(),
         })
     }
 }

@@ -104,9 +104,24 @@ pub struct Transcript {
     /// Who spoke when, from diarization (empty when it was off).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub turns: Vec<SpeakerTurn>,
+    /// Where two people talk at once, and who (from diarization; empty when it was off or
+    /// found none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overlaps: Vec<Overlap>,
     /// Whether diarization ran (it may have found no speech, so no speakers).
     #[serde(skip)]
     pub diarized: bool,
+}
+
+/// A stretch where two people talk at once.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Overlap {
+    #[serde(serialize_with = "millis")]
+    pub start: f64,
+    #[serde(serialize_with = "millis")]
+    pub end: f64,
+    /// The two speakers heard around it (one when only one could be placed).
+    pub speakers: Vec<String>,
 }
 
 /// One stretch of one speaker's speech.
