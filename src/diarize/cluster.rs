@@ -181,7 +181,8 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-fn normalized(v: &[f32]) -> Vec<f32> {
+/// `v` scaled to unit length (a zero vector stays zero).
+pub(super) fn normalized(v: &[f32]) -> Vec<f32> {
     let norm = dot(v, v).sqrt();
     if norm > 0.0 {
         v.iter().map(|x| x / norm).collect()

